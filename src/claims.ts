@@ -1,0 +1,138 @@
+import * as z from 'zod/mini'
+
+/*
+ * The entitlement token's claims, as a zod schema. This schema is the single source of truth: the verifier
+ * validates every token against it after the signature, `entitle/testing` validates what it signs, and
+ * `docs/token-schema.json` is generated from it (`npm run schema`).
+ *
+ * Unknown keys are dropped, not rejected, so a newer server can add informational fields. A server that adds a
+ * *restriction* an older SDK would not enforce must bump `ent.v`, which older SDKs reject: ignoring an unknown
+ * restriction would grant what was not bought.
+ */
+
+const MAX_NAME = 128
+const MAX_LIST = 256
+/** Seconds since the epoch (JWT NumericDate), up to the year 10000. */
+const numericDate = z.int().check(z.gte(0), z.lte(253_402_300_799))
+const name = z.string().check(z.minLength(1), z.maxLength(MAX_NAME))
+const count = z.int().check(z.gte(0))
+const names = z.array(name).check(z.maxLength(MAX_LIST))
+
+/** Where to send a customer who hits a wall. */
+export const upgradeHintSchema = z.object({
+  plan: z.optional(name),
+  addon: z.optional(name),
+  url: z.optional(z.url({ protocol: /^https?$/ }).check(z.maxLength(2048))),
+})
+
+/** Time bounds of the license or of one feature. Seconds since the epoch. */
+export const termSchema = z.object({
+  /** The paid term ends here. */
+  expiresAt: z.optional(numericDate),
+  /** After `expiresAt`, access continues, flagged `grace_period`, until this moment. */
+  graceEndsAt: z.optional(numericDate),
+  /** While before this moment access is a trial (`trial`); after it, `trial_ended`. */
+  trialEndsAt: z.optional(numericDate),
+})
+
+/** Geo-fencing by ISO 3166-1 alpha-2 country code or ISO 3166-2 subdivision (`US`, `US-CA`). */
+export const regionPolicySchema = z.object({
+  allow: z.optional(names),
+  deny: z.optional(names),
+})
+
+export const devicePolicySchema = z.object({
+  /** How many devices may be active at once. */
+  max: z.optional(count),
+  /** The device fingerprints this token is bound to. */
+  fingerprints: z.optional(names),
+})
+
+export const usagePeriodSchema = z.enum(['hour', 'day', 'week', 'month', 'year', 'total'])
+
+/** A metered cap: at most `limit` units per period. */
+export const usageCapSchema = z
+  .object({
+    limit: count,
+    period: usagePeriodSchema,
+    /** Units the server had counted in the current window when it signed the token. */
+    used: z.number().check(z.gte(0)),
+    /** End of the current window. Required for every period except `total`. */
+    resetsAt: z.optional(numericDate),
+  })
+  .check(
+    z.refine((cap) => cap.period === 'total' || cap.resetsAt !== undefined, {
+      message: 'resetsAt is required unless period is "total"',
+      path: ['resetsAt'],
+    }),
+  )
+
+export const featureSchema = z.object({
+  /** `false` switches the feature off explicitly (the same as leaving it out). */
+  enabled: z.optional(z.boolean()),
+  /** The add-on that grants this feature; the feature lapses when the add-on is not in `ent.addons`. */
+  addon: z.optional(name),
+  /** A numeric limit (seats, projects…); the app passes what it has in use and what it asks for. */
+  limit: z.optional(count),
+  cap: z.optional(usageCapSchema),
+  /** Overrides the license term for this feature, field by field. */
+  term: z.optional(termSchema),
+  /** Replaces the token-wide region policy for this feature. */
+  regions: z.optional(regionPolicySchema),
+  /** The user needs at least one of these roles. Replaces the token-wide `roles`. */
+  roles: z.optional(names),
+  upgrade: z.optional(upgradeHintSchema),
+})
+
+export const planSchema = z.object({
+  id: name,
+  name: z.optional(z.string().check(z.maxLength(256))),
+  /** Higher is more: lets an app compare plans without knowing their names. */
+  tier: z.optional(count),
+})
+
+/** The `ent` claim: everything the customer bought. */
+export const entitlementClaimSchema = z.object({
+  /** Format version. Bumped when a restriction is added that older SDKs would not enforce. */
+  v: z.literal(1),
+  plan: planSchema,
+  addons: z.optional(names),
+  /** Feature name → grant; `true` is a plain feature flag. */
+  features: z.record(name, z.union([z.literal(true), featureSchema])),
+  term: z.optional(termSchema),
+  devices: z.optional(devicePolicySchema),
+  regions: z.optional(regionPolicySchema),
+  /** Roles a user needs for every feature that does not name its own. */
+  roles: z.optional(names),
+  /** Default upgrade hint. */
+  upgrade: z.optional(upgradeHintSchema),
+  /** Hints for features *not* in this plan: which plan or add-on would unlock them. */
+  upgrades: z.optional(z.record(name, upgradeHintSchema)),
+})
+
+/** The whole payload of an entitlement token. */
+export const entitlementTokenClaimsSchema = z.object({
+  iss: z.string().check(z.minLength(1)),
+  sub: name,
+  aud: z.union([
+    z.string().check(z.minLength(1)),
+    z.array(z.string().check(z.minLength(1))).check(z.minLength(1)),
+  ]),
+  iat: numericDate,
+  nbf: z.optional(numericDate),
+  exp: numericDate,
+  jti: z.string().check(z.minLength(1), z.maxLength(MAX_NAME)),
+  ent: entitlementClaimSchema,
+})
+
+export type UpgradeHint = z.output<typeof upgradeHintSchema>
+export type Term = z.output<typeof termSchema>
+export type RegionPolicy = z.output<typeof regionPolicySchema>
+export type DevicePolicy = z.output<typeof devicePolicySchema>
+export type UsagePeriod = z.output<typeof usagePeriodSchema>
+export type UsageCap = z.output<typeof usageCapSchema>
+export type FeatureClaim = z.output<typeof featureSchema>
+export type Plan = z.output<typeof planSchema>
+export type EntitlementClaim = z.output<typeof entitlementClaimSchema>
+/** The validated payload of an entitlement token. */
+export type EntitlementTokenClaims = z.output<typeof entitlementTokenClaimsSchema>

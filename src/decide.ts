@@ -1,0 +1,238 @@
+import type { UpgradeHint } from './claims.js'
+import type { Decision, DecisionContext, DecisionReason } from './decision.js'
+import type { Entitlements, Feature, RegionRule } from './entitlements.js'
+import type { EntitlementErrorCode } from './errors.js'
+import { currentWindowEnd } from './period.js'
+
+const NO_CONTEXT: DecisionContext = Object.freeze({})
+
+/** Builds every decision with the same property order, so all decisions share one shape. */
+function decision(
+  allowed: boolean,
+  feature: string,
+  reason: DecisionReason,
+  entitlements: Entitlements | undefined,
+  limit?: number,
+  used?: number,
+  resetsAt?: number,
+  expiresAt?: number,
+  upgrade?: UpgradeHint,
+  error?: EntitlementErrorCode,
+): Decision {
+  return {
+    allowed,
+    feature,
+    reason,
+    subject: entitlements?.subject,
+    plan: entitlements?.plan.id,
+    limit,
+    used,
+    remaining: limit === undefined || used === undefined ? undefined : Math.max(0, limit - used),
+    resetsAt,
+    expiresAt,
+    upgrade,
+    error,
+  }
+}
+
+/** A denial for a check that could not reach a token at all (see `checkEntitlement`). */
+export function deniedForError(feature: string, error: EntitlementErrorCode, subject?: string): Decision {
+  const reason: DecisionReason = error === 'token_expired' ? 'expired' : 'token_invalid'
+  const denied = decision(
+    false,
+    feature,
+    reason,
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+    error,
+  )
+  return subject === undefined ? denied : { ...denied, subject }
+}
+
+function regionAllowed(rule: RegionRule, region: string | undefined): boolean {
+  // With a policy and no region, nothing proves the user is outside a denied region: fail closed.
+  if (region === undefined || region.length === 0) return false
+  const code = region.toUpperCase()
+  const matches = (entry: string) => code === entry || (code.startsWith(entry) && code[entry.length] === '-')
+  if (rule.deny?.some(matches)) return false
+  return rule.allow === undefined || rule.allow.some(matches)
+}
+
+function isAmount(value: number | undefined): boolean {
+  return value === undefined || (typeof value === 'number' && Number.isFinite(value) && value >= 0)
+}
+
+function upgradeFor(
+  entitlements: Entitlements,
+  name: string,
+  feature: Feature | undefined,
+): UpgradeHint | undefined {
+  return feature?.upgrade ?? entitlements.upgrades.get(name) ?? entitlements.upgrade
+}
+
+/**
+ * The decision engine: a pure function of what was bought, what is asked, and the time. No I/O, no clock, no
+ * throwing. Conditions are checked in a fixed, documented order and the first that fails is the reason:
+ * subject → plan → request → term (trial, expiry, grace) → device → region → role → limit → usage cap.
+ *
+ * @param now epoch milliseconds.
+ * @example
+ * ```ts
+ * const entitlements = await verifier.verify(token)
+ * const decision = decide(entitlements, 'seats', { usage: 9, amount: 1 }, Date.now())
+ * if (!decision.allowed) showUpgrade(decision.upgrade)
+ * ```
+ */
+export function decide(
+  entitlements: Entitlements,
+  name: string,
+  context: DecisionContext = NO_CONTEXT,
+  now: number,
+): Decision {
+  if (context.subject !== undefined && context.subject !== entitlements.subject) {
+    return { ...decision(false, name, 'subject_mismatch', undefined), subject: context.subject }
+  }
+  const feature = entitlements.features.get(name)
+  if (
+    feature === undefined ||
+    (feature.addon !== undefined && !entitlements.addons.includes(feature.addon))
+  ) {
+    const hint = upgradeFor(entitlements, name, feature)
+    return decision(
+      false,
+      name,
+      'not_in_plan',
+      entitlements,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      hint,
+    )
+  }
+  const { amount = 1, usage = 0 } = context
+  if (!isAmount(context.amount) || !isAmount(context.usage)) {
+    return decision(false, name, 'invalid_request', entitlements)
+  }
+
+  // Term: a trial first, then the paid term and its grace period.
+  let allowedAs: DecisionReason = 'granted'
+  let expiresAt = feature.expiresAt
+  if (feature.trialEndsAt !== undefined) {
+    if (now >= feature.trialEndsAt) {
+      const hint = upgradeFor(entitlements, name, feature)
+      return decision(
+        false,
+        name,
+        'trial_ended',
+        entitlements,
+        undefined,
+        undefined,
+        undefined,
+        feature.trialEndsAt,
+        hint,
+      )
+    }
+    allowedAs = 'trial'
+    expiresAt = feature.trialEndsAt
+  }
+  if (feature.expiresAt !== undefined && now >= feature.expiresAt) {
+    if (feature.graceEndsAt === undefined || now >= feature.graceEndsAt) {
+      const ended = feature.graceEndsAt ?? feature.expiresAt
+      const hint = upgradeFor(entitlements, name, feature)
+      return decision(false, name, 'expired', entitlements, undefined, undefined, undefined, ended, hint)
+    }
+    allowedAs = 'grace_period'
+    expiresAt = feature.graceEndsAt
+  }
+
+  const devices = entitlements.devices
+  if (devices.fingerprints !== undefined) {
+    if (context.device === undefined || !devices.fingerprints.includes(context.device)) {
+      return decision(
+        false,
+        name,
+        'device_not_allowed',
+        entitlements,
+        undefined,
+        undefined,
+        undefined,
+        expiresAt,
+      )
+    }
+  }
+  if (
+    devices.max !== undefined &&
+    context.activeDevices !== undefined &&
+    context.activeDevices > devices.max
+  ) {
+    const max = devices.max
+    return decision(
+      false,
+      name,
+      'device_not_allowed',
+      entitlements,
+      max,
+      context.activeDevices,
+      undefined,
+      expiresAt,
+    )
+  }
+
+  if (feature.regions !== undefined && !regionAllowed(feature.regions, context.region)) {
+    return decision(false, name, 'region_blocked', entitlements, undefined, undefined, undefined, expiresAt)
+  }
+  if (feature.roles !== undefined && !feature.roles.some((role) => context.roles?.includes(role) === true)) {
+    return decision(false, name, 'role_missing', entitlements, undefined, undefined, undefined, expiresAt)
+  }
+
+  if (feature.limit !== undefined && usage + amount > feature.limit) {
+    const hint = upgradeFor(entitlements, name, feature)
+    return decision(
+      false,
+      name,
+      'limit_exceeded',
+      entitlements,
+      feature.limit,
+      usage,
+      undefined,
+      expiresAt,
+      hint,
+    )
+  }
+
+  const cap = feature.cap
+  if (cap !== undefined) {
+    let used = cap.used
+    let resetsAt = cap.resetsAt
+    // The snapshot belongs to a window that has closed: the current window starts from zero.
+    if (resetsAt !== undefined && now >= resetsAt) {
+      used = 0
+      resetsAt = currentWindowEnd(cap.period, resetsAt, now)
+    }
+    used += usage
+    if (used + amount > cap.limit) {
+      const hint = upgradeFor(entitlements, name, feature)
+      return decision(
+        false,
+        name,
+        'usage_cap_reached',
+        entitlements,
+        cap.limit,
+        used,
+        resetsAt,
+        expiresAt,
+        hint,
+      )
+    }
+    return decision(true, name, allowedAs, entitlements, cap.limit, used, resetsAt, expiresAt)
+  }
+  if (feature.limit !== undefined) {
+    return decision(true, name, allowedAs, entitlements, feature.limit, usage, undefined, expiresAt)
+  }
+  return decision(true, name, allowedAs, entitlements, undefined, undefined, undefined, expiresAt)
+}

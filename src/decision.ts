@@ -1,0 +1,85 @@
+import type { UpgradeHint } from './claims.js'
+import type { EntitlementErrorCode } from './errors.js'
+
+/**
+ * Why a decision came out as it did. Allowed decisions: `granted`, `trial`, `grace_period`. Every other reason
+ * denies. Documented, with what a product should do for each, in `docs/decisions.md`.
+ */
+export type DecisionReason =
+  /** Allowed: the feature is in the plan and every condition holds. */
+  | 'granted'
+  /** Allowed, in a trial that ends at `expiresAt`. */
+  | 'trial'
+  /** Allowed, although the term has ended: the grace period ends at `expiresAt`. */
+  | 'grace_period'
+  /** The feature is not in the customer's plan (or its add-on lapsed, or the name is unknown). */
+  | 'not_in_plan'
+  /** A numeric limit (seats, projects…) would be exceeded by the amount asked for. */
+  | 'limit_exceeded'
+  /** A metered cap for the current period would be exceeded; it resets at `resetsAt`. */
+  | 'usage_cap_reached'
+  /** The license term (or the feature's) ended, and any grace period with it. */
+  | 'expired'
+  /** The trial ended without a purchase. */
+  | 'trial_ended'
+  /** This device is not one the license is bound to, or too many devices are active. */
+  | 'device_not_allowed'
+  /** The region is denied, not in the allow list, or unknown while a region policy applies. */
+  | 'region_blocked'
+  /** The user has none of the roles the feature requires. */
+  | 'role_missing'
+  /** The token belongs to another customer than the one asked about. */
+  | 'subject_mismatch'
+  /** The check itself was malformed: an amount or usage that is not a finite number of zero or more. */
+  | 'invalid_request'
+  /** The token could not be verified; `error` holds the {@link EntitlementErrorCode}. */
+  | 'token_invalid'
+
+/**
+ * An answer a product can act on. Every decision has the same shape; fields that do not apply are `undefined`.
+ * Times are epoch milliseconds.
+ */
+export interface Decision {
+  readonly allowed: boolean
+  readonly feature: string
+  readonly reason: DecisionReason
+  /** The customer the decision is about, when known. */
+  readonly subject: string | undefined
+  /** The plan id, when a token was read. */
+  readonly plan: string | undefined
+  /** The numeric limit or the metered cap that applied. */
+  readonly limit: number | undefined
+  /** In use (limit) or consumed in the current window (cap), before this request. */
+  readonly used: number | undefined
+  /** `limit - used`, never below zero. */
+  readonly remaining: number | undefined
+  /** When the metered cap's window resets. */
+  readonly resetsAt: number | undefined
+  /** When access ends: the trial's end in a trial, the grace period's end in grace, else the term's end. */
+  readonly expiresAt: number | undefined
+  /** Where to send the customer, on denials an upgrade or renewal would lift. */
+  readonly upgrade: UpgradeHint | undefined
+  /** The verification error behind `token_invalid` (and behind `expired` when the token itself expired). */
+  readonly error: EntitlementErrorCode | undefined
+}
+
+/** What the app knows about the request being checked. */
+export interface DecisionContext {
+  /** The customer the app is acting for; a token for another subject is denied with `subject_mismatch`. */
+  subject?: string
+  /** The roles of the user acting. */
+  roles?: readonly string[]
+  /** This device's fingerprint, in the form the license server binds (a hash, ideally). */
+  device?: string
+  /** How many devices are active now, when the app knows it. */
+  activeDevices?: number
+  /** ISO 3166-1 alpha-2 country or ISO 3166-2 subdivision of the user (`DE`, `US-CA`). */
+  region?: string
+  /** How much this action needs: seats to add, API calls to make. Default 1. */
+  amount?: number
+  /**
+   * For a numeric limit: how much is in use now (seats taken). For a metered cap: units consumed in the current
+   * window that the token's snapshot does not count yet. Default 0.
+   */
+  usage?: number
+}

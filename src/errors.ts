@@ -1,0 +1,64 @@
+/**
+ * Every way verifying an entitlement token can fail, as a stable string. Branch on these, never on messages:
+ * messages are for people and may change in any release; codes change only in a major release.
+ * Each code is documented in `docs/errors.md`.
+ */
+export type EntitlementErrorCode =
+  /** Not a string, or not three base64url segments, or a segment that does not decode to the expected JSON. */
+  | 'token_malformed'
+  /** Longer than `maxTokenLength`; rejected before any parsing. */
+  | 'token_too_large'
+  /** The header's `alg` is not in the verifier's allowlist (including `none` and every HMAC algorithm). */
+  | 'algorithm_not_allowed'
+  /** The header's `typ` is missing or is not `entitlement+jwt`. */
+  | 'type_invalid'
+  /** The header names a critical extension (`crit`) this library does not implement. */
+  | 'header_unsupported'
+  /** No trusted key matches the header's `kid` and `alg`. */
+  | 'key_unknown'
+  /** A trusted key exists but cannot be used with the token's algorithm (for example an RSA key for `EdDSA`). */
+  | 'key_invalid'
+  /** The remote JWK Set could not be fetched or is not a valid JWK Set. */
+  | 'jwks_unavailable'
+  /** The signature does not verify with the trusted key. */
+  | 'signature_invalid'
+  /** `exp` has passed (beyond the clock tolerance). */
+  | 'token_expired'
+  /** `nbf` or `iat` lies in the future (beyond the clock tolerance). */
+  | 'token_not_yet_valid'
+  /** `iss` is not the expected issuer. */
+  | 'issuer_invalid'
+  /** `aud` does not include the expected audience. */
+  | 'audience_invalid'
+  /** The signature is valid but the claims do not match the entitlement token format. */
+  | 'claims_invalid'
+
+/** A verification failure with a stable {@link EntitlementErrorCode}. */
+export class EntitlementError extends Error {
+  /** The stable code to branch on. */
+  readonly code: EntitlementErrorCode
+
+  /**
+   * @example
+   * ```ts
+   * try {
+   *   await verifyEntitlementToken(token, { keys: jwks })
+   * } catch (error) {
+   *   if (error instanceof EntitlementError && error.code === 'token_expired') refreshLicense()
+   * }
+   * ```
+   */
+  constructor(code: EntitlementErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'EntitlementError'
+    this.code = code
+  }
+}
+
+/** `true` when `value` is an {@link EntitlementError}, optionally with one of the given codes. */
+export function isEntitlementError(
+  value: unknown,
+  ...codes: EntitlementErrorCode[]
+): value is EntitlementError {
+  return value instanceof EntitlementError && (codes.length === 0 || codes.includes(value.code))
+}

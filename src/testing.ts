@@ -1,0 +1,119 @@
+import { exportJWK, generateKeyPair, type JSONWebKeySet, type JWK, type JWTPayload, SignJWT } from 'jose'
+import { type EntitlementClaim, entitlementTokenClaimsSchema } from './claims.js'
+import type { Algorithm } from './keys.js'
+import { ENTITLEMENT_TOKEN_TYPE, type VerifyOptions } from './verify.js'
+
+/** Options of {@link createTestIssuer}. */
+export interface TestIssuerOptions {
+  /** Signing algorithm. Default `EdDSA` (Ed25519). */
+  alg?: Algorithm
+  /** Key id placed in the JWK Set and in every token header. Default `test-key-1`. */
+  kid?: string
+  /** `iss` of issued tokens. Default `https://issuer.entitle.test`. */
+  issuer?: string
+  /** `aud` of issued tokens. Default `entitle-test-app`. */
+  audience?: string
+  /** Clock for `iat`/`exp`, epoch milliseconds. Default `Date.now`. */
+  now?: () => number
+}
+
+/** What to put in one token: the `ent` claim (with defaults) and the standard claims. */
+export interface TestTokenOptions {
+  /** `sub`. Default `customer-1`. */
+  subject?: string
+  /** Lifetime from `iat`, in seconds. Default 3600. */
+  expiresInSec?: number
+  /** `iat`, seconds since the epoch. Default: the issuer's clock. */
+  issuedAt?: number
+  /** `nbf`, seconds since the epoch. Default: none. */
+  notBefore?: number
+  /** `jti`. Default: a random UUID. */
+  tokenId?: string
+  /** Overrides the issuer's `kid` for this token (to test rotation or unknown keys). */
+  kid?: string
+  issuer?: string
+  audience?: string | string[]
+}
+
+/** A key pair and a signer for entitlement tokens, for tests and local development. Never for production. */
+export interface TestIssuer {
+  readonly alg: Algorithm
+  readonly kid: string
+  readonly issuer: string
+  readonly audience: string
+  /** The public key as a JWK Set: what a license server serves at `/.well-known/jwks.json`. */
+  readonly jwks: JSONWebKeySet
+  readonly publicJwk: JWK
+  readonly privateKey: CryptoKey
+  /** Options that make a verifier trust this issuer, with the issuer's clock. */
+  readonly verifyOptions: VerifyOptions
+  /**
+   * Signs an entitlement token. The claims are validated with the same schema the verifier uses, so a test
+   * cannot sign a token no server would issue. `plan` defaults to `{ id: 'test' }`, `features` to `{}`.
+   */
+  issue(entitlements?: Partial<EntitlementClaim>, options?: TestTokenOptions): Promise<string>
+  /** Signs any payload and header, unvalidated: for testing how your code handles bad tokens. */
+  sign(payload: JWTPayload, header?: Record<string, unknown>): Promise<string>
+}
+
+/**
+ * Creates a throwaway issuer: a fresh key pair and a signer.
+ *
+ * @example
+ * ```ts
+ * import { createTestIssuer } from 'entitle/testing'
+ * import { checkEntitlement } from 'entitle'
+ *
+ * const issuer = await createTestIssuer()
+ * const token = await issuer.issue({ plan: { id: 'pro' }, features: { export: true } })
+ * const decision = await checkEntitlement(token, 'export', issuer.verifyOptions)
+ * decision.allowed // true
+ * ```
+ */
+export async function createTestIssuer(options: TestIssuerOptions = {}): Promise<TestIssuer> {
+  const alg = options.alg ?? 'EdDSA'
+  const kid = options.kid ?? 'test-key-1'
+  const issuer = options.issuer ?? 'https://issuer.entitle.test'
+  const audience = options.audience ?? 'entitle-test-app'
+  const now = options.now ?? Date.now
+  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true })
+  const publicJwk: JWK = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' }
+  const jwks: JSONWebKeySet = { keys: [publicJwk] }
+
+  const sign = (payload: JWTPayload, header: Record<string, unknown> = {}) =>
+    new SignJWT(payload)
+      .setProtectedHeader({ alg, typ: ENTITLEMENT_TOKEN_TYPE, kid, ...header })
+      .sign(privateKey)
+
+  return Object.freeze({
+    alg,
+    kid,
+    issuer,
+    audience,
+    jwks,
+    publicJwk,
+    privateKey,
+    verifyOptions: Object.freeze({ keys: jwks, issuer, audience, algorithms: [alg], now }),
+    async issue(entitlements: Partial<EntitlementClaim> = {}, token: TestTokenOptions = {}) {
+      const iat = token.issuedAt ?? Math.floor(now() / 1000)
+      const payload = {
+        iss: token.issuer ?? issuer,
+        sub: token.subject ?? 'customer-1',
+        aud: token.audience ?? audience,
+        iat,
+        ...(token.notBefore === undefined ? {} : { nbf: token.notBefore }),
+        exp: iat + (token.expiresInSec ?? 3600),
+        jti: token.tokenId ?? crypto.randomUUID(),
+        ent: { v: 1, plan: { id: 'test' }, features: {}, ...entitlements },
+      }
+      const checked = entitlementTokenClaimsSchema.safeParse(payload)
+      if (!checked.success) {
+        throw new TypeError(
+          `these claims would not verify: ${checked.error.issues.map((i) => i.path.join('.'))}`,
+        )
+      }
+      return sign(payload, token.kid === undefined ? {} : { kid: token.kid })
+    },
+    sign,
+  })
+}

@@ -1,0 +1,256 @@
+import { type JWTPayload, type JWTVerifyGetKey, type JWTVerifyResult, jwtVerify } from 'jose'
+import { entitlementTokenClaimsSchema } from './claims.js'
+import { type Entitlements, toEntitlements } from './entitlements.js'
+import { EntitlementError, type EntitlementErrorCode } from './errors.js'
+import {
+  type Algorithm,
+  ASYMMETRIC_ALGORITHMS,
+  createKeyResolver,
+  type KeySource,
+  type RemoteJwksOptions,
+} from './keys.js'
+
+/** The `typ` header every entitlement token carries (RFC 8725 §3.11 explicit typing). */
+export const ENTITLEMENT_TOKEN_TYPE = 'entitlement+jwt'
+
+/** Options of {@link createEntitlementVerifier} and {@link verifyEntitlementToken}. */
+export interface VerifyOptions {
+  /** The trusted public key(s). See {@link KeySource}. */
+  keys: KeySource
+  /** The expected `iss`; one of several when an array. */
+  issuer: string | readonly string[]
+  /** This product's identifier; the token's `aud` must include it (or one of them). */
+  audience: string | readonly string[]
+  /** Signature algorithms accepted. Default `['EdDSA', 'Ed25519', 'ES256']`. HMAC and `none` are never accepted. */
+  algorithms?: readonly Algorithm[]
+  /** Slack for `exp`, `nbf` and `iat`, in seconds. Default 60. */
+  clockToleranceSec?: number
+  /** The clock, in epoch milliseconds. Default `Date.now`. Inject one to test or to use trusted time. */
+  now?: () => number
+  /** Tokens longer than this many characters are rejected before any parsing. Default 16 384. */
+  maxTokenLength?: number
+  /** How a remote JWK Set (a `URL` in `keys`) is fetched and cached. */
+  jwks?: RemoteJwksOptions
+}
+
+/** A reusable verifier: keys are imported once, options checked once. */
+export interface EntitlementVerifier {
+  /**
+   * Verifies a compact JWS entitlement token and returns what it grants.
+   * @throws {EntitlementError} with a stable `code` for every way a token can be bad.
+   */
+  verify(token: unknown): Promise<Entitlements>
+}
+
+const DEFAULT_ALGORITHMS: readonly Algorithm[] = ['EdDSA', 'Ed25519', 'ES256']
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+
+interface VerifierConfig {
+  readonly resolveKey: JWTVerifyGetKey
+  readonly issuer: string | string[]
+  readonly audience: string | string[]
+  readonly algorithms: Algorithm[]
+  readonly clockTolerance: number
+  readonly now: () => number
+  readonly maxTokenLength: number
+}
+
+function nonEmptyStrings(value: unknown, option: string): string | string[] {
+  const list = typeof value === 'string' ? [value] : Array.isArray(value) ? value : undefined
+  if (!list || list.length === 0 || !list.every((item) => typeof item === 'string' && item.length > 0)) {
+    throw new TypeError(`${option} must be a non-empty string or a non-empty array of them`)
+  }
+  return typeof value === 'string' ? value : [...list]
+}
+
+function normalize(options: VerifyOptions): VerifierConfig {
+  if (typeof options !== 'object' || options === null) throw new TypeError('verify options are required')
+  const algorithms = [...(options.algorithms ?? DEFAULT_ALGORITHMS)]
+  if (algorithms.length === 0) throw new TypeError('algorithms must not be empty')
+  for (const alg of algorithms) {
+    if (!(ASYMMETRIC_ALGORITHMS as readonly string[]).includes(alg)) {
+      throw new TypeError(
+        `algorithm ${JSON.stringify(alg)} is not allowed; use one of ${ASYMMETRIC_ALGORITHMS}`,
+      )
+    }
+  }
+  const clockTolerance = options.clockToleranceSec ?? 60
+  if (!Number.isFinite(clockTolerance) || clockTolerance < 0) {
+    throw new TypeError('clockToleranceSec must be a finite number of seconds, zero or more')
+  }
+  const maxTokenLength = options.maxTokenLength ?? 16_384
+  if (!Number.isInteger(maxTokenLength) || maxTokenLength < 64) {
+    throw new TypeError('maxTokenLength must be an integer of at least 64')
+  }
+  if (options.now !== undefined && typeof options.now !== 'function')
+    throw new TypeError('now must be a function')
+  return Object.freeze({
+    resolveKey: createKeyResolver(options.keys, options.jwks),
+    issuer: nonEmptyStrings(options.issuer, 'issuer'),
+    audience: nonEmptyStrings(options.audience, 'audience'),
+    algorithms,
+    clockTolerance,
+    now: options.now ?? Date.now,
+    maxTokenLength,
+  })
+}
+
+/** jose's error codes → ours. jose's codes are its public API; its messages are not read. */
+function fromJose(error: unknown): EntitlementError {
+  if (error instanceof EntitlementError) return error
+  const { code, claim } = (error ?? {}) as { code?: unknown; claim?: unknown }
+  const as = (ours: EntitlementErrorCode, message: string) =>
+    new EntitlementError(ours, message, { cause: error })
+  switch (code) {
+    case 'ERR_JOSE_ALG_NOT_ALLOWED':
+      return as('algorithm_not_allowed', 'the token is signed with an algorithm that is not allowed')
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+    case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
+      return as('signature_invalid', 'the token signature does not verify with the trusted key')
+    case 'ERR_JWKS_NO_MATCHING_KEY':
+      return as('key_unknown', 'no trusted key matches the token (kid and alg)')
+    case 'ERR_JWKS_TIMEOUT':
+    case 'ERR_JWKS_INVALID':
+      return as('jwks_unavailable', 'the JWK Set could not be used')
+    case 'ERR_JOSE_NOT_SUPPORTED':
+      return as('header_unsupported', 'the token header asks for something this verifier does not support')
+    case 'ERR_JWT_EXPIRED':
+      return as('token_expired', 'the token has expired')
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+      switch (claim) {
+        case 'iss':
+          return as('issuer_invalid', 'the token was issued by an unexpected issuer')
+        case 'aud':
+          return as('audience_invalid', 'the token is not meant for this audience')
+        case 'nbf':
+        case 'iat':
+          return as('token_not_yet_valid', 'the token is not valid yet')
+        case 'typ':
+          return as('type_invalid', `the token header typ must be "${ENTITLEMENT_TOKEN_TYPE}"`)
+        default:
+          return as('claims_invalid', `the token claim ${String(claim)} is missing or invalid`)
+      }
+    case 'ERR_JWS_INVALID':
+    case 'ERR_JWT_INVALID':
+      return as('token_malformed', 'the token is not a well-formed JWS')
+  }
+  // A key of the wrong type for the algorithm surfaces from jose and WebCrypto as a TypeError.
+  if (error instanceof TypeError) return as('key_invalid', 'the trusted key cannot verify this token')
+  return as('token_malformed', 'the token could not be verified')
+}
+
+async function verifySignatureAndTime(token: string, config: VerifierConfig): Promise<JWTVerifyResult> {
+  const options = {
+    algorithms: config.algorithms,
+    issuer: config.issuer,
+    audience: config.audience,
+    typ: ENTITLEMENT_TOKEN_TYPE,
+    clockTolerance: config.clockTolerance,
+    currentDate: new Date(config.now()),
+    requiredClaims: ['iat', 'exp', 'sub', 'jti'],
+  }
+  try {
+    return await jwtVerify(token, config.resolveKey, options)
+  } catch (error) {
+    // With no `kid`, several trusted keys may fit; jose hands them over to be tried in turn.
+    if ((error as { code?: unknown }).code !== 'ERR_JWKS_MULTIPLE_MATCHING_KEYS') throw error
+    let last: unknown = error
+    for await (const key of error as AsyncIterable<CryptoKey>) {
+      try {
+        return await jwtVerify(token, key, options)
+      } catch (candidateError) {
+        last = candidateError
+        if ((candidateError as { code?: unknown }).code !== 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') break
+      }
+    }
+    throw last
+  }
+}
+
+/**
+ * Creates a verifier for entitlement tokens. Options are checked here, once: a bad option is a `TypeError` now,
+ * not a failed verification later.
+ *
+ * @example
+ * ```ts
+ * const verifier = createEntitlementVerifier({
+ *   keys: new URL('https://license.example.com/.well-known/jwks.json'),
+ *   issuer: 'https://license.example.com',
+ *   audience: 'my-app',
+ * })
+ * const entitlements = await verifier.verify(token)
+ * ```
+ */
+export function createEntitlementVerifier(options: VerifyOptions): EntitlementVerifier {
+  const config = normalize(options)
+  return Object.freeze({
+    async verify(token: unknown): Promise<Entitlements> {
+      if (typeof token !== 'string')
+        throw new EntitlementError('token_malformed', 'the token must be a string')
+      // Length first: nothing is decoded, split or matched in an oversized token.
+      if (token.length > config.maxTokenLength) {
+        throw new EntitlementError(
+          'token_too_large',
+          `the token is longer than ${config.maxTokenLength} characters`,
+        )
+      }
+      if (!COMPACT_JWS.test(token)) {
+        throw new EntitlementError(
+          'token_malformed',
+          'the token is not a compact JWS (three base64url segments)',
+        )
+      }
+      let verified: JWTVerifyResult<JWTPayload>
+      try {
+        verified = await verifySignatureAndTime(token, config)
+      } catch (error) {
+        throw fromJose(error)
+      }
+      const { payload, protectedHeader } = verified
+      // jose checks iat only against a maximum age; a token issued in the future is a clock game.
+      if (
+        typeof payload.iat === 'number' &&
+        payload.iat * 1000 > config.now() + config.clockTolerance * 1000
+      ) {
+        throw new EntitlementError('token_not_yet_valid', 'the token claims to be issued in the future')
+      }
+      const parsed = entitlementTokenClaimsSchema.safeParse(payload)
+      if (!parsed.success) {
+        const where = parsed.error.issues.map((issue) => issue.path.join('.') || '(root)').join(', ')
+        throw new EntitlementError('claims_invalid', `the token claims are invalid at: ${where}`, {
+          cause: parsed.error,
+        })
+      }
+      return toEntitlements(parsed.data, { alg: protectedHeader.alg, kid: protectedHeader.kid })
+    },
+  })
+}
+
+// Verifiers made for option objects passed to the one-shot functions, so that a caller passing the same
+// options object does not import keys again on every call.
+const verifiers = new WeakMap<VerifyOptions, EntitlementVerifier>()
+
+/** The verifier for an options object, made once per object. */
+export function verifierFor(options: VerifyOptions): EntitlementVerifier {
+  let verifier = verifiers.get(options)
+  if (!verifier) {
+    verifier = createEntitlementVerifier(options)
+    verifiers.set(options, verifier)
+  }
+  return verifier
+}
+
+/**
+ * Verifies an entitlement token once. For many tokens, create one verifier with {@link createEntitlementVerifier}
+ * (or pass the same options object each time: its verifier is reused).
+ *
+ * @throws {EntitlementError} for every way a token can be bad, with a stable `code`.
+ * @example
+ * ```ts
+ * const entitlements = await verifyEntitlementToken(token, { keys: jwks, issuer, audience: 'my-app' })
+ * entitlements.features.has('export') // true
+ * ```
+ */
+export async function verifyEntitlementToken(token: unknown, options: VerifyOptions): Promise<Entitlements> {
+  return verifierFor(options).verify(token)
+}
