@@ -98,7 +98,7 @@ function normalize(options: VerifyOptions): VerifierConfig {
 /** jose's error codes → ours. jose's codes are its public API; its messages are not read. */
 function fromJose(error: unknown): EntitlementError {
   if (error instanceof EntitlementError) return error
-  const { code, claim } = (error ?? {}) as { code?: unknown; claim?: unknown }
+  const { code, claim, reason } = (error ?? {}) as { code?: unknown; claim?: unknown; reason?: unknown }
   const as = (ours: EntitlementErrorCode, message: string) =>
     new EntitlementError(ours, message, { cause: error })
   switch (code) {
@@ -117,6 +117,9 @@ function fromJose(error: unknown): EntitlementError {
     case 'ERR_JWT_EXPIRED':
       return as('token_expired', 'the token has expired')
     case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+      if (reason === 'missing' && claim !== 'typ') {
+        return as('claims_invalid', `the token has no ${String(claim)} claim`)
+      }
       switch (claim) {
         case 'iss':
           return as('issuer_invalid', 'the token was issued by an unexpected issuer')
