@@ -53,13 +53,31 @@ export function deniedForError(feature: string, error: EntitlementErrorCode, sub
   return subject === undefined ? denied : { ...denied, subject }
 }
 
+/** `code` is `entry` or a subdivision of it (`US-CA` under `US`). */
+function regionMatches(code: string, entries: readonly string[]): boolean {
+  for (const entry of entries) {
+    if (
+      code === entry ||
+      (code.length > entry.length && code.startsWith(entry) && code[entry.length] === '-')
+    ) {
+      return true
+    }
+  }
+  return false
+}
+
 function regionAllowed(rule: RegionRule, region: string | undefined): boolean {
   // With a policy and no region, nothing proves the user is outside a denied region: fail closed.
   if (region === undefined || region.length === 0) return false
   const code = region.toUpperCase()
-  const matches = (entry: string) => code === entry || (code.startsWith(entry) && code[entry.length] === '-')
-  if (rule.deny?.some(matches)) return false
-  return rule.allow === undefined || rule.allow.some(matches)
+  if (rule.deny !== undefined && regionMatches(code, rule.deny)) return false
+  return rule.allow === undefined || regionMatches(code, rule.allow)
+}
+
+function hasAnyRole(required: readonly string[], held: readonly string[] | undefined): boolean {
+  if (held === undefined) return false
+  for (const role of required) if (held.includes(role)) return true
+  return false
 }
 
 function isAmount(value: number | undefined): boolean {
@@ -186,7 +204,7 @@ export function decide(
   if (feature.regions !== undefined && !regionAllowed(feature.regions, context.region)) {
     return decision(false, name, 'region_blocked', entitlements, undefined, undefined, undefined, expiresAt)
   }
-  if (feature.roles !== undefined && !feature.roles.some((role) => context.roles?.includes(role) === true)) {
+  if (feature.roles !== undefined && !hasAnyRole(feature.roles, context.roles)) {
     return decision(false, name, 'role_missing', entitlements, undefined, undefined, undefined, expiresAt)
   }
 

@@ -1,7 +1,8 @@
 import { exportJWK, generateKeyPair, type JSONWebKeySet, type JWK, type JWTPayload, SignJWT } from 'jose'
 import { type EntitlementClaim, entitlementTokenClaimsSchema } from './claims.js'
 import type { Algorithm } from './keys.js'
-import { ENTITLEMENT_TOKEN_TYPE, type VerifyOptions } from './verify.js'
+import { ENTITLEMENT_TOKEN_TYPE } from './token-type.js'
+import type { VerifyOptions } from './verify.js'
 
 /** Options of {@link createTestIssuer}. */
 export interface TestIssuerOptions {

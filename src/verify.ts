@@ -9,9 +9,7 @@ import {
   type KeySource,
   type RemoteJwksOptions,
 } from './keys.js'
-
-/** The `typ` header every entitlement token carries (RFC 8725 §3.11 explicit typing). */
-export const ENTITLEMENT_TOKEN_TYPE = 'entitlement+jwt'
+import { ENTITLEMENT_TOKEN_TYPE } from './token-type.js'
 
 /** Options of {@link createEntitlementVerifier} and {@link verifyEntitlementToken}. */
 export interface VerifyOptions {

@@ -1,0 +1,81 @@
+// `npm run bench`: verification and decision throughput of the built package, each beside a baseline measured
+// in the same run. Run on an idle machine for stable figures; the ratios are what to compare across runs.
+import { createPublicKey, verify as nodeVerify } from 'node:crypto'
+import { createEntitlementVerifier, decide } from '../dist/index.js'
+import { createTestIssuer } from '../dist/testing.js'
+import { compare, report } from './harness.mjs'
+
+const claims = {
+  plan: { id: 'pro', tier: 2 },
+  addons: ['sso'],
+  features: {
+    export: true,
+    sso: { addon: 'sso' },
+    seats: { limit: 25 },
+    'api-calls': {
+      cap: { limit: 100_000, period: 'month', used: 1234, resetsAt: Math.floor(Date.now() / 1000) + 86_400 },
+    },
+    reports: { roles: ['admin', 'analyst'] },
+  },
+  regions: { allow: ['US', 'DE', 'FR'] },
+}
+
+const WEBCRYPTO = {
+  EdDSA: { import: 'Ed25519', verify: 'Ed25519' },
+  ES256: { import: { name: 'ECDSA', namedCurve: 'P-256' }, verify: { name: 'ECDSA', hash: 'SHA-256' } },
+}
+
+async function verificationRows(alg) {
+  const issuer = await createTestIssuer({ alg })
+  const token = await issuer.issue(claims)
+  const verifier = createEntitlementVerifier(issuer.verifyOptions)
+  await verifier.verify(token)
+  const ours = () => verifier.verify(token)
+  // Baseline: Node's crypto.verify on exactly the signing input and signature of the same token, key already
+  // imported, no parsing and no claims: the floor any JWT verifier in Node stands on. It is synchronous.
+  const keyObject = createPublicKey({ key: issuer.publicJwk, format: 'jwk' })
+  const dot = token.lastIndexOf('.')
+  const signingInput = Buffer.from(token.slice(0, dot))
+  const signature = Buffer.from(token.slice(dot + 1), 'base64url')
+  const raw =
+    alg === 'ES256'
+      ? () => nodeVerify('sha256', signingInput, { key: keyObject, dsaEncoding: 'ieee-p1363' }, signature)
+      : () => nodeVerify(null, signingInput, keyObject, signature)
+  if (!raw()) throw new Error('baseline did not verify')
+  // Second baseline: the WebCrypto call the runtime-neutral core must use (jose does), on the same bytes.
+  const cryptoKey = await crypto.subtle.importKey('jwk', issuer.publicJwk, WEBCRYPTO[alg].import, false, [
+    'verify',
+  ])
+  const subtle = () => crypto.subtle.verify(WEBCRYPTO[alg].verify, cryptoKey, signature, signingInput)
+  if (!(await subtle())) throw new Error('WebCrypto baseline did not verify')
+  return [
+    await compare(`verify ${alg}, 32 in flight vs crypto.verify`, ours, raw, { inFlight: 32 }),
+    await compare(`verify ${alg}, one at a time vs crypto.verify`, ours, raw),
+    await compare(`verify ${alg}, 32 in flight vs crypto.subtle.verify`, ours, subtle, { inFlight: 32 }),
+  ]
+}
+
+async function decisionRow() {
+  const issuer = await createTestIssuer()
+  const entitlements = await createEntitlementVerifier(issuer.verifyOptions).verify(
+    await issuer.issue(claims),
+  )
+  const context = { usage: 10, amount: 1, roles: ['admin'], region: 'DE' }
+  const now = Date.now()
+  // Baseline: the least any in-memory check can do, a Map lookup and an expiry compare.
+  const map = new Map([['api-calls', { expiresAt: now + 60_000, allowed: true }]])
+  let sink = 0
+  const bare = () => {
+    const entry = map.get('api-calls')
+    if (entry !== undefined && entry.expiresAt > now && entry.allowed) sink++
+  }
+  const ours = () => {
+    if (decide(entitlements, 'api-calls', context, now).allowed) sink++
+  }
+  const row = await compare('decide (verified token, metered cap) vs Map.get', ours, bare, { ms: 200 })
+  if (sink === 0) throw new Error('nothing decided')
+  return row
+}
+
+const rows = [...(await verificationRows('EdDSA')), ...(await verificationRows('ES256')), await decisionRow()]
+report(rows)

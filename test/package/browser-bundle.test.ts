@@ -1,0 +1,58 @@
+import { builtinModules } from 'node:module'
+import { gzipSync } from 'node:zlib'
+import { build, type Plugin } from 'esbuild'
+import { describe, expect, it } from 'vitest'
+
+const NODE_BUILTINS = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]))
+
+/** Fails the build on any import of a Node built-in, naming who imported it. */
+const noNodeBuiltins: Plugin = {
+  name: 'no-node-builtins',
+  setup(pluginBuild) {
+    pluginBuild.onResolve({ filter: /.*/ }, (args) => {
+      if (args.path.startsWith('node:') || NODE_BUILTINS.has(args.path)) {
+        return { errors: [{ text: `Node built-in "${args.path}" imported by ${args.importer}` }] }
+      }
+      return undefined
+    })
+  },
+}
+
+async function bundleForBrowser(entry: string) {
+  return build({
+    entryPoints: [entry],
+    bundle: true,
+    platform: 'browser',
+    format: 'esm',
+    minify: true,
+    write: false,
+    metafile: true,
+    logLevel: 'silent',
+    plugins: [noNodeBuiltins],
+  })
+}
+
+describe('browser bundle', () => {
+  it.each(['src/index.ts', 'dist/index.js', 'dist/testing.js'])(
+    'bundles %s for the browser with no Node built-in',
+    async (entry) => {
+      const result = await bundleForBrowser(entry)
+      expect(result.errors).toEqual([])
+      const inputs = Object.keys(result.metafile.inputs)
+      expect(inputs.filter((input) => input.startsWith('node:'))).toEqual([])
+      expect(result.outputFiles[0]!.text).not.toMatch(/\brequire\(["']node:/)
+    },
+  )
+
+  it('fails, as it should, on a module that imports a Node built-in', async () => {
+    await expect(bundleForBrowser('test/fixtures/imports-node-crypto.ts')).rejects.toThrow(
+      /Node built-in "node:crypto"/,
+    )
+  })
+
+  it('keeps verify + decide small: under 25 KB gzipped with jose and zod', async () => {
+    const result = await bundleForBrowser('src/index.ts')
+    const gzipped = gzipSync(result.outputFiles[0]!.contents).length
+    expect(gzipped).toBeLessThan(25 * 1024)
+  })
+})

@@ -1,0 +1,42 @@
+import { execFileSync } from 'node:child_process'
+import { describe, expect, it } from 'vitest'
+
+// Runs code in a fresh Node process, resolving `entitle` through the package's own exports map (self-reference),
+// exactly as an installed copy resolves.
+const run = (code: string, type: 'module' | 'commonjs') =>
+  execFileSync(process.execPath, [`--input-type=${type}`, '-e', code], { encoding: 'utf8' }).trim()
+
+const scenario = (imports: string) => `${imports}
+const issuer = await createTestIssuer()
+const token = await issuer.issue({ plan: { id: 'pro' }, features: { export: true } })
+const decision = await checkEntitlement(token, 'export', issuer.verifyOptions)
+const denied = await checkEntitlement('garbage', 'export', issuer.verifyOptions)
+console.log(JSON.stringify([decision.allowed, denied.reason, typeof EntitlementError]))`
+
+describe('package exports', () => {
+  it('imports every entry point from ESM', () => {
+    const out = run(
+      scenario(`import { checkEntitlement, EntitlementError } from 'entitle'
+import { createTestIssuer } from 'entitle/testing'`),
+      'module',
+    )
+    expect(JSON.parse(out)).toEqual([true, 'token_invalid', 'function'])
+  })
+
+  it('requires every entry point from CommonJS', () => {
+    const out = run(
+      `(async () => {
+${scenario(`const { checkEntitlement, EntitlementError } = require('entitle')
+const { createTestIssuer } = require('entitle/testing')`)}
+})().catch((error) => { console.error(error); process.exit(1) })`,
+      'commonjs',
+    )
+    expect(JSON.parse(out)).toEqual([true, 'token_invalid', 'function'])
+  })
+
+  it('ships the docs/token-schema.json that the zod schema generates', () => {
+    expect(() =>
+      execFileSync(process.execPath, ['scripts/token-schema.mjs', '--check'], { stdio: 'pipe' }),
+    ).not.toThrow()
+  })
+})
