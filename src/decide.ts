@@ -95,7 +95,8 @@ function upgradeFor(
 /**
  * The decision engine: a pure function of what was bought, what is asked, and the time. No I/O, no clock, no
  * throwing. Conditions are checked in a fixed, documented order and the first that fails is the reason:
- * subject → plan → request → term (trial, expiry, grace) → device → region → role → limit → usage cap.
+ * subject → token window (`exp`, `nbf`) → plan → request → term (trial, expiry, grace) → device → region → role →
+ * limit → usage cap.
  *
  * @param now epoch milliseconds.
  * @example
@@ -113,6 +114,37 @@ export function decide(
 ): Decision {
   if (context.subject !== undefined && context.subject !== entitlements.subject) {
     return { ...decision(false, name, 'subject_mismatch', undefined), subject: context.subject }
+  }
+  // The verifier checked the token's window when it verified; a cached verification must not outlive it.
+  if (now >= entitlements.expiresAt) {
+    const at = entitlements.expiresAt
+    return decision(
+      false,
+      name,
+      'expired',
+      entitlements,
+      undefined,
+      undefined,
+      undefined,
+      at,
+      undefined,
+      'token_expired',
+    )
+  }
+  if (entitlements.notBefore !== undefined && now < entitlements.notBefore) {
+    const error = 'token_not_yet_valid'
+    return decision(
+      false,
+      name,
+      'token_invalid',
+      entitlements,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      error,
+    )
   }
   const feature = entitlements.features.get(name)
   if (

@@ -230,7 +230,7 @@ describe('attacks on the verifier', () => {
     const features = JSON.parse('{"__proto__": true, "basic": true}')
     const token = await issuer.sign({ ...payload, ent: { v: 1, plan: { id: 'free' }, features } })
     for (const feature of ['constructor', 'toString', 'hasOwnProperty', '__proto__']) {
-      const decision = await checkEntitlement(token, feature, { verifier })
+      const decision = await checkEntitlement(token, feature, { verifier, now: frozen })
       expect(decision.allowed, feature).toBe(false)
       expect(decision.reason).toBe('not_in_plan')
     }

@@ -120,14 +120,17 @@ describe('decide: numeric limits', () => {
 
 describe('decide: metered usage caps', () => {
   const resetsAt = NOW_SEC + 10 * DAY_SEC
-  const ent = entitlementsOf({
-    features: {
-      api: { cap: { limit: 1000, period: 'month', used: 990, resetsAt } },
-      storage: { cap: { limit: 50, period: 'total', used: 50 } },
-      both: { limit: 5, cap: { limit: 100, period: 'day', used: 10, resetsAt: NOW_SEC + 3600 } },
+  const ent = entitlementsOf(
+    {
+      features: {
+        api: { cap: { limit: 1000, period: 'month', used: 990, resetsAt } },
+        storage: { cap: { limit: 50, period: 'total', used: 50 } },
+        both: { limit: 5, cap: { limit: 100, period: 'day', used: 10, resetsAt: NOW_SEC + 3600 } },
+      },
+      upgrade: { plan: 'scale' },
     },
-    upgrade: { plan: 'scale' },
-  })
+    { exp: NOW_SEC + 500 * DAY_SEC },
+  )
 
   it('allows within the cap and reports used, remaining and the reset time', () => {
     expect(decide(ent, 'api', { amount: 10 }, NOW)).toMatchObject({
@@ -182,16 +185,19 @@ describe('decide: metered usage caps', () => {
 })
 
 describe('decide: term, trial and grace', () => {
-  const ent = entitlementsOf({
-    features: {
-      core: true,
-      trialled: { term: { trialEndsAt: NOW_SEC + 7 * DAY_SEC } },
-      'old-trial': { term: { trialEndsAt: NOW_SEC - 1 } },
-      'ended-feature': { term: { expiresAt: NOW_SEC - DAY_SEC } },
+  const ent = entitlementsOf(
+    {
+      features: {
+        core: true,
+        trialled: { term: { trialEndsAt: NOW_SEC + 7 * DAY_SEC } },
+        'old-trial': { term: { trialEndsAt: NOW_SEC - 1 } },
+        'ended-feature': { term: { expiresAt: NOW_SEC - DAY_SEC } },
+      },
+      term: { expiresAt: NOW_SEC + 30 * DAY_SEC, graceEndsAt: NOW_SEC + 37 * DAY_SEC },
+      upgrade: { url: 'https://example.com/renew' },
     },
-    term: { expiresAt: NOW_SEC + 30 * DAY_SEC, graceEndsAt: NOW_SEC + 37 * DAY_SEC },
-    upgrade: { url: 'https://example.com/renew' },
-  })
+    { exp: NOW_SEC + 40 * DAY_SEC },
+  )
 
   it('grants inside the term and reports when it ends', () => {
     expect(decide(ent, 'core', {}, NOW)).toMatchObject({
@@ -354,6 +360,29 @@ describe('decide: roles', () => {
   it('denies a user with no roles', () => {
     expect(decide(ent, 'open', {}, NOW).reason).toBe('role_missing')
     expect(decide(ent, 'open', { roles: [] }, NOW).reason).toBe('role_missing')
+  })
+})
+
+describe('decide: the token window', () => {
+  it('denies once the token itself has expired, even though it verified earlier', () => {
+    const ent = entitlementsOf({ features: { core: true } }, { exp: NOW_SEC + 60 })
+    expect(decide(ent, 'core', {}, NOW + 59_999).allowed).toBe(true)
+    expect(decide(ent, 'core', {}, NOW + 60_000)).toMatchObject({
+      allowed: false,
+      reason: 'expired',
+      error: 'token_expired',
+      expiresAt: NOW + 60_000,
+    })
+  })
+
+  it('denies before the token becomes valid', () => {
+    const ent = entitlementsOf({ features: { core: true } }, { nbf: NOW_SEC + 60 })
+    expect(decide(ent, 'core', {}, NOW)).toMatchObject({
+      allowed: false,
+      reason: 'token_invalid',
+      error: 'token_not_yet_valid',
+    })
+    expect(decide(ent, 'core', {}, NOW + 60_000).allowed).toBe(true)
   })
 })
 
