@@ -85,11 +85,12 @@ describe('attacks on the verifier', () => {
     }
   })
 
-  it('ignores jku and x5u headers: no request is made, the trusted key decides', async () => {
+  it('ignores jku, x5u and x5c headers: no request is made, the trusted key decides', async () => {
     const attacker = await generateKeyPair('EdDSA')
     const cases: Array<[Record<string, unknown>, string]> = [
       [{ jku: 'https://attacker.example/jwks.json' }, 'signature_invalid'],
       [{ x5u: 'https://attacker.example/cert.pem' }, 'signature_invalid'],
+      [{ x5c: ['MIIBszCCAVmgAwIBAgIUattacker'] }, 'signature_invalid'],
       [{ jku: 'https://attacker.example/jwks.json', kid: 'attacker-key' }, 'key_unknown'],
     ]
     for (const [extra, code] of cases) {
