@@ -110,7 +110,16 @@ export const entitlementClaimSchema = z.object({
   upgrades: z.optional(z.record(name, upgradeHintSchema)),
 })
 
-/** The whole payload of an entitlement token. */
+/**
+ * The whole payload of an entitlement token, as a zod (mini) schema: what a license server should validate before
+ * signing, and what the verifier validates after.
+ *
+ * @example
+ * ```ts
+ * const result = entitlementTokenClaimsSchema.safeParse(claims)
+ * if (!result.success) throw new Error(`not an entitlement: ${result.error.issues.length} issues`)
+ * ```
+ */
 export const entitlementTokenClaimsSchema = z.object({
   iss: z.string().check(z.minLength(1)),
   sub: name,

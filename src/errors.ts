@@ -55,7 +55,17 @@ export class EntitlementError extends Error {
   }
 }
 
-/** `true` when `value` is an {@link EntitlementError}, optionally with one of the given codes. */
+/**
+ * `true` when `value` is an {@link EntitlementError}, optionally with one of the given codes.
+ *
+ * @example
+ * ```ts
+ * const result = await verifier.verify(token).catch((error: unknown) => {
+ *   if (isEntitlementError(error, 'token_expired', 'token_not_yet_valid')) return undefined
+ *   throw error
+ * })
+ * ```
+ */
 export function isEntitlementError(
   value: unknown,
   ...codes: EntitlementErrorCode[]

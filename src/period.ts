@@ -27,6 +27,11 @@ function addMonths(anchor: number, months: number): number {
  * last day of shorter months and go back to the 31st after. Pure: no clock is read.
  *
  * @returns `windowEnd` itself while `now` is before it; `undefined` for `total`, which never resets.
+ * @example
+ * ```ts
+ * const end = Date.parse('2026-01-31T00:00:00Z')
+ * currentWindowEnd('month', end, Date.parse('2026-02-10T00:00:00Z')) // 2026-02-28T00:00:00Z
+ * ```
  */
 export function currentWindowEnd(period: UsagePeriod, windowEnd: number, now: number): number | undefined {
   if (period === 'total') return undefined
