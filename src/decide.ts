@@ -35,22 +35,34 @@ function decision(
   }
 }
 
-/** A denial for a check that could not reach a token at all (see `checkEntitlement`). */
-export function deniedForError(feature: string, error: EntitlementErrorCode, subject?: string): Decision {
-  const reason: DecisionReason = error === 'token_expired' ? 'expired' : 'token_invalid'
-  const denied = decision(
+/** A denial that carries no numbers: most of them. */
+function denied(
+  feature: string,
+  reason: DecisionReason,
+  entitlements: Entitlements | undefined,
+  expiresAt?: number,
+  upgrade?: UpgradeHint,
+  error?: EntitlementErrorCode,
+): Decision {
+  return decision(
     false,
     feature,
     reason,
+    entitlements,
     undefined,
     undefined,
     undefined,
-    undefined,
-    undefined,
-    undefined,
+    expiresAt,
+    upgrade,
     error,
   )
-  return subject === undefined ? denied : { ...denied, subject }
+}
+
+/** A denial for a check that could not reach a token at all (see `checkEntitlement`). */
+export function deniedForError(feature: string, error: EntitlementErrorCode, subject?: string): Decision {
+  const reason: DecisionReason = error === 'token_expired' ? 'expired' : 'token_invalid'
+  const answer = denied(feature, reason, undefined, undefined, undefined, error)
+  return subject === undefined ? answer : { ...answer, subject }
 }
 
 /** `code` is `entry` or a subdivision of it (`US-CA` under `US`). */
@@ -113,38 +125,16 @@ export function decide(
   now: number,
 ): Decision {
   if (context.subject !== undefined && context.subject !== entitlements.subject) {
-    return { ...decision(false, name, 'subject_mismatch', undefined), subject: context.subject }
+    return { ...denied(name, 'subject_mismatch', undefined), subject: context.subject }
   }
   // The verifier checked the token's window when it verified; a cached verification must not outlive it.
   if (now >= entitlements.expiresAt) {
     const at = entitlements.expiresAt
-    return decision(
-      false,
-      name,
-      'expired',
-      entitlements,
-      undefined,
-      undefined,
-      undefined,
-      at,
-      undefined,
-      'token_expired',
-    )
+    return denied(name, 'expired', entitlements, at, undefined, 'token_expired')
   }
   if (entitlements.notBefore !== undefined && now < entitlements.notBefore) {
     const error = 'token_not_yet_valid'
-    return decision(
-      false,
-      name,
-      'token_invalid',
-      entitlements,
-      undefined,
-      undefined,
-      undefined,
-      undefined,
-      undefined,
-      error,
-    )
+    return denied(name, 'token_invalid', entitlements, undefined, undefined, error)
   }
   const feature = entitlements.features.get(name)
   if (
@@ -152,21 +142,11 @@ export function decide(
     (feature.addon !== undefined && !entitlements.addons.includes(feature.addon))
   ) {
     const hint = upgradeFor(entitlements, name, feature)
-    return decision(
-      false,
-      name,
-      'not_in_plan',
-      entitlements,
-      undefined,
-      undefined,
-      undefined,
-      undefined,
-      hint,
-    )
+    return denied(name, 'not_in_plan', entitlements, undefined, hint)
   }
   const { amount = 1, usage = 0 } = context
   if (!isAmount(context.amount) || !isAmount(context.usage)) {
-    return decision(false, name, 'invalid_request', entitlements)
+    return denied(name, 'invalid_request', entitlements)
   }
 
   // Term: a trial first, then the paid term and its grace period.
@@ -175,17 +155,7 @@ export function decide(
   if (feature.trialEndsAt !== undefined) {
     if (now >= feature.trialEndsAt) {
       const hint = upgradeFor(entitlements, name, feature)
-      return decision(
-        false,
-        name,
-        'trial_ended',
-        entitlements,
-        undefined,
-        undefined,
-        undefined,
-        feature.trialEndsAt,
-        hint,
-      )
+      return denied(name, 'trial_ended', entitlements, feature.trialEndsAt, hint)
     }
     allowedAs = 'trial'
     expiresAt = feature.trialEndsAt
@@ -194,7 +164,7 @@ export function decide(
     if (feature.graceEndsAt === undefined || now >= feature.graceEndsAt) {
       const ended = feature.graceEndsAt ?? feature.expiresAt
       const hint = upgradeFor(entitlements, name, feature)
-      return decision(false, name, 'expired', entitlements, undefined, undefined, undefined, ended, hint)
+      return denied(name, 'expired', entitlements, ended, hint)
     }
     allowedAs = 'grace_period'
     expiresAt = feature.graceEndsAt
@@ -203,16 +173,7 @@ export function decide(
   const devices = entitlements.devices
   if (devices.fingerprints !== undefined) {
     if (context.device === undefined || !devices.fingerprints.includes(context.device)) {
-      return decision(
-        false,
-        name,
-        'device_not_allowed',
-        entitlements,
-        undefined,
-        undefined,
-        undefined,
-        expiresAt,
-      )
+      return denied(name, 'device_not_allowed', entitlements, expiresAt)
     }
   }
   if (
@@ -234,10 +195,10 @@ export function decide(
   }
 
   if (feature.regions !== undefined && !regionAllowed(feature.regions, context.region)) {
-    return decision(false, name, 'region_blocked', entitlements, undefined, undefined, undefined, expiresAt)
+    return denied(name, 'region_blocked', entitlements, expiresAt)
   }
   if (feature.roles !== undefined && !hasAnyRole(feature.roles, context.roles)) {
-    return decision(false, name, 'role_missing', entitlements, undefined, undefined, undefined, expiresAt)
+    return denied(name, 'role_missing', entitlements, expiresAt)
   }
 
   if (feature.limit !== undefined && usage + amount > feature.limit) {
