@@ -1,0 +1,325 @@
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { verifyEntitlementToken } from '../../src/index.js'
+
+const CLI = join(process.cwd(), 'dist/cli.js')
+
+/** Runs the built binary, as a user would. */
+function entitle(args: string[], options: { cwd?: string; input?: string } = {}) {
+  const result = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', ...options })
+  return { stdout: result.stdout, stderr: result.stderr, status: result.status }
+}
+
+let dir: string
+const jwks = () => JSON.parse(readFileSync(join(dir, 'keys/jwks.json'), 'utf8'))
+const verifyOptions = () => ({ keys: jwks(), issuer: 'https://lic.example', audience: 'my-app' })
+const issueArgs = ['--iss', 'https://lic.example', '--aud', 'my-app', '--sub', 'globex']
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'entitle-cli-'))
+  expect(entitle(['keygen', '--out', 'keys', '--kid', 'k1'], { cwd: dir }).status).toBe(0)
+})
+
+describe('entitle (no command)', () => {
+  it('prints help and exits 2 with no command, 0 with --help', () => {
+    expect(entitle([])).toMatchObject({ status: 2, stdout: expect.stringContaining('Commands:') })
+    expect(entitle(['--help'])).toMatchObject({ status: 0, stdout: expect.stringContaining('keygen') })
+  })
+
+  it('exits 2 on an unknown command or flag, naming it', () => {
+    expect(entitle(['frobnicate'])).toMatchObject({
+      status: 2,
+      stderr: expect.stringContaining('unknown command "frobnicate"'),
+    })
+    const result = entitle(['keygen', '--colour', 'blue'])
+    expect(result.status).toBe(2)
+    expect(result.stderr).toMatch(/--colour/)
+  })
+
+  it.each(['keygen', 'issue', 'inspect'])('has --help for %s', (command) => {
+    expect(entitle([command, '--help'])).toMatchObject({
+      status: 0,
+      stdout: expect.stringContaining(`entitle ${command}`),
+    })
+  })
+})
+
+describe('entitle keygen', () => {
+  it('writes the key pair, keeps the private files private, and prints the public JWK Set', () => {
+    const out = mkdtempSync(join(tmpdir(), 'entitle-keygen-'))
+    const result = entitle(['keygen', '--out', out])
+    expect(result.status).toBe(0)
+    const printed = JSON.parse(result.stdout)
+    expect(printed).toEqual(JSON.parse(readFileSync(join(out, 'jwks.json'), 'utf8')))
+    expect(printed.keys[0]).toMatchObject({ kty: 'OKP', crv: 'Ed25519', alg: 'EdDSA', use: 'sig' })
+    expect(printed.keys[0].kid).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect(printed.keys[0]).not.toHaveProperty('d')
+    expect(statSync(join(out, 'entitle-private.jwk.json')).mode & 0o777).toBe(0o600)
+    expect(statSync(join(out, 'entitle-private.pem')).mode & 0o777).toBe(0o600)
+    expect(readFileSync(join(out, 'entitle-public.pem'), 'utf8')).toMatch(/^-----BEGIN PUBLIC KEY-----/)
+  })
+
+  it('makes ES256 keys on request', () => {
+    const out = mkdtempSync(join(tmpdir(), 'entitle-keygen-'))
+    const result = entitle(['keygen', '--alg', 'ES256', '--out', out])
+    expect(JSON.parse(result.stdout).keys[0]).toMatchObject({ kty: 'EC', crv: 'P-256', alg: 'ES256' })
+  })
+
+  it('refuses to overwrite keys unless --force, and refuses unknown algorithms', () => {
+    const result = entitle(['keygen', '--out', 'keys'], { cwd: dir })
+    expect(result).toMatchObject({ status: 3, stderr: expect.stringContaining('[file_exists]') })
+    expect(entitle(['keygen', '--alg', 'HS256'], { cwd: dir }).status).toBe(2)
+    const scratch = mkdtempSync(join(tmpdir(), 'entitle-keygen-'))
+    expect(entitle(['keygen', '--out', scratch]).status).toBe(0)
+    expect(entitle(['keygen', '--out', scratch, '--force']).status).toBe(0)
+  })
+})
+
+describe('entitle issue', () => {
+  it('signs a token from flags that the SDK verifies, with exactly what was asked', async () => {
+    const args = [
+      'issue',
+      '--key',
+      'keys/entitle-private.jwk.json',
+      ...issueArgs,
+      '--plan',
+      'team',
+      '--feature',
+      'export',
+      '--addon',
+      'sso',
+      '--limit',
+      'seats=10',
+      '--cap',
+      'api-calls=1000/month',
+      '--term-end',
+      '2030-01-01T00:00:00Z',
+      '--grace',
+      '14d',
+      '--trial-end',
+      '30d',
+      '--devices',
+      'fp-a,fp-b',
+      '--max-devices',
+      '2',
+      '--regions',
+      'US,DE',
+      '--deny-regions',
+      'US-NY',
+      '--expires',
+      '1d',
+    ]
+    const result = entitle(args, { cwd: dir })
+    expect(result.stderr).toBe('')
+    expect(result.status).toBe(0)
+    const verified = await verifyEntitlementToken(result.stdout.trim(), verifyOptions())
+    expect(verified).toMatchObject({
+      subject: 'globex',
+      keyId: 'k1',
+      algorithm: 'EdDSA',
+      plan: { id: 'team' },
+      addons: ['sso'],
+    })
+    const ent = verified.claims.ent
+    expect(ent.features.export).toBe(true)
+    expect(ent.features.seats).toEqual({ limit: 10 })
+    expect(ent.features['api-calls']).toMatchObject({ cap: { limit: 1000, period: 'month', used: 0 } })
+    expect(ent.term).toMatchObject({
+      expiresAt: Date.UTC(2030, 0, 1) / 1000,
+      graceEndsAt: Date.UTC(2030, 0, 15) / 1000,
+    })
+    expect(ent.devices).toEqual({ fingerprints: ['fp-a', 'fp-b'], max: 2 })
+    expect(ent.regions).toEqual({ allow: ['US', 'DE'], deny: ['US-NY'] })
+    expect(verified.expiresAt - verified.issuedAt).toBe(86_400_000)
+  })
+
+  it('takes the ent claim, or a whole payload, from a claims file, and lets flags win', async () => {
+    writeFileSync(
+      join(dir, 'ent.json'),
+      JSON.stringify({ plan: { id: 'pro', tier: 3 }, features: { reports: { roles: ['admin'] } } }),
+    )
+    const fromEnt = entitle(
+      ['issue', '--key', 'keys/entitle-private.pem', '--kid', 'k1', '--claims', 'ent.json', ...issueArgs],
+      { cwd: dir },
+    )
+    expect(fromEnt.status).toBe(0)
+    const a = await verifyEntitlementToken(fromEnt.stdout.trim(), verifyOptions())
+    expect(a.plan).toEqual({ id: 'pro', tier: 3 })
+    expect(a.features.get('reports')?.roles).toEqual(['admin'])
+
+    writeFileSync(
+      join(dir, 'payload.json'),
+      JSON.stringify({
+        iss: 'https://lic.example',
+        aud: 'my-app',
+        sub: 'initech',
+        ent: { plan: { id: 'basic' }, features: {} },
+      }),
+    )
+    const fromPayload = entitle(
+      ['issue', '--key', 'keys/entitle-private.jwk.json', '--claims', 'payload.json', '--plan', 'plus'],
+      { cwd: dir },
+    )
+    const b = await verifyEntitlementToken(fromPayload.stdout.trim(), verifyOptions())
+    expect(b).toMatchObject({ subject: 'initech', plan: { id: 'plus' } })
+  })
+
+  it('writes a license file with --out', async () => {
+    const result = entitle(
+      [
+        'issue',
+        '--key',
+        'keys/entitle-private.jwk.json',
+        ...issueArgs,
+        '--feature',
+        'x',
+        '--out',
+        'license.jwt',
+      ],
+      { cwd: dir },
+    )
+    expect(result.status).toBe(0)
+    expect(result.stdout).toMatch(/^wrote license\.jwt/)
+    const token = readFileSync(join(dir, 'license.jwt'), 'utf8').trim()
+    expect((await verifyEntitlementToken(token, verifyOptions())).features.has('x')).toBe(true)
+  })
+
+  it('refuses claims the SDK would reject, naming where, and signs nothing', () => {
+    writeFileSync(
+      join(dir, 'bad.json'),
+      JSON.stringify({ plan: { id: 'pro' }, features: { seats: { limit: -1 } } }),
+    )
+    const result = entitle(
+      ['issue', '--key', 'keys/entitle-private.jwk.json', '--claims', 'bad.json', ...issueArgs],
+      { cwd: dir },
+    )
+    expect(result.status).toBe(1)
+    expect(result.stdout).toBe('')
+    expect(result.stderr).toContain('ent.features.seats.limit')
+    expect(result.stderr).toContain('[claims_invalid]')
+  })
+
+  it.each([
+    [['--iss', 'https://lic.example', '--aud', 'my-app', '--sub', 'x'], 2, '--key is required'],
+    [['--key', 'nope.json', ...issueArgs], 3, '[file_unreadable]'],
+    [['--key', 'keys/entitle-public.jwk.json', ...issueArgs], 3, '[key_invalid]'],
+    [['--key', 'keys/jwks.json', ...issueArgs, '--limit', 'seats'], 2, 'NAME=VALUE'],
+    [['--key', 'keys/entitle-private.jwk.json', ...issueArgs, '--cap', 'api=10/fortnight'], 2, 'period'],
+    [['--key', 'keys/entitle-private.jwk.json', ...issueArgs, '--expires', 'soon'], 2, 'duration'],
+    [['--key', 'keys/entitle-private.jwk.json', ...issueArgs, '--grace', '7d'], 2, '--term-end'],
+    [['--key', 'keys/entitle-private.jwk.json', '--aud', 'my-app', '--sub', 'x'], 1, 'iss'],
+  ])('fails clearly: %j → exit %i', (args, status, message) => {
+    const result = entitle(['issue', ...args], { cwd: dir })
+    expect(result.status).toBe(status)
+    expect(result.stderr).toContain(message)
+    expect(result.stderr).not.toMatch(/at \w+ \(/)
+  })
+})
+
+describe('entitle inspect', () => {
+  let token: string
+  beforeAll(() => {
+    const args = [
+      'issue',
+      '--key',
+      'keys/entitle-private.jwk.json',
+      ...issueArgs,
+      '--plan',
+      'team',
+      '--feature',
+      'export',
+    ]
+    token = entitle([...args, '--limit', 'seats=3', '--regions', 'DE', '--expires', '30d'], {
+      cwd: dir,
+    }).stdout.trim()
+  })
+  const keyArgs = ['--key', 'keys/jwks.json', '--iss', 'https://lic.example', '--aud', 'my-app']
+
+  it('shows who the token is for, verifies it, and decides each feature now', () => {
+    const result = entitle(['inspect', token, ...keyArgs, '--region', 'DE'], { cwd: dir })
+    expect(result.status).toBe(0)
+    expect(result.stdout).toMatch(/subject +globex/)
+    expect(result.stdout).toMatch(/plan +team/)
+    expect(result.stdout).toContain('Verification: OK')
+    expect(result.stdout).toMatch(/export +ALLOWED +granted/)
+    expect(result.stdout).toMatch(/seats +ALLOWED +granted +3 +0 +3/)
+  })
+
+  it('decides for the region, roles and time given', () => {
+    const result = entitle(['inspect', token, ...keyArgs, '--region', 'FR'], { cwd: dir })
+    expect(result.stdout).toMatch(/export +DENIED +region_blocked/)
+    const later = entitle(['inspect', token, ...keyArgs, '--region', 'DE', '--at', '2099-01-01T00:00:00Z'], {
+      cwd: dir,
+    })
+    expect(later.status).toBe(1)
+    expect(later.stdout).toMatch(/token_expired/)
+    expect(later.stdout).toMatch(/export +DENIED +expired/)
+  })
+
+  it('reads the token from a file or standard input', () => {
+    writeFileSync(join(dir, 'token.txt'), `${token}\n`)
+    expect(entitle(['inspect', 'token.txt', ...keyArgs], { cwd: dir }).stdout).toContain('Verification: OK')
+    expect(entitle(['inspect', '-', ...keyArgs], { cwd: dir, input: token }).stdout).toContain(
+      'Verification: OK',
+    )
+  })
+
+  it('reports a tampered token with its error code and exit 1', () => {
+    const [h, p, s] = token.split('.') as [string, string, string]
+    const claims = JSON.parse(Buffer.from(p, 'base64url').toString())
+    claims.ent.plan.id = 'enterprise'
+    const forged = `${h}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${s}`
+    const result = entitle(['inspect', forged, ...keyArgs], { cwd: dir })
+    expect(result.status).toBe(1)
+    expect(result.stdout).toContain('Verification: NOT VERIFIED')
+    expect(result.stdout).toMatch(/signature_invalid/)
+    expect(result.stdout).toMatch(/from UNVERIFIED claims/)
+  })
+
+  it('reports the wrong issuer and says when issuer/audience were not checked', () => {
+    const wrong = entitle(
+      ['inspect', token, '--key', 'keys/jwks.json', '--iss', 'https://other.example', '--aud', 'my-app'],
+      { cwd: dir },
+    )
+    expect(wrong.status).toBe(1)
+    expect(wrong.stdout).toMatch(/issuer_invalid/)
+    const lax = entitle(['inspect', token, '--key', 'keys/entitle-public.pem'], { cwd: dir })
+    expect(lax.status).toBe(0)
+    expect(lax.stdout).toMatch(/issuer_unchecked/)
+  })
+
+  it('decodes without a key, saying the signature was not checked', () => {
+    const result = entitle(['inspect', token], { cwd: dir })
+    expect(result.status).toBe(0)
+    expect(result.stdout).toMatch(/not_verified/)
+  })
+
+  it('reports garbage as token_malformed, exit 1', () => {
+    const result = entitle(['inspect', 'definitely.not.a-token', ...keyArgs], { cwd: dir })
+    expect(result.status).toBe(1)
+    expect(result.stdout).toMatch(/token_malformed/)
+  })
+
+  it('prints JSON for machines', () => {
+    const result = entitle(['inspect', token, ...keyArgs, '--region', 'DE', '--json'], { cwd: dir })
+    const json = JSON.parse(result.stdout)
+    expect(json).toMatchObject({
+      verified: true,
+      problems: [],
+      claims: { sub: 'globex' },
+      header: { kid: 'k1' },
+    })
+    expect(json.decisions.map((d: { feature: string; allowed: boolean }) => [d.feature, d.allowed])).toEqual([
+      ['export', true],
+      ['seats', true],
+    ])
+  })
+
+  it('exits 3 when the key file cannot be read, and 2 with no token', () => {
+    expect(entitle(['inspect', token, '--key', 'missing.pem'], { cwd: dir })).toMatchObject({ status: 3 })
+    expect(entitle(['inspect'], { cwd: dir })).toMatchObject({ status: 2 })
+  })
+})
