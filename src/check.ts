@@ -1,10 +1,23 @@
 import { decide, deniedForError } from './decide.js'
 import type { Decision, DecisionContext } from './decision.js'
 import { EntitlementError } from './errors.js'
-import { type EntitlementVerifier, type VerifyOptions, verifierFor } from './verify.js'
+import {
+  type createEntitlementVerifier,
+  type EntitlementVerifier,
+  type VerifyOptions,
+  verifierFor,
+} from './verify.js'
 
 /** Options of {@link checkEntitlement}: how to verify (options or a ready verifier) and what is asked. */
-export type CheckOptions = (VerifyOptions | { verifier: EntitlementVerifier; now?: () => number }) & {
+export type CheckOptions = (
+  | VerifyOptions
+  | {
+      /** A verifier made once with {@link createEntitlementVerifier}. */
+      verifier: EntitlementVerifier
+      /** The clock for the decision, in epoch milliseconds. Default `Date.now`. */
+      now?: () => number
+    }
+) & {
   /** What the app knows about this request: subject, roles, device, region, amount, usage. */
   context?: DecisionContext
 }

@@ -134,14 +134,23 @@ export const entitlementTokenClaimsSchema = z.object({
   ent: entitlementClaimSchema,
 })
 
+/** Where to send a customer who hits a wall: a plan, an add-on, a URL (http or https). */
 export type UpgradeHint = z.output<typeof upgradeHintSchema>
+/** Time bounds of the license or of one feature, in seconds since the epoch. */
 export type Term = z.output<typeof termSchema>
+/** Allowed and denied regions (ISO 3166-1 alpha-2 or ISO 3166-2). */
 export type RegionPolicy = z.output<typeof regionPolicySchema>
+/** Device binding: at most `max` active devices, and/or these fingerprints only. */
 export type DevicePolicy = z.output<typeof devicePolicySchema>
+/** The window a metered cap counts over; `total` never resets. */
 export type UsagePeriod = z.output<typeof usagePeriodSchema>
+/** A metered cap as signed: `limit` units per `period`, `used` at signing, the window ending at `resetsAt`. */
 export type UsageCap = z.output<typeof usageCapSchema>
+/** One feature's grant as signed, with its own overrides. */
 export type FeatureClaim = z.output<typeof featureSchema>
+/** The customer's plan: an id, a display name, a tier to compare plans by. */
 export type Plan = z.output<typeof planSchema>
+/** The `ent` claim: everything the customer bought. */
 export type EntitlementClaim = z.output<typeof entitlementClaimSchema>
 /** The validated payload of an entitlement token. */
 export type EntitlementTokenClaims = z.output<typeof entitlementTokenClaimsSchema>

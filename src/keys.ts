@@ -48,6 +48,7 @@ export const ASYMMETRIC_ALGORITHMS = [
   'PS384',
   'PS512',
 ] as const
+/** A signature algorithm a verifier may allow: EdDSA/Ed25519, ECDSA or RSA; never HMAC or `none`. */
 export type Algorithm = (typeof ASYMMETRIC_ALGORITHMS)[number]
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]'])
