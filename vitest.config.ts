@@ -1,6 +1,17 @@
+import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vitest/config'
 
 export default defineConfig({
+  // Examples import the package by name, as users do; in tests that name means the source.
+  resolve: {
+    alias: [
+      {
+        find: /^entitle\/testing$/,
+        replacement: fileURLToPath(new URL('./src/testing.ts', import.meta.url)),
+      },
+      { find: /^entitle$/, replacement: fileURLToPath(new URL('./src/index.ts', import.meta.url)) },
+    ],
+  },
   test: {
     include: ['test/**/*.test.ts'],
     // The package tests build dist once; everything else is in-process.

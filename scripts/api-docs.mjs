@@ -1,13 +1,15 @@
 // Generates the API reference (docs/api, Markdown) from the TSDoc with TypeDoc. `--check` generates into a
 // scratch folder and exits 1 if the committed docs/api differs, so the reference cannot drift from the code.
 import { execFileSync } from 'node:child_process'
-import { readFileSync, readdirSync, rmSync } from 'node:fs'
+import { readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join, relative } from 'node:path'
 
 const check = process.argv.includes('--check')
 const out = check ? '.tmp/api-check' : 'docs/api'
 rmSync(out, { recursive: true, force: true })
-execFileSync(process.execPath, ['node_modules/typedoc/bin/typedoc', '--out', out, '--logLevel', 'Warn'], { stdio: 'inherit' })
+execFileSync(process.execPath, ['node_modules/typedoc/bin/typedoc', '--out', out, '--logLevel', 'Warn'], {
+  stdio: 'inherit',
+})
 
 if (check) {
   const files = (dir) =>

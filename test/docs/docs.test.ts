@@ -1,0 +1,150 @@
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { createTestIssuer } from '../../src/testing.js'
+
+const PAGES = [
+  'README.md',
+  ...readdirSync('docs')
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+]
+
+interface Block {
+  page: string
+  lang: string
+  code: string
+  example: string | undefined
+}
+
+/** Every fenced block of a Markdown page, with the `<!-- example: PATH -->` marker above it, if any. */
+function blocks(page: string): Block[] {
+  const lines = readFileSync(page, 'utf8').split('\n')
+  const found: Block[] = []
+  for (let i = 0; i < lines.length; i++) {
+    const open = /^```(\w*)$/.exec(lines[i]!)
+    if (!open) continue
+    const end = lines.indexOf('```', i + 1)
+    const marker = /^<!-- example: (\S+) -->$/.exec(lines[i - 1] ?? '')
+    found.push({ page, lang: open[1]!, code: lines.slice(i + 1, end).join('\n'), example: marker?.[1] })
+    i = end
+  }
+  return found
+}
+
+const all = PAGES.flatMap(blocks)
+const code = all.filter((b) => ['ts', 'js', 'typescript', 'javascript', 'mjs'].includes(b.lang))
+
+/** Every example a docs block mirrors, and how this test runs it. */
+const RUNS: Record<string, () => Promise<void>> = {
+  'examples/readme/guard-route.ts': async () => {
+    const issuer = await createTestIssuer({ issuer: 'https://license.example.com', audience: 'my-app' })
+    const jwks = createServer((_req, res) =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(issuer.jwks)),
+    )
+    await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve))
+    process.env.LICENSE_JWKS_URL = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks.json`
+    const { app } = await import('../../examples/readme/guard-route.js')
+    const server = app.listen(0, '127.0.0.1')
+    await new Promise((resolve) => server.once('listening', resolve))
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/reports/export`
+    try {
+      const pro = await issuer.issue(
+        { plan: { id: 'pro' }, features: { export: true } },
+        { subject: 'globex' },
+      )
+      const free = await issuer.issue(
+        { plan: { id: 'free' }, features: {}, upgrade: { plan: 'pro', url: 'https://example.com/up' } },
+        { subject: 'globex' },
+      )
+      const call = (token: string, customer = 'globex') =>
+        fetch(base, { headers: { 'x-entitlement-token': token, 'x-customer-id': customer } })
+
+      const allowed = await call(pro)
+      expect(allowed.status).toBe(200)
+      expect(await allowed.json()).toEqual({ exported: true, plan: 'pro' })
+
+      const denied = await call(free)
+      expect(denied.status).toBe(403)
+      expect(denied.headers.get('content-type')).toMatch(/^application\/problem\+json/)
+      expect(await denied.json()).toMatchObject({ detail: 'not_in_plan', upgrade: { plan: 'pro' } })
+
+      expect(await (await call(pro, 'initech')).json()).toMatchObject({ detail: 'subject_mismatch' })
+      for (const bad of ['', 'garbage', `${pro}x`, 'a.b.c', 'x'.repeat(10_000)]) {
+        const response = await call(bad)
+        expect(response.status).toBe(403)
+        expect((await response.json()).detail).toBe('token_invalid')
+      }
+      expect((await fetch(base)).status).toBe(403)
+    } finally {
+      server.close()
+      jwks.close()
+    }
+  },
+  'examples/readme/testing.ts': async () => {
+    const { decision } = await import('../../examples/readme/testing.js')
+    expect(decision).toMatchObject({ allowed: false, reason: 'limit_exceeded', remaining: 0 })
+  },
+  'examples/docs/handle-errors.ts': async () => {
+    const { load } = await import('../../examples/docs/handle-errors.js')
+    await expect(load()).resolves.toBeUndefined()
+  },
+  'examples/docs/getting-started.ts': async () => {
+    const { seats } = await import('../../examples/docs/getting-started.js')
+    expect(seats).toMatchObject({ allowed: true, limit: 10, used: 9, remaining: 1 })
+  },
+}
+
+describe('docs code blocks', () => {
+  it.each(code.map((b) => [`${b.page}: ${b.code.split('\n')[0]}`, b] as const))(
+    '%s is mirrored in a runnable example',
+    (_name, block) => {
+      expect(block.example, 'add <!-- example: PATH --> above the block').toBeDefined()
+      const source = readFileSync(block.example!, 'utf8')
+      expect(source).toContain(block.code)
+      expect(Object.keys(RUNS)).toContain(block.example)
+    },
+  )
+
+  it.each(Object.entries(RUNS))('%s runs and does what the docs say', async (_path, run) => {
+    await run()
+  })
+})
+
+/** Runs the shell blocks of a page in order in a fresh folder, with `npx entitle` bound to the built CLI. */
+function runShell(page: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'entitle-docs-'))
+  const cli = join(process.cwd(), 'dist/cli.js')
+  const prelude = `npx() { if [ "$1" = entitle ]; then shift; node '${cli}' "$@"; else echo "unexpected npx $*" >&2; return 99; fi; }`
+  const commands = blocks(page)
+    .filter((b) => b.lang === 'sh')
+    .flatMap((b) => b.code.replace(/\\\n\s*/g, '').split('\n'))
+    .filter((line) => line.trim() !== '' && !line.startsWith('npm '))
+  const results = commands.map((command) => {
+    const result = spawnSync('bash', ['-c', `${prelude}\n${command}`], { cwd: dir, encoding: 'utf8' })
+    return { command, status: result.status, stderr: result.stderr, stdout: result.stdout }
+  })
+  return { dir, results }
+}
+
+describe('docs shell sessions', () => {
+  it.each(['docs/cli.md', 'docs/getting-started.md'])('every command in %s succeeds, in order', (page) => {
+    const { results } = runShell(page)
+    expect(results.length).toBeGreaterThan(1)
+    for (const result of results)
+      expect({ command: result.command, status: result.status, stderr: result.stderr }).toEqual({
+        command: result.command,
+        status: 0,
+        stderr: '',
+      })
+    if (page === 'docs/cli.md') {
+      const inspect = results.find((r) => r.command.includes('inspect'))!
+      expect(inspect.stdout).toContain('Verification: OK')
+      expect(inspect.stdout).toMatch(/seats +ALLOWED/)
+    }
+  })
+})
