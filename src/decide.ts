@@ -32,6 +32,8 @@ function decision(
     expiresAt,
     upgrade,
     error,
+    source: undefined,
+    age: undefined,
   }
 }
 

@@ -34,6 +34,23 @@ export type DecisionReason =
   | 'invalid_request'
   /** The token could not be verified; `error` holds the {@link EntitlementErrorCode}. */
   | 'token_invalid'
+  /** Client: the token was revoked by the license server. */
+  | 'revoked'
+  /** Client: the clock is behind the last trusted time seen (set back to revive an expired license). */
+  | 'clock_rollback'
+  /** Client, `checkSync`: nothing is loaded for this customer yet (a load has been started). */
+  | 'not_loaded'
+  /** Client: no usable token (server unreachable, grace over) and the failure policy is to fail closed. */
+  | 'unavailable'
+  /** Client: no usable token, and the failure policy (fail open, or a declared fallback) answered. */
+  | 'fallback'
+
+/**
+ * Where a client's decision came from. `fresh`: a token loaded for this very check; `cache`: a token held in memory;
+ * `stale`: a token past its `exp`, served inside the grace window while the server cannot be reached; `fallback`:
+ * no usable token, the failure policy answered.
+ */
+export type DecisionSource = 'fresh' | 'cache' | 'stale' | 'fallback'
 
 /**
  * An answer a product can act on. Every decision has the same shape; fields that do not apply are `undefined`.
@@ -61,6 +78,10 @@ export interface Decision {
   readonly upgrade: UpgradeHint | undefined
   /** The verification error behind `token_invalid` (and behind `expired` when the token itself expired). */
   readonly error: EntitlementErrorCode | undefined
+  /** Client decisions only: where the answer came from. `undefined` from `decide` and `checkEntitlement`. */
+  readonly source: DecisionSource | undefined
+  /** Client decisions only: milliseconds since the token behind the answer was last confirmed by its source. */
+  readonly age: number | undefined
 }
 
 /** What the app knows about the request being checked. */

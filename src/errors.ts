@@ -32,6 +32,12 @@ export type EntitlementErrorCode =
   | 'audience_invalid'
   /** The signature is valid but the claims do not match the entitlement token format. */
   | 'claims_invalid'
+  /** The license server could not be reached, timed out, or answered 5xx/429 (the client retries with backoff). */
+  | 'server_unavailable'
+  /** The license server refused the request (401, 403, another 4xx): credentials or configuration. */
+  | 'server_rejected'
+  /** The client's storage failed to read or write; checks go on from memory. */
+  | 'storage_failed'
 
 /** A verification failure with a stable {@link EntitlementErrorCode}. */
 export class EntitlementError extends Error {

@@ -1,3 +1,6 @@
+export type { BackoffOptions } from './backoff.js'
+export type { EntitlementChange } from './changes.js'
+export { diffEntitlements } from './changes.js'
 export type { CheckOptions } from './check.js'
 export { checkEntitlement } from './check.js'
 export type {
@@ -13,13 +16,31 @@ export type {
   UsagePeriod,
 } from './claims.js'
 export { entitlementTokenClaimsSchema } from './claims.js'
+export type {
+  ChangeEvent,
+  CheckContext,
+  ClientEvents,
+  ClientStats,
+  DecisionSummaryEvent,
+  EntitlementsClient,
+  EntitlementsClientOptions,
+  ErrorEvent,
+  FailurePolicy,
+  FeatureDecisionCounts,
+} from './client.js'
+export { createEntitlements } from './client.js'
 export { decide } from './decide.js'
-export type { Decision, DecisionContext, DecisionReason } from './decision.js'
+export type { Decision, DecisionContext, DecisionReason, DecisionSource } from './decision.js'
 export type { Entitlements, Feature, FeatureCap, RegionRule } from './entitlements.js'
 export type { EntitlementErrorCode } from './errors.js'
 export { EntitlementError, isEntitlementError } from './errors.js'
 export type { Algorithm, KeySource, RemoteJwksOptions } from './keys.js'
+export type { LicenseServerOptions } from './license-server.js'
 export { currentWindowEnd } from './period.js'
+export type { Platform } from './platform.js'
+export { defaultPlatform } from './platform.js'
+export type { EntitlementStorage } from './storage.js'
+export { createMemoryStorage } from './storage.js'
 export { ENTITLEMENT_TOKEN_TYPE } from './token-type.js'
 export type { EntitlementVerifier, VerifyOptions } from './verify.js'
 export { createEntitlementVerifier, verifyEntitlementToken } from './verify.js'

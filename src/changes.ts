@@ -1,0 +1,66 @@
+import type { Entitlements, Feature } from './entitlements.js'
+
+/** One difference between two versions of a customer's entitlements, for UIs that react to upgrades. */
+export type EntitlementChange =
+  | { readonly type: 'plan_changed'; readonly from: string | undefined; readonly to: string }
+  | { readonly type: 'feature_added'; readonly feature: string }
+  | { readonly type: 'feature_removed'; readonly feature: string }
+  | {
+      readonly type: 'limit_changed'
+      readonly feature: string
+      readonly from: number | undefined
+      readonly to: number | undefined
+    }
+  | {
+      readonly type: 'cap_changed'
+      readonly feature: string
+      readonly from: number | undefined
+      readonly to: number | undefined
+    }
+  | {
+      readonly type: 'term_changed'
+      readonly feature: string
+      readonly from: number | undefined
+      readonly to: number | undefined
+    }
+  /** Who may use the feature, or where, changed (roles or regions). */
+  | { readonly type: 'access_changed'; readonly feature: string }
+
+const sameList = (a: readonly string[] | undefined, b: readonly string[] | undefined) =>
+  a === b ||
+  (a !== undefined && b !== undefined && a.length === b.length && a.every((item, i) => item === b[i]))
+
+/** What changed between `previous` and `next` that a product would show. Usage snapshots are not changes. */
+export function diffEntitlements(
+  previous: Entitlements | undefined,
+  next: Entitlements,
+): EntitlementChange[] {
+  const changes: EntitlementChange[] = []
+  if (previous?.plan.id !== next.plan.id)
+    changes.push({ type: 'plan_changed', from: previous?.plan.id, to: next.plan.id })
+  const before = previous?.features ?? new Map<string, Feature>()
+  for (const [name, feature] of next.features) {
+    const old = before.get(name)
+    if (old === undefined) {
+      changes.push({ type: 'feature_added', feature: name })
+      continue
+    }
+    if (old.limit !== feature.limit)
+      changes.push({ type: 'limit_changed', feature: name, from: old.limit, to: feature.limit })
+    if (old.cap?.limit !== feature.cap?.limit) {
+      changes.push({ type: 'cap_changed', feature: name, from: old.cap?.limit, to: feature.cap?.limit })
+    }
+    const oldEnd = old.graceEndsAt ?? old.expiresAt ?? old.trialEndsAt
+    const newEnd = feature.graceEndsAt ?? feature.expiresAt ?? feature.trialEndsAt
+    if (oldEnd !== newEnd) changes.push({ type: 'term_changed', feature: name, from: oldEnd, to: newEnd })
+    const sameRegions =
+      sameList(old.regions?.allow, feature.regions?.allow) &&
+      sameList(old.regions?.deny, feature.regions?.deny)
+    if (!sameList(old.roles, feature.roles) || !sameRegions)
+      changes.push({ type: 'access_changed', feature: name })
+  }
+  for (const name of before.keys()) {
+    if (!next.features.has(name)) changes.push({ type: 'feature_removed', feature: name })
+  }
+  return changes
+}

@@ -1,0 +1,758 @@
+import { LRUCache } from 'lru-cache'
+import { type BackoffOptions, backoffDelay } from './backoff.js'
+import { diffEntitlements, type EntitlementChange } from './changes.js'
+import { decide } from './decide.js'
+import type { Decision, DecisionContext, DecisionReason, DecisionSource } from './decision.js'
+import type { Entitlements } from './entitlements.js'
+import { EntitlementError } from './errors.js'
+import {
+  createLicenseServerClient,
+  type LicenseServerClient,
+  type LicenseServerOptions,
+} from './license-server.js'
+import { defaultPlatform, type Platform } from './platform.js'
+import { createEventStreamParser } from './sse.js'
+import { createMemoryStorage, type EntitlementStorage } from './storage.js'
+import { createEntitlementVerifier, type EntitlementVerifier, type VerifyOptions } from './verify.js'
+
+/**
+ * What to answer when there is no usable token (the server cannot be reached and any grace is over):
+ * `'closed'` denies (`unavailable`), `'open'` allows (`fallback`), or a declared decision (`fallback`), as in
+ * "let them use 5 seats while we cannot tell".
+ */
+export type FailurePolicy = 'closed' | 'open' | { readonly allowed: boolean; readonly limit?: number }
+
+/** Options of {@link createEntitlements}. */
+export interface EntitlementsClientOptions extends Omit<VerifyOptions, 'now'> {
+  /** Multi-tenant: the license server to fetch each customer's token from (protocol v1, `docs/client.md`). */
+  server?: LicenseServerOptions & {
+    /** Listen to the server's event stream so changes arrive at once. Default `false`. */
+    events?: boolean
+    /** How often to fetch the revocation list; 0 turns it off. Default 300 000 ms. */
+    revocationIntervalMs?: number
+  }
+  /** Single-tenant: this app's own token, or a function that returns it (read a file, ask a server…). */
+  token?: string | (() => string | Promise<string>)
+  /** At most this many customers are kept in memory (least recently used go first). Default 10 000. */
+  maxSubjects?: number
+  /** Refresh when this fraction of a token's life has passed (with up to 10% jitter earlier). Default 0.8. */
+  refreshAt?: number
+  /** After a token's `exp`, keep answering from it (`source: 'stale'`) this long while refreshes fail. Default 3 600 000. */
+  staleGraceMs?: number
+  /** Backoff between failed refreshes. */
+  backoff?: BackoffOptions
+  /** Answer when no usable token exists. Default `'closed'`. */
+  failurePolicy?: FailurePolicy
+  /** Per-feature failure policies, overriding `failurePolicy`. */
+  featurePolicies?: Readonly<Record<string, FailurePolicy>>
+  /** Where last-known-good tokens, revocations and trusted time survive restarts. Default: in memory. */
+  storage?: EntitlementStorage
+  /** Clock, randomness, timers and fetch. Default: the running environment's. */
+  platform?: Partial<Platform>
+  /** How often `on('decision')` hears the aggregated decision counts. Default 60 000 ms. */
+  decisionSummaryIntervalMs?: number
+}
+
+/** A `change` event: a customer's entitlements changed (an upgrade, a downgrade, a new token). */
+export interface ChangeEvent {
+  readonly subject: string
+  readonly previous: Entitlements | undefined
+  readonly current: Entitlements
+  readonly changes: readonly EntitlementChange[]
+}
+
+/** An `error` event: something failed in the background; checks go on as the failure policy says. */
+export interface ErrorEvent {
+  readonly subject: string | undefined
+  readonly during: 'load' | 'refresh' | 'revocations' | 'events' | 'storage'
+  readonly error: EntitlementError
+}
+
+/** Aggregated decision counts for one feature, since the client started. */
+export interface FeatureDecisionCounts {
+  allowed: number
+  denied: number
+  readonly reasons: Partial<Record<DecisionReason, number>>
+}
+
+/** A `decision` event: the aggregated counts, sent every `decisionSummaryIntervalMs` (not one event per check). */
+export interface DecisionSummaryEvent {
+  readonly at: number
+  readonly features: Readonly<Record<string, FeatureDecisionCounts>>
+}
+
+/** The events of a client and what their listeners receive. */
+export interface ClientEvents {
+  change: ChangeEvent
+  error: ErrorEvent
+  decision: DecisionSummaryEvent
+}
+
+/** Counters of what the client has done. */
+export interface ClientStats {
+  readonly cached: number
+  readonly hits: number
+  readonly misses: number
+  readonly fetches: number
+  readonly notModified: number
+  readonly refreshes: number
+  readonly failures: number
+  readonly revoked: number
+  readonly decisions: Readonly<Record<string, FeatureDecisionCounts>>
+}
+
+/** What the app asks about: the decision context plus the customer, in multi-tenant use. */
+export type CheckContext = DecisionContext
+
+/** The long-lived entitlements client. */
+export interface EntitlementsClient {
+  /** Decides, loading the customer's token first if it is not in memory. Never rejects on a bad or missing token. */
+  check(feature: string, context?: CheckContext): Promise<Decision>
+  /** Decides from memory only: `not_loaded` (and a load started) when nothing is there yet. */
+  checkSync(feature: string, context?: CheckContext): Decision
+  /** Loads a customer's entitlements (from storage or the source) unless in memory; resolves to them, if any. */
+  load(subject?: string): Promise<Entitlements | undefined>
+  /** Fetches a customer's token from the source now (conditionally) and resolves when done. */
+  refresh(subject?: string): Promise<Entitlements | undefined>
+  /** The entitlements in memory for a customer, if any. */
+  entitlements(subject?: string): Entitlements | undefined
+  /** Listens to `change`, `error` or `decision`; returns a function that stops listening. */
+  on<K extends keyof ClientEvents>(type: K, listener: (event: ClientEvents[K]) => void): () => void
+  /** Counters of cache hits and misses, fetches, refreshes, failures, revocations and decisions per feature. */
+  stats(): ClientStats
+  /** Stops every timer and stream, saves trusted time, and resolves when done. Checks still answer from memory. */
+  close(): Promise<void>
+}
+
+interface Entry {
+  readonly subject: string
+  readonly token: string
+  readonly entitlements: Entitlements
+  readonly etag: string | undefined
+  /** When the source last confirmed this token (a fetch or a 304). */
+  confirmedAt: number
+  /** Loaded by the check that is waiting for it: that check reports `fresh`. */
+  fresh: boolean
+  failures: number
+  timer: unknown
+}
+
+interface Stored {
+  token: string
+  etag: string | undefined
+  confirmedAt: number
+}
+
+/** The key of the app's own token in single-tenant use. */
+const OWN = ''
+const TOKEN_KEY = 'entitle:token:'
+const TIME_KEY = 'entitle:trusted-time'
+const REVOKED_KEY = 'entitle:revoked'
+
+function fallbackDecision(feature: string, policy: FailurePolicy, subject: string | undefined): Decision {
+  const allowed = policy === 'open' || (typeof policy === 'object' && policy.allowed)
+  const limit = typeof policy === 'object' ? policy.limit : undefined
+  return {
+    allowed,
+    feature,
+    reason: policy === 'closed' ? 'unavailable' : 'fallback',
+    subject,
+    plan: undefined,
+    limit,
+    used: undefined,
+    remaining: limit,
+    resetsAt: undefined,
+    expiresAt: undefined,
+    upgrade: undefined,
+    error: undefined,
+    source: 'fallback',
+    age: undefined,
+  }
+}
+
+function validate(options: EntitlementsClientOptions): void {
+  if (typeof options !== 'object' || options === null) throw new TypeError('createEntitlements needs options')
+  if (options.server === undefined && options.token === undefined) {
+    throw new TypeError('give a server (multi-tenant) or a token (single-tenant)')
+  }
+  if (options.server !== undefined && options.token !== undefined) {
+    throw new TypeError('give a server or a token, not both')
+  }
+  const refreshAt = options.refreshAt ?? 0.8
+  if (!(refreshAt > 0 && refreshAt < 1)) throw new TypeError('refreshAt must be between 0 and 1')
+  if (
+    options.maxSubjects !== undefined &&
+    !(Number.isInteger(options.maxSubjects) && options.maxSubjects > 0)
+  ) {
+    throw new TypeError('maxSubjects must be a positive integer')
+  }
+  for (const [name, value] of [
+    ['staleGraceMs', options.staleGraceMs],
+    ['decisionSummaryIntervalMs', options.decisionSummaryIntervalMs],
+    ['server.revocationIntervalMs', options.server?.revocationIntervalMs],
+  ] as const) {
+    if (value !== undefined && !(Number.isFinite(value) && value >= 0))
+      throw new TypeError(`${name} must be ≥ 0`)
+  }
+}
+
+/**
+ * Creates the long-lived client an app makes once: it keeps each customer's verified entitlements in memory,
+ * answers checks from there, refreshes them before they expire, hears upgrades and revocations, and keeps working
+ * from the last-known-good token when the license server cannot be reached.
+ *
+ * @example
+ * ```ts
+ * const entitlements = createEntitlements({
+ *   server: { url: 'https://license.example.com', apiKey: process.env.LICENSE_API_KEY, events: true },
+ *   keys: new URL('https://license.example.com/.well-known/jwks.json'),
+ *   issuer: 'https://license.example.com',
+ *   audience: 'my-app',
+ * })
+ * const decision = await entitlements.check('export', { subject: customerId, roles: user.roles })
+ * ```
+ */
+export function createEntitlements(options: EntitlementsClientOptions): EntitlementsClient {
+  validate(options)
+  const platform: Platform = { ...defaultPlatform(), ...options.platform }
+  const storage = options.storage ?? createMemoryStorage()
+  const refreshAt = options.refreshAt ?? 0.8
+  const staleGraceMs = options.staleGraceMs ?? 3_600_000
+  const toleranceMs = (options.clockToleranceSec ?? 60) * 1000
+  const backoff = { initialMs: options.backoff?.initialMs ?? 1000, maxMs: options.backoff?.maxMs ?? 300_000 }
+  const failurePolicy = options.failurePolicy ?? 'closed'
+  const featurePolicies = options.featurePolicies ?? {}
+  const { server: serverOptions, token: tokenSource, ...verifyOptions } = options
+  const verifier = createEntitlementVerifier({ ...verifyOptions, now: () => platform.now() })
+  // Tokens past exp but inside the stale grace are verified with a tolerance that reaches that far; every other
+  // check stays as strict. Made on first need: most clients never need it.
+  let staleVerifier: EntitlementVerifier | undefined
+  const server: LicenseServerClient | undefined =
+    serverOptions && createLicenseServerClient(serverOptions, platform)
+
+  const listeners: { [K in keyof ClientEvents]: Set<(event: ClientEvents[K]) => void> } = {
+    change: new Set(),
+    error: new Set(),
+    decision: new Set(),
+  }
+  function emit<K extends keyof ClientEvents>(type: K, event: ClientEvents[K]): void {
+    for (const listener of listeners[type]) {
+      try {
+        listener(event)
+      } catch {
+        // A listener's bug must not break checks or background refreshes.
+      }
+    }
+  }
+  /** Starts background work, hands it to the platform's `waitUntil`, and never lets it reject unobserved. */
+  function background(work: Promise<unknown>): void {
+    const settled = work.then(
+      () => undefined,
+      () => undefined,
+    )
+    platform.waitUntil?.(settled)
+  }
+  const report = (during: ErrorEvent['during'], subject: string | undefined, error: unknown) => {
+    const wrapped =
+      error instanceof EntitlementError
+        ? error
+        : new EntitlementError(
+            during === 'storage' ? 'storage_failed' : 'server_unavailable',
+            String(error),
+            { cause: error },
+          )
+    emit('error', { subject, during, error: wrapped })
+  }
+
+  const counters = { hits: 0, misses: 0, fetches: 0, notModified: 0, refreshes: 0, failures: 0 }
+  // Feature names may come from user input: past this many, counts go to '(other)' instead of growing forever.
+  const MAX_COUNTED_FEATURES = 1000
+  const decisions = new Map<string, FeatureDecisionCounts>()
+  let closed = false
+
+  const cache = new LRUCache<string, Entry>({
+    max: options.maxSubjects ?? 10_000,
+    perf: { now: () => platform.now() },
+    // Read the injected clock on every lookup: lru-cache otherwise caches "now" behind a real timer.
+    ttlResolution: 0,
+    dispose: (entry) => platform.clearTimeout(entry.timer),
+  })
+  const loading = new Map<string, Promise<Entry | undefined>>()
+  /** Customers the server says have no license: remembered for a minute, bounded like the cache. */
+  const missing = new LRUCache<string, true>({
+    max: options.maxSubjects ?? 10_000,
+    ttl: 60_000,
+    perf: { now: () => platform.now() },
+    // Read the injected clock on every lookup: lru-cache otherwise caches "now" behind a real timer.
+    ttlResolution: 0,
+  })
+  let revoked = new Set<string>()
+  let revokedEtag: string | undefined
+  let trustedTime = 0
+  let trustedTimeSaved = 0
+
+  // --- storage -----------------------------------------------------------------------------------------------
+
+  async function read(key: string): Promise<string | undefined> {
+    try {
+      return await storage.get(key)
+    } catch (error) {
+      report(
+        'storage',
+        undefined,
+        new EntitlementError('storage_failed', `could not read ${key}`, { cause: error }),
+      )
+      return undefined
+    }
+  }
+  function write(key: string, value: string | undefined): void {
+    try {
+      const done = value === undefined ? storage.delete(key) : storage.set(key, value)
+      if (done instanceof Promise) {
+        done.catch((error: unknown) =>
+          report(
+            'storage',
+            undefined,
+            new EntitlementError('storage_failed', `could not write ${key}`, { cause: error }),
+          ),
+        )
+      }
+    } catch (error) {
+      report(
+        'storage',
+        undefined,
+        new EntitlementError('storage_failed', `could not write ${key}`, { cause: error }),
+      )
+    }
+  }
+  function saveTrustedTime(): void {
+    if (trustedTime > trustedTimeSaved) {
+      trustedTimeSaved = trustedTime
+      write(TIME_KEY, String(trustedTime))
+    }
+  }
+
+  const ready = (async () => {
+    const [time, list] = await Promise.all([read(TIME_KEY), read(REVOKED_KEY)])
+    const saved = Number(time)
+    if (Number.isFinite(saved) && saved > trustedTime) trustedTime = trustedTimeSaved = saved
+    try {
+      const parsed =
+        list === undefined ? undefined : (JSON.parse(list) as { revoked: string[]; etag?: string })
+      if (parsed && Array.isArray(parsed.revoked)) {
+        revoked = new Set(parsed.revoked)
+        revokedEtag = parsed.etag
+      }
+    } catch {
+      report(
+        'storage',
+        undefined,
+        new EntitlementError('storage_failed', 'the stored revocation list is not JSON'),
+      )
+    }
+  })()
+
+  // --- tokens ------------------------------------------------------------------------------------------------
+
+  async function verify(token: string): Promise<Entitlements> {
+    try {
+      return await verifier.verify(token)
+    } catch (error) {
+      if (!(error instanceof EntitlementError) || error.code !== 'token_expired' || staleGraceMs === 0)
+        throw error
+      staleVerifier ??= createEntitlementVerifier({
+        ...verifyOptions,
+        clockToleranceSec: (options.clockToleranceSec ?? 60) + staleGraceMs / 1000,
+        now: () => platform.now(),
+      })
+      return staleVerifier.verify(token)
+    }
+  }
+
+  function install(
+    key: string,
+    token: string,
+    entitlements: Entitlements,
+    etag: string | undefined,
+    confirmedAt: number,
+    fromSource: boolean,
+  ): Entry {
+    const previous = cache.get(key)?.entitlements
+    const entry: Entry = {
+      subject: key,
+      token,
+      entitlements,
+      etag,
+      confirmedAt,
+      fresh: true,
+      failures: 0,
+      timer: undefined,
+    }
+    // The cache forgets a token once even its stale grace is over.
+    const ttl = Math.max(1, entitlements.expiresAt + staleGraceMs - platform.now())
+    cache.set(key, entry, { ttl })
+    missing.delete(key)
+    if (fromSource && server !== undefined) {
+      // A token the license server just issued vouches for the time: it re-anchors trusted time, so a clock that
+      // once ran fast recovers online. A token the app supplies (a license file) is no such evidence.
+      trustedTime = Math.max(entitlements.issuedAt, Math.min(trustedTime, platform.now()))
+    } else {
+      trustedTime = Math.max(trustedTime, entitlements.issuedAt)
+    }
+    if (fromSource) write(`${TOKEN_KEY}${key}`, JSON.stringify({ token, etag, confirmedAt } satisfies Stored))
+    if (previous === undefined || previous.tokenId !== entitlements.tokenId) {
+      const changes = diffEntitlements(previous, entitlements)
+      if (previous === undefined || changes.length > 0)
+        emit('change', { subject: key, previous, current: entitlements, changes })
+    }
+    // A token restored from storage may be old: ask the source soon after start, not at 80% of its life.
+    schedule(entry, fromSource ? undefined : 1000 + Math.floor(platform.random() * 4000))
+    return entry
+  }
+
+  function schedule(entry: Entry, delay?: number): void {
+    platform.clearTimeout(entry.timer)
+    if (closed || (server === undefined && typeof tokenSource !== 'function')) return
+    let wait = delay
+    if (wait === undefined) {
+      const { issuedAt, expiresAt } = entry.entitlements
+      const life = expiresAt - issuedAt
+      const at = issuedAt + life * refreshAt - platform.random() * life * 0.1
+      wait = Math.max(1000, at - platform.now())
+    }
+    entry.timer = platform.setTimeout(() => background(fetchFromSource(entry.subject, 'refresh')), wait)
+  }
+
+  async function restore(key: string): Promise<Entry | undefined> {
+    const raw = await read(`${TOKEN_KEY}${key}`)
+    if (raw === undefined) return undefined
+    try {
+      const stored = JSON.parse(raw) as Stored
+      const entitlements = await verify(stored.token)
+      if (key !== OWN && entitlements.subject !== key) return undefined
+      return install(key, stored.token, entitlements, stored.etag, stored.confirmedAt, false)
+    } catch (error) {
+      // A stored token that no longer verifies (expired beyond grace, keys rotated away) is simply forgotten.
+      write(`${TOKEN_KEY}${key}`, undefined)
+      if (!(error instanceof EntitlementError)) report('storage', key, error)
+      return undefined
+    }
+  }
+
+  async function fetchFromSource(key: string, during: 'load' | 'refresh'): Promise<Entry | undefined> {
+    const current = cache.get(key)
+    if (closed) return current
+    if (during === 'refresh') counters.refreshes++
+    try {
+      if (server === undefined) {
+        const token = typeof tokenSource === 'function' ? await tokenSource() : (tokenSource as string)
+        const entitlements = await verify(token)
+        if (current?.token === token) {
+          current.confirmedAt = platform.now()
+          schedule(current)
+          return current
+        }
+        return install(key, token, entitlements, undefined, platform.now(), true)
+      }
+      counters.fetches++
+      const response = await server.fetchToken(key, current?.etag)
+      if (response.status === 'not_modified' && current) {
+        counters.notModified++
+        current.confirmedAt = platform.now()
+        current.failures = 0
+        schedule(current)
+        return current
+      }
+      if (response.status === 'not_found') {
+        cache.delete(key)
+        missing.set(key, true)
+        write(`${TOKEN_KEY}${key}`, undefined)
+        return undefined
+      }
+      if (response.status !== 'ok')
+        throw new EntitlementError('server_rejected', 'a 304 answered a request that sent no ETag')
+      const entitlements = await verify(response.token)
+      if (entitlements.subject !== key) {
+        throw new EntitlementError(
+          'claims_invalid',
+          `the server sent a token for ${entitlements.subject}, not ${key}`,
+        )
+      }
+      return install(key, response.token, entitlements, response.etag, platform.now(), true)
+    } catch (error) {
+      counters.failures++
+      report(during, key === OWN ? undefined : key, error)
+      const entry = cache.get(key)
+      if (entry) {
+        entry.failures++
+        const retryAfter = (error as { retryAfterMs?: number }).retryAfterMs
+        const wait = Math.max(
+          retryAfter ?? 0,
+          backoffDelay(entry.failures - 1, platform.random(), backoff),
+          1000,
+        )
+        schedule(entry, wait)
+      }
+      return entry
+    }
+  }
+
+  function load(key: string): Promise<Entry | undefined> {
+    let pending = loading.get(key)
+    if (pending === undefined) {
+      pending = (async () => {
+        await ready
+        return cache.get(key) ?? (await restore(key)) ?? (await fetchFromSource(key, 'load'))
+      })().finally(() => loading.delete(key))
+      loading.set(key, pending)
+    }
+    return pending
+  }
+
+  // --- decisions ---------------------------------------------------------------------------------------------
+
+  function count(decision: Decision): Decision {
+    let counts = decisions.get(decision.feature)
+    if (counts === undefined) {
+      const name = decisions.size < MAX_COUNTED_FEATURES ? decision.feature : '(other)'
+      counts = decisions.get(name) ?? { allowed: 0, denied: 0, reasons: {} }
+      decisions.set(name, counts)
+    }
+    if (decision.allowed) counts.allowed++
+    else counts.denied++
+    const reasons = counts.reasons as Record<string, number>
+    reasons[decision.reason] = (reasons[decision.reason] ?? 0) + 1
+    return decision
+  }
+
+  function policyFor(feature: string): FailurePolicy {
+    return featurePolicies[feature] ?? failurePolicy
+  }
+
+  function answer(entry: Entry | undefined, key: string, feature: string, context: CheckContext): Decision {
+    const now = platform.now()
+    const subject = key === OWN ? context.subject : key
+    if (now + toleranceMs < trustedTime) {
+      return count({
+        ...fallbackDecision(feature, 'closed', subject),
+        reason: 'clock_rollback',
+        source: entry ? 'cache' : 'fallback',
+      })
+    }
+    if (now > trustedTime) trustedTime = now
+    if (entry === undefined) {
+      if (missing.has(key)) {
+        return count({
+          ...fallbackDecision(feature, 'closed', subject),
+          reason: 'not_in_plan',
+          source: 'cache',
+        })
+      }
+      return count(fallbackDecision(feature, policyFor(feature), subject))
+    }
+    const { entitlements } = entry
+    let source: DecisionSource = entry.fresh ? 'fresh' : 'cache'
+    entry.fresh = false
+    if (revoked.has(entitlements.tokenId)) {
+      const decision = {
+        ...fallbackDecision(feature, 'closed', entitlements.subject),
+        reason: 'revoked' as const,
+        source,
+      }
+      return count({ ...decision, plan: entitlements.plan.id, age: now - entry.confirmedAt })
+    }
+    let at = now
+    if (now >= entitlements.expiresAt) {
+      if (now >= entitlements.expiresAt + staleGraceMs)
+        return count(fallbackDecision(feature, policyFor(feature), subject))
+      // Stale: decide as of the last moment the token was valid, and say so.
+      at = entitlements.expiresAt - 1
+      source = 'stale'
+    }
+    const decision = decide(entitlements, feature, context, at) as {
+      -readonly [K in keyof Decision]: Decision[K]
+    }
+    decision.source = source
+    decision.age = now - entry.confirmedAt
+    return count(decision)
+  }
+
+  function keyOf(context: { subject?: string | undefined } | undefined): string {
+    if (server === undefined) return OWN
+    const subject = context?.subject
+    if (typeof subject !== 'string' || subject.length === 0) {
+      throw new TypeError('a multi-tenant client needs context.subject: the customer to check')
+    }
+    return subject
+  }
+
+  // --- revocations and events --------------------------------------------------------------------------------
+
+  let revocationTimer: unknown
+  async function refreshRevocations(): Promise<void> {
+    if (server === undefined || closed) return
+    const interval = serverOptions?.revocationIntervalMs ?? 300_000
+    try {
+      const response = await server.fetchRevocations(revokedEtag)
+      if (response.status === 'ok') {
+        revoked = new Set(response.revoked)
+        revokedEtag = response.etag
+        write(REVOKED_KEY, JSON.stringify({ revoked: response.revoked, etag: response.etag }))
+        // A revoked token may have a successor already: ask for it.
+        for (const [key, entry] of cache.entries()) {
+          if (revoked.has(entry.entitlements.tokenId)) background(fetchFromSource(key, 'refresh'))
+        }
+      }
+    } catch (error) {
+      report('revocations', undefined, error)
+    }
+    if (interval > 0 && !closed) {
+      platform.clearTimeout(revocationTimer)
+      revocationTimer = platform.setTimeout(() => background(refreshRevocations()), interval)
+    }
+  }
+
+  const events = new AbortController()
+  async function listen(): Promise<void> {
+    let attempt = 0
+    let lastEventId: string | undefined
+    while (!closed && server) {
+      try {
+        const body = await server.openEvents(events.signal, lastEventId)
+        attempt = 0
+        const decoder = new TextDecoder()
+        const parse = createEventStreamParser((event) => {
+          lastEventId = event.id ?? lastEventId
+          if (event.event === 'revocations') background(refreshRevocations())
+          if (event.event === 'entitlements') {
+            let subject: unknown
+            try {
+              subject = (JSON.parse(event.data) as { subject?: unknown }).subject
+            } catch {
+              return
+            }
+            if (typeof subject === 'string' && cache.has(subject))
+              background(fetchFromSource(subject, 'refresh'))
+          }
+        })
+        const reader = body.getReader()
+        for (;;) {
+          const { done, value } = await reader.read()
+          if (done) break
+          parse(decoder.decode(value, { stream: true }))
+        }
+      } catch (error) {
+        if (closed) return
+        report('events', undefined, error)
+      }
+      if (closed) return
+      const wait = Math.max(1000, backoffDelay(attempt++, platform.random(), backoff))
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          platform.clearTimeout(timer)
+          resolve()
+        }
+        const timer = platform.setTimeout(() => {
+          events.signal.removeEventListener('abort', stop)
+          resolve()
+        }, wait)
+        events.signal.addEventListener('abort', stop, { once: true })
+      })
+    }
+  }
+
+  let summaryTimer: unknown
+  function summarize(): void {
+    if (closed) return
+    if (listeners.decision.size > 0 && decisions.size > 0) {
+      emit('decision', { at: platform.now(), features: Object.fromEntries(decisions) })
+    }
+    saveTrustedTime()
+    summaryTimer = platform.setTimeout(summarize, options.decisionSummaryIntervalMs ?? 60_000)
+  }
+
+  if (server) {
+    background(ready.then(refreshRevocations))
+    if (serverOptions?.events) void listen()
+  }
+  summaryTimer = platform.setTimeout(summarize, options.decisionSummaryIntervalMs ?? 60_000)
+
+  // --- the client --------------------------------------------------------------------------------------------
+
+  return {
+    async check(feature, context = {}) {
+      if (typeof feature !== 'string' || feature.length === 0)
+        throw new TypeError('feature must be a non-empty string')
+      const key = keyOf(context)
+      let entry = cache.get(key)
+      if (entry !== undefined) counters.hits++
+      else {
+        counters.misses++
+        if (!closed && !missing.has(key)) entry = await load(key)
+      }
+      return answer(entry, key, feature, context)
+    },
+
+    checkSync(feature, context = {}) {
+      if (typeof feature !== 'string' || feature.length === 0)
+        throw new TypeError('feature must be a non-empty string')
+      const key = keyOf(context)
+      const entry = cache.get(key)
+      if (entry !== undefined) {
+        counters.hits++
+        return answer(entry, key, feature, context)
+      }
+      counters.misses++
+      if (missing.has(key) || closed) return answer(undefined, key, feature, context)
+      background(load(key))
+      return count({
+        ...fallbackDecision(feature, 'closed', key === OWN ? context.subject : key),
+        reason: 'not_loaded',
+      })
+    },
+
+    async load(subject) {
+      const key = keyOf({ subject })
+      return (cache.get(key) ?? (await load(key)))?.entitlements
+    },
+
+    async refresh(subject) {
+      const key = keyOf({ subject })
+      await ready
+      return (await fetchFromSource(key, 'refresh'))?.entitlements
+    },
+
+    entitlements(subject) {
+      return cache.get(keyOf({ subject }))?.entitlements
+    },
+
+    on(type, listener) {
+      const set = listeners[type] as Set<typeof listener>
+      set.add(listener)
+      return () => {
+        set.delete(listener)
+      }
+    },
+
+    stats() {
+      return {
+        ...counters,
+        revoked: revoked.size,
+        cached: cache.size,
+        decisions: Object.fromEntries(decisions),
+      }
+    },
+
+    async close() {
+      if (closed) return
+      closed = true
+      events.abort()
+      platform.clearTimeout(revocationTimer)
+      platform.clearTimeout(summaryTimer)
+      for (const entry of cache.values()) platform.clearTimeout(entry.timer)
+      await ready
+      saveTrustedTime()
+      await Promise.allSettled([...loading.values()])
+    },
+  }
+}

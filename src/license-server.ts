@@ -1,0 +1,135 @@
+import ky, { type KyInstance } from 'ky'
+import { retryAfterMs } from './backoff.js'
+import { EntitlementError } from './errors.js'
+import type { Platform } from './platform.js'
+
+/** How the client reaches the license server (protocol v1, `docs/client.md`). */
+export interface LicenseServerOptions {
+  /** Base URL; the client calls `v1/entitlements/{subject}`, `v1/revocations` and `v1/events` below it. */
+  url: string | URL
+  /** Sent as `Authorization: Bearer …`. */
+  apiKey?: string
+  /** Extra headers for every request. */
+  headers?: Record<string, string>
+  /** Abort a request after this long. Default 10 000 ms. */
+  timeoutMs?: number
+}
+
+export type TokenResponse =
+  | { readonly status: 'ok'; readonly token: string; readonly etag: string | undefined }
+  | { readonly status: 'not_modified' }
+  | { readonly status: 'not_found' }
+
+export interface RevocationsResponse {
+  readonly status: 'ok' | 'not_modified'
+  readonly revoked: readonly string[]
+  readonly etag: string | undefined
+}
+
+/** A failure talking to the server: `server_unavailable` (retry later) or `server_rejected` (a 4xx). */
+function failure(
+  response: Response | undefined,
+  cause: unknown,
+  now: number,
+): EntitlementError & { retryAfterMs?: number } {
+  if (response === undefined) {
+    return new EntitlementError('server_unavailable', 'the license server could not be reached', { cause })
+  }
+  const retryable = response.status >= 500 || response.status === 429 || response.status === 408
+  const error: EntitlementError & { retryAfterMs?: number } = new EntitlementError(
+    retryable ? 'server_unavailable' : 'server_rejected',
+    `the license server answered ${response.status}`,
+    { cause },
+  )
+  const after = retryAfterMs(response.headers.get('retry-after'), now)
+  if (after !== undefined) error.retryAfterMs = after
+  return error
+}
+
+/** The license server as the client sees it: three requests, each with its own timeout on the injected clock. */
+export function createLicenseServerClient(options: LicenseServerOptions, platform: Platform) {
+  const base = new URL(String(options.url).replace(/\/?$/, '/'))
+  const timeoutMs = options.timeoutMs ?? 10_000
+  const http: KyInstance = ky.create({
+    prefixUrl: base,
+    retry: 0,
+    timeout: false,
+    throwHttpErrors: false,
+    fetch: (input, init) => platform.fetch(input, init),
+    headers: { ...options.headers, ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}) },
+  })
+
+  /** Runs a request with a timeout driven by the platform's timers, so tests can time out without waiting. */
+  async function request(
+    path: string,
+    headers: Record<string, string>,
+    signal?: AbortSignal,
+  ): Promise<Response> {
+    const controller = new AbortController()
+    const abort = () =>
+      controller.abort(new EntitlementError('server_unavailable', `no answer within ${timeoutMs} ms`))
+    const timer = platform.setTimeout(abort, timeoutMs)
+    signal?.addEventListener('abort', () => controller.abort(signal.reason), { once: true })
+    try {
+      return await http.get(path, { headers, signal: controller.signal })
+    } catch (cause) {
+      throw failure(undefined, controller.signal.aborted ? controller.signal.reason : cause, platform.now())
+    } finally {
+      platform.clearTimeout(timer)
+    }
+  }
+
+  return {
+    async fetchToken(subject: string, etag: string | undefined): Promise<TokenResponse> {
+      const response = await request(`v1/entitlements/${encodeURIComponent(subject)}`, {
+        accept: 'application/entitlement+jwt, application/jwt, text/plain',
+        ...(etag ? { 'if-none-match': etag } : {}),
+      })
+      if (response.status === 304) return { status: 'not_modified' }
+      if (response.status === 404 || response.status === 410) return { status: 'not_found' }
+      if (!response.ok) throw failure(response, undefined, platform.now())
+      const token = (await response.text()).trim()
+      return { status: 'ok', token, etag: response.headers.get('etag') ?? undefined }
+    },
+
+    async fetchRevocations(etag: string | undefined): Promise<RevocationsResponse> {
+      const response = await request('v1/revocations', {
+        accept: 'application/json',
+        ...(etag ? { 'if-none-match': etag } : {}),
+      })
+      if (response.status === 304) return { status: 'not_modified', revoked: [], etag }
+      if (!response.ok) throw failure(response, undefined, platform.now())
+      const body = (await response.json().catch(() => undefined)) as { revoked?: unknown } | undefined
+      const revoked = body?.revoked
+      if (!Array.isArray(revoked) || !revoked.every((id) => typeof id === 'string')) {
+        throw new EntitlementError('server_rejected', 'the revocation list is not { "revoked": [string] }')
+      }
+      return { status: 'ok', revoked, etag: response.headers.get('etag') ?? undefined }
+    },
+
+    /** Opens the event stream; resolves with its body once connected. The stream has no timeout once open. */
+    async openEvents(
+      signal: AbortSignal,
+      lastEventId: string | undefined,
+    ): Promise<ReadableStream<Uint8Array>> {
+      const controller = new AbortController()
+      signal.addEventListener('abort', () => controller.abort(signal.reason), { once: true })
+      const timer = platform.setTimeout(() => controller.abort(new Error('connect timeout')), timeoutMs)
+      let response: Response
+      try {
+        response = await http.get('v1/events', {
+          headers: { accept: 'text/event-stream', ...(lastEventId ? { 'last-event-id': lastEventId } : {}) },
+          signal: controller.signal,
+        })
+      } catch (cause) {
+        throw failure(undefined, cause, platform.now())
+      } finally {
+        platform.clearTimeout(timer)
+      }
+      if (!response.ok || response.body === null) throw failure(response, undefined, platform.now())
+      return response.body
+    },
+  }
+}
+
+export type LicenseServerClient = ReturnType<typeof createLicenseServerClient>

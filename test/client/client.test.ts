@@ -1,0 +1,643 @@
+import { setupServer } from 'msw/node'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import type { EntitlementClaim } from '../../src/claims.js'
+import {
+  type ChangeEvent,
+  createEntitlements,
+  createMemoryStorage,
+  type EntitlementsClient,
+  type EntitlementsClientOptions,
+  type ErrorEvent,
+} from '../../src/index.js'
+import { createTestIssuer } from '../../src/testing.js'
+import { NOW } from '../helpers.js'
+import { fakeLicenseServer, manualPlatform, SERVER } from './harness.js'
+
+const msw = setupServer()
+beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
+afterAll(() => msw.close())
+
+const MIN = 60_000
+const HOUR = 60 * MIN
+const TEAM: Partial<EntitlementClaim> = {
+  plan: { id: 'team' },
+  features: { export: true, seats: { limit: 10 } },
+}
+const BUSINESS: Partial<EntitlementClaim> = {
+  plan: { id: 'business' },
+  features: { export: true, sso: true, seats: { limit: 50 } },
+}
+
+let clock: ReturnType<typeof manualPlatform>
+let server: Awaited<ReturnType<typeof fakeLicenseServer>>
+let clients: EntitlementsClient[]
+
+beforeEach(async () => {
+  msw.resetHandlers()
+  clock = manualPlatform()
+  server = await fakeLicenseServer(msw, clock)
+  clients = []
+})
+afterEach(async () => {
+  await Promise.all(clients.map((client) => client.close()))
+})
+
+function client(overrides: Partial<EntitlementsClientOptions> = {}): EntitlementsClient {
+  const made = createEntitlements({
+    server: { url: SERVER, apiKey: 'sk_test', revocationIntervalMs: 5 * MIN },
+    keys: server.issuer.jwks,
+    issuer: SERVER,
+    audience: 'app',
+    platform: clock.platform,
+    ...overrides,
+  })
+  clients.push(made)
+  return made
+}
+
+function collect<K extends 'change' | 'error'>(made: EntitlementsClient, type: K) {
+  const seen: Array<K extends 'change' ? ChangeEvent : ErrorEvent> = []
+  made.on(type, (event) => seen.push(event as never))
+  return seen
+}
+
+describe('multi-tenant: fetching and caching', () => {
+  it('fetches a customer on first check, then answers from memory', async () => {
+    server.sell('acme', TEAM)
+    const entitlements = client()
+    const first = await entitlements.check('export', { subject: 'acme' })
+    expect(first).toMatchObject({
+      allowed: true,
+      reason: 'granted',
+      subject: 'acme',
+      plan: 'team',
+      source: 'fresh',
+      age: 0,
+    })
+    await clock.advance(5_000)
+    const second = await entitlements.check('seats', { subject: 'acme', usage: 10 })
+    expect(second).toMatchObject({ allowed: false, reason: 'limit_exceeded', source: 'cache', age: 5_000 })
+    expect(server.count('entitlements/acme')).toBe(1)
+    expect(server.requests.find((r) => r.path === 'entitlements/acme')?.authorization).toBe('Bearer sk_test')
+    expect(entitlements.stats()).toMatchObject({ hits: 1, misses: 1, fetches: 1, cached: 1 })
+  })
+
+  it('collapses a thousand concurrent misses for one customer into one request', async () => {
+    server.sell('acme', TEAM)
+    const entitlements = client()
+    const decisions = await Promise.all(
+      Array.from({ length: 1000 }, () => entitlements.check('export', { subject: 'acme' })),
+    )
+    expect(decisions.every((d) => d.allowed)).toBe(true)
+    expect(server.count('entitlements/acme')).toBe(1)
+  })
+
+  it('keeps customers apart', async () => {
+    server.sell('acme', TEAM)
+    server.sell('globex', BUSINESS)
+    const entitlements = client()
+    expect((await entitlements.check('sso', { subject: 'acme' })).reason).toBe('not_in_plan')
+    expect((await entitlements.check('sso', { subject: 'globex' })).allowed).toBe(true)
+  })
+
+  it('rejects a token the server sent for another customer', async () => {
+    server.sell('acme', TEAM)
+    server.state.wrongSubject = true
+    const entitlements = client()
+    const errors = collect(entitlements, 'error')
+    expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({
+      allowed: false,
+      reason: 'unavailable',
+    })
+    expect(errors[0]?.error.code).toBe('claims_invalid')
+  })
+
+  it('denies an unknown feature instead of granting it', async () => {
+    server.sell('acme', TEAM)
+    expect(await client().check('exprot', { subject: 'acme' })).toMatchObject({
+      allowed: false,
+      reason: 'not_in_plan',
+    })
+  })
+
+  it('remembers for a minute that a customer has no license (404), without asking again', async () => {
+    const entitlements = client()
+    expect(await entitlements.check('export', { subject: 'nobody' })).toMatchObject({
+      allowed: false,
+      reason: 'not_in_plan',
+    })
+    expect(await entitlements.check('export', { subject: 'nobody' })).toMatchObject({
+      allowed: false,
+      reason: 'not_in_plan',
+    })
+    expect(server.count('entitlements/nobody')).toBe(1)
+    await clock.advance(61_000)
+    await entitlements.check('export', { subject: 'nobody' })
+    expect(server.count('entitlements/nobody')).toBe(2)
+  })
+
+  it('keeps at most maxSubjects customers, dropping the least recently used and its timer', async () => {
+    for (const name of ['a', 'b', 'c']) server.sell(name, TEAM)
+    const entitlements = client({ maxSubjects: 2 })
+    await entitlements.check('export', { subject: 'a' })
+    await entitlements.check('export', { subject: 'b' })
+    await entitlements.check('export', { subject: 'c' })
+    expect(entitlements.stats().cached).toBe(2)
+    expect(entitlements.entitlements('a')).toBeUndefined()
+    expect(entitlements.entitlements('c')?.subject).toBe('c')
+  })
+
+  it('needs a subject in multi-tenant use', async () => {
+    await expect(client().check('export')).rejects.toThrow(TypeError)
+    expect(() => client().checkSync('export', {})).toThrow(TypeError)
+  })
+})
+
+describe('refresh', () => {
+  it('refreshes in the background before the token expires, and the new token is used', async () => {
+    server.sell('acme', TEAM)
+    const entitlements = client()
+    await entitlements.check('export', { subject: 'acme' })
+    const firstJti = entitlements.entitlements('acme')!.tokenId
+    // Refresh is due at 80% of a one-hour life, minus up to 10% jitter (random fixed at 0.5: 75%).
+    await clock.advance(44 * MIN)
+    expect(server.count('entitlements/acme')).toBe(1)
+    await clock.advance(2 * MIN)
+    expect(server.count('entitlements/acme')).toBe(2)
+    expect(
+      server.requests.at(-2)?.ifNoneMatch ??
+        server.requests.filter((r) => r.path === 'entitlements/acme')[1]?.ifNoneMatch,
+    ).toBe(firstJti)
+    expect(entitlements.entitlements('acme')!.tokenId).not.toBe(firstJti)
+    await clock.advance(30 * MIN)
+    expect((await entitlements.check('export', { subject: 'acme' })).allowed).toBe(true)
+  })
+
+  it('sends If-None-Match and keeps the token on 304', async () => {
+    server.sell('acme', TEAM)
+    const entitlements = client()
+    await entitlements.check('export', { subject: 'acme' })
+    const jti = entitlements.entitlements('acme')!.tokenId
+    await clock.advance(10 * MIN)
+    await entitlements.refresh('acme')
+    expect(server.requests.filter((r) => r.path === 'entitlements/acme')[1]?.ifNoneMatch).toBe(jti)
+    expect(entitlements.stats().notModified).toBe(1)
+    expect(entitlements.entitlements('acme')!.tokenId).toBe(jti)
+    // A 304 confirms the token: its age starts again.
+    expect((await entitlements.check('export', { subject: 'acme' })).age).toBe(0)
+  })
+
+  it('sees an upgrade right after refresh(subject), with what changed', async () => {
+    server.sell('acme', TEAM)
+    const entitlements = client()
+    const changes = collect(entitlements, 'change')
+    await entitlements.check('export', { subject: 'acme' })
+    expect((await entitlements.check('sso', { subject: 'acme' })).allowed).toBe(false)
+    server.sell('acme', BUSINESS)
+    await entitlements.refresh('acme')
+    expect((await entitlements.check('sso', { subject: 'acme' })).allowed).toBe(true)
+    expect(changes.at(-1)).toMatchObject({
+      subject: 'acme',
+      changes: [
+        { type: 'plan_changed', from: 'team', to: 'business' },
+        { type: 'feature_added', feature: 'sso' },
+        { type: 'limit_changed', feature: 'seats', from: 10, to: 50 },
+      ],
+    })
+  })
+
+  it('sees a downgrade at the next scheduled refresh with nothing for the user to do', async () => {
+    server.sell('acme', BUSINESS)
+    const entitlements = client()
+    await entitlements.check('sso', { subject: 'acme' })
+    server.sell('acme', TEAM)
+    await clock.advance(46 * MIN)
+    expect(await entitlements.check('sso', { subject: 'acme' })).toMatchObject({
+      allowed: false,
+      reason: 'not_in_plan',
+    })
+  })
+
+  it('hears changes pushed over Server-Sent Events and refreshes that customer at once', async () => {
+    server.sell('acme', TEAM)
+    const entitlements = client({ server: { url: SERVER, events: true, revocationIntervalMs: 0 } })
+    const changes = collect(entitlements, 'change')
+    await entitlements.check('export', { subject: 'acme' })
+    await clock.idle()
+    expect(server.streaming).toBe(true)
+    server.sell('acme', BUSINESS)
+    server.push('entitlements', { subject: 'acme' })
+    await clock.idle()
+    expect(changes.at(-1)?.current.plan.id).toBe('business')
+    expect((await entitlements.check('sso', { subject: 'acme' })).allowed).toBe(true)
+    // Events for customers this client does not hold cost nothing.
+    server.push('entitlements', { subject: 'stranger' })
+    await clock.idle()
+    expect(server.count('entitlements/stranger')).toBe(0)
+  })
+})
+
+describe('when the server fails', () => {
+  it('retries with capped exponential backoff and full jitter', async () => {
+    server.sell('acme', TEAM)
+    const entitlements = client({ backoff: { initialMs: 10_000, maxMs: 40_000 } })
+    const errors = collect(entitlements, 'error')
+    await entitlements.check('export', { subject: 'acme' })
+    server.state.fail = 'error500'
+    await clock.advance(45 * MIN) // the scheduled refresh fails
+    const after = server.count('entitlements/acme')
+    expect(errors.filter((e) => e.during === 'refresh').at(-1)).toMatchObject({
+      subject: 'acme',
+      error: { code: 'server_unavailable' },
+    })
+    // Retry n waits random · min(max, initial · 2^n): 0.5 · 10 s, then 0.5 · 20 s, then 0.5 · 40 s, then capped.
+    await clock.advance(5_000)
+    expect(server.count('entitlements/acme')).toBe(after + 1)
+    await clock.advance(10_000)
+    expect(server.count('entitlements/acme')).toBe(after + 2)
+    await clock.advance(20_000)
+    expect(server.count('entitlements/acme')).toBe(after + 3)
+    await clock.advance(20_000)
+    expect(server.count('entitlements/acme')).toBe(after + 4)
+  })
+
+  it('honours Retry-After', async () => {
+    server.sell('acme', TEAM)
+    const entitlements = client({ backoff: { initialMs: 1000, maxMs: 2000 } })
+    await entitlements.check('export', { subject: 'acme' })
+    server.state.fail = 'retry-after'
+    await clock.advance(45 * MIN)
+    const after = server.count('entitlements/acme')
+    await clock.advance(119_000)
+    expect(server.count('entitlements/acme')).toBe(after)
+    await clock.advance(1_000)
+    expect(server.count('entitlements/acme')).toBe(after + 1)
+  })
+
+  it('times out a hanging server on the injected clock', async () => {
+    server.sell('acme', TEAM)
+    server.state.fail = 'hang'
+    const entitlements = client({ server: { url: SERVER, timeoutMs: 2_000, revocationIntervalMs: 0 } })
+    const errors = collect(entitlements, 'error')
+    const pending = entitlements.check('export', { subject: 'acme' })
+    await clock.advance(2_000)
+    expect(await pending).toMatchObject({ allowed: false, reason: 'unavailable', source: 'fallback' })
+    expect(errors[0]?.error.code).toBe('server_unavailable')
+  })
+
+  it('serves the stale token inside the grace window, then follows the failure policy', async () => {
+    server.sell('acme', TEAM)
+    const entitlements = client({
+      staleGraceMs: 30 * MIN,
+      featurePolicies: { export: 'open', seats: { allowed: true, limit: 3 } },
+    })
+    await entitlements.check('export', { subject: 'acme' })
+    server.state.fail = 'network'
+    await clock.advance(HOUR + 10 * MIN) // the token expired 10 minutes ago; every refresh failed
+    expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({
+      allowed: true,
+      source: 'stale',
+      age: 70 * MIN,
+    })
+    await clock.advance(21 * MIN) // grace is over
+    expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({
+      allowed: true,
+      reason: 'fallback',
+      source: 'fallback',
+    })
+    expect(await entitlements.check('seats', { subject: 'acme' })).toMatchObject({
+      allowed: true,
+      reason: 'fallback',
+      limit: 3,
+    })
+    expect(await entitlements.check('sso', { subject: 'acme' })).toMatchObject({
+      allowed: false,
+      reason: 'unavailable',
+    })
+  })
+
+  it('recovers by itself when the server comes back', async () => {
+    server.sell('acme', TEAM)
+    const entitlements = client({ backoff: { initialMs: 1000, maxMs: 60_000 } })
+    await entitlements.check('export', { subject: 'acme' })
+    server.state.fail = 'error500'
+    await clock.advance(50 * MIN)
+    server.state.fail = undefined
+    server.sell('acme', BUSINESS)
+    await clock.advance(2 * MIN)
+    expect(entitlements.entitlements('acme')?.plan.id).toBe('business')
+  })
+
+  it('reports a 401 as server_rejected', async () => {
+    server.sell('acme', TEAM)
+    server.state.fail = 'unauthorized'
+    const entitlements = client()
+    const errors = collect(entitlements, 'error')
+    await entitlements.check('export', { subject: 'acme' })
+    expect(errors.map((e) => e.error.code)).toContain('server_rejected')
+  })
+})
+
+describe('revocation', () => {
+  it('denies a revoked token once the revocation list says so', async () => {
+    server.sell('acme', TEAM)
+    const entitlements = client()
+    await entitlements.check('export', { subject: 'acme' })
+    server.revoke(entitlements.entitlements('acme')!.tokenId)
+    server.state.fail = 'error500'
+    server.state.failTokensOnly = true // the revocation list arrives; a successor token cannot be fetched
+    await clock.advance(5 * MIN)
+    expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({
+      allowed: false,
+      reason: 'revoked',
+      plan: 'team',
+    })
+    expect(entitlements.stats().revoked).toBe(1)
+  })
+
+  it('fetches the successor of a revoked token at once', async () => {
+    server.sell('acme', TEAM)
+    const entitlements = client()
+    await entitlements.check('export', { subject: 'acme' })
+    const revokedJti = entitlements.entitlements('acme')!.tokenId
+    server.revoke(revokedJti)
+    await clock.advance(5 * MIN)
+    expect(server.count('entitlements/acme')).toBe(2)
+    expect(entitlements.entitlements('acme')!.tokenId).not.toBe(revokedJti)
+    expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({
+      allowed: true,
+      reason: 'granted',
+    })
+  })
+
+  it('denies a customer whose license was cancelled and revoked', async () => {
+    server.sell('acme', TEAM)
+    const entitlements = client()
+    await entitlements.check('export', { subject: 'acme' })
+    server.cancel('acme')
+    server.revoke(entitlements.entitlements('acme')!.tokenId)
+    await clock.advance(5 * MIN)
+    expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({
+      allowed: false,
+      reason: 'not_in_plan',
+    })
+  })
+
+  it('picks up revocations pushed over the event stream', async () => {
+    server.sell('acme', TEAM)
+    const entitlements = client({ server: { url: SERVER, events: true, revocationIntervalMs: 0 } })
+    await entitlements.check('export', { subject: 'acme' })
+    await clock.idle()
+    const before = server.count('revocations')
+    server.revoke(entitlements.entitlements('acme')!.tokenId)
+    server.push('revocations', {})
+    await clock.idle()
+    expect(server.count('revocations')).toBe(before + 1)
+  })
+})
+
+describe('offline resilience', () => {
+  it('restarts from storage with the network down', async () => {
+    server.sell('acme', TEAM)
+    const storage = createMemoryStorage()
+    const first = client({ storage })
+    await first.check('export', { subject: 'acme' })
+    await first.close()
+    server.state.fail = 'network'
+    await clock.advance(10 * MIN)
+    const second = client({ storage })
+    const decision = await second.check('export', { subject: 'acme' })
+    expect(decision).toMatchObject({ allowed: true, reason: 'granted', age: 10 * MIN })
+    expect(server.count('entitlements/acme')).toBe(1)
+  })
+
+  it('restores an expired token as stale inside the grace window, not beyond', async () => {
+    server.sell('acme', TEAM)
+    const storage = createMemoryStorage()
+    const first = client({ storage })
+    await first.check('export', { subject: 'acme' })
+    await first.close()
+    server.state.fail = 'network'
+    clock.setClock(NOW + HOUR + 20 * MIN)
+    expect(
+      await client({ storage, staleGraceMs: 30 * MIN }).check('export', { subject: 'acme' }),
+    ).toMatchObject({
+      allowed: true,
+      source: 'stale',
+    })
+    clock.setClock(NOW + HOUR + 40 * MIN)
+    expect(
+      await client({ storage, staleGraceMs: 30 * MIN }).check('export', { subject: 'acme' }),
+    ).toMatchObject({
+      allowed: false,
+      reason: 'unavailable',
+    })
+  })
+
+  it('keeps checking from memory when storage fails, and says so', async () => {
+    server.sell('acme', TEAM)
+    const broken = {
+      get: () => Promise.reject(new Error('disk gone')),
+      set: () => {
+        throw new Error('disk full')
+      },
+      delete: () => undefined,
+    }
+    const entitlements = client({ storage: broken })
+    const errors = collect(entitlements, 'error')
+    expect((await entitlements.check('export', { subject: 'acme' })).allowed).toBe(true)
+    expect(errors.filter((e) => e.during === 'storage').every((e) => e.error.code === 'storage_failed')).toBe(
+      true,
+    )
+    expect(errors.some((e) => e.during === 'storage')).toBe(true)
+  })
+})
+
+describe('clock rollback', () => {
+  it('denies with clock_rollback when the clock is set back beyond the tolerance', async () => {
+    server.sell('acme', TEAM)
+    const entitlements = client()
+    await entitlements.check('export', { subject: 'acme' })
+    await clock.advance(10 * MIN)
+    await entitlements.check('export', { subject: 'acme' })
+    clock.setClock(clock.now - 30_000)
+    expect((await entitlements.check('export', { subject: 'acme' })).allowed).toBe(true) // inside the 60 s tolerance
+    clock.setClock(clock.now - 5 * MIN)
+    expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({
+      allowed: false,
+      reason: 'clock_rollback',
+    })
+  })
+
+  it('remembers trusted time across a restart, so an expired offline license is not revived', async () => {
+    const issuer = await createTestIssuer({ now: () => clock.now })
+    const token = await issuer.issue({ features: { export: true } }, { expiresInSec: 30 * 86_400 })
+    const storage = createMemoryStorage()
+    const first = client({
+      server: undefined,
+      token,
+      keys: issuer.jwks,
+      issuer: issuer.issuer,
+      audience: issuer.audience,
+      storage,
+    })
+    await clock.advance(40 * 86_400_000) // the license has expired
+    expect((await first.check('export')).allowed).toBe(false)
+    await first.close()
+    clock.setClock(NOW + 86_400_000) // the user sets the clock back to a day after purchase
+    const second = client({
+      server: undefined,
+      token,
+      keys: issuer.jwks,
+      issuer: issuer.issuer,
+      audience: issuer.audience,
+      storage,
+    })
+    expect(await second.check('export')).toMatchObject({ allowed: false, reason: 'clock_rollback' })
+  })
+})
+
+describe('single-tenant', () => {
+  it('works fully offline from the app’s own token until its end', async () => {
+    const issuer = await createTestIssuer({ now: () => clock.now })
+    const token = await issuer.issue(
+      { plan: { id: 'desktop' }, features: { export: true } },
+      { expiresInSec: 86_400 },
+    )
+    const entitlements = client({
+      server: undefined,
+      token,
+      keys: issuer.jwks,
+      issuer: issuer.issuer,
+      audience: issuer.audience,
+    })
+    expect(await entitlements.check('export')).toMatchObject({
+      allowed: true,
+      plan: 'desktop',
+      source: 'fresh',
+    })
+    await clock.advance(23 * HOUR)
+    expect(await entitlements.check('export')).toMatchObject({ allowed: true, source: 'cache' })
+    expect(clock.pending()).toBe(1) // only the decision summary: a static token has nothing to refresh
+  })
+
+  it('asks getToken() again before the token expires', async () => {
+    const issuer = await createTestIssuer({ now: () => clock.now })
+    let calls = 0
+    const getToken = async () => {
+      calls++
+      return issuer.issue(
+        { plan: { id: calls === 1 ? 'basic' : 'pro' }, features: { export: true } },
+        { expiresInSec: 3600 },
+      )
+    }
+    const entitlements = client({
+      server: undefined,
+      token: getToken,
+      keys: issuer.jwks,
+      issuer: issuer.issuer,
+      audience: issuer.audience,
+    })
+    expect((await entitlements.check('export')).plan).toBe('basic')
+    await clock.advance(46 * MIN)
+    expect(calls).toBe(2)
+    expect((await entitlements.check('export')).plan).toBe('pro')
+  })
+
+  it('denies a token signed by a stranger and reports why', async () => {
+    const stranger = await createTestIssuer({ now: () => clock.now })
+    const trusted = await createTestIssuer({ now: () => clock.now })
+    const token = await stranger.issue({ features: { export: true } })
+    const entitlements = client({
+      server: undefined,
+      token,
+      keys: trusted.jwks,
+      issuer: trusted.issuer,
+      audience: trusted.audience,
+    })
+    const errors = collect(entitlements, 'error')
+    expect(await entitlements.check('export')).toMatchObject({ allowed: false, reason: 'unavailable' })
+    expect(errors[0]?.error.code).toBe('signature_invalid')
+  })
+})
+
+describe('checkSync', () => {
+  it('answers not_loaded and starts a load, then answers from memory', async () => {
+    server.sell('acme', TEAM)
+    const entitlements = client()
+    expect(entitlements.checkSync('export', { subject: 'acme' })).toMatchObject({
+      allowed: false,
+      reason: 'not_loaded',
+    })
+    await clock.idle()
+    expect(entitlements.checkSync('export', { subject: 'acme' })).toMatchObject({
+      allowed: true,
+      source: 'fresh',
+    })
+    expect(entitlements.checkSync('export', { subject: 'acme' })).toMatchObject({
+      allowed: true,
+      source: 'cache',
+    })
+    expect(server.count('entitlements/acme')).toBe(1)
+  })
+})
+
+describe('observability and lifecycle', () => {
+  it('aggregates decision counts per feature and reports them periodically, not per check', async () => {
+    server.sell('acme', TEAM)
+    const entitlements = client({ decisionSummaryIntervalMs: MIN })
+    const summaries: unknown[] = []
+    entitlements.on('decision', (event) => summaries.push(event))
+    for (let i = 0; i < 5; i++) await entitlements.check('export', { subject: 'acme' })
+    await entitlements.check('sso', { subject: 'acme' })
+    expect(summaries).toHaveLength(0)
+    await clock.advance(MIN)
+    expect(summaries).toEqual([
+      {
+        at: NOW + MIN,
+        features: {
+          export: { allowed: 5, denied: 0, reasons: { granted: 5 } },
+          sso: { allowed: 0, denied: 1, reasons: { not_in_plan: 1 } },
+        },
+      },
+    ])
+    expect(entitlements.stats().decisions.export?.allowed).toBe(5)
+  })
+
+  it('survives a listener that throws', async () => {
+    server.sell('acme', TEAM)
+    const entitlements = client()
+    entitlements.on('change', () => {
+      throw new Error('listener bug')
+    })
+    expect((await entitlements.check('export', { subject: 'acme' })).allowed).toBe(true)
+  })
+
+  it('stops every timer on close, and still answers from memory', async () => {
+    server.sell('acme', TEAM)
+    const entitlements = client({ server: { url: SERVER, events: true, revocationIntervalMs: MIN } })
+    await entitlements.check('export', { subject: 'acme' })
+    await clock.idle()
+    expect(clock.pending()).toBeGreaterThan(0)
+    await entitlements.close()
+    await clock.idle()
+    expect(clock.pending()).toBe(0)
+    const before = server.requests.length
+    await clock.advance(2 * HOUR)
+    expect(server.requests.length).toBe(before)
+    expect((await entitlements.check('export', { subject: 'acme' })).reason).toBe('unavailable')
+  })
+
+  it('refuses bad options with a TypeError', () => {
+    const base = {
+      keys: { kty: 'OKP', crv: 'Ed25519', x: 'AA' },
+      issuer: 'https://i',
+      audience: 'a',
+    } as const
+    expect(() => createEntitlements(base)).toThrow(/server .* or a token/)
+    expect(() => createEntitlements({ ...base, token: 'a', server: { url: SERVER } })).toThrow(TypeError)
+    expect(() => createEntitlements({ ...base, token: 'a', refreshAt: 1.5 })).toThrow(TypeError)
+    expect(() => createEntitlements({ ...base, token: 'a', maxSubjects: 0 })).toThrow(TypeError)
+    expect(() => createEntitlements({ ...base, token: 'a', staleGraceMs: -1 })).toThrow(TypeError)
+  })
+})
