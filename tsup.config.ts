@@ -3,7 +3,7 @@ import { defineConfig } from 'tsup'
 export default defineConfig([
   {
     // The library: runtime-neutral, ESM and CJS, with types.
-    entry: { index: 'src/index.ts', testing: 'src/testing.ts' },
+    entry: { index: 'src/index.ts', testing: 'src/testing.ts', browser: 'src/browser/index.ts' },
     format: ['esm', 'cjs'],
     dts: true,
     // dist/ is emptied by `npm run build`: two configs build in parallel, so neither may clean.
@@ -11,6 +11,17 @@ export default defineConfig([
     target: 'es2022',
     platform: 'neutral',
     treeshake: true,
+    splitting: false,
+  },
+  {
+    // Node adapters (file storage): their own entry, so the root stays free of Node built-ins.
+    entry: { node: 'src/node/index.ts' },
+    format: ['esm', 'cjs'],
+    dts: true,
+    tsconfig: 'tsconfig.node.json',
+    sourcemap: true,
+    target: 'node20',
+    platform: 'node',
     splitting: false,
   },
   {

@@ -288,6 +288,7 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
   })
   let revoked = new Set<string>()
   let revokedEtag: string | undefined
+  const writes = new Set<Promise<unknown>>()
   let trustedTime = 0
   let trustedTimeSaved = 0
 
@@ -309,13 +310,18 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     try {
       const done = value === undefined ? storage.delete(key) : storage.set(key, value)
       if (done instanceof Promise) {
-        done.catch((error: unknown) =>
-          report(
-            'storage',
-            undefined,
-            new EntitlementError('storage_failed', `could not write ${key}`, { cause: error }),
-          ),
-        )
+        // Writes are kept track of: close() waits for them, so a graceful shutdown loses nothing.
+        const tracked = done
+          .catch((error: unknown) =>
+            report(
+              'storage',
+              undefined,
+              new EntitlementError('storage_failed', `could not write ${key}`, { cause: error }),
+            ),
+          )
+          .finally(() => writes.delete(tracked))
+        writes.add(tracked)
+        background(tracked)
       }
     } catch (error) {
       report(
@@ -751,8 +757,9 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       platform.clearTimeout(summaryTimer)
       for (const entry of cache.values()) platform.clearTimeout(entry.timer)
       await ready
-      saveTrustedTime()
       await Promise.allSettled([...loading.values()])
+      saveTrustedTime()
+      await Promise.allSettled([...writes])
     },
   }
 }

@@ -33,7 +33,7 @@ async function bundleForBrowser(entry: string) {
 }
 
 describe('browser bundle', () => {
-  it.each(['src/index.ts', 'dist/index.js', 'dist/testing.js'])(
+  it.each(['src/index.ts', 'dist/index.js', 'dist/testing.js', 'dist/browser.js'])(
     'bundles %s for the browser with no Node built-in',
     async (entry) => {
       const result = await bundleForBrowser(entry)

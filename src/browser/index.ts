@@ -1,0 +1,2 @@
+export type { WebStorage } from './local-storage.js'
+export { createLocalStorage } from './local-storage.js'

@@ -1,0 +1,55 @@
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { EntitlementStorage } from '../storage.js'
+
+/**
+ * A storage in a folder: one file per key, written atomically (a temporary file renamed over the old one), so a
+ * crash mid-write leaves the previous value, never half of one. The folder is made on the first write.
+ *
+ * @example
+ * ```ts
+ * import { createFileStorage } from 'entitle/node'
+ * const client = createEntitlements({ ...options, storage: createFileStorage('/var/lib/my-app/entitlements') })
+ * ```
+ */
+export function createFileStorage(directory: string): EntitlementStorage {
+  if (typeof directory !== 'string' || directory.length === 0) throw new TypeError('directory must be a path')
+  let made: Promise<unknown> | undefined
+  let sequence = 0
+  // Keys become file names: encoded so that no key can name a path outside the folder.
+  const file = (key: string) => join(directory, `${encodeURIComponent(key).replace(/\./g, '%2E')}.json`)
+  return {
+    async get(key) {
+      try {
+        return await readFile(file(key), 'utf8')
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+        throw error
+      }
+    },
+    async set(key, value) {
+      made ??= mkdir(directory, { recursive: true, mode: 0o700 })
+      await made
+      const temporary = `${file(key)}.${process.pid}.${++sequence}.tmp`
+      await writeFile(temporary, value, { mode: 0o600 })
+      await rename(temporary, file(key))
+    },
+    async delete(key) {
+      await rm(file(key), { force: true })
+    },
+  }
+}
+
+/**
+ * A token source that reads a license file each time the client asks (so replacing the file takes effect at the
+ * next refresh).
+ *
+ * @example
+ * ```ts
+ * import { tokenFromFile } from 'entitle/node'
+ * const client = createEntitlements({ ...options, token: tokenFromFile('/etc/my-app/license.jwt') })
+ * ```
+ */
+export function tokenFromFile(path: string): () => Promise<string> {
+  return async () => (await readFile(path, 'utf8')).trim()
+}

@@ -1,0 +1,1 @@
+export { createFileStorage, tokenFromFile } from './file-storage.js'

@@ -1,0 +1,146 @@
+import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setupServer } from 'msw/node'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { createLocalStorage } from '../../src/browser/index.js'
+import { createEntitlements, type EntitlementsClient } from '../../src/index.js'
+import { createFileStorage, tokenFromFile } from '../../src/node/index.js'
+import { createTestIssuer } from '../../src/testing.js'
+import { fakeLicenseServer, manualPlatform, SERVER } from './harness.js'
+
+const msw = setupServer()
+beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
+afterAll(() => msw.close())
+let clock: ReturnType<typeof manualPlatform>
+beforeEach(() => {
+  msw.resetHandlers()
+  clock = manualPlatform()
+})
+
+describe('createFileStorage', () => {
+  it('stores, reads and forgets values, one private file per key', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'entitle-store-')), 'nested')
+    const storage = createFileStorage(dir)
+    expect(await storage.get('entitle:token:acme')).toBeUndefined()
+    await storage.set('entitle:token:acme', '{"a":1}')
+    expect(await storage.get('entitle:token:acme')).toBe('{"a":1}')
+    await storage.set('entitle:token:acme', '{"a":2}')
+    expect(await storage.get('entitle:token:acme')).toBe('{"a":2}')
+    expect(readdirSync(dir)).toEqual(['entitle%3Atoken%3Aacme.json'])
+    expect(statSync(join(dir, readdirSync(dir)[0]!)).mode & 0o777).toBe(0o600)
+    await storage.delete('entitle:token:acme')
+    expect(await storage.get('entitle:token:acme')).toBeUndefined()
+    await storage.delete('never-stored')
+  })
+
+  it('keeps every key inside its folder, whatever the key says', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'entitle-store-'))
+    const storage = createFileStorage(join(root, 'store'))
+    for (const key of ['../../escape', '/etc/passwd', '..', 'a/b\\c']) await storage.set(key, 'x')
+    expect(readdirSync(root)).toEqual(['store'])
+    expect(readdirSync(join(root, 'store'))).toHaveLength(4)
+  })
+
+  it('leaves no temporary files behind, even when many writes race', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'entitle-store-'))
+    const storage = createFileStorage(dir)
+    await Promise.all(Array.from({ length: 50 }, (_, i) => storage.set('k', String(i))))
+    expect(readdirSync(dir)).toEqual(['k.json'])
+    expect(Number(await storage.get('k'))).toBeGreaterThanOrEqual(0)
+  })
+
+  it('lets a client restart from disk with the network down', async () => {
+    const server = await fakeLicenseServer(msw, clock)
+    server.sell('acme', { plan: { id: 'team' }, features: { export: true } })
+    const dir = mkdtempSync(join(tmpdir(), 'entitle-store-'))
+    const make = () =>
+      createEntitlements({
+        server: { url: SERVER, revocationIntervalMs: 0 },
+        keys: server.issuer.jwks,
+        issuer: SERVER,
+        audience: 'app',
+        platform: clock.platform,
+        storage: createFileStorage(dir),
+      })
+    const first = make()
+    await first.check('export', { subject: 'acme' })
+    await clock.idle()
+    await first.close()
+    server.state.fail = 'network'
+    const second = make()
+    expect(await second.check('export', { subject: 'acme' })).toMatchObject({ allowed: true, plan: 'team' })
+    await second.close()
+  })
+})
+
+describe('tokenFromFile', () => {
+  it('reads the license file again at each refresh, so a replaced file takes effect', async () => {
+    const issuer = await createTestIssuer({ now: () => clock.now })
+    const dir = mkdtempSync(join(tmpdir(), 'entitle-license-'))
+    const path = join(dir, 'license.jwt')
+    writeFileSync(path, `${await issuer.issue({ plan: { id: 'basic' }, features: { export: true } })}\n`)
+    const client: EntitlementsClient = createEntitlements({
+      token: tokenFromFile(path),
+      keys: issuer.jwks,
+      issuer: issuer.issuer,
+      audience: issuer.audience,
+      platform: clock.platform,
+    })
+    expect((await client.check('export')).plan).toBe('basic')
+    writeFileSync(path, await issuer.issue({ plan: { id: 'pro' }, features: { export: true } }))
+    await clock.advance(50 * 60_000)
+    expect((await client.check('export')).plan).toBe('pro')
+    await client.close()
+  })
+})
+
+describe('createLocalStorage', () => {
+  const webStorage = (quota = Number.POSITIVE_INFINITY) => {
+    const items = new Map<string, string>()
+    return {
+      items,
+      getItem: (key: string) => items.get(key) ?? null,
+      setItem: (key: string, value: string) => {
+        if (value.length > quota) throw new DOMException('quota exceeded', 'QuotaExceededError')
+        items.set(key, value)
+      },
+      removeItem: (key: string) => {
+        items.delete(key)
+      },
+    }
+  }
+
+  it('keeps values under a prefix', async () => {
+    const backing = webStorage()
+    const storage = createLocalStorage('app1/', backing)
+    await storage.set('k', 'v')
+    expect([...backing.items]).toEqual([['app1/k', 'v']])
+    expect(await storage.get('k')).toBe('v')
+    expect(await storage.get('missing')).toBeUndefined()
+    await storage.delete('k')
+    expect(backing.items.size).toBe(0)
+  })
+
+  it('reports a full quota through the client and goes on checking', async () => {
+    const server = await fakeLicenseServer(msw, clock)
+    server.sell('acme', { plan: { id: 'team' }, features: { export: true } })
+    const client = createEntitlements({
+      server: { url: SERVER, revocationIntervalMs: 0 },
+      keys: server.issuer.jwks,
+      issuer: SERVER,
+      audience: 'app',
+      platform: clock.platform,
+      storage: createLocalStorage(undefined, webStorage(10)),
+    })
+    const codes: string[] = []
+    client.on('error', (event) => codes.push(event.error.code))
+    expect((await client.check('export', { subject: 'acme' })).allowed).toBe(true)
+    expect(codes).toContain('storage_failed')
+    await client.close()
+  })
+
+  it('uses the global localStorage when none is given, and says so when there is none', () => {
+    expect(() => createLocalStorage().get('k')).toThrow(/no localStorage/)
+  })
+})
