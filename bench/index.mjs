@@ -3,6 +3,7 @@
 import { createPublicKey, verify as nodeVerify } from 'node:crypto'
 import { createEntitlementVerifier, decide } from '../dist/index.js'
 import { createTestIssuer } from '../dist/testing.js'
+import { clientRows } from './client.mjs'
 import { compare, report } from './harness.mjs'
 
 const claims = {
@@ -77,5 +78,7 @@ async function decisionRow() {
   return row
 }
 
-const rows = [...(await verificationRows('EdDSA')), ...(await verificationRows('ES256')), await decisionRow()]
+const client = await clientRows()
+const rows = [...(await verificationRows('EdDSA')), ...(await verificationRows('ES256')), await decisionRow(), ...client.rows]
 report(rows)
+console.log(`\nmemory held by the client per cached customer: ${(client.perCustomer / 1024).toFixed(1)} KiB (heap, after GC)`)

@@ -135,6 +135,15 @@ interface Entry {
   fresh: boolean
   failures: number
   timer: unknown
+  /** Memoized answers to plain checks (context with a subject only), each valid until `until`. */
+  memo: Map<string, Memo> | undefined
+}
+
+/** A reusable answer, and how often it was given since its count was last folded into the totals. */
+interface Memo {
+  readonly decision: Decision
+  readonly until: number
+  hits: number
 }
 
 interface Stored {
@@ -270,12 +279,13 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
   const decisions = new Map<string, FeatureDecisionCounts>()
   let closed = false
 
+  // No TTL here: answer() enforces exp + stale grace itself, and `max` bounds memory, so a lookup reads no clock.
   const cache = new LRUCache<string, Entry>({
     max: options.maxSubjects ?? 10_000,
-    perf: { now: () => platform.now() },
-    // Read the injected clock on every lookup: lru-cache otherwise caches "now" behind a real timer.
-    ttlResolution: 0,
-    dispose: (entry) => platform.clearTimeout(entry.timer),
+    dispose: (entry) => {
+      platform.clearTimeout(entry.timer)
+      foldMemos(entry)
+    },
   })
   const loading = new Map<string, Promise<Entry | undefined>>()
   /** Customers the server says have no license: remembered for a minute, bounded like the cache. */
@@ -393,10 +403,9 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       fresh: true,
       failures: 0,
       timer: undefined,
+      memo: undefined,
     }
-    // The cache forgets a token once even its stale grace is over.
-    const ttl = Math.max(1, entitlements.expiresAt + staleGraceMs - platform.now())
-    cache.set(key, entry, { ttl })
+    cache.set(key, entry)
     missing.delete(key)
     if (fromSource && server !== undefined) {
       // A token the license server just issued vouches for the time: it re-anchors trusted time, so a clock that
@@ -517,6 +526,20 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
 
   // --- decisions ---------------------------------------------------------------------------------------------
 
+  /** Adds the hits of an entry's memoized answers to the per-feature counts (they are counted lazily). */
+  function foldMemos(entry: Entry): void {
+    if (entry.memo === undefined) return
+    for (const memo of entry.memo.values()) foldMemo(memo)
+  }
+  function foldMemo(memo: Memo): void {
+    const hits = memo.hits
+    memo.hits = 0
+    for (let i = 0; i < hits; i++) count(memo.decision)
+  }
+  function foldAll(): void {
+    for (const entry of cache.values()) foldMemos(entry)
+  }
+
   function count(decision: Decision): Decision {
     let counts = decisions.get(decision.feature)
     if (counts === undefined) {
@@ -557,8 +580,11 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       return count(fallbackDecision(feature, policyFor(feature), subject))
     }
     const { entitlements } = entry
-    let source: DecisionSource = entry.fresh ? 'fresh' : 'cache'
-    entry.fresh = false
+    let source: DecisionSource = 'cache'
+    if (entry.fresh) {
+      source = 'fresh'
+      entry.fresh = false
+    }
     if (revoked.has(entitlements.tokenId)) {
       const decision = {
         ...fallbackDecision(feature, 'closed', entitlements.subject),
@@ -569,18 +595,72 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     }
     let at = now
     if (now >= entitlements.expiresAt) {
-      if (now >= entitlements.expiresAt + staleGraceMs)
+      if (now >= entitlements.expiresAt + staleGraceMs) {
+        cache.delete(key)
         return count(fallbackDecision(feature, policyFor(feature), subject))
+      }
       // Stale: decide as of the last moment the token was valid, and say so.
       at = entitlements.expiresAt - 1
       source = 'stale'
+    }
+    const plain = source === 'cache' && isPlain(context)
+    if (plain) {
+      const memo = entry.memo?.get(feature)
+      if (memo !== undefined && now < memo.until) {
+        memo.hits++
+        return memo.decision
+      }
     }
     const decision = decide(entitlements, feature, context, at) as {
       -readonly [K in keyof Decision]: Decision[K]
     }
     decision.source = source
     decision.age = now - entry.confirmedAt
+    if (plain) {
+      entry.memo ??= new Map()
+      const replaced = entry.memo.get(feature)
+      if (replaced !== undefined) foldMemo(replaced)
+      entry.memo.set(feature, {
+        decision: Object.freeze(decision),
+        until: memoUntil(entitlements, feature, now),
+        hits: 0,
+      })
+    }
     return count(decision)
+  }
+
+  /** A check that depends on nothing but the customer and the feature: its answer can be reused for a while. */
+  function isPlain(context: CheckContext): boolean {
+    return (
+      context.roles === undefined &&
+      context.region === undefined &&
+      context.device === undefined &&
+      context.activeDevices === undefined &&
+      context.amount === undefined &&
+      context.usage === undefined
+    )
+  }
+
+  /**
+   * How long a plain answer stays right: at most a second (so `age` is right to the second), and never past the
+   * next moment the answer could change (the token's exp, a term, trial or grace end, a cap's reset).
+   */
+  function memoUntil(entitlements: Entitlements, name: string, now: number): number {
+    let until = Math.min(now + 1000, entitlements.expiresAt)
+    const feature = entitlements.features.get(name)
+    if (feature !== undefined) {
+      for (const moment of [
+        feature.trialEndsAt,
+        feature.expiresAt,
+        feature.graceEndsAt,
+        feature.cap?.resetsAt,
+      ]) {
+        if (moment !== undefined && moment > now && moment < until) until = moment
+      }
+    }
+    if (entitlements.notBefore !== undefined && entitlements.notBefore > now)
+      until = Math.min(until, entitlements.notBefore)
+    return until
   }
 
   function keyOf(context: { subject?: string | undefined } | undefined): string {
@@ -670,6 +750,7 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
   let summaryTimer: unknown
   function summarize(): void {
     if (closed) return
+    foldAll()
     if (listeners.decision.size > 0 && decisions.size > 0) {
       emit('decision', { at: platform.now(), features: Object.fromEntries(decisions) })
     }
@@ -741,6 +822,7 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     },
 
     stats() {
+      foldAll()
       return {
         ...counters,
         revoked: revoked.size,
