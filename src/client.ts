@@ -128,6 +128,8 @@ interface Entry {
   readonly subject: string
   readonly token: string
   readonly entitlements: Entitlements
+  /** `entitlements.expiresAt`, kept here so a memoized answer touches one object less. */
+  readonly expiresAt: number
   readonly etag: string | undefined
   /** When the source last confirmed this token (a fetch or a 304). */
   confirmedAt: number
@@ -398,6 +400,7 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       subject: key,
       token,
       entitlements,
+      expiresAt: entitlements.expiresAt,
       etag,
       confirmedAt,
       fresh: true,
@@ -579,13 +582,28 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       }
       return count(fallbackDecision(feature, policyFor(feature), subject))
     }
-    const { entitlements } = entry
     let source: DecisionSource = 'cache'
     if (entry.fresh) {
       source = 'fresh'
       entry.fresh = false
     }
-    if (revoked.has(entitlements.tokenId)) {
+    const expiresAt = entry.expiresAt
+    if (
+      source === 'cache' &&
+      now < expiresAt &&
+      (revoked.size === 0 || !revoked.has(entry.entitlements.tokenId))
+    ) {
+      // The hot path: a token in memory, valid, not revoked. A plain check reuses its answer.
+      if (isPlain(context)) {
+        const memo = entry.memo?.get(feature)
+        if (memo !== undefined && now < memo.until) {
+          memo.hits++
+          return memo.decision
+        }
+      }
+    }
+    const { entitlements } = entry
+    if (revoked.size !== 0 && revoked.has(entitlements.tokenId)) {
       const decision = {
         ...fallbackDecision(feature, 'closed', entitlements.subject),
         reason: 'revoked' as const,
@@ -594,23 +612,16 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       return count({ ...decision, plan: entitlements.plan.id, age: now - entry.confirmedAt })
     }
     let at = now
-    if (now >= entitlements.expiresAt) {
-      if (now >= entitlements.expiresAt + staleGraceMs) {
+    if (now >= expiresAt) {
+      if (now >= expiresAt + staleGraceMs) {
         cache.delete(key)
         return count(fallbackDecision(feature, policyFor(feature), subject))
       }
       // Stale: decide as of the last moment the token was valid, and say so.
-      at = entitlements.expiresAt - 1
+      at = expiresAt - 1
       source = 'stale'
     }
     const plain = source === 'cache' && isPlain(context)
-    if (plain) {
-      const memo = entry.memo?.get(feature)
-      if (memo !== undefined && now < memo.until) {
-        memo.hits++
-        return memo.decision
-      }
-    }
     const decision = decide(entitlements, feature, context, at) as {
       -readonly [K in keyof Decision]: Decision[K]
     }
