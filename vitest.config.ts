@@ -6,6 +6,14 @@ export default defineConfig({
   resolve: {
     alias: [
       {
+        find: /^entitle\/node$/,
+        replacement: fileURLToPath(new URL('./src/node/index.ts', import.meta.url)),
+      },
+      {
+        find: /^entitle\/browser$/,
+        replacement: fileURLToPath(new URL('./src/browser/index.ts', import.meta.url)),
+      },
+      {
         find: /^entitle\/testing$/,
         replacement: fileURLToPath(new URL('./src/testing.ts', import.meta.url)),
       },

@@ -10,7 +10,11 @@ export async function clientRows() {
   const issuer = await createTestIssuer({ issuer: 'https://license.bench', audience: 'bench' })
   const ent = {
     plan: { id: 'team' },
-    features: { export: true, seats: { limit: 25 }, 'api-calls': { cap: { limit: 100_000, period: 'total', used: 10 } } },
+    features: {
+      export: true,
+      seats: { limit: 25 },
+      'api-calls': { cap: { limit: 100_000, period: 'total', used: 10 } },
+    },
   }
   // The license server, in-process: no network in a benchmark.
   const fetchToken = async (input) => {
@@ -31,12 +35,15 @@ export async function clientRows() {
     maxSubjects: CUSTOMERS,
     platform: { fetch: fetchToken },
   })
-  for (let i = 0; i < CUSTOMERS; i += 200) await Promise.all(subjects.slice(i, i + 200).map((subject) => client.load(subject)))
+  for (let i = 0; i < CUSTOMERS; i += 200)
+    await Promise.all(subjects.slice(i, i + 200).map((subject) => client.load(subject)))
   globalThis.gc?.()
   const perCustomer = (process.memoryUsage().heapUsed - before) / CUSTOMERS
 
   const now = Date.now()
-  const map = new Map(subjects.map((subject) => [subject, { expiresAt: now + 3_600_000, features: new Set(['export']) }]))
+  const map = new Map(
+    subjects.map((subject) => [subject, { expiresAt: now + 3_600_000, features: new Set(['export']) }]),
+  )
   let i = 0
   let sink = 0
   // Each call does BATCH operations, on both sides, so the harness's own per-call cost is spread equally thin.
@@ -63,8 +70,12 @@ export async function clientRows() {
   }
   const perOperation = (row) => ({ ...row, ours: row.ours * BATCH, baseline: row.baseline * BATCH })
   const rows = [
-    perOperation(await compare(`checkSync, warm cache of ${CUSTOMERS} customers vs Map.get`, sync, bare, { ms: 200 })),
-    perOperation(await compare(`check (async), warm cache of ${CUSTOMERS} vs Map.get`, async, bare, { ms: 200 })),
+    perOperation(
+      await compare(`checkSync, warm cache of ${CUSTOMERS} customers vs Map.get`, sync, bare, { ms: 200 }),
+    ),
+    perOperation(
+      await compare(`check (async), warm cache of ${CUSTOMERS} vs Map.get`, async, bare, { ms: 200 }),
+    ),
   ]
   const stats = client.stats()
   if (sink === 0 || stats.cached !== CUSTOMERS || stats.misses !== 0) {

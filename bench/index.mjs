@@ -79,6 +79,13 @@ async function decisionRow() {
 }
 
 const client = await clientRows()
-const rows = [...(await verificationRows('EdDSA')), ...(await verificationRows('ES256')), await decisionRow(), ...client.rows]
+const rows = [
+  ...(await verificationRows('EdDSA')),
+  ...(await verificationRows('ES256')),
+  await decisionRow(),
+  ...client.rows,
+]
 report(rows)
-console.log(`\nmemory held by the client per cached customer: ${(client.perCustomer / 1024).toFixed(1)} KiB (heap, after GC)`)
+console.log(
+  `\nmemory held by the client per cached customer: ${(client.perCustomer / 1024).toFixed(1)} KiB (heap, after GC)`,
+)

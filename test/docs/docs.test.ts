@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -83,6 +83,67 @@ const RUNS: Record<string, () => Promise<void>> = {
     } finally {
       server.close()
       jwks.close()
+    }
+  },
+  'examples/docs/client.ts': async () => {
+    // A loopback license server speaking protocol v1: keys, tokens, revocations, and an event stream.
+    const issuer = await createTestIssuer({ issuer: 'https://license.example.com', audience: 'my-app' })
+    const seen: string[] = []
+    const licenseServer = createServer(async (req, res) => {
+      seen.push(`${req.url} ${req.headers.authorization ?? ''}`)
+      if (req.url === '/.well-known/jwks.json')
+        return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(issuer.jwks))
+      if (req.url === '/v1/revocations')
+        return res.writeHead(200, { 'content-type': 'application/json' }).end('{"revoked":[]}')
+      if (req.url === '/v1/events')
+        return res.writeHead(200, { 'content-type': 'text/event-stream' }).write(': hello\n\n')
+      const subject = /^\/v1\/entitlements\/(.+)$/.exec(req.url ?? '')?.[1]
+      if (subject !== 'acme') return res.writeHead(404).end()
+      const token = await issuer.issue(
+        { plan: { id: 'team' }, features: { export: { roles: ['admin'] } } },
+        { subject },
+      )
+      res.writeHead(200, { 'content-type': 'application/entitlement+jwt' }).end(token)
+    })
+    await new Promise<void>((resolve) => licenseServer.listen(0, '127.0.0.1', resolve))
+    process.env.LICENSE_SERVER_URL = `http://127.0.0.1:${(licenseServer.address() as AddressInfo).port}`
+    process.env.LICENSE_API_KEY = 'sk_docs'
+    process.env.ENTITLE_STATE_DIR = mkdtempSync(join(tmpdir(), 'entitle-docs-state-'))
+    const { canExport, entitlements } = await import('../../examples/docs/client.js')
+    try {
+      expect(await canExport('acme', ['admin'])).toBe(true)
+      expect(await canExport('acme', ['viewer'])).toBe(false)
+      expect(await canExport('nobody', ['admin'])).toBe(false)
+      expect(seen).toContain('/v1/entitlements/acme Bearer sk_docs')
+      await entitlements.close() // waits for the last-known-good token to reach the disk
+      expect(readdirSync(process.env.ENTITLE_STATE_DIR)).toContain('entitle%3Atoken%3Aacme.json')
+    } finally {
+      await entitlements.close()
+      licenseServer.closeAllConnections()
+      licenseServer.close()
+    }
+  },
+  'examples/docs/client-offline.ts': async () => {
+    const issuer = await createTestIssuer({
+      issuer: 'https://license.example.com',
+      audience: 'my-desktop-app',
+    })
+    const dir = mkdtempSync(join(tmpdir(), 'entitle-docs-offline-'))
+    writeFileSync(
+      join(dir, 'license.jwt'),
+      await issuer.issue({ plan: { id: 'desktop' }, features: { export: true } }),
+    )
+    const { exportSPKI, importJWK } = await import('jose')
+    process.env.LICENSE_FILE = join(dir, 'license.jwt')
+    process.env.LICENSE_PUBLIC_KEY = await exportSPKI(
+      (await importJWK(issuer.publicJwk, 'EdDSA')) as CryptoKey,
+    )
+    process.env.ENTITLE_STATE_DIR = join(dir, 'state')
+    const { exportAllowed, license } = await import('../../examples/docs/client-offline.js')
+    try {
+      expect(await exportAllowed()).toBe('export enabled')
+    } finally {
+      await license.close()
     }
   },
   'examples/readme/testing.ts': async () => {
