@@ -181,6 +181,15 @@ function fallbackDecision(feature: string, policy: FailurePolicy, subject: strin
   }
 }
 
+/** Calls the app's own token source; its failures (a missing license file) get their own code. */
+async function readTokenSource(source: () => string | Promise<string>): Promise<string> {
+  try {
+    return await source()
+  } catch (cause) {
+    throw new EntitlementError('token_unavailable', 'the token() source failed', { cause })
+  }
+}
+
 function validate(options: EntitlementsClientOptions): void {
   if (typeof options !== 'object' || options === null) throw new TypeError('createEntitlements needs options')
   if (options.server === undefined && options.token === undefined) {
@@ -463,7 +472,8 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     if (during === 'refresh') counters.refreshes++
     try {
       if (server === undefined) {
-        const token = typeof tokenSource === 'function' ? await tokenSource() : (tokenSource as string)
+        const token =
+          typeof tokenSource === 'function' ? await readTokenSource(tokenSource) : (tokenSource as string)
         const entitlements = await verify(token)
         if (current?.token === token) {
           current.confirmedAt = platform.now()

@@ -38,6 +38,8 @@ export type EntitlementErrorCode =
   | 'server_rejected'
   /** The client's storage failed to read or write; checks go on from memory. */
   | 'storage_failed'
+  /** The single-tenant client's own `token()` source failed (a license file missing or unreadable). */
+  | 'token_unavailable'
 
 /** A verification failure with a stable {@link EntitlementErrorCode}. */
 export class EntitlementError extends Error {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setupServer } from 'msw/node'
@@ -91,6 +91,30 @@ describe('tokenFromFile', () => {
     writeFileSync(path, await issuer.issue({ plan: { id: 'pro' }, features: { export: true } }))
     await clock.advance(50 * 60_000)
     expect((await client.check('export')).plan).toBe('pro')
+    await client.close()
+  })
+})
+
+describe('a failing token source', () => {
+  it('reports token_unavailable when the license file is gone, and keeps the token it has', async () => {
+    const issuer = await createTestIssuer({ now: () => clock.now })
+    const dir = mkdtempSync(join(tmpdir(), 'entitle-license-'))
+    const path = join(dir, 'license.jwt')
+    writeFileSync(path, await issuer.issue({ plan: { id: 'basic' }, features: { export: true } }))
+    const client = createEntitlements({
+      token: tokenFromFile(path),
+      ...issuer.verifyOptions,
+      platform: clock.platform,
+    })
+    const codes: string[] = []
+    client.on('error', (event) => codes.push(event.error.code))
+    expect((await client.check('export')).allowed).toBe(true)
+    rmSync(path)
+    await clock.advance(50 * 60_000)
+    // The refresh at ~45 minutes fails, then its backoff retries do too: each reported, none with another code.
+    expect(codes.length).toBeGreaterThan(1)
+    expect(new Set(codes)).toEqual(new Set(['token_unavailable']))
+    expect(await client.check('export')).toMatchObject({ allowed: true, source: 'cache' })
     await client.close()
   })
 })
