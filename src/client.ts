@@ -530,7 +530,9 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     if (pending === undefined) {
       pending = (async () => {
         await ready
-        return cache.get(key) ?? (await restore(key)) ?? (await fetchFromSource(key, 'load'))
+        // A token given as a string is the truth: a stored one could be older (the app shipped a new license).
+        const restored = typeof tokenSource === 'string' ? undefined : await restore(key)
+        return cache.get(key) ?? restored ?? (await fetchFromSource(key, 'load'))
       })().finally(() => loading.delete(key))
       loading.set(key, pending)
     }

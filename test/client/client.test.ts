@@ -522,6 +522,30 @@ describe('single-tenant', () => {
     expect(clock.pending()).toBe(1) // only the decision summary: a static token has nothing to refresh
   })
 
+  it('uses the token it is given over an older one in storage', async () => {
+    const issuer = await createTestIssuer({ now: () => clock.now })
+    const storage = createMemoryStorage()
+    const options = {
+      server: undefined,
+      keys: issuer.jwks,
+      issuer: issuer.issuer,
+      audience: issuer.audience,
+      storage,
+    }
+    const old = await issuer.issue(
+      { plan: { id: 'basic' }, features: { export: true } },
+      { expiresInSec: 86_400 },
+    )
+    const first = client({ ...options, token: old })
+    await first.check('export')
+    await first.close()
+    const renewed = await issuer.issue(
+      { plan: { id: 'pro' }, features: { export: true } },
+      { expiresInSec: 86_400 },
+    )
+    expect((await client({ ...options, token: renewed }).check('export')).plan).toBe('pro')
+  })
+
   it('asks getToken() again before the token expires', async () => {
     const issuer = await createTestIssuer({ now: () => clock.now })
     let calls = 0
