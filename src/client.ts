@@ -327,30 +327,33 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       return undefined
     }
   }
+  /** The last write per key: writes to one key run in order, so an older value never lands after a newer one. */
+  const lastWrite = new Map<string, Promise<unknown>>()
   function write(key: string, value: string | undefined): void {
-    try {
-      const done = value === undefined ? storage.delete(key) : storage.set(key, value)
-      if (done instanceof Promise) {
-        // Writes are kept track of: close() waits for them, so a graceful shutdown loses nothing.
-        const tracked = done
-          .catch((error: unknown) =>
-            report(
-              'storage',
-              undefined,
-              new EntitlementError('storage_failed', `could not write ${key}`, { cause: error }),
-            ),
-          )
-          .finally(() => writes.delete(tracked))
-        writes.add(tracked)
-        background(tracked)
-      }
-    } catch (error) {
+    const failed = (error: unknown) =>
       report(
         'storage',
         undefined,
         new EntitlementError('storage_failed', `could not write ${key}`, { cause: error }),
       )
+    const run = () => (value === undefined ? storage.delete(key) : storage.set(key, value))
+    const previous = lastWrite.get(key)
+    let done: unknown
+    try {
+      done = previous === undefined ? run() : previous.then(run)
+    } catch (error) {
+      failed(error)
+      return
     }
+    if (!(done instanceof Promise)) return
+    // Writes are kept track of: close() waits for them, so a graceful shutdown loses nothing.
+    const tracked: Promise<unknown> = done.catch(failed).finally(() => {
+      writes.delete(tracked)
+      if (lastWrite.get(key) === tracked) lastWrite.delete(key)
+    })
+    writes.add(tracked)
+    lastWrite.set(key, tracked)
+    background(tracked)
   }
   function saveTrustedTime(): void {
     if (trustedTime > trustedTimeSaved) {

@@ -95,6 +95,48 @@ describe('tokenFromFile', () => {
   })
 })
 
+describe('storage writes', () => {
+  it('land in order, so a slow older write never overwrites a newer one', async () => {
+    const server = await fakeLicenseServer(msw, clock)
+    server.sell('acme', { plan: { id: 'team' }, features: { export: true } })
+    const values = new Map<string, string>()
+    let release: () => void = () => {}
+    const gate = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    let first = true
+    const slowFirstWrite = {
+      get: (key: string) => values.get(key),
+      delete: (key: string) => {
+        values.delete(key)
+      },
+      async set(key: string, value: string) {
+        if (key.startsWith('entitle:token:') && first) {
+          first = false
+          await gate
+        }
+        values.set(key, value)
+      },
+    }
+    const client = createEntitlements({
+      server: { url: SERVER, revocationIntervalMs: 0 },
+      keys: server.issuer.jwks,
+      issuer: SERVER,
+      audience: 'app',
+      platform: clock.platform,
+      storage: slowFirstWrite,
+    })
+    await client.check('export', { subject: 'acme' })
+    server.sell('acme', { plan: { id: 'business' }, features: { export: true } })
+    await client.refresh('acme')
+    release()
+    await client.close()
+    const stored = JSON.parse(values.get('entitle:token:acme')!) as { token: string }
+    const payload = JSON.parse(Buffer.from(stored.token.split('.')[1]!, 'base64url').toString())
+    expect(payload.ent.plan.id).toBe('business')
+  })
+})
+
 describe('a failing token source', () => {
   it('reports token_unavailable when the license file is gone, and keeps the token it has', async () => {
     const issuer = await createTestIssuer({ now: () => clock.now })
