@@ -480,6 +480,7 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
         const entitlements = await verify(token)
         if (current?.token === token) {
           current.confirmedAt = platform.now()
+          current.failures = 0
           schedule(current)
           return current
         }
@@ -609,7 +610,7 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       (revoked.size === 0 || !revoked.has(entry.entitlements.tokenId))
     ) {
       // The hot path: a token in memory, valid, not revoked. A plain check reuses its answer.
-      if (isPlain(context)) {
+      if (isPlain(context, key)) {
         const memo = entry.memo?.get(feature)
         if (memo !== undefined && now < memo.until) {
           memo.hits++
@@ -636,7 +637,7 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       at = expiresAt - 1
       source = 'stale'
     }
-    const plain = source === 'cache' && isPlain(context)
+    const plain = source === 'cache' && isPlain(context, key)
     const decision = decide(entitlements, feature, context, at) as {
       -readonly [K in keyof Decision]: Decision[K]
     }
@@ -655,9 +656,14 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     return count(decision)
   }
 
-  /** A check that depends on nothing but the customer and the feature: its answer can be reused for a while. */
-  function isPlain(context: CheckContext): boolean {
+  /**
+   * A check that depends on nothing but the customer and the feature: its answer can be reused for a while. The
+   * subject only counts as "the customer" when it is the cache key (multi-tenant); a single-tenant client keys its
+   * one token by nothing, so a subject there is a condition to check each time (`subject_mismatch`).
+   */
+  function isPlain(context: CheckContext, key: string): boolean {
     return (
+      (key !== OWN || context.subject === undefined) &&
       context.roles === undefined &&
       context.region === undefined &&
       context.device === undefined &&

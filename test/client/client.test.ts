@@ -522,6 +522,29 @@ describe('single-tenant', () => {
     expect(clock.pending()).toBe(1) // only the decision summary: a static token has nothing to refresh
   })
 
+  it('never reuses an answer for another subject than the one it was given for', async () => {
+    const issuer = await createTestIssuer({ now: () => clock.now })
+    const token = await issuer.issue({ features: { export: true } }, { subject: 'globex' })
+    const entitlements = client({
+      server: undefined,
+      token,
+      keys: issuer.jwks,
+      issuer: issuer.issuer,
+      audience: issuer.audience,
+    })
+    await entitlements.check('export', { subject: 'globex' }) // fresh
+    expect((await entitlements.check('export', { subject: 'globex' })).allowed).toBe(true) // memoized
+    expect(await entitlements.check('export', { subject: 'initech' })).toMatchObject({
+      allowed: false,
+      reason: 'subject_mismatch',
+    })
+    expect(entitlements.checkSync('export', { subject: 'initech' })).toMatchObject({
+      allowed: false,
+      reason: 'subject_mismatch',
+    })
+    expect((await entitlements.check('export')).allowed).toBe(true)
+  })
+
   it('uses the token it is given over an older one in storage', async () => {
     const issuer = await createTestIssuer({ now: () => clock.now })
     const storage = createMemoryStorage()
