@@ -154,6 +154,9 @@ interface Stored {
   confirmedAt: number
 }
 
+/** Memoized answers kept per customer, at most. */
+const MAX_MEMO = 256
+
 /** The key of the app's own token in single-tenant use. */
 const OWN = ''
 const TOKEN_KEY = 'entitle:token:'
@@ -643,7 +646,9 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     }
     decision.source = source
     decision.age = now - entry.confirmedAt
-    if (plain) {
+    // Feature names may come from requests: a customer's memo holds at most MAX_MEMO answers, so made-up names
+    // cannot grow it without bound (they are still answered, just not remembered).
+    if (plain && (entry.memo === undefined || entry.memo.size < MAX_MEMO || entry.memo.has(feature))) {
       entry.memo ??= new Map()
       const replaced = entry.memo.get(feature)
       if (replaced !== undefined) foldMemo(replaced)

@@ -652,6 +652,18 @@ describe('observability and lifecycle', () => {
     expect(entitlements.stats().decisions.export?.allowed).toBe(5)
   })
 
+  it('keeps memory bounded when feature names come from requests', async () => {
+    server.sell('acme', TEAM)
+    const entitlements = client()
+    await entitlements.check('export', { subject: 'acme' })
+    for (let i = 0; i < 5000; i++) {
+      expect(entitlements.checkSync(`made-up-${i}`, { subject: 'acme' }).reason).toBe('not_in_plan')
+    }
+    expect(Object.keys(entitlements.stats().decisions)).toHaveLength(1001) // 1000 names, then '(other)'
+    expect(entitlements.stats().decisions['(other)']?.denied).toBe(4001)
+    expect(entitlements.checkSync('export', { subject: 'acme' }).allowed).toBe(true)
+  })
+
   it('survives a listener that throws', async () => {
     server.sell('acme', TEAM)
     const entitlements = client()
