@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { setupServer } from 'msw/node'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { createLocalStorage } from '../../src/browser/index.js'
-import { createEntitlements, type EntitlementsClient } from '../../src/index.js'
+import { createEntitlements, type EntitlementStorage, type EntitlementsClient } from '../../src/index.js'
 import { createFileStorage, tokenFromFile } from '../../src/node/index.js'
 import { createTestIssuer } from '../../src/testing.js'
 import { fakeLicenseServer, manualPlatform, SERVER } from './harness.js'
@@ -13,6 +13,18 @@ const msw = setupServer()
 beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
 afterAll(() => msw.close())
 let clock: ReturnType<typeof manualPlatform>
+
+/** A multi-tenant client of the fake license server, on the test clock, with the given storage. */
+function serverClient(server: Awaited<ReturnType<typeof fakeLicenseServer>>, storage: EntitlementStorage) {
+  return createEntitlements({
+    server: { url: SERVER, revocationIntervalMs: 0 },
+    keys: server.issuer.jwks,
+    issuer: SERVER,
+    audience: 'app',
+    platform: clock.platform,
+    storage,
+  })
+}
 beforeEach(() => {
   msw.resetHandlers()
   clock = manualPlatform()
@@ -54,15 +66,7 @@ describe('createFileStorage', () => {
     const server = await fakeLicenseServer(msw, clock)
     server.sell('acme', { plan: { id: 'team' }, features: { export: true } })
     const dir = mkdtempSync(join(tmpdir(), 'entitle-store-'))
-    const make = () =>
-      createEntitlements({
-        server: { url: SERVER, revocationIntervalMs: 0 },
-        keys: server.issuer.jwks,
-        issuer: SERVER,
-        audience: 'app',
-        platform: clock.platform,
-        storage: createFileStorage(dir),
-      })
+    const make = () => serverClient(server, createFileStorage(dir))
     const first = make()
     await first.check('export', { subject: 'acme' })
     await clock.idle()
@@ -118,14 +122,7 @@ describe('storage writes', () => {
         values.set(key, value)
       },
     }
-    const client = createEntitlements({
-      server: { url: SERVER, revocationIntervalMs: 0 },
-      keys: server.issuer.jwks,
-      issuer: SERVER,
-      audience: 'app',
-      platform: clock.platform,
-      storage: slowFirstWrite,
-    })
+    const client = serverClient(server, slowFirstWrite)
     await client.check('export', { subject: 'acme' })
     server.sell('acme', { plan: { id: 'business' }, features: { export: true } })
     await client.refresh('acme')
@@ -191,14 +188,7 @@ describe('createLocalStorage', () => {
   it('reports a full quota through the client and goes on checking', async () => {
     const server = await fakeLicenseServer(msw, clock)
     server.sell('acme', { plan: { id: 'team' }, features: { export: true } })
-    const client = createEntitlements({
-      server: { url: SERVER, revocationIntervalMs: 0 },
-      keys: server.issuer.jwks,
-      issuer: SERVER,
-      audience: 'app',
-      platform: clock.platform,
-      storage: createLocalStorage(undefined, webStorage(10)),
-    })
+    const client = serverClient(server, createLocalStorage(undefined, webStorage(10)))
     const codes: string[] = []
     client.on('error', (event) => codes.push(event.error.code))
     expect((await client.check('export', { subject: 'acme' })).allowed).toBe(true)
