@@ -3,7 +3,7 @@
 // An issuer signs an entitlement token for one customer; the app verifies it offline and asks the questions a
 // product asks. Until the reference license server lands (examples/license-server), `entitle/testing` plays the
 // issuer: same token format, same keys, same verifier.
-import { checkEntitlement, createEntitlementVerifier, decide } from 'entitle'
+import { checkEntitlement, createEntitlements, createEntitlementVerifier, decide } from 'entitle'
 import { createTestIssuer } from 'entitle/testing'
 
 const DAY = 86_400
@@ -112,9 +112,51 @@ for (const [label, candidate] of cases) {
   line(`${label.padEnd(36)} ${d.allowed ? 'ALLOWED' : 'DENIED '} ${d.reason} (${d.error})`)
 }
 
+// 6. The client: a running app sees an upgrade with no restart. Until the reference license server lands
+// (examples/license-server), a stand-in in this process answers protocol v1 with the same issuer.
+heading('6. A running app sees an upgrade, with nothing for the user to do')
+const plans = new Map([
+  ['globex', { plan: { id: 'team' }, features: { export: true, seats: { limit: 10 } } }],
+])
+const standIn = async (request) => {
+  const url = new URL(request.url)
+  if (url.pathname === '/v1/revocations') return Response.json({ revoked: [] })
+  const subject = decodeURIComponent(url.pathname.split('/').pop())
+  if (!plans.has(subject)) return new Response('no license', { status: 404 })
+  return new Response(await issuer.issue(plans.get(subject), { subject, expiresInSec: 3600 }))
+}
+const client = createEntitlements({
+  server: { url: 'https://license.acme-tools.example', apiKey: 'sk_demo' },
+  keys: issuer.jwks,
+  issuer: 'https://license.acme-tools.example',
+  audience: 'acme-editor',
+  platform: { fetch: standIn },
+})
+client.on('change', ({ subject, previous, changes }) => {
+  if (previous !== undefined) {
+    line(
+      `  change event for ${subject}: ${changes.map((c) => `${c.type}${c.feature ? ` ${c.feature}` : ''}`).join(', ')}`,
+    )
+  }
+})
+const show = async (label) => {
+  const sso = await client.check('sso', { subject: 'globex' })
+  const seats = await client.check('seats', { subject: 'globex', usage: 10 })
+  line(
+    `${label.padEnd(36)} sso ${sso.allowed ? 'ALLOWED' : 'DENIED '} (${sso.reason}, ${sso.source}); 11th seat ${seats.allowed ? 'ALLOWED' : 'DENIED'} (${seats.reason})`,
+  )
+}
+await show('on the Team plan')
+plans.set('globex', { plan: { id: 'business' }, features: { export: true, sso: true, seats: { limit: 50 } } })
+await client.refresh('globex') // what a Server-Sent Event or the next background refresh does
+await show('after the upgrade order')
+line(`stats: ${JSON.stringify({ ...client.stats(), decisions: undefined })}`)
+await client.close()
+
 heading('Where each part lives')
 line('token format (zod)      src/claims.ts         docs/token-format.md')
 line('verifier (jose)         src/verify.ts, src/keys.ts   docs/security.md')
 line('decision engine         src/decide.ts         docs/decisions.md')
 line('error codes             src/errors.ts         docs/errors.md')
+line('the client              src/client.ts         docs/client.md')
 line('test issuer             src/testing.ts')

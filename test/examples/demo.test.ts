@@ -21,5 +21,12 @@ describe('the quick-start demo (npm run demo)', () => {
     expect(out).toMatch(/export in 370 days \(term over, in grace\) +ALLOWED grace_period/)
     expect(out).toMatch(/a payload edited to Enterprise +DENIED {2}token_invalid \(signature_invalid\)/)
     expect(out).toMatch(/a 1 MB string +DENIED {2}token_invalid \(token_too_large\)/)
+    expect(out).toMatch(
+      /on the Team plan +sso DENIED {2}\(not_in_plan, fresh\); 11th seat DENIED \(limit_exceeded\)/,
+    )
+    expect(out).toContain('change event for globex: plan_changed, feature_added sso, limit_changed seats')
+    expect(out).toMatch(
+      /after the upgrade order +sso ALLOWED \(granted, fresh\); 11th seat ALLOWED \(granted\)/,
+    )
   })
 })
