@@ -443,16 +443,17 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     return entry
   }
 
+  /** Milliseconds until a token is due for renewal: `refreshAt` of its life, up to 10% earlier (jitter). */
+  function untilRenewal(entry: Entry): number {
+    const { issuedAt, expiresAt } = entry.entitlements
+    const life = expiresAt - issuedAt
+    return issuedAt + life * refreshAt - platform.random() * life * 0.1 - platform.now()
+  }
+
   function schedule(entry: Entry, delay?: number): void {
     platform.clearTimeout(entry.timer)
     if (closed || (server === undefined && typeof tokenSource !== 'function')) return
-    let wait = delay
-    if (wait === undefined) {
-      const { issuedAt, expiresAt } = entry.entitlements
-      const life = expiresAt - issuedAt
-      const at = issuedAt + life * refreshAt - platform.random() * life * 0.1
-      wait = Math.max(1000, at - platform.now())
-    }
+    const wait = delay ?? Math.max(1000, untilRenewal(entry))
     entry.timer = platform.setTimeout(() => background(fetchFromSource(entry.subject, 'refresh')), wait)
   }
 
@@ -494,8 +495,16 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       if (response.status === 'not_modified' && current) {
         counters.notModified++
         current.confirmedAt = platform.now()
-        current.failures = 0
-        schedule(current)
+        const wait = untilRenewal(current)
+        if (wait > 1000) {
+          current.failures = 0
+          schedule(current, wait)
+        } else {
+          // The token is due for renewal, yet the server says it is current: ask again with backoff, not every
+          // second (protocol v1 has servers re-issue past half-life; this keeps a server that does not polite).
+          current.failures++
+          schedule(current, Math.max(1000, backoffDelay(current.failures - 1, platform.random(), backoff)))
+        }
         return current
       }
       if (response.status === 'not_found') {

@@ -188,6 +188,17 @@ describe('refresh', () => {
     expect((await entitlements.check('export', { subject: 'acme' })).age).toBe(0)
   })
 
+  it('backs off instead of polling every second when a server answers 304 late in a token’s life', async () => {
+    server.sell('acme', TEAM)
+    server.state.always304 = true
+    const entitlements = client({ backoff: { initialMs: 10_000, maxMs: 120_000 } })
+    await entitlements.check('export', { subject: 'acme' })
+    await clock.advance(55 * MIN) // the refresh at ~45 minutes gets a 304, and so does every retry
+    // The load, the refresh at 45:00, then retries after 5, 10, 20 and 40 s (random fixed at 0.5), then every 60 s
+    // (the 120 s cap, halved) until 55:00: 1 + 1 + 12 requests, where a one-second loop would have made about 600.
+    expect(server.count('entitlements/acme')).toBe(14)
+  })
+
   it('sees an upgrade right after refresh(subject), with what changed', async () => {
     server.sell('acme', TEAM)
     const entitlements = client()

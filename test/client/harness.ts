@@ -97,6 +97,8 @@ export async function fakeLicenseServer(msw: SetupServer, clock: { now: number }
     wrongSubject: false,
     /** Apply `fail` to the entitlements endpoint only. */
     failTokensOnly: false,
+    /** Misbehave: answer 304 to any matching If-None-Match, however old the held token. */
+    always304: false,
   }
   let stream: ReadableStreamDefaultController<Uint8Array> | undefined
   let eventId = 0
@@ -145,7 +147,8 @@ export async function fakeLicenseServer(msw: SetupServer, clock: { now: number }
       if (!plans.has(subject)) return new HttpResponse('no license', { status: 404 })
       const held = current.get(subject)
       const halfLife = (tokenLifeSec * 1000) / 2
-      if (held && request.headers.get('if-none-match') === held.jti && clock.now - held.iat < halfLife) {
+      const young = clock.now - (held?.iat ?? 0) < halfLife || state.always304
+      if (held && request.headers.get('if-none-match') === held.jti && young) {
         return new HttpResponse(null, { status: 304, headers: { etag: held.jti } })
       }
       const fresh = held && clock.now - held.iat < halfLife ? held : await issueFor(subject)
