@@ -359,7 +359,8 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     background(tracked)
   }
   function saveTrustedTime(): void {
-    if (trustedTime > trustedTimeSaved) {
+    // Any change is saved, a lowering too: re-anchoring to the server's time must survive a restart.
+    if (trustedTime !== trustedTimeSaved) {
       trustedTimeSaved = trustedTime
       write(TIME_KEY, String(trustedTime))
     }

@@ -481,6 +481,27 @@ describe('clock rollback', () => {
     })
   })
 
+  it('keeps the server-corrected trusted time across a restart, after a clock that ran fast is fixed', async () => {
+    server.sell('acme', TEAM)
+    const storage = createMemoryStorage()
+    clock.setClock(NOW + 2 * HOUR) // the machine's clock runs two hours fast
+    const first = client({ storage })
+    await first.check('export', { subject: 'acme' })
+    await first.close()
+    clock.setClock(NOW) // fixed; the server, online, vouches for the real time
+    server.sell('acme', TEAM) // (the fake server shares the test clock: make it issue at the real time)
+    const second = client({ storage })
+    await second.refresh('acme')
+    expect((await second.check('export', { subject: 'acme' })).allowed).toBe(true)
+    await second.close()
+    server.state.fail = 'network' // a restart offline, with the correct clock
+    const third = client({ storage })
+    expect(await third.check('export', { subject: 'acme' })).toMatchObject({
+      allowed: true,
+      reason: 'granted',
+    })
+  })
+
   it('remembers trusted time across a restart, so an expired offline license is not revived', async () => {
     const issuer = await createTestIssuer({ now: () => clock.now })
     const token = await issuer.issue({ features: { export: true } }, { expiresInSec: 30 * 86_400 })
