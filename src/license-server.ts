@@ -59,20 +59,35 @@ export function createLicenseServerClient(options: LicenseServerOptions, platfor
     headers: { ...options.headers, ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}) },
   })
 
-  /** Runs a request with a timeout driven by the platform's timers, so tests can time out without waiting. */
-  async function request(
+  /**
+   * Runs a request and `read`s its answer inside one timeout on the platform's timers (tests time out without
+   * waiting), so a server that sends headers and then stalls the body times out too. `signal` aborts it from
+   * outside, for as long as the response lives (the event stream).
+   */
+  async function request<T>(
     path: string,
     headers: Record<string, string>,
+    read: (response: Response) => Promise<T>,
     signal?: AbortSignal,
-  ): Promise<Response> {
+  ): Promise<T> {
     const controller = new AbortController()
     const abort = () =>
       controller.abort(new EntitlementError('server_unavailable', `no answer within ${timeoutMs} ms`))
     const timer = platform.setTimeout(abort, timeoutMs)
     signal?.addEventListener('abort', () => controller.abort(signal.reason), { once: true })
+    // Not every fetch ends a body that is already streaming when its signal aborts: race the read against the
+    // abort, and cancel the body so nothing is left open.
+    const aborted = new Promise<never>((_, reject) => {
+      controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true })
+    })
     try {
-      return await http.get(path, { headers, signal: controller.signal })
+      const response = await Promise.race([http.get(path, { headers, signal: controller.signal }), aborted])
+      controller.signal.addEventListener('abort', () => response.body?.cancel().catch(() => {}), {
+        once: true,
+      })
+      return await Promise.race([read(response), aborted])
     } catch (cause) {
+      if (cause instanceof EntitlementError) throw cause
       throw failure(undefined, controller.signal.aborted ? controller.signal.reason : cause, platform.now())
     } finally {
       platform.clearTimeout(timer)
@@ -80,54 +95,49 @@ export function createLicenseServerClient(options: LicenseServerOptions, platfor
   }
 
   return {
-    async fetchToken(subject: string, etag: string | undefined): Promise<TokenResponse> {
-      const response = await request(`v1/entitlements/${encodeURIComponent(subject)}`, {
+    fetchToken(subject: string, etag: string | undefined): Promise<TokenResponse> {
+      const headers = {
         accept: 'application/entitlement+jwt, application/jwt, text/plain',
         ...(etag ? { 'if-none-match': etag } : {}),
+      }
+      return request(`v1/entitlements/${encodeURIComponent(subject)}`, headers, async (response) => {
+        if (response.status === 304) return { status: 'not_modified' }
+        if (response.status === 404 || response.status === 410) return { status: 'not_found' }
+        if (!response.ok) throw failure(response, undefined, platform.now())
+        const token = (await response.text()).trim()
+        return { status: 'ok', token, etag: response.headers.get('etag') ?? undefined }
       })
-      if (response.status === 304) return { status: 'not_modified' }
-      if (response.status === 404 || response.status === 410) return { status: 'not_found' }
-      if (!response.ok) throw failure(response, undefined, platform.now())
-      const token = (await response.text()).trim()
-      return { status: 'ok', token, etag: response.headers.get('etag') ?? undefined }
     },
 
-    async fetchRevocations(etag: string | undefined): Promise<RevocationsResponse> {
-      const response = await request('v1/revocations', {
-        accept: 'application/json',
-        ...(etag ? { 'if-none-match': etag } : {}),
+    fetchRevocations(etag: string | undefined): Promise<RevocationsResponse> {
+      const headers = { accept: 'application/json', ...(etag ? { 'if-none-match': etag } : {}) }
+      return request('v1/revocations', headers, async (response): Promise<RevocationsResponse> => {
+        if (response.status === 304) return { status: 'not_modified', revoked: [], etag }
+        if (!response.ok) throw failure(response, undefined, platform.now())
+        const body = (await response.json().catch(() => undefined)) as { revoked?: unknown } | undefined
+        const revoked = body?.revoked
+        if (!Array.isArray(revoked) || !revoked.every((id) => typeof id === 'string')) {
+          throw new EntitlementError('server_rejected', 'the revocation list is not { "revoked": [string] }')
+        }
+        return { status: 'ok', revoked, etag: response.headers.get('etag') ?? undefined }
       })
-      if (response.status === 304) return { status: 'not_modified', revoked: [], etag }
-      if (!response.ok) throw failure(response, undefined, platform.now())
-      const body = (await response.json().catch(() => undefined)) as { revoked?: unknown } | undefined
-      const revoked = body?.revoked
-      if (!Array.isArray(revoked) || !revoked.every((id) => typeof id === 'string')) {
-        throw new EntitlementError('server_rejected', 'the revocation list is not { "revoked": [string] }')
-      }
-      return { status: 'ok', revoked, etag: response.headers.get('etag') ?? undefined }
     },
 
     /** Opens the event stream; resolves with its body once connected. The stream has no timeout once open. */
-    async openEvents(
-      signal: AbortSignal,
-      lastEventId: string | undefined,
-    ): Promise<ReadableStream<Uint8Array>> {
-      const controller = new AbortController()
-      signal.addEventListener('abort', () => controller.abort(signal.reason), { once: true })
-      const timer = platform.setTimeout(() => controller.abort(new Error('connect timeout')), timeoutMs)
-      let response: Response
-      try {
-        response = await http.get('v1/events', {
-          headers: { accept: 'text/event-stream', ...(lastEventId ? { 'last-event-id': lastEventId } : {}) },
-          signal: controller.signal,
-        })
-      } catch (cause) {
-        throw failure(undefined, cause, platform.now())
-      } finally {
-        platform.clearTimeout(timer)
+    openEvents(signal: AbortSignal, lastEventId: string | undefined): Promise<ReadableStream<Uint8Array>> {
+      const headers = {
+        accept: 'text/event-stream',
+        ...(lastEventId ? { 'last-event-id': lastEventId } : {}),
       }
-      if (!response.ok || response.body === null) throw failure(response, undefined, platform.now())
-      return response.body
+      return request(
+        'v1/events',
+        headers,
+        async (response) => {
+          if (!response.ok || response.body === null) throw failure(response, undefined, platform.now())
+          return response.body
+        },
+        signal,
+      )
     },
   }
 }

@@ -297,6 +297,17 @@ describe('when the server fails', () => {
     expect(errors[0]?.error.code).toBe('server_unavailable')
   })
 
+  it('times out a server that sends headers and then stalls the body', async () => {
+    server.sell('acme', TEAM)
+    server.state.fail = 'stall-body'
+    const entitlements = client({ server: { url: SERVER, timeoutMs: 2_000, revocationIntervalMs: 0 } })
+    const errors = collect(entitlements, 'error')
+    const pending = entitlements.check('export', { subject: 'acme' })
+    await clock.advance(2_000)
+    expect(await pending).toMatchObject({ allowed: false, reason: 'unavailable', source: 'fallback' })
+    expect(errors[0]?.error.code).toBe('server_unavailable')
+  })
+
   it('serves the stale token inside the grace window, then follows the failure policy', async () => {
     server.sell('acme', TEAM)
     const entitlements = client({

@@ -93,7 +93,14 @@ export async function fakeLicenseServer(msw: SetupServer, clock: { now: number }
   const revoked: string[] = []
   const requests: Array<{ path: string; ifNoneMatch: string | null; authorization: string | null }> = []
   const state = {
-    fail: undefined as undefined | 'error500' | 'network' | 'hang' | 'unauthorized' | 'retry-after',
+    fail: undefined as
+      | undefined
+      | 'error500'
+      | 'network'
+      | 'hang'
+      | 'stall-body'
+      | 'unauthorized'
+      | 'retry-after',
     wrongSubject: false,
     /** Apply `fail` to the entitlements endpoint only. */
     failTokensOnly: false,
@@ -126,6 +133,11 @@ export async function fakeLicenseServer(msw: SetupServer, clock: { now: number }
         return new HttpResponse('no', { status: 401 })
       case 'network':
         return HttpResponse.error()
+      case 'stall-body':
+        // Headers at once, then a body that never comes.
+        return new HttpResponse(new ReadableStream({ start() {} }), {
+          headers: { 'content-type': 'application/entitlement+jwt' },
+        })
       case 'hang':
         await delay('infinite')
         return new HttpResponse('never')
