@@ -318,27 +318,22 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
 
   // --- storage -----------------------------------------------------------------------------------------------
 
+  function storageFailed(message: string, cause?: unknown): void {
+    report('storage', undefined, new EntitlementError('storage_failed', message, { cause }))
+  }
+
   async function read(key: string): Promise<string | undefined> {
     try {
       return await storage.get(key)
     } catch (error) {
-      report(
-        'storage',
-        undefined,
-        new EntitlementError('storage_failed', `could not read ${key}`, { cause: error }),
-      )
+      storageFailed(`could not read ${key}`, error)
       return undefined
     }
   }
   /** The last write per key: writes to one key run in order, so an older value never lands after a newer one. */
   const lastWrite = new Map<string, Promise<unknown>>()
   function write(key: string, value: string | undefined): void {
-    const failed = (error: unknown) =>
-      report(
-        'storage',
-        undefined,
-        new EntitlementError('storage_failed', `could not write ${key}`, { cause: error }),
-      )
+    const failed = (error: unknown) => storageFailed(`could not write ${key}`, error)
     const run = () => (value === undefined ? storage.delete(key) : storage.set(key, value))
     const previous = lastWrite.get(key)
     let done: unknown
@@ -378,11 +373,7 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
         revokedEtag = parsed.etag
       }
     } catch {
-      report(
-        'storage',
-        undefined,
-        new EntitlementError('storage_failed', 'the stored revocation list is not JSON'),
-      )
+      storageFailed('the stored revocation list is not JSON')
     }
   })()
 
