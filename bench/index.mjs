@@ -5,6 +5,7 @@ import { createEntitlementVerifier, decide } from '../dist/index.js'
 import { createTestIssuer } from '../dist/testing.js'
 import { clientRows } from './client.mjs'
 import { compare, report } from './harness.mjs'
+import { usageRows } from './usage.mjs'
 
 const claims = {
   plan: { id: 'pro', tier: 2 },
@@ -79,13 +80,18 @@ async function decisionRow() {
 }
 
 const client = await clientRows()
+const usage = await usageRows()
 const rows = [
   ...(await verificationRows('EdDSA')),
   ...(await verificationRows('ES256')),
   await decisionRow(),
   ...client.rows,
+  usage.row,
 ]
 report(rows)
 console.log(
   `\nmemory held by the client per cached customer: ${(client.perCustomer / 1024).toFixed(1)} KiB (heap, after GC)`,
+)
+console.log(
+  `memory held by the usage meter after 1,000,000 records over 1,000 customers x 20 metrics: ${(usage.held / 1024 / 1024).toFixed(1)} MiB in ${usage.lines} lines (${Math.round(usage.held / usage.lines)} bytes a line; heap, after GC)`,
 )

@@ -10,9 +10,22 @@ import {
   type LicenseServerClient,
   type LicenseServerOptions,
 } from './license-server.js'
+import { currentWindowEnd } from './period.js'
 import { defaultPlatform, type Platform } from './platform.js'
 import { createEventStreamParser } from './sse.js'
 import { createMemoryStorage, type EntitlementStorage } from './storage.js'
+import {
+  type CloseResult,
+  createUsageMeter,
+  type FlushResult,
+  NEVER,
+  NO_USAGE_STATS,
+  type UsageLine,
+  type UsageMeter,
+  type UsageOptions,
+  type UsageStats,
+  validateRecordExtras,
+} from './usage-meter.js'
 import { createEntitlementVerifier, type EntitlementVerifier, type VerifyOptions } from './verify.js'
 
 /**
@@ -51,6 +64,21 @@ export interface EntitlementsClientOptions extends Omit<VerifyOptions, 'now'> {
   platform?: Partial<Platform>
   /** How often `on('decision')` hears the aggregated decision counts. Default 60 000 ms. */
   decisionSummaryIntervalMs?: number
+  /**
+   * Usage metering (`record()`): where it goes and how it is batched. With a `server`, usage goes there by default;
+   * a single-tenant client needs `usage.url` to record. See `docs/metering.md`.
+   */
+  usage?: UsageOptions
+}
+
+/** What a usage record says besides its amount. */
+export interface RecordContext {
+  /** The customer (multi-tenant: required). */
+  subject?: string
+  /** Breakdowns to aggregate by (`{ region: 'eu' }`): records with the same dimensions share a line. */
+  dimensions?: Record<string, string>
+  /** Raw mode only: the record's own properties, sent with it (JSON, at most 4 KiB). */
+  properties?: Record<string, unknown>
 }
 
 /** A `change` event: a customer's entitlements changed (an upgrade, a downgrade, a new token). */
@@ -64,7 +92,7 @@ export interface ChangeEvent {
 /** An `error` event: something failed in the background; checks go on as the failure policy says. */
 export interface ErrorEvent {
   readonly subject: string | undefined
-  readonly during: 'load' | 'refresh' | 'revocations' | 'events' | 'storage'
+  readonly during: 'load' | 'refresh' | 'revocations' | 'events' | 'storage' | 'usage'
   readonly error: EntitlementError
 }
 
@@ -99,6 +127,8 @@ export interface ClientStats {
   readonly failures: number
   readonly revoked: number
   readonly decisions: Readonly<Record<string, FeatureDecisionCounts>>
+  /** The usage meter's counters (all zero when the client has nowhere to send usage). */
+  readonly usage: UsageStats
 }
 
 /** What the app asks about: the decision context plus the customer, in multi-tenant use. */
@@ -120,8 +150,27 @@ export interface EntitlementsClient {
   on<K extends keyof ClientEvents>(type: K, listener: (event: ClientEvents[K]) => void): () => void
   /** Counters of cache hits and misses, fetches, refreshes, failures, revocations and decisions per feature. */
   stats(): ClientStats
-  /** Stops every timer and stream, saves trusted time, and resolves when done. Checks still answer from memory. */
-  close(): Promise<void>
+  /**
+   * Records `amount` (default 1) of a metered feature used by the customer: synchronous, O(1), never blocks. The
+   * next check of that feature's cap counts it at once; the meter sends it to the license server exactly once.
+   * Throws `usage_invalid` (counting nothing) for a negative or non-finite amount or bad dimensions.
+   */
+  record(metric: string, amount?: number, context?: RecordContext): void
+  /**
+   * Sends all queued usage now and resolves when the server confirmed it, or when it could not and the rest is
+   * persisted. `keepalive: true` (a page being hidden) persists first, then sends within the browser's keepalive
+   * budget without waiting.
+   */
+  flush(options?: { keepalive?: boolean }): Promise<FlushResult>
+  /** Usage lines the license server refused (400, 422, or line by line), kept for the app to inspect. */
+  setAsideUsage(): readonly UsageLine[]
+  /** Queues the set-aside usage again, with the same ids, once the cause is fixed; returns how many lines. */
+  resendSetAsideUsage(): number
+  /**
+   * Stops every timer and stream, sends queued usage until `deadlineMs` (default 5 000) and persists the rest,
+   * saves trusted time, and resolves when every write is done. Never rejects. Checks still answer from memory.
+   */
+  close(options?: { deadlineMs?: number }): Promise<CloseResult>
 }
 
 interface Entry {
@@ -162,6 +211,8 @@ const OWN = ''
 const TOKEN_KEY = 'entitle:token:'
 const TIME_KEY = 'entitle:trusted-time'
 const REVOKED_KEY = 'entitle:revoked'
+const HOUR = 3_600_000
+const NO_RECORD_CONTEXT: RecordContext = Object.freeze({})
 
 function fallbackDecision(feature: string, policy: FailurePolicy, subject: string | undefined): Decision {
   const allowed = policy === 'open' || (typeof policy === 'object' && policy.allowed)
@@ -209,6 +260,30 @@ function validate(options: EntitlementsClientOptions): void {
   ) {
     throw new TypeError('maxSubjects must be a positive integer')
   }
+  const usage = options.usage
+  if (usage !== undefined) {
+    if (typeof usage !== 'object' || usage === null) throw new TypeError('usage must be an object')
+    if (usage.mode !== undefined && usage.mode !== 'aggregate' && usage.mode !== 'raw')
+      throw new TypeError("usage.mode must be 'aggregate' or 'raw'")
+    for (const [name, value] of [
+      ['usage.maxBatchLines', usage.maxBatchLines],
+      ['usage.maxBatchBytes', usage.maxBatchBytes],
+      ['usage.maxInFlight', usage.maxInFlight],
+      ['usage.maxQueuedLines', usage.maxQueuedLines],
+      ['usage.maxSetAsideLines', usage.maxSetAsideLines],
+    ] as const) {
+      if (value !== undefined && !(Number.isInteger(value) && value > 0))
+        throw new TypeError(`${name} must be a positive integer`)
+    }
+    for (const [name, value] of [
+      ['usage.flushIntervalMs', usage.flushIntervalMs],
+      ['usage.persistIntervalMs', usage.persistIntervalMs],
+      ['usage.timeoutMs', usage.timeoutMs],
+    ] as const) {
+      if (value !== undefined && !(Number.isFinite(value) && value > 0))
+        throw new TypeError(`${name} must be > 0`)
+    }
+  }
   for (const [name, value] of [
     ['staleGraceMs', options.staleGraceMs],
     ['decisionSummaryIntervalMs', options.decisionSummaryIntervalMs],
@@ -245,7 +320,7 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
   const backoff = { initialMs: options.backoff?.initialMs ?? 1000, maxMs: options.backoff?.maxMs ?? 300_000 }
   const failurePolicy = options.failurePolicy ?? 'closed'
   const featurePolicies = options.featurePolicies ?? {}
-  const { server: serverOptions, token: tokenSource, ...verifyOptions } = options
+  const { server: serverOptions, token: tokenSource, usage: usageOptions, ...verifyOptions } = options
   const verifier = createEntitlementVerifier({ ...verifyOptions, now: () => platform.now() })
   // Tokens past exp but inside the stale grace are verified with a tolerance that reaches that far; every other
   // check stays as strict. Made on first need: most clients never need it.
@@ -361,8 +436,52 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     }
   }
 
+  // --- usage -------------------------------------------------------------------------------------------------
+
+  // Usage goes to the server unless `usage` names another place or other credentials.
+  const usageUrl = usageOptions?.url ?? serverOptions?.url
+  const usageServer: LicenseServerClient | undefined =
+    usageUrl === undefined
+      ? undefined
+      : server !== undefined &&
+          usageOptions?.url === undefined &&
+          usageOptions?.apiKey === undefined &&
+          usageOptions?.headers === undefined &&
+          usageOptions?.timeoutMs === undefined
+        ? server
+        : createLicenseServerClient(
+            {
+              url: usageUrl,
+              apiKey: usageOptions?.apiKey ?? serverOptions?.apiKey,
+              headers: usageOptions?.headers ?? serverOptions?.headers,
+              timeoutMs: usageOptions?.timeoutMs ?? serverOptions?.timeoutMs,
+            },
+            platform,
+          )
+  const meter: UsageMeter | undefined =
+    usageServer &&
+    createUsageMeter(usageOptions ?? {}, {
+      platform,
+      send: (batchId, body, keepalive) => usageServer.sendUsage(batchId, body, keepalive),
+      windowFor: (entry, metric, now) => windowFor(entry as Entry | undefined, metric, now),
+      subjectOf: (key) => (key === OWN ? cache.peek(OWN)?.entitlements.subject : key),
+      issuedAt: (key) => cache.peek(key)?.entitlements.issuedAt,
+      read,
+      write,
+      report: (error) => report('usage', undefined, error),
+      background,
+    })
+
+  /** The end of the usage window `metric` is in: the cap's window when the token has one, else the UTC hour. */
+  function windowFor(entry: Entry | undefined, metric: string, now: number): number {
+    const cap = entry?.entitlements.features.get(metric)?.cap
+    if (cap === undefined) return Math.floor(now / HOUR) * HOUR + HOUR
+    if (cap.resetsAt === undefined) return NEVER
+    return currentWindowEnd(cap.period, cap.resetsAt, now) ?? NEVER
+  }
+
   const ready = (async () => {
-    const [time, list] = await Promise.all([read(TIME_KEY), read(REVOKED_KEY)])
+    const [time, list] = await Promise.all([read(TIME_KEY), read(REVOKED_KEY), meter?.restore()])
     const saved = Number(time)
     if (Number.isFinite(saved) && saved > trustedTime) trustedTime = trustedTimeSaved = saved
     try {
@@ -642,7 +761,13 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       source = 'stale'
     }
     const plain = source === 'cache' && isPlain(context, key)
-    const decision = decide(entitlements, feature, context, at) as {
+    let asked = context
+    if (meter !== undefined && entitlements.features.get(feature)?.cap !== undefined) {
+      // Usage recorded here that the token's snapshot does not count yet.
+      const local = meter.unreported(key, feature, now, entitlements.issuedAt)
+      if (local > 0) asked = { ...context, usage: (context.usage ?? 0) + local }
+    }
+    const decision = decide(entitlements, feature, asked, at) as {
       -readonly [K in keyof Decision]: Decision[K]
     }
     decision.source = source
@@ -866,20 +991,61 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
         revoked: revoked.size,
         cached: cache.size,
         decisions: Object.fromEntries(decisions),
+        usage: meter?.stats() ?? NO_USAGE_STATS,
       }
     },
 
-    async close() {
-      if (closed) return
-      closed = true
-      events.abort()
-      platform.clearTimeout(revocationTimer)
-      platform.clearTimeout(summaryTimer)
-      for (const entry of cache.values()) platform.clearTimeout(entry.timer)
+    record(metric, amount = 1, context = NO_RECORD_CONTEXT) {
+      if (meter === undefined)
+        throw new TypeError('record() needs somewhere to send usage: a server, or usage.url')
+      if (typeof metric !== 'string' || metric.length === 0 || metric.length > 256)
+        throw new EntitlementError('usage_invalid', 'metric must be a string of 1 to 256 characters')
+      if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0)
+        throw new EntitlementError('usage_invalid', 'amount must be a finite number of zero or more')
+      const key = keyOf(context)
+      let { dimensions, properties } = context
+      if (dimensions !== undefined || properties !== undefined)
+        ({ dimensions, properties } = validateRecordExtras(dimensions, properties))
+      const now = platform.now()
+      const entry = cache.peek(key)
+      meter.record(key, metric, amount, now, entry, dimensions, properties)
+      // A memoized answer for this metric no longer counts everything used.
+      const memo = entry?.memo?.get(metric)
+      if (memo !== undefined) {
+        foldMemo(memo)
+        entry!.memo!.delete(metric)
+      }
+    },
+
+    async flush(flushOptions) {
+      if (meter === undefined) return { sent: 0, pending: 0 }
       await ready
+      return meter.flush(flushOptions?.keepalive === true)
+    },
+
+    setAsideUsage() {
+      return meter?.setAside() ?? []
+    },
+
+    resendSetAsideUsage() {
+      return meter?.resendSetAside() ?? 0
+    },
+
+    async close(closeOptions) {
+      const deadlineMs = closeOptions?.deadlineMs ?? 5000
+      if (!closed) {
+        closed = true
+        events.abort()
+        platform.clearTimeout(revocationTimer)
+        platform.clearTimeout(summaryTimer)
+        for (const entry of cache.values()) platform.clearTimeout(entry.timer)
+      }
+      await ready
+      const usage = (await meter?.close(deadlineMs)) ?? { sent: 0, persisted: 0, dropped: 0 }
       await Promise.allSettled([...loading.values()])
       saveTrustedTime()
       await Promise.allSettled([...writes])
+      return usage
     },
   }
 }

@@ -1,5 +1,5 @@
 /**
- * Every way verifying an entitlement token can fail, as a stable string. Branch on these, never on messages:
+ * Every way verifying a token, talking to the license server or metering usage can fail, as a stable string. Branch on these, never on messages:
  * messages are for people and may change in any release; codes change only in a major release.
  * Each code is documented in `docs/errors.md`.
  */
@@ -40,6 +40,12 @@ export type EntitlementErrorCode =
   | 'storage_failed'
   /** The single-tenant client's own `token()` source failed (a license file missing or unreadable). */
   | 'token_unavailable'
+  /** `record()` was given a metric, amount, dimensions or properties it cannot send (thrown; nothing is counted). */
+  | 'usage_invalid'
+  /** The license server refused usage lines (400, 422, or per line): they are set aside, not dropped. */
+  | 'usage_rejected'
+  /** Usage could not be queued (the queue is full even after aggregating harder, or the client is closed). */
+  | 'usage_dropped'
 
 /** A verification failure with a stable {@link EntitlementErrorCode}. */
 export class EntitlementError extends Error {

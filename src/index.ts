@@ -27,6 +27,7 @@ export type {
   ErrorEvent,
   FailurePolicy,
   FeatureDecisionCounts,
+  RecordContext,
 } from './client.js'
 export { createEntitlements } from './client.js'
 export { decide } from './decide.js'
@@ -42,5 +43,6 @@ export { defaultPlatform } from './platform.js'
 export type { EntitlementStorage } from './storage.js'
 export { createMemoryStorage } from './storage.js'
 export { ENTITLEMENT_TOKEN_TYPE } from './token-type.js'
+export type { CloseResult, FlushResult, UsageLine, UsageOptions, UsageStats } from './usage-meter.js'
 export type { EntitlementVerifier, VerifyOptions } from './verify.js'
 export { createEntitlementVerifier, verifyEntitlementToken } from './verify.js'

@@ -8,11 +8,11 @@ export interface LicenseServerOptions {
   /** Base URL; the client calls `v1/entitlements/{subject}`, `v1/revocations` and `v1/events` below it. */
   url: string | URL
   /** Sent as `Authorization: Bearer …`. */
-  apiKey?: string
+  apiKey?: string | undefined
   /** Extra headers for every request. */
-  headers?: Record<string, string>
+  headers?: Record<string, string> | undefined
   /** Abort a request after this long. Default 10 000 ms. */
-  timeoutMs?: number
+  timeoutMs?: number | undefined
 }
 
 export type TokenResponse =
@@ -66,7 +66,7 @@ export function createLicenseServerClient(options: LicenseServerOptions, platfor
    */
   async function request<T>(
     path: string,
-    headers: Record<string, string>,
+    init: { headers: Record<string, string>; method?: 'get' | 'post'; body?: string; keepalive?: boolean },
     read: (response: Response) => Promise<T>,
     signal?: AbortSignal,
   ): Promise<T> {
@@ -81,7 +81,9 @@ export function createLicenseServerClient(options: LicenseServerOptions, platfor
       controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true })
     })
     try {
-      const response = await Promise.race([http.get(path, { headers, signal: controller.signal }), aborted])
+      const { method = 'get', ...rest } = init
+      const sent = http(path, { ...rest, method, signal: controller.signal })
+      const response = await Promise.race([sent, aborted])
       controller.signal.addEventListener('abort', () => response.body?.cancel().catch(() => {}), {
         once: true,
       })
@@ -100,7 +102,7 @@ export function createLicenseServerClient(options: LicenseServerOptions, platfor
         accept: 'application/entitlement+jwt, application/jwt, text/plain',
         ...(etag ? { 'if-none-match': etag } : {}),
       }
-      return request(`v1/entitlements/${encodeURIComponent(subject)}`, headers, async (response) => {
+      return request(`v1/entitlements/${encodeURIComponent(subject)}`, { headers }, async (response) => {
         if (response.status === 304) return { status: 'not_modified' }
         if (response.status === 404 || response.status === 410) return { status: 'not_found' }
         if (!response.ok) throw failure(response, undefined, platform.now())
@@ -111,7 +113,7 @@ export function createLicenseServerClient(options: LicenseServerOptions, platfor
 
     fetchRevocations(etag: string | undefined): Promise<RevocationsResponse> {
       const headers = { accept: 'application/json', ...(etag ? { 'if-none-match': etag } : {}) }
-      return request('v1/revocations', headers, async (response): Promise<RevocationsResponse> => {
+      return request('v1/revocations', { headers }, async (response): Promise<RevocationsResponse> => {
         if (response.status === 304) return { status: 'not_modified', revoked: [], etag }
         if (!response.ok) throw failure(response, undefined, platform.now())
         const body = (await response.json().catch(() => undefined)) as { revoked?: unknown } | undefined
@@ -131,7 +133,7 @@ export function createLicenseServerClient(options: LicenseServerOptions, platfor
       }
       return request(
         'v1/events',
-        headers,
+        { headers },
         async (response) => {
           if (!response.ok || response.body === null) throw failure(response, undefined, platform.now())
           return response.body
@@ -139,7 +141,76 @@ export function createLicenseServerClient(options: LicenseServerOptions, platfor
         signal,
       )
     },
+
+    /**
+     * Sends one usage batch (`POST v1/usage`, its id as `Idempotency-Key` and in the body, since a beacon-like
+     * keepalive request is the one place a header could be lost). Never throws: every outcome is a value the
+     * meter acts on.
+     */
+    async sendUsage(batchId: string, body: string, keepalive: boolean): Promise<UsageResponse> {
+      const headers = {
+        accept: 'application/json',
+        'content-type': 'application/json',
+        'idempotency-key': batchId,
+      }
+      try {
+        return await request('v1/usage', { method: 'post', headers, body, keepalive }, async (response) => {
+          const status = response.status
+          if (response.ok) {
+            const answer = (await response.json().catch(() => undefined)) as
+              | { at?: unknown; rejected?: unknown }
+              | undefined
+            const date = Date.parse(response.headers.get('date') ?? '')
+            const at =
+              typeof answer?.at === 'number' && Number.isFinite(answer.at)
+                ? answer.at
+                : Number.isNaN(date)
+                  ? platform.now()
+                  : date
+            const rejected = Array.isArray(answer?.rejected)
+              ? answer.rejected.filter(
+                  (line): line is { id: string; reason?: string } =>
+                    typeof line === 'object' && line !== null && typeof line.id === 'string',
+                )
+              : []
+            return { kind: 'ok', at, rejected }
+          }
+          const error = failure(response, await response.text().catch(() => ''), platform.now())
+          if (status === 413) return { kind: 'too_large', error }
+          if (status === 401 || status === 403 || status === 404 || status === 405 || status === 501)
+            return { kind: 'refused', error }
+          if (error.code === 'server_unavailable')
+            return { kind: 'retry', error, retryAfterMs: error.retryAfterMs }
+          return {
+            kind: 'rejected',
+            error: new EntitlementError('usage_rejected', error.message, { cause: error }),
+          }
+        })
+      } catch (error) {
+        const wrapped =
+          error instanceof EntitlementError
+            ? error
+            : new EntitlementError('server_unavailable', 'the usage batch could not be sent', {
+                cause: error,
+              })
+        return { kind: 'retry', error: wrapped, retryAfterMs: undefined }
+      }
+    },
   }
 }
+
+/**
+ * What became of a usage batch: `ok` (stored; `rejected` lists lines the server refused one by one), `retry`
+ * (not known to be stored: send the same ids again later), `too_large` (413: split it), `rejected` (400, 422:
+ * set aside), `refused` (401, 403, 404: stop sending until the app intervenes or a long wait passes).
+ */
+export type UsageResponse =
+  | {
+      readonly kind: 'ok'
+      readonly at: number
+      readonly rejected: ReadonlyArray<{ readonly id: string; readonly reason?: string }>
+    }
+  | { readonly kind: 'retry'; readonly error: EntitlementError; readonly retryAfterMs: number | undefined }
+  | { readonly kind: 'too_large' | 'rejected' | 'refused'; readonly error: EntitlementError }
 
 export type LicenseServerClient = ReturnType<typeof createLicenseServerClient>

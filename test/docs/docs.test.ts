@@ -123,6 +123,61 @@ const RUNS: Record<string, () => Promise<void>> = {
       licenseServer.close()
     }
   },
+  'examples/docs/metering.ts': async () => {
+    // A loopback license server with a usage endpoint that counts each line id once, as protocol v1 asks.
+    const issuer = await createTestIssuer({ issuer: 'https://license.example.com', audience: 'my-app' })
+    const counted = new Map<string, number>()
+    const lineIds = new Set<string>()
+    const resetsAt = Math.floor(Date.now() / 1000) + 86_400
+    const licenseServer = createServer(async (req, res) => {
+      if (req.url === '/.well-known/jwks.json')
+        return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(issuer.jwks))
+      if (req.url === '/v1/revocations')
+        return res.writeHead(200, { 'content-type': 'application/json' }).end('{"revoked":[]}')
+      if (req.url === '/v1/usage' && req.method === 'POST') {
+        let text = ''
+        for await (const chunk of req) text += chunk
+        const { lines } = JSON.parse(text) as {
+          lines: Array<{ id: string; subject: string; metric: string; amount: number }>
+        }
+        for (const line of lines) {
+          if (lineIds.has(line.id)) continue
+          lineIds.add(line.id)
+          const key = `${line.subject}/${line.metric}`
+          counted.set(key, (counted.get(key) ?? 0) + line.amount)
+        }
+        return res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ accepted: lines.length, at: Date.now() }))
+      }
+      const subject = /^\/v1\/entitlements\/(.+)$/.exec(req.url ?? '')?.[1]
+      if (subject !== 'acme') return res.writeHead(404).end()
+      const cap = { limit: 3, period: 'month' as const, used: 1, resetsAt }
+      const token = await issuer.issue(
+        { plan: { id: 'team' }, features: { 'api-calls': { cap } } },
+        { subject },
+      )
+      res.writeHead(200, { 'content-type': 'application/entitlement+jwt' }).end(token)
+    })
+    await new Promise<void>((resolve) => licenseServer.listen(0, '127.0.0.1', resolve))
+    process.env.LICENSE_SERVER_URL = `http://127.0.0.1:${(licenseServer.address() as AddressInfo).port}`
+    process.env.LICENSE_API_KEY = 'sk_docs'
+    process.env.ENTITLE_STATE_DIR = mkdtempSync(join(tmpdir(), 'entitle-docs-metering-'))
+    const { search, flushOnShutdown, entitlements } = await import('../../examples/docs/metering.js')
+    try {
+      expect(await search('acme')).toBe('ok, 1 left')
+      expect(await search('acme')).toBe('ok, 0 left')
+      expect(await search('acme')).toMatch(/^over the cap of 3 until /)
+      flushOnShutdown('SIGUSR2')
+      process.kill(process.pid, 'SIGUSR2')
+      await expect.poll(() => counted.get('acme/api-calls'), { timeout: 5000 }).toBe(2)
+      expect(entitlements.stats().usage).toMatchObject({ recorded: 2, sent: 1, pending: 0 })
+    } finally {
+      await entitlements.close()
+      licenseServer.closeAllConnections()
+      licenseServer.close()
+    }
+  },
   'examples/docs/client-offline.ts': async () => {
     const issuer = await createTestIssuer({
       issuer: 'https://license.example.com',

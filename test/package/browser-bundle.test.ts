@@ -54,7 +54,8 @@ describe('browser bundle', () => {
   // to tighten (its aim: 20 KB for verify + check + cache + metering).
   it.each([
     ['verify + decide', 'test/fixtures/bundles/verify-decide.ts', 22 * 1024],
-    ['the client (verify, decide, cache, refresh)', 'test/fixtures/bundles/client.ts', 38 * 1024],
+    // Metering added about 5 KB gzipped (35.6 → 40.7 KB).
+    ['the client (verify, decide, cache, refresh, metering)', 'test/fixtures/bundles/client.ts', 42 * 1024],
   ])('keeps %s within its gzipped budget', async (_name, entry, budget) => {
     const result = await bundleForBrowser(entry)
     const gzipped = gzipSync(result.outputFiles[0]!.contents).length

@@ -1,5 +1,6 @@
 // Compiled by `npm run typecheck`, never run: the public types a user relies on, and the misuse they refuse.
 import {
+  type CloseResult,
   checkEntitlement,
   createEntitlementVerifier,
   type Decision,
@@ -8,6 +9,11 @@ import {
   EntitlementError,
   type EntitlementErrorCode,
   type Entitlements,
+  type EntitlementsClient,
+  type FlushResult,
+  type UsageLine,
+  type UsageOptions,
+  type UsageStats,
   verifyEntitlementToken,
 } from 'entitle'
 import { createTestIssuer } from 'entitle/testing'
@@ -69,4 +75,21 @@ export async function usage(): Promise<void> {
   // @ts-expect-error a feature claim has no unknown fields in its type
   await issuer.issue({ features: { x: { limitt: 1 } } })
   void bad
+}
+
+/** The usage meter's surface: `record` is synchronous, `flush` and `close` say what became of the usage. */
+export async function usageApi(client: EntitlementsClient): Promise<void> {
+  const record: (metric: string, amount?: number) => void = (metric, amount) =>
+    client.record(metric, amount, { subject: 'acme', dimensions: { endpoint: 'search' } })
+  client.record('api-calls')
+  const flushed: FlushResult = await client.flush({ keepalive: true })
+  const closed: CloseResult = await client.close({ deadlineMs: 1000 })
+  const lines: readonly UsageLine[] = client.setAsideUsage()
+  const stats: UsageStats = client.stats().usage
+  const options: UsageOptions = { mode: 'raw', maxBatchLines: 100 }
+  // @ts-expect-error dimensions are strings
+  client.record('api-calls', 1, { subject: 'acme', dimensions: { region: 1 } })
+  // @ts-expect-error the mode is 'aggregate' or 'raw'
+  const badMode: UsageOptions = { mode: 'sum' }
+  void [record, flushed.pending, closed.persisted, lines[0]?.id, stats.dropped, options, badMode]
 }
