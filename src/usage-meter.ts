@@ -635,6 +635,7 @@ export function createUsageMeter(options: UsageOptions, host: MeterHost) {
       flying.delete(batch)
       flyingLines -= batch.lines.length
     }
+    // The persist timer runs while anything is queued or in flight, so it also writes down this outcome.
     dirty = true
     switch (response.kind) {
       case 'ok':

@@ -167,6 +167,33 @@ describe('record() and checks of a metered cap', () => {
     expect(ingest.received).toHaveLength(0)
   })
 
+  it('single-tenant: sends usage under the subject of its own token to usage.url, and counts it in checks', async () => {
+    const token = await server.issuer.issue(metered(1), { subject: 'desktop-42', expiresInSec: 3600 })
+    const app = client({ server: undefined, token, usage: { url: SERVER, apiKey: 'lk_desktop' } })
+    await app.load()
+    app.record('api-calls', 4)
+    expect(app.checkSync('api-calls')).toMatchObject({ used: 5, remaining: 5 })
+    await app.flush()
+    expect(ingest.total('desktop-42', 'api-calls')).toBe(4)
+    expect(ingest.received[0]!.authorization).toBe('Bearer lk_desktop')
+  })
+
+  it('the journal learns what the server confirmed: a restart does not count it again', async () => {
+    server.sell('acme', metered(0))
+    const storage = createMemoryStorage()
+    const first = client({ storage, usage: { flushIntervalMs: 5000, persistIntervalMs: 1000 } })
+    await first.load('acme')
+    first.record('api-calls', 3, { subject: 'acme' })
+    await clock.advance(1000) // journaled, unsent
+    await clock.advance(4000) // sent and confirmed
+    await clock.advance(1000) // the journal is told
+    expect(ingest.total('acme', 'api-calls')).toBe(3)
+    const second = client({ storage })
+    await second.flush()
+    expect(ingest.received).toHaveLength(1)
+    expect(second.stats().usage.pending).toBe(0)
+  })
+
   it('needs somewhere to send usage', () => {
     const offline = createEntitlements({
       token: 'x.y.z',
