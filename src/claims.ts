@@ -59,6 +59,11 @@ export const usageCapSchema = z
     used: z.number().check(z.gte(0)),
     /** End of the current window. Required for every period except `total`. */
     resetsAt: z.optional(numericDate),
+    /**
+     * When `used` was counted, in seconds since the epoch with a fraction (millisecond precision). Clients add the
+     * usage they reported after this moment; without it they go by `iat`, which is only precise to the second.
+     */
+    asOf: z.optional(z.number().check(z.gte(0), z.lte(253_402_300_799))),
   })
   .check(
     z.refine((cap) => cap.period === 'total' || cap.resetsAt !== undefined, {

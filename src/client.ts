@@ -378,7 +378,7 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
   })
   const loading = new Map<string, Promise<Entry | undefined>>()
   /** Customers the server says have no license: remembered for a minute, bounded like the cache. */
-  const missing = new LRUCache<string, true>({
+  const missing = new LRUCache<string, 'not_in_plan' | 'revoked'>({
     max: options.maxSubjects ?? 10_000,
     ttl: 60_000,
     perf: { now: () => platform.now() },
@@ -618,9 +618,10 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
         }
         return current
       }
-      if (response.status === 'not_found') {
+      if (response.status === 'not_found' || response.status === 'gone') {
         cache.delete(key)
-        missing.set(key, true)
+        // A license that ended (410) answers `revoked`; a customer with none (404) answers `not_in_plan`.
+        missing.set(key, response.status === 'gone' ? 'revoked' : 'not_in_plan')
         write(`${TOKEN_KEY}${key}`, undefined)
         return undefined
       }
@@ -712,12 +713,9 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     }
     if (now > trustedTime) trustedTime = now
     if (entry === undefined) {
-      if (missing.has(key)) {
-        return count({
-          ...fallbackDecision(feature, 'closed', subject),
-          reason: 'not_in_plan',
-          source: 'cache',
-        })
+      const gone = missing.get(key)
+      if (gone !== undefined) {
+        return count({ ...fallbackDecision(feature, 'closed', subject), reason: gone, source: 'cache' })
       }
       return count(fallbackDecision(feature, policyFor(feature), subject))
     }
@@ -762,9 +760,10 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     }
     const plain = source === 'cache' && isPlain(context, key)
     let asked = context
-    if (meter !== undefined && entitlements.features.get(feature)?.cap !== undefined) {
+    const cap = meter === undefined ? undefined : entitlements.features.get(feature)?.cap
+    if (cap !== undefined) {
       // Usage recorded here that the token's snapshot does not count yet.
-      const local = meter.unreported(key, feature, now, entitlements.issuedAt)
+      const local = meter!.unreported(key, feature, now, cap.asOf ?? entitlements.issuedAt)
       if (local > 0) asked = { ...context, usage: (context.usage ?? 0) + local }
     }
     const decision = decide(entitlements, feature, asked, at) as {

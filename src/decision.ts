@@ -34,7 +34,7 @@ export type DecisionReason =
   | 'invalid_request'
   /** The token could not be verified; `error` holds the {@link EntitlementErrorCode}. */
   | 'token_invalid'
-  /** Client: the token was revoked by the license server. */
+  /** Client: the license server revoked the token, or answered that the license ended (`410`). */
   | 'revoked'
   /** Client: the clock is behind the last trusted time seen (set back to revive an expired license). */
   | 'clock_rollback'

@@ -15,6 +15,8 @@ export interface FeatureCap {
   /** Units the server had counted in the window ending at `resetsAt` when it signed the token. */
   readonly used: number
   readonly resetsAt: number | undefined
+  /** When `used` was counted (epoch milliseconds), if the server said; else `undefined`. */
+  readonly asOf: number | undefined
 }
 
 /** Region policy with codes upper-cased once, at verification. */
@@ -95,6 +97,7 @@ function feature(
           period: claim.cap.period,
           used: claim.cap.used,
           resetsAt: seconds(claim.cap.resetsAt),
+          asOf: claim.cap.asOf === undefined ? undefined : Math.round(claim.cap.asOf * 1000),
         })
       : undefined,
     expiresAt: seconds(own?.expiresAt ?? term?.expiresAt),

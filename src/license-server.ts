@@ -19,6 +19,8 @@ export type TokenResponse =
   | { readonly status: 'ok'; readonly token: string; readonly etag: string | undefined }
   | { readonly status: 'not_modified' }
   | { readonly status: 'not_found' }
+  /** 410: the customer's license ended (revoked, cancelled). */
+  | { readonly status: 'gone' }
 
 export interface RevocationsResponse {
   readonly status: 'ok' | 'not_modified'
@@ -104,7 +106,8 @@ export function createLicenseServerClient(options: LicenseServerOptions, platfor
       }
       return request(`v1/entitlements/${encodeURIComponent(subject)}`, { headers }, async (response) => {
         if (response.status === 304) return { status: 'not_modified' }
-        if (response.status === 404 || response.status === 410) return { status: 'not_found' }
+        if (response.status === 404) return { status: 'not_found' }
+        if (response.status === 410) return { status: 'gone' }
         if (!response.ok) throw failure(response, undefined, platform.now())
         const token = (await response.text()).trim()
         return { status: 'ok', token, etag: response.headers.get('etag') ?? undefined }

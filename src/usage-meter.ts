@@ -499,10 +499,11 @@ export function createUsageMeter(options: UsageOptions, host: MeterHost) {
   }
 
   /**
-   * Units of `metric` the customer used in the current window that a token issued at `issuedAt` does not count
-   * yet: unconfirmed records, and confirmed ones the server stored after the token was signed.
+   * Units of `metric` the customer used in the current window that a usage snapshot taken at `snapshotAt` (the
+   * cap's `asOf`, else the token's `iat`) does not count yet: unconfirmed records, and confirmed ones the server
+   * stored at or after that moment.
    */
-  function unreported(key: string, metric: string, now: number, issuedAt: number): number {
+  function unreported(key: string, metric: string, now: number, snapshotAt: number): number {
     const counter = counters.get(key)?.get(metric)
     if (counter === undefined || counter.windowEnd <= now) return 0
     let units = counter.pending
@@ -510,7 +511,7 @@ export function createUsageMeter(options: UsageOptions, host: MeterHost) {
     if (acked.length === 0) return units
     // The server stored these before the token was signed: its snapshot has them. Tokens only get newer.
     let stale = 0
-    while (stale < acked.length && acked[stale]! < issuedAt) stale += 2
+    while (stale < acked.length && acked[stale]! < snapshotAt) stale += 2
     if (stale > 0) acked.splice(0, stale)
     for (let i = 1; i < acked.length; i += 2) units += acked[i]!
     return units
@@ -600,9 +601,11 @@ export function createUsageMeter(options: UsageOptions, host: MeterHost) {
       // Pairs in arrival order; confirmations within the same second merge into one pair.
       const acked = counter.acked
       const last = acked.length - 2
-      if (last >= 0 && Math.floor(acked[last]! / 1000) === Math.floor(at / 1000))
+      // Merged pairs take the later time: a snapshot between the two must not hide the later units.
+      if (last >= 0 && Math.floor(acked[last]! / 1000) === Math.floor(at / 1000)) {
         acked[last + 1]! += line.amount
-      else acked.push(at, line.amount)
+        acked[last] = Math.max(acked[last]!, at)
+      } else acked.push(at, line.amount)
     }
     if (refusedIds !== undefined) {
       fail(

@@ -1,3 +1,4 @@
+import { HttpResponse, http } from 'msw'
 import { setupServer } from 'msw/node'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { EntitlementClaim } from '../../src/claims.js'
@@ -121,6 +122,25 @@ describe('multi-tenant: fetching and caching', () => {
       allowed: false,
       reason: 'not_in_plan',
     })
+  })
+
+  it('answers revoked for a customer whose license ended (410), and remembers it like a 404', async () => {
+    let asked = 0
+    msw.use(
+      http.get(`${SERVER}/v1/entitlements/initech`, () => {
+        asked++
+        return new HttpResponse(null, { status: 410 })
+      }),
+    )
+    const entitlements = client()
+    for (let i = 0; i < 2; i++) {
+      expect(await entitlements.check('export', { subject: 'initech' })).toMatchObject({
+        allowed: false,
+        reason: 'revoked',
+        source: 'cache',
+      })
+    }
+    expect(asked).toBe(1)
   })
 
   it('remembers for a minute that a customer has no license (404), without asking again', async () => {

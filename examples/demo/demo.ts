@@ -1,0 +1,174 @@
+// `npm run demo`: the whole loop on one machine. The reference license server starts on a free port with its
+// SQLite file in a temporary folder; an order is placed through its signed order endpoint; the Express example app,
+// guarded by the entitlements client, is called as a customer would call it. Purchase, token, check, usage,
+// upgrade with no restart, usage counted once, revocation. Exits 0 and removes what it made.
+import { createHmac } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createEntitlements } from 'entitle'
+import { createFileStorage } from 'entitle/node'
+import { createApp } from '../express-app/app.js'
+import { startLicenseServer } from '../license-server/src/start.js'
+
+const say = (text = '') => console.log(text)
+const step = (n: number, text: string) => say(`\n${n}. ${text}`)
+const show = (label: string, value: string) => say(`   ${label.padEnd(44)} ${value}`)
+
+export async function runDemo(): Promise<void> {
+  const folder = mkdtempSync(join(tmpdir(), 'entitle-demo-'))
+  const license = await startLicenseServer({
+    db: join(folder, 'license.db'),
+    port: 0,
+    serviceKey: 'svc_demo',
+  })
+  let app: Server | undefined
+  const entitlements = createEntitlements({
+    server: { url: license.url, apiKey: 'svc_demo', events: true, revocationIntervalMs: 60_000 },
+    keys: new URL('/.well-known/jwks.json', license.url),
+    issuer: license.url,
+    audience: 'acme-editor',
+    storage: createFileStorage(join(folder, 'app-state')),
+    usage: { flushIntervalMs: 1000 },
+  })
+  try {
+    say('entitle demo: a license server, an app that asks it, and a customer who buys, uses, upgrades')
+    say(`(license server ${license.url}, SQLite in ${folder})`)
+
+    // --- the order system places a purchase ---------------------------------------------------------------------
+    step(1, 'Globex buys the Starter plan (5 API calls a month) through the signed order endpoint')
+    const order = async (body: Record<string, unknown>) => {
+      const raw = JSON.stringify(body)
+      const t = Math.floor(Date.now() / 1000)
+      const v1 = createHmac('sha256', license.orderSecret).update(`${t}.${raw}`).digest('hex')
+      const response = await fetch(`${license.url}/v1/orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'entitle-signature': `t=${t},v1=${v1}` },
+        body: raw,
+      })
+      if (!response.ok) throw new Error(`order refused: ${response.status} ${await response.text()}`)
+      return (await response.json()) as { license: { sku: string; seats: number } }
+    }
+    const bought = await order({
+      orderId: 'crm-1001',
+      type: 'purchase',
+      customer: { id: 'globex', name: 'Globex Corporation' },
+      sku: 'starter',
+      seats: 3,
+    })
+    show('order crm-1001', `license ${bought.license.sku}, ${bought.license.seats} seats`)
+
+    // --- the app -------------------------------------------------------------------------------------------------
+    const server = createApp(entitlements).listen(0, '127.0.0.1')
+    app = server
+    await new Promise((resolve) => server.once('listening', resolve))
+    const appUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const call = async (path: string) => {
+      const response = await fetch(`${appUrl}${path}`, { headers: { 'x-customer-id': 'globex' } })
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> }
+    }
+    const verdict = (r: { status: number; body: Record<string, unknown> }) =>
+      r.status === 200
+        ? `200 ALLOWED`
+        : `${r.status} DENIED  ${r.body.detail}${r.body.upgrade ? ` → upgrade: ${JSON.stringify(r.body.upgrade)}` : ''}`
+
+    step(2, 'The Express app asks the entitlements client on every request')
+    show('GET /api/reports/export (in the plan)', verdict(await call('/api/reports/export')))
+    show('GET /api/sso/config (not in Starter)', verdict(await call('/api/sso/config')))
+
+    step(3, 'Search is metered: each call is checked against the cap, then recorded')
+    for (let i = 1; i <= 6; i++) {
+      const r = await call('/api/search')
+      show(
+        `GET /api/search #${i}`,
+        r.status === 200 ? `200 ALLOWED used ${r.body.used}/${r.body.limit}` : verdict(r),
+      )
+    }
+
+    step(4, 'The usage reaches the license server, counted once')
+    const flushed = await entitlements.flush()
+    const usage = await (
+      await fetch(`${license.url}/admin/customers/globex/usage`, {
+        headers: { authorization: `Bearer ${license.adminKey}` },
+      })
+    ).json()
+    show('client flush', `${flushed.sent} line(s) sent, ${flushed.pending} pending`)
+    show('server total for api-calls this month', String(usage.usage[0]?.total))
+
+    step(
+      5,
+      'Globex upgrades to Business: the running app hears of it at once (Server-Sent Events), no restart',
+    )
+    const changed = new Promise<string>((resolve) =>
+      entitlements.on('change', ({ subject, changes }) => {
+        if (subject === 'globex')
+          resolve(changes.map((c) => ('feature' in c ? `${c.type} ${c.feature}` : c.type)).join(', '))
+      }),
+    )
+    await order({
+      orderId: 'crm-1002',
+      type: 'upgrade',
+      customer: { id: 'globex' },
+      sku: 'business',
+      seats: 10,
+    })
+    show('change event in the app', await withTimeout(changed, 5000, 'no change event within 5 s'))
+    show('GET /api/sso/config (now in the plan)', verdict(await call('/api/sso/config')))
+    const search = await call('/api/search')
+    show(
+      'GET /api/search',
+      `${search.status} ${search.status === 200 ? 'ALLOWED' : 'DENIED'} used ${search.body.used}/${search.body.limit}`,
+    )
+
+    step(6, 'The license is revoked (a chargeback): the app denies within moments')
+    await fetch(`${license.url}/admin/customers/globex/revoke`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${license.adminKey}` },
+    })
+    const denied = await poll(async () => {
+      const r = await call('/api/reports/export')
+      return r.status === 200 ? undefined : r
+    }, 5000)
+    show('GET /api/reports/export', verdict(denied))
+
+    say('\nWhere each part lives:')
+    say('   license server (Hono, SQLite, Ed25519)   examples/license-server/src/app.ts, licenses.ts')
+    say('   the catalog of plans                     examples/license-server/catalog.json')
+    say('   the Express app                          examples/express-app/app.ts')
+    say(
+      '   the SDK: verify, decide, cache, meter    src/verify.ts, src/decide.ts, src/client.ts, src/usage-meter.ts',
+    )
+    say('   this story                               examples/demo/demo.ts')
+    say('   the protocol and the server API          docs/client.md, docs/metering.md, docs/server.md')
+  } finally {
+    await entitlements.close({ deadlineMs: 1000 })
+    if (app) {
+      const closing = new Promise((resolve) => app?.close(resolve))
+      app.closeAllConnections()
+      await closing
+    }
+    await license.close()
+    rmSync(folder, { recursive: true, force: true })
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(message)), ms).unref()),
+  ])
+}
+
+async function poll<T>(attempt: () => Promise<T | undefined>, ms: number): Promise<T> {
+  const until = Date.now() + ms
+  for (;;) {
+    const result = await attempt()
+    if (result !== undefined) return result
+    if (Date.now() > until) throw new Error(`nothing changed within ${ms} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+await runDemo()

@@ -1,0 +1,135 @@
+import Database from 'better-sqlite3'
+
+export type Db = Database.Database
+
+/**
+ * Schema migrations, applied in order at start-up, each in its own transaction, and recorded in
+ * `schema_migrations`. Append; never edit one that has shipped.
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE customers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    api_key_hash TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE licenses (
+    customer_id TEXT PRIMARY KEY REFERENCES customers(id),
+    license_key_hash TEXT NOT NULL UNIQUE,
+    sku TEXT NOT NULL,
+    seats INTEGER NOT NULL,
+    addons TEXT NOT NULL,
+    term_start INTEGER NOT NULL,
+    term_end INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('active', 'cancelled', 'revoked')),
+    version INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE TABLE orders (
+    id TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    body_hash TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    response TEXT NOT NULL,
+    received_at INTEGER NOT NULL
+  );
+  CREATE TABLE order_signatures (
+    signature TEXT PRIMARY KEY,
+    seen_at INTEGER NOT NULL
+  );
+  CREATE TABLE devices (
+    customer_id TEXT NOT NULL REFERENCES customers(id),
+    fingerprint TEXT NOT NULL,
+    activated_at INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    PRIMARY KEY (customer_id, fingerprint)
+  );
+  CREATE TABLE tokens (
+    jti TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL REFERENCES customers(id),
+    device TEXT,
+    kind TEXT NOT NULL CHECK (kind IN ('online', 'device', 'offline')),
+    license_version INTEGER NOT NULL,
+    issued_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    token TEXT NOT NULL
+  );
+  CREATE INDEX tokens_by_customer ON tokens (customer_id, kind, device, issued_at);
+  CREATE TABLE revocations (
+    jti TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    revoked_at INTEGER NOT NULL
+  );
+  CREATE TABLE usage_lines (
+    id TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL REFERENCES customers(id),
+    metric TEXT NOT NULL,
+    amount REAL NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    window_end INTEGER NOT NULL,
+    batch TEXT,
+    received_at INTEGER NOT NULL
+  );
+  CREATE TABLE usage_totals (
+    customer_id TEXT NOT NULL REFERENCES customers(id),
+    metric TEXT NOT NULL,
+    window_end INTEGER NOT NULL,
+    total REAL NOT NULL,
+    PRIMARY KEY (customer_id, metric, window_end)
+  );
+  CREATE TABLE access_requests (
+    id TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL REFERENCES customers(id),
+    feature TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    note TEXT,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied')),
+    decided_by TEXT,
+    decided_at INTEGER,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE grants (
+    customer_id TEXT NOT NULL REFERENCES customers(id),
+    feature TEXT NOT NULL,
+    request_id TEXT,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (customer_id, feature)
+  );
+  CREATE TABLE signing_keys (
+    kid TEXT PRIMARY KEY,
+    private_jwk TEXT NOT NULL,
+    public_jwk TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    retired_at INTEGER
+  );
+  CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    type TEXT NOT NULL,
+    customer_id TEXT,
+    at INTEGER NOT NULL
+  );
+  `,
+]
+
+/** Opens (or creates) the database at `path` (`:memory:` for tests) and brings its schema up to date. */
+export function openDatabase(path: string): Db {
+  const db = new Database(path)
+  if (path !== ':memory:') db.pragma('journal_mode = WAL')
+  db.pragma('foreign_keys = ON')
+  db.exec(
+    'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)',
+  )
+  const applied =
+    (db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0
+  MIGRATIONS.forEach((sql, index) => {
+    const version = index + 1
+    if (version <= applied) return
+    db.transaction(() => {
+      db.exec(sql)
+      db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(version, Date.now())
+    })()
+  })
+  return db
+}

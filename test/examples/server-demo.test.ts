@@ -1,0 +1,36 @@
+import { execFileSync } from 'node:child_process'
+import { describe, expect, it } from 'vitest'
+
+describe('the demo (npm run demo): license server + Express app, the whole loop', () => {
+  it('runs to the end, tells the story it promises, and cleans up', () => {
+    execFileSync(process.execPath, ['scripts/build-examples.mjs'], { encoding: 'utf8' })
+    const out = execFileSync(process.execPath, ['examples/.build/demo.js'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    })
+    const row = (label: string) =>
+      out
+        .split('\n')
+        .find((line) => line.slice(3, 47).trimEnd() === label)
+        ?.slice(48)
+    expect(row('order crm-1001')).toBe('license starter, 3 seats')
+    expect(row('GET /api/reports/export (in the plan)')).toBe('200 ALLOWED')
+    expect(row('GET /api/sso/config (not in Starter)')).toMatch(
+      /^403 DENIED {2}not_in_plan → upgrade: \{"plan":"business"/,
+    )
+    for (let i = 1; i <= 5; i++) expect(row(`GET /api/search #${i}`)).toBe(`200 ALLOWED used ${i}/5`)
+    expect(row('GET /api/search #6')).toMatch(/^429 DENIED {2}usage_cap_reached → upgrade: \{"plan":"team"/)
+    expect(row('client flush')).toBe('1 line(s) sent, 0 pending')
+    expect(row('server total for api-calls this month')).toBe('5')
+    expect(row('change event in the app')).toMatch(
+      /^plan_changed, feature_added sso, .*cap_changed api-calls/,
+    )
+    expect(row('GET /api/sso/config (now in the plan)')).toBe('200 ALLOWED')
+    expect(row('GET /api/search')).toBe('200 ALLOWED used 6/100000')
+    expect(row('GET /api/reports/export')).toBe('403 DENIED  revoked')
+    expect(out).toContain('examples/license-server/src/app.ts')
+    const folder = /SQLite in (\S+)\)/.exec(out)?.[1]
+    expect(folder).toBeDefined()
+    expect(() => execFileSync('test', ['-e', folder!])).toThrow()
+  })
+})

@@ -1,0 +1,84 @@
+import { createHmac } from 'node:crypto'
+import { startLicenseServer } from '../../examples/license-server/src/start.js'
+
+export const ADMIN = 'adm_test'
+export const SECRET = 'whs_test'
+export const SERVICE = 'svc_test'
+
+/** The reference server on loopback, SQLite in memory, with a clock the test moves. */
+export async function startTestServer(clock: { now: number }, tokenTtlSec = 600) {
+  const running = await startLicenseServer({
+    db: ':memory:',
+    port: 0,
+    adminKey: ADMIN,
+    orderSecret: SECRET,
+    serviceKey: SERVICE,
+    tokenTtlSec,
+    now: () => clock.now,
+    heartbeatMs: 60_000,
+  })
+  const url = running.url
+
+  /** A request with a bearer key; JSON bodies are serialized. */
+  async function call(
+    method: string,
+    path: string,
+    key?: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ) {
+    return fetch(`${url}${path}`, {
+      method,
+      headers: {
+        ...(key ? { authorization: `Bearer ${key}` } : {}),
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...headers,
+      },
+      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+    })
+  }
+
+  /** Places an order the way a CRM does: the raw body signed with the shared secret and a timestamp. */
+  async function order(body: unknown, options: { secret?: string; at?: number; raw?: string } = {}) {
+    const raw = options.raw ?? JSON.stringify(body)
+    const t = Math.floor((options.at ?? clock.now) / 1000)
+    const v1 = createHmac('sha256', options.secret ?? SECRET)
+      .update(`${t}.${raw}`)
+      .digest('hex')
+    return fetch(`${url}/v1/orders`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'entitle-signature': `t=${t},v1=${v1}` },
+      body: raw,
+    })
+  }
+
+  /** Buys a plan for a customer and returns its one-time credentials. */
+  async function purchase(customer: string, sku = 'starter', extra: Record<string, unknown> = {}) {
+    const response = await order({
+      orderId: `o-${customer}-${sku}`,
+      type: 'purchase',
+      customer: { id: customer },
+      sku,
+      ...extra,
+    })
+    if (response.status !== 201)
+      throw new Error(`purchase failed: ${response.status} ${await response.text()}`)
+    const answer = (await response.json()) as { credentials: { apiKey: string; licenseKey: string } }
+    return answer.credentials
+  }
+
+  const admin = (method: string, path: string, body?: unknown) => call(method, `/admin${path}`, ADMIN, body)
+
+  return { ...running, url, call, order, purchase, admin }
+}
+
+export type TestServer = Awaited<ReturnType<typeof startTestServer>>
+
+/** Asserts the RFC 9457 shape and returns the problem. */
+export async function problemOf(
+  response: Response,
+): Promise<{ status: number; title: string; type: string; detail?: string }> {
+  if (!(response.headers.get('content-type') ?? '').startsWith('application/problem+json'))
+    throw new Error(`not a problem+json response: ${response.status} ${response.headers.get('content-type')}`)
+  return (await response.json()) as { status: number; title: string; type: string }
+}

@@ -1,0 +1,461 @@
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { openDatabase } from '../../examples/license-server/src/db.js'
+import { createEntitlementVerifier, decide, type Entitlements } from '../../src/index.js'
+import { ADMIN, problemOf, SERVICE, startTestServer, type TestServer } from './helpers.js'
+
+const MIN = 60_000
+let clock: { now: number }
+let server: TestServer
+
+beforeEach(async () => {
+  clock = { now: Date.UTC(2026, 10, 25, 12, 0, 0) }
+  server = await startTestServer(clock)
+})
+afterEach(async () => {
+  await server.close()
+})
+
+function verifier() {
+  return createEntitlementVerifier({
+    keys: new URL('/.well-known/jwks.json', server.url),
+    issuer: server.url,
+    audience: 'acme-editor',
+    now: () => clock.now,
+  })
+}
+
+async function tokenOf(customer: string, key = SERVICE): Promise<Entitlements> {
+  const response = await server.call('GET', `/v1/entitlements/${customer}`, key)
+  expect(response.status).toBe(200)
+  return verifier().verify(await response.text())
+}
+
+const customers = async () =>
+  ((await (await server.admin('GET', '/customers')).json()) as { customers: unknown[] }).customers
+
+describe('orders: signed, validated, idempotent', () => {
+  it('a purchase creates the customer and license and hands out credentials once', async () => {
+    const purchase = {
+      orderId: 'o-1',
+      type: 'purchase',
+      customer: { id: 'acme', name: 'Acme Inc.' },
+      sku: 'team',
+      tier: 2,
+      seats: 5,
+      termMonths: 12,
+    }
+    const first = await server.order(purchase)
+    expect(first.status).toBe(201)
+    const answer = await first.json()
+    expect(answer).toMatchObject({
+      license: {
+        customerId: 'acme',
+        sku: 'team',
+        seats: 5,
+        status: 'active',
+        termEnd: '2027-11-25T12:00:00.000Z',
+      },
+      credentials: { apiKey: expect.stringMatching(/^ck_/), licenseKey: expect.stringMatching(/^lk_/) },
+    })
+    // The CRM retries a second later, signing again: the same answer, no second license, no credentials.
+    clock.now += 1000
+    const again = await server.order(purchase)
+    expect(again.status).toBe(201)
+    const replayed = await again.json()
+    expect(replayed).toMatchObject({ replayed: true, license: { sku: 'team' } })
+    expect(replayed.credentials).toBeUndefined()
+    expect(await customers()).toHaveLength(1)
+  })
+
+  it('refuses bad input with problem+json and changes nothing', async () => {
+    const valid = { orderId: 'o-2', type: 'purchase', customer: { id: 'acme' }, sku: 'team' }
+    const cases: Array<[string, () => Promise<Response>, number, string]> = [
+      ['bad signature', () => server.order(valid, { secret: 'wrong' }), 401, 'Bad signature'],
+      [
+        'no signature',
+        () => fetch(`${server.url}/v1/orders`, { method: 'POST', body: JSON.stringify(valid) }),
+        401,
+        'Signature required',
+      ],
+      ['stale signature', () => server.order(valid, { at: clock.now - 10 * MIN }), 401, 'Stale signature'],
+      ['future signature', () => server.order(valid, { at: clock.now + 10 * MIN }), 401, 'Stale signature'],
+      ['malformed JSON', () => server.order(undefined, { raw: '{"orderId": ' }), 400, 'Malformed JSON'],
+      ['wrong types', () => server.order({ ...valid, seats: 'five' }), 422, 'Invalid request'],
+      ['unknown field', () => server.order({ ...valid, price: 0 }), 422, 'Invalid request'],
+      ['unknown SKU', () => server.order({ ...valid, sku: 'platinum' }), 422, 'Unknown SKU'],
+      ['tier mismatch', () => server.order({ ...valid, tier: 9 }), 422, 'Tier mismatch'],
+      ['unknown add-on', () => server.order({ ...valid, addons: ['teleport'] }), 422, 'Unknown add-on'],
+      [
+        'huge body',
+        () => server.order(undefined, { raw: `{"orderId":"${'x'.repeat(100_000)}"}` }),
+        413,
+        'Body too large',
+      ],
+      [
+        'an id with markup',
+        () => server.order({ ...valid, customer: { id: '<script>' } }),
+        422,
+        'Invalid request',
+      ],
+    ]
+    for (const [name, send, status, title] of cases) {
+      const response = await send()
+      expect({ name, status: response.status }).toEqual({ name, status })
+      expect({ name, title: (await problemOf(response)).title }).toEqual({ name, title })
+    }
+    expect(await customers()).toEqual([])
+  })
+
+  it('refuses the exact same signed request twice (a replay)', async () => {
+    const raw = JSON.stringify({ orderId: 'o-3', type: 'purchase', customer: { id: 'acme' }, sku: 'team' })
+    expect((await server.order(undefined, { raw })).status).toBe(201)
+    const replay = await server.order(undefined, { raw })
+    expect(replay.status).toBe(409)
+    expect((await problemOf(replay)).title).toBe('Replayed request')
+  })
+
+  it('refuses an order id reused with another body', async () => {
+    await server.purchase('acme', 'team')
+    const reused = await server.order({
+      orderId: 'o-acme-team',
+      type: 'purchase',
+      customer: { id: 'acme' },
+      sku: 'business',
+    })
+    expect(reused.status).toBe(409)
+    expect((await problemOf(reused)).title).toBe('Order id reused')
+  })
+
+  it('upgrades, downgrades, renews and cancels, each checked against the catalog', async () => {
+    await server.purchase('acme', 'starter')
+    const change = (type: string, extra: Record<string, unknown>, id: string) =>
+      server.order({ orderId: id, type, customer: { id: 'acme' }, ...extra })
+    expect((await change('downgrade', { sku: 'team' }, 'c1')).status).toBe(422)
+    expect((await change('upgrade', { sku: 'business', seats: 20 }, 'c2')).status).toBe(200)
+    expect((await tokenOf('acme')).plan.id).toBe('business')
+    expect((await change('downgrade', { sku: 'team' }, 'c3')).status).toBe(200)
+    const renewed = await (await change('renewal', { termMonths: 1 }, 'c4')).json()
+    expect(renewed.license.termEnd).toBe('2027-12-25T12:00:00.000Z')
+    expect((await change('cancellation', {}, 'c5')).status).toBe(200)
+    const gone = await server.call('GET', '/v1/entitlements/acme', SERVICE)
+    expect(gone.status).toBe(410)
+    expect((await change('upgrade', { sku: 'business' }, 'c6')).status).toBe(410)
+  })
+})
+
+describe('tokens for the SDK', () => {
+  it('issues a signed token the SDK verifies, with features, caps, term, devices and upgrade hints', async () => {
+    await server.purchase('acme', 'starter', { seats: 3, addons: ['ai-assistant'] })
+    const entitlements = await tokenOf('acme')
+    expect(entitlements).toMatchObject({
+      subject: 'acme',
+      plan: { id: 'starter', tier: 1 },
+      addons: ['ai-assistant'],
+    })
+    expect(entitlements.keyId).toMatch(/^k20261125-/)
+    expect([...entitlements.features.keys()].sort()).toEqual(['ai-assistant', 'api-calls', 'export', 'seats'])
+    expect(entitlements.features.get('seats')?.limit).toBe(3)
+    expect(entitlements.features.get('api-calls')?.cap).toEqual({
+      limit: 5,
+      period: 'month',
+      used: 0,
+      resetsAt: Date.UTC(2026, 11, 25, 12, 0, 0),
+      asOf: clock.now,
+    })
+    // The cheapest higher plan with a bigger cap is where a spent cap points.
+    expect(entitlements.features.get('api-calls')?.upgrade).toEqual({
+      plan: 'team',
+      url: 'https://acme-tools.example/pricing?plan=team',
+    })
+    const sso = decide(entitlements, 'sso', {}, clock.now)
+    expect(sso).toMatchObject({ allowed: false, reason: 'not_in_plan', upgrade: { plan: 'business' } })
+    expect(decide(entitlements, 'export', {}, clock.now).expiresAt).toBe(Date.UTC(2027, 10, 25, 12, 0, 0))
+  })
+
+  it('reuses the token while it is young (ETag, 304) and issues a new one past half its life', async () => {
+    await server.purchase('acme')
+    const first = await server.call('GET', '/v1/entitlements/acme', SERVICE)
+    const etag = first.headers.get('etag')!
+    expect(etag).toMatch(/^".+"$/)
+    clock.now += 4 * MIN
+    const conditional = await server.call('GET', '/v1/entitlements/acme', SERVICE, undefined, {
+      'if-none-match': etag,
+    })
+    expect(conditional.status).toBe(304)
+    clock.now += 2 * MIN // past half of the 10-minute life
+    const renewed = await server.call('GET', '/v1/entitlements/acme', SERVICE, undefined, {
+      'if-none-match': etag,
+    })
+    expect(renewed.status).toBe(200)
+    expect(renewed.headers.get('etag')).not.toBe(etag)
+  })
+
+  it('answers 401 without credentials, 404 for an unknown customer', async () => {
+    expect((await problemOf(await server.call('GET', '/v1/entitlements/acme'))).status).toBe(401)
+    expect((await server.call('GET', '/v1/entitlements/acme', 'ck_nope')).status).toBe(401)
+    expect((await problemOf(await server.call('GET', '/v1/entitlements/nobody', SERVICE))).status).toBe(404)
+  })
+
+  it('rotates keys: the JWK Set serves the new key and the previous one, and old tokens still verify', async () => {
+    await server.purchase('acme')
+    const before = await server.call('GET', '/v1/entitlements/acme', SERVICE)
+    const oldToken = await before.text()
+    const rotated = await (await server.admin('POST', '/keys/rotate')).json()
+    expect(rotated.jwks.keys).toHaveLength(2)
+    const fresh = verifier()
+    expect((await fresh.verify(oldToken)).keyId).not.toBe(rotated.kid)
+    clock.now += 6 * MIN
+    expect((await tokenOf('acme')).keyId).toBe(rotated.kid)
+    await server.admin('POST', '/keys/rotate')
+    const jwks = await (await fetch(`${server.url}/.well-known/jwks.json`)).json()
+    expect(jwks.keys.map((key: { kid: string }) => key.kid)).toContain(rotated.kid)
+    expect(jwks.keys).toHaveLength(2)
+  })
+})
+
+describe('embedded apps: activation by license key and device', () => {
+  it('binds tokens to devices and enforces the seat count; deactivation frees a seat and revokes', async () => {
+    const { licenseKey } = await server.purchase('acme', 'team', { seats: 2 })
+    const activate = (fingerprint: string) =>
+      server.call('POST', '/v1/activations', undefined, { licenseKey, fingerprint })
+    const one = await activate('device-one-0001')
+    expect(one.status).toBe(200)
+    const { token } = await one.json()
+    const bound = await verifier().verify(token)
+    expect(bound.devices).toEqual({ max: 2, fingerprints: ['device-one-0001'] })
+    expect(decide(bound, 'export', { device: 'device-two-0002' }, clock.now).reason).toBe(
+      'device_not_allowed',
+    )
+    expect((await activate('device-two-0002')).status).toBe(200)
+    expect((await activate('device-one-0001')).status).toBe(200) // the same device again takes no seat
+    const third = await activate('device-three-03')
+    expect(third.status).toBe(409)
+    expect(await problemOf(third)).toMatchObject({ title: 'Device limit reached', limit: 2, active: 2 })
+    const bye = await server.call('DELETE', '/v1/activations', undefined, {
+      licenseKey,
+      fingerprint: 'device-one-0001',
+    })
+    expect(bye.status).toBe(204)
+    const revoked = await (await server.call('GET', '/v1/revocations', licenseKey)).json()
+    expect(revoked.revoked).toContain(bound.tokenId)
+    expect((await activate('device-three-03')).status).toBe(200)
+    expect(
+      (
+        await server.call('POST', '/v1/activations', undefined, {
+          licenseKey: 'lk_wrong',
+          fingerprint: 'device-x-0001',
+        })
+      ).status,
+    ).toBe(401)
+    expect(
+      (await server.call('POST', '/v1/activations', undefined, { licenseKey, fingerprint: 'short' })).status,
+    ).toBe(422)
+  })
+
+  it('issues a long-lived offline license that lasts to the end of the grace period', async () => {
+    const { licenseKey } = await server.purchase('acme', 'team', { termMonths: 12 })
+    const response = await server.call('POST', '/v1/offline-licenses', undefined, {
+      licenseKey,
+      fingerprint: 'airgap-0001',
+    })
+    const { token } = await response.json()
+    const offline = await verifier().verify(token)
+    expect(offline.expiresAt).toBe(Date.UTC(2027, 10, 25, 12, 0, 0) + 14 * 86_400_000)
+    clock.now += 300 * 86_400_000 // offline for 300 days: still verifies
+    expect(
+      decide(await verifier().verify(token), 'export', { device: 'airgap-0001' }, clock.now).allowed,
+    ).toBe(true)
+  })
+})
+
+describe('usage ingest: exactly once, per customer', () => {
+  const line = (id: string, amount: number, extra: Record<string, unknown> = {}) => ({
+    id,
+    subject: 'acme',
+    metric: 'api-calls',
+    amount,
+    start: clock.now,
+    end: clock.now,
+    ...extra,
+  })
+
+  it('counts each line id once and writes the total into the next token', async () => {
+    await server.purchase('acme', 'team')
+    const send = (lines: unknown[]) => server.call('POST', '/v1/usage', SERVICE, { batch: 'b1', lines })
+    const first = await (await send([line('l1', 3), line('l2', 4)])).json()
+    expect(first).toEqual({ accepted: 2, duplicates: 0, rejected: [], at: clock.now })
+    const again = await (await send([line('l1', 3), line('l3', 1)])).json()
+    expect(again).toMatchObject({ accepted: 1, duplicates: 1 })
+    const usage = await (await server.admin('GET', '/customers/acme/usage')).json()
+    expect(usage.usage).toEqual([{ metric: 'api-calls', windowEnd: '2026-12-25T12:00:00.000Z', total: 8 }])
+    expect((await tokenOf('acme')).features.get('api-calls')?.cap?.used).toBe(8)
+  })
+
+  it('refuses lines one by one: unknown metric, unknown customer, no subject; bad batches as a whole', async () => {
+    await server.purchase('acme', 'team')
+    const answer = await (
+      await server.call('POST', '/v1/usage', SERVICE, {
+        lines: [
+          line('a', 1),
+          line('b', 1, { metric: 'teleports' }),
+          line('c', 1, { subject: 'nobody' }),
+          line('d', 1, { subject: undefined }),
+        ],
+      })
+    ).json()
+    expect(answer.accepted).toBe(1)
+    expect(answer.rejected).toEqual([
+      { id: 'b', reason: 'unknown metric' },
+      { id: 'c', reason: 'unknown customer' },
+      { id: 'd', reason: 'subject required' },
+    ])
+    for (const [bad, status] of [
+      ['{"lines": [', 400],
+      [{ lines: [line('e', -1)] }, 422],
+      [{ lines: 'many' }, 422],
+    ] as const) {
+      const response = await server.call('POST', '/v1/usage', SERVICE, bad)
+      expect((await problemOf(response)).status).toBe(status)
+    }
+    const huge = await server.call('POST', '/v1/usage', SERVICE, {
+      lines: [],
+      pad: 'x'.repeat(2 * 1024 * 1024),
+    })
+    expect(huge.status).toBe(413)
+    expect((await (await server.admin('GET', '/customers/acme/usage')).json()).usage[0].total).toBe(1)
+  })
+})
+
+describe("one customer's credentials reach nothing of another's", () => {
+  it('reads, usage, access requests, revocations and events are confined to the credential’s customer', async () => {
+    const acme = await server.purchase('acme', 'team')
+    await server.purchase('globex', 'team')
+    for (const key of [acme.apiKey, acme.licenseKey]) {
+      const read = await server.call('GET', '/v1/entitlements/globex', key)
+      expect(read.status).toBe(403)
+      expect((await problemOf(read)).title).toBe('Forbidden')
+      expect((await server.call('GET', '/v1/entitlements/acme', key)).status).toBe(200)
+      const usage = await (
+        await server.call('POST', '/v1/usage', key, {
+          lines: [
+            {
+              id: `x-${key.slice(0, 4)}`,
+              subject: 'globex',
+              metric: 'api-calls',
+              amount: 5,
+              start: clock.now,
+              end: clock.now,
+            },
+          ],
+        })
+      ).json()
+      expect(usage).toMatchObject({ accepted: 0, rejected: [{ reason: 'forbidden' }] })
+      const ask = await server.call('POST', '/v1/access-requests', key, {
+        subject: 'globex',
+        feature: 'sso',
+        requestedBy: 'mallory',
+      })
+      expect(ask.status).toBe(403)
+      expect((await server.call('GET', '/admin/customers', key)).status).toBe(401)
+    }
+    expect((await (await server.admin('GET', '/customers/globex/usage')).json()).usage).toEqual([])
+    expect(await (await server.admin('GET', '/access-requests')).json()).toEqual({ requests: [] })
+    await tokenOf('globex')
+    await server.admin('POST', '/customers/globex/revoke')
+    expect((await (await server.call('GET', '/v1/revocations', acme.apiKey)).json()).revoked).toEqual([])
+    expect((await (await server.call('GET', '/v1/revocations', SERVICE)).json()).revoked).toHaveLength(1)
+  })
+
+  it('admin endpoints need the admin key', async () => {
+    for (const key of [undefined, SERVICE, 'adm_wrong']) {
+      const response = await server.call('GET', '/admin/customers', key)
+      expect((await problemOf(response)).status).toBe(401)
+    }
+    expect((await server.call('GET', '/admin/customers', ADMIN)).status).toBe(200)
+  })
+})
+
+describe('access requests', () => {
+  it('a user asks, an admin approves, and the grant is in the next token', async () => {
+    const { apiKey } = await server.purchase('acme', 'team')
+    const ask = await server.call('POST', '/v1/access-requests', apiKey, {
+      feature: 'sso',
+      requestedBy: 'ana@acme.test',
+      note: 'SAML',
+    })
+    expect(ask.status).toBe(201)
+    const { id } = await ask.json()
+    const twice = await server.call('POST', '/v1/access-requests', apiKey, {
+      feature: 'sso',
+      requestedBy: 'ana@acme.test',
+    })
+    expect(twice.status).toBe(200)
+    expect((await twice.json()).id).toBe(id)
+    const listed = await (await server.admin('GET', '/access-requests?status=pending')).json()
+    expect(listed.requests).toMatchObject([
+      { id, customerId: 'acme', feature: 'sso', requestedBy: 'ana@acme.test' },
+    ])
+    expect((await tokenOf('acme')).features.has('sso')).toBe(false)
+    const approved = await server.admin('POST', `/access-requests/${id}/decision`, {
+      approve: true,
+      by: 'admin@vendor.test',
+    })
+    expect(await approved.json()).toMatchObject({ status: 'approved', feature: 'sso' })
+    expect((await tokenOf('acme')).features.has('sso')).toBe(true)
+    expect(
+      (await server.admin('POST', `/access-requests/${id}/decision`, { approve: false, by: 'x' })).status,
+    ).toBe(409)
+    expect(
+      (await server.call('POST', '/v1/access-requests', apiKey, { feature: 'teleport', requestedBy: 'ana' }))
+        .status,
+    ).toBe(422)
+  })
+})
+
+describe('revocation and events', () => {
+  it('streams license changes as Server-Sent Events, replaying what a reconnecting client missed', async () => {
+    await server.purchase('acme', 'team')
+    const controller = new AbortController()
+    const response = await fetch(`${server.url}/v1/events`, {
+      headers: { authorization: `Bearer ${SERVICE}` },
+      signal: controller.signal,
+    })
+    expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/)
+    const reader = response.body!.getReader()
+    let text = ''
+    const until = async (pattern: RegExp) => {
+      while (!pattern.test(text)) text += new TextDecoder().decode((await reader.read()).value)
+    }
+    await until(/: connected/)
+    await server.order({ orderId: 'up-1', type: 'upgrade', customer: { id: 'acme' }, sku: 'business' })
+    await until(/event: entitlements\ndata: \{"subject":"acme"\}/)
+    await server.admin('POST', '/customers/acme/revoke')
+    await until(/event: revocations/)
+    controller.abort()
+    const firstId = Number(/id: (\d+)/.exec(text)![1])
+    const replay = await fetch(`${server.url}/v1/events`, {
+      headers: { authorization: `Bearer ${SERVICE}`, 'last-event-id': String(firstId) },
+    })
+    const replayReader = replay.body!.getReader()
+    let replayed = ''
+    while (!/event: revocations/.test(replayed))
+      replayed += new TextDecoder().decode((await replayReader.read()).value)
+    expect(replayed).not.toContain(`id: ${firstId}\n`)
+    await replayReader.cancel()
+    const gone = await server.call('GET', '/v1/entitlements/acme', SERVICE)
+    expect((await problemOf(gone)).status).toBe(410)
+  })
+})
+
+describe('the database', () => {
+  it('migrates a new file once and opens it again without migrating twice', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'entitle-db-')), 'license.db')
+    openDatabase(path).close()
+    const db = openDatabase(path)
+    expect(db.prepare('SELECT version FROM schema_migrations').all()).toEqual([{ version: 1 }])
+    db.close()
+  })
+})
