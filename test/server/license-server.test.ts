@@ -459,3 +459,34 @@ describe('the database', () => {
     db.close()
   })
 })
+
+describe('admin reads and credential rotation', () => {
+  it('shows a customer with license, grants, devices and usage; new credentials retire the old ones', async () => {
+    const old = await server.purchase('acme', 'team', { seats: 2 })
+    await server.call('POST', '/v1/activations', undefined, {
+      licenseKey: old.licenseKey,
+      fingerprint: 'laptop-0001',
+    })
+    await server.call('POST', '/v1/usage', old.apiKey, {
+      lines: [{ id: 'u1', metric: 'api-calls', amount: 7, start: clock.now, end: clock.now }],
+    })
+    const detail = await (await server.admin('GET', '/customers/acme')).json()
+    expect(detail).toMatchObject({
+      id: 'acme',
+      license: { sku: 'team', seats: 2, status: 'active' },
+      grants: [],
+      devices: [{ fingerprint: 'laptop-0001' }],
+      usage: [{ metric: 'api-calls', total: 7 }],
+    })
+    expect((await server.admin('GET', '/customers/nobody')).status).toBe(404)
+    expect((await server.admin('GET', '/customers/..%2F..%2Fetc')).status).toBe(404)
+    const rotated = await (await server.admin('POST', '/customers/acme/credentials')).json()
+    expect(rotated.credentials.apiKey).not.toBe(old.apiKey)
+    expect((await server.call('GET', '/v1/entitlements/acme', old.apiKey)).status).toBe(401)
+    expect((await server.call('GET', '/v1/entitlements/acme', old.licenseKey)).status).toBe(401)
+    expect((await server.call('GET', '/v1/entitlements/acme', rotated.credentials.apiKey)).status).toBe(200)
+    expect(await (await fetch(`${server.url}/healthz`)).json()).toEqual({ ok: true })
+    const unknown = await fetch(`${server.url}/v2/anything`)
+    expect(await problemOf(unknown)).toMatchObject({ status: 404, title: 'Not found' })
+  })
+})
