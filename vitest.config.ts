@@ -10,6 +10,10 @@ export default defineConfig({
         replacement: fileURLToPath(new URL('./src/node/index.ts', import.meta.url)),
       },
       {
+        find: /^entitle\/redis$/,
+        replacement: fileURLToPath(new URL('./src/redis/index.ts', import.meta.url)),
+      },
+      {
         find: /^entitle\/browser$/,
         replacement: fileURLToPath(new URL('./src/browser/index.ts', import.meta.url)),
       },

@@ -4,6 +4,7 @@ import { createPublicKey, verify as nodeVerify } from 'node:crypto'
 import { createEntitlementVerifier, decide } from '../dist/index.js'
 import { createTestIssuer } from '../dist/testing.js'
 import { clientRows } from './client.mjs'
+import { fleetRow } from './fleet.mjs'
 import { compare, report } from './harness.mjs'
 import { usageRows } from './usage.mjs'
 
@@ -81,12 +82,14 @@ async function decisionRow() {
 
 const client = await clientRows()
 const usage = await usageRows()
+const fleet = await fleetRow()
 const rows = [
   ...(await verificationRows('EdDSA')),
   ...(await verificationRows('ES256')),
   await decisionRow(),
   ...client.rows,
   usage.row,
+  ...(fleet ? [fleet] : []),
 ]
 report(rows)
 console.log(
@@ -95,3 +98,5 @@ console.log(
 console.log(
   `memory held by the usage meter after 1,000,000 records over 1,000 customers x 20 metrics: ${(usage.held / 1024 / 1024).toFixed(1)} MiB in ${usage.lines} lines (${Math.round(usage.held / usage.lines)} bytes a line; heap, after GC)`,
 )
+if (!fleet)
+  console.log('no redis-server installed: the fleet row was not measured (apt-get install redis-server)')

@@ -26,6 +26,7 @@ import {
   type UsageStats,
   validateRecordExtras,
 } from './usage-meter.js'
+import { createMemoryUsageStore, type UsageCounterStore } from './usage-store.js'
 import { createEntitlementVerifier, type EntitlementVerifier, type VerifyOptions } from './verify.js'
 
 /**
@@ -69,6 +70,19 @@ export interface EntitlementsClientOptions extends Omit<VerifyOptions, 'now'> {
    * a single-tenant client needs `usage.url` to record. See `docs/metering.md`.
    */
   usage?: UsageOptions
+  /**
+   * Fleets: a usage counter shared by every instance (`createRedisUsageStore` from `entitle/redis`), so that
+   * `consume()` holds a metered cap across all of them. See `docs/fleets.md`.
+   */
+  fleet?: {
+    store: UsageCounterStore
+    /**
+     * When the store fails: `'closed'` (default) denies `consume()` with `unavailable`; `'local'` counts in this
+     * instance from the last fleet count it saw (the overshoot bound is in `docs/fleets.md`) and adds what it
+     * consumed to the store once it answers again.
+     */
+    onStoreError?: 'closed' | 'local'
+  }
 }
 
 /** What a usage record says besides its amount. */
@@ -92,7 +106,7 @@ export interface ChangeEvent {
 /** An `error` event: something failed in the background; checks go on as the failure policy says. */
 export interface ErrorEvent {
   readonly subject: string | undefined
-  readonly during: 'load' | 'refresh' | 'revocations' | 'events' | 'storage' | 'usage'
+  readonly during: 'load' | 'refresh' | 'revocations' | 'events' | 'storage' | 'usage' | 'fleet'
   readonly error: EntitlementError
 }
 
@@ -156,6 +170,12 @@ export interface EntitlementsClient {
    * Throws `usage_invalid` (counting nothing) for a negative or non-finite amount or bad dimensions.
    */
   record(metric: string, amount?: number, context?: RecordContext): void
+  /**
+   * Checks and, when allowed, uses `context.amount` (default 1) of a feature in one step: the usage is recorded
+   * for the license server, and with a `fleet` store a metered cap is counted atomically across every instance.
+   * Never rejects on a bad token or a failing store: the answer says why.
+   */
+  consume(feature: string, context?: CheckContext): Promise<Decision>
   /**
    * Sends all queued usage now and resolves when the server confirmed it, or when it could not and the rest is
    * persisted. `keepalive: true` (a page being hidden) persists first, then sends within the browser's keepalive
@@ -260,6 +280,13 @@ function validate(options: EntitlementsClientOptions): void {
   ) {
     throw new TypeError('maxSubjects must be a positive integer')
   }
+  if (options.fleet !== undefined) {
+    if (typeof options.fleet?.store?.consume !== 'function')
+      throw new TypeError('fleet.store must be a usage counter store (createRedisUsageStore)')
+    const policy = options.fleet.onStoreError
+    if (policy !== undefined && policy !== 'closed' && policy !== 'local')
+      throw new TypeError("fleet.onStoreError must be 'closed' or 'local'")
+  }
   const usage = options.usage
   if (usage !== undefined) {
     if (typeof usage !== 'object' || usage === null) throw new TypeError('usage must be an object')
@@ -320,7 +347,8 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
   const backoff = { initialMs: options.backoff?.initialMs ?? 1000, maxMs: options.backoff?.maxMs ?? 300_000 }
   const failurePolicy = options.failurePolicy ?? 'closed'
   const featurePolicies = options.featurePolicies ?? {}
-  const { server: serverOptions, token: tokenSource, usage: usageOptions, ...verifyOptions } = options
+  const { server: serverOptions, token: tokenSource, usage: usageOptions, fleet, ...verifyOptions } = options
+  const fleetPolicy = fleet?.onStoreError ?? 'closed'
   const verifier = createEntitlementVerifier({ ...verifyOptions, now: () => platform.now() })
   // Tokens past exp but inside the stale grace are verified with a tolerance that reaches that far; every other
   // check stays as strict. Made on first need: most clients never need it.
@@ -760,10 +788,19 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     }
     const plain = source === 'cache' && isPlain(context, key)
     let asked = context
-    const cap = meter === undefined ? undefined : entitlements.features.get(feature)?.cap
+    const cap = entitlements.features.get(feature)?.cap
     if (cap !== undefined) {
       // Usage recorded here that the token's snapshot does not count yet.
-      const local = meter!.unreported(key, feature, now, cap.asOf ?? entitlements.issuedAt)
+      let local = 0
+      if (meter !== undefined) local = meter.unreported(key, feature, now, cap.asOf ?? entitlements.issuedAt)
+      else if (localStore !== undefined) {
+        // No meter: what consume() counted in this process, above the snapshot.
+        const counted = localStore.peek(
+          counterKeyOf(entitlements.subject, feature, windowFor(entry, feature, now)),
+        )
+        const baseline = cap.resetsAt !== undefined && now >= cap.resetsAt ? 0 : cap.used
+        if (counted !== undefined) local = Math.max(0, counted - baseline)
+      }
       if (local > 0) asked = { ...context, usage: (context.usage ?? 0) + local }
     }
     const decision = decide(entitlements, feature, asked, at) as {
@@ -823,6 +860,122 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     if (entitlements.notBefore !== undefined && entitlements.notBefore > now)
       until = Math.min(until, entitlements.notBefore)
     return until
+  }
+
+  // --- consume: check and use in one step, fleet-wide with a shared store ------------------------------------
+
+  /** Without a fleet, the cap is counted in this process: one instance, the same semantics. */
+  const localStore = fleet === undefined ? createMemoryUsageStore(() => platform.now()) : undefined
+  const store: UsageCounterStore = fleet?.store ?? localStore!
+  /** What this instance last saw of each fleet counter, and what it used while the store was out of reach. */
+  const fleetSeen = new LRUCache<string, { used: number; owed: number }>({
+    max: options.maxSubjects ?? 10_000,
+  })
+
+  /** Moves one counted decision from `before`'s bucket to `after`'s: consume() corrects what answer() counted. */
+  function recount(before: Decision, after: Decision): Decision {
+    const counts = decisions.get(before.feature)
+    if (counts === undefined) return count(after)
+    if (before.allowed) counts.allowed--
+    else counts.denied--
+    const reasons = counts.reasons as Record<string, number>
+    reasons[before.reason] = (reasons[before.reason] ?? 1) - 1
+    return count(after)
+  }
+
+  async function consume(feature: string, context: CheckContext): Promise<Decision> {
+    const key = keyOf(context)
+    let entry = cache.get(key)
+    if (entry === undefined && !closed && !missing.has(key)) entry = await load(key)
+    const asked = context.amount === undefined ? { ...context, amount: 1 } : context
+    const checked = answer(entry, key, feature, asked)
+    const amount = asked.amount ?? 1
+    const cap = checked.allowed ? entry?.entitlements.features.get(feature)?.cap : undefined
+    const subjectKey = context.subject
+    const use = () => {
+      if (meter !== undefined && amount > 0)
+        meter.record(key, feature, amount, platform.now(), entry, undefined, undefined)
+      const memo = entry?.memo?.get(feature)
+      if (memo !== undefined) {
+        foldMemo(memo)
+        entry!.memo!.delete(feature)
+      }
+    }
+    if (!checked.allowed) return checked
+    if (cap === undefined || entry === undefined) {
+      use()
+      return checked
+    }
+    const entitlements = entry.entitlements
+    const now = platform.now()
+    const windowEnd = windowFor(entry, feature, now)
+    const baseline = cap.resetsAt !== undefined && now >= cap.resetsAt ? 0 : cap.used
+    const counterKey = counterKeyOf(entitlements.subject, feature, windowEnd)
+    const expiresAt = windowEnd === NEVER ? undefined : windowEnd
+    const hint = entitlements.features.get(feature)?.upgrade ?? entitlements.upgrade
+    const decided = (used: number, allowed: boolean): Decision =>
+      recount(checked, {
+        ...checked,
+        allowed,
+        reason: allowed ? checked.reason : 'usage_cap_reached',
+        used: allowed ? used - amount : used,
+        remaining: Math.max(0, cap.limit - used),
+        upgrade: allowed ? checked.upgrade : hint,
+      })
+    // One object per counter, changed in place: concurrent consumes see each other's outage counts.
+    let seen = fleetSeen.get(counterKey)
+    if (seen === undefined) {
+      seen = { used: baseline, owed: 0 }
+      fleetSeen.set(counterKey, seen)
+    }
+    try {
+      const owed = seen.owed
+      if (owed > 0) {
+        // Back from an outage: the fleet learns what this instance used meanwhile, before anything else.
+        seen.owed -= owed
+        try {
+          await store.consume({
+            key: counterKey,
+            amount: owed,
+            limit: cap.limit,
+            baseline,
+            expiresAt,
+            force: true,
+          })
+        } catch (error) {
+          seen.owed += owed
+          throw error
+        }
+      }
+      const result = await store.consume({ key: counterKey, amount, limit: cap.limit, baseline, expiresAt })
+      seen.used = result.used
+      if (result.allowed) use()
+      return decided(result.used, result.allowed)
+    } catch (error) {
+      report(
+        'fleet',
+        subjectKey,
+        new EntitlementError('store_unavailable', 'the shared usage store failed', { cause: error }),
+      )
+      if (fleetPolicy === 'closed') {
+        return recount(checked, {
+          ...fallbackDecision(feature, 'closed', entitlements.subject),
+          plan: entitlements.plan.id,
+          source: checked.source,
+          age: checked.age,
+        })
+      }
+      // Local: from the last fleet count this instance saw, plus what it used since.
+      const used = Math.max(seen.used, baseline) + seen.owed
+      if (used + amount > cap.limit) return decided(used, false)
+      seen.owed += amount
+      use()
+      return decided(used + amount, true)
+    }
+  }
+
+  function counterKeyOf(subject: string, feature: string, windowEnd: number): string {
+    return `${encodeURIComponent(subject)}:${encodeURIComponent(feature)}:${windowEnd}`
   }
 
   function keyOf(context: { subject?: string | undefined } | undefined): string {
@@ -1014,6 +1167,12 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
         foldMemo(memo)
         entry!.memo!.delete(metric)
       }
+    },
+
+    async consume(feature, context = {}) {
+      if (typeof feature !== 'string' || feature.length === 0)
+        throw new TypeError('feature must be a non-empty string')
+      return consume(feature, context)
     },
 
     async flush(flushOptions) {

@@ -46,6 +46,8 @@ export type EntitlementErrorCode =
   | 'usage_rejected'
   /** Usage could not be queued (the queue is full even after aggregating harder, or the client is closed). */
   | 'usage_dropped'
+  /** The shared usage store (`entitle/redis`) failed or timed out; `consume()` followed `fleet.onStoreError`. */
+  | 'store_unavailable'
 
 /** A verification failure with a stable {@link EntitlementErrorCode}. */
 export class EntitlementError extends Error {

@@ -178,6 +178,47 @@ const RUNS: Record<string, () => Promise<void>> = {
       licenseServer.close()
     }
   },
+  'examples/docs/fleet.ts': async () => {
+    const { startRedis } = await import('../fleet/redis-server.js')
+    const redis = await startRedis()
+    const issuer = await createTestIssuer({ issuer: 'https://license.example.com', audience: 'my-app' })
+    const reported: number[] = []
+    const resetsAt = Math.floor(Date.now() / 1000) + 86_400
+    const licenseServer = createServer(async (req, res) => {
+      if (req.url === '/.well-known/jwks.json')
+        return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(issuer.jwks))
+      if (req.url === '/v1/revocations')
+        return res.writeHead(200, { 'content-type': 'application/json' }).end('{"revoked":[]}')
+      if (req.url === '/v1/usage') {
+        let text = ''
+        for await (const chunk of req) text += chunk
+        for (const line of JSON.parse(text).lines) reported.push(line.amount)
+        return res.writeHead(200, { 'content-type': 'application/json' }).end(`{"at":${Date.now()}}`)
+      }
+      const cap = { limit: 3, period: 'month' as const, used: 0, resetsAt }
+      const token = await issuer.issue(
+        { plan: { id: 'team' }, features: { 'api-calls': { cap } } },
+        { subject: 'acme' },
+      )
+      res.writeHead(200, { 'content-type': 'application/entitlement+jwt' }).end(token)
+    })
+    await new Promise<void>((resolve) => licenseServer.listen(0, '127.0.0.1', resolve))
+    process.env.LICENSE_SERVER_URL = `http://127.0.0.1:${(licenseServer.address() as AddressInfo).port}`
+    process.env.REDIS_URL = redis.url
+    const fleet = await import('../../examples/docs/fleet.js')
+    try {
+      await expect.poll(() => fleet.redis.status).toBe('ready')
+      const answers = []
+      for (let i = 0; i < 5; i++) answers.push(await fleet.callApi('acme'))
+      expect(answers).toEqual([true, true, true, false, false])
+      await fleet.shutdown()
+      expect(reported.reduce((sum, n) => sum + n, 0)).toBe(3)
+    } finally {
+      licenseServer.closeAllConnections()
+      licenseServer.close()
+      await redis.stop()
+    }
+  },
   'examples/docs/client-offline.ts': async () => {
     const issuer = await createTestIssuer({
       issuer: 'https://license.example.com',

@@ -34,20 +34,22 @@ const { createTestIssuer } = require('entitle/testing')`)}
     expect(JSON.parse(out)).toEqual([true, 'token_invalid', 'function'])
   })
 
-  it('loads the Node and browser adapters from ESM and CommonJS', () => {
+  it('loads the Node, Redis and browser adapters from ESM and CommonJS', () => {
     const esm = run(
       `import { createFileStorage, tokenFromFile } from 'entitle/node'
-import { createLocalStorage } from 'entitle/browser'
-console.log(JSON.stringify([typeof createFileStorage, typeof tokenFromFile, typeof createLocalStorage]))`,
+import { createLocalStorage, flushOnPageHide } from 'entitle/browser'
+import { createRedisUsageStore } from 'entitle/redis'
+console.log(JSON.stringify([typeof createFileStorage, typeof tokenFromFile, typeof createLocalStorage, typeof flushOnPageHide, typeof createRedisUsageStore]))`,
       'module',
     )
     const cjs = run(
       `const { createFileStorage } = require('entitle/node'); const { createLocalStorage } = require('entitle/browser')
-console.log(JSON.stringify([typeof createFileStorage, typeof createLocalStorage]))`,
+const { createRedisUsageStore } = require('entitle/redis')
+console.log(JSON.stringify([typeof createFileStorage, typeof createLocalStorage, typeof createRedisUsageStore]))`,
       'commonjs',
     )
-    expect(JSON.parse(esm)).toEqual(['function', 'function', 'function'])
-    expect(JSON.parse(cjs)).toEqual(['function', 'function'])
+    expect(JSON.parse(esm)).toEqual(['function', 'function', 'function', 'function', 'function'])
+    expect(JSON.parse(cjs)).toEqual(['function', 'function', 'function'])
   })
 
   it('ships the docs/token-schema.json that the zod schema generates', () => {

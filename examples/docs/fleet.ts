@@ -1,0 +1,31 @@
+import { createEntitlements } from 'entitle'
+import { createRedisUsageStore } from 'entitle/redis'
+import Redis from 'ioredis'
+
+const LICENSE_SERVER = process.env.LICENSE_SERVER_URL ?? 'https://license.example.com'
+
+// maxRetriesPerRequest and the offline queue off: a call fails at once while Redis is away, instead of waiting.
+export const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', {
+  maxRetriesPerRequest: 0,
+  enableOfflineQueue: false,
+})
+
+export const entitlements = createEntitlements({
+  server: { url: LICENSE_SERVER, apiKey: process.env.LICENSE_API_KEY },
+  keys: new URL('/.well-known/jwks.json', LICENSE_SERVER),
+  issuer: 'https://license.example.com',
+  audience: 'my-app',
+  fleet: { store: createRedisUsageStore(redis, { timeoutMs: 250 }), onStoreError: 'closed' },
+})
+
+// Check the fleet-wide cap and use one unit in one atomic step; the unit is also reported to the license server.
+export async function callApi(customerId: string): Promise<boolean> {
+  const decision = await entitlements.consume('api-calls', { subject: customerId, amount: 1 })
+  return decision.allowed
+}
+
+/** Closes the client (sending its usage) and the Redis connection. */
+export async function shutdown(): Promise<void> {
+  await entitlements.close()
+  redis.disconnect()
+}

@@ -1,0 +1,97 @@
+import { createHash } from 'node:crypto'
+import type { UsageCounterRequest, UsageCounterStore } from '../usage-store.js'
+
+/**
+ * The part of a Redis client the store uses: `evalsha` and `eval`, as `ioredis` has them (node-redis users can
+ * pass a small wrapper). The client's own reconnection brings the store back after an outage.
+ */
+export interface RedisScripting {
+  /** Runs a loaded script by its SHA-1; fails with `NOSCRIPT` when the server does not have it. */
+  evalsha(sha: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
+  /** Runs (and loads) a script. */
+  eval(script: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
+}
+
+/** Options of {@link createRedisUsageStore}. */
+export interface RedisUsageStoreOptions {
+  /** Prefix of every counter key. Default `entitle:usage:`. */
+  prefix?: string
+  /** A call slower than this fails (and `consume()` follows `fleet.onStoreError`). Default 250 ms. */
+  timeoutMs?: number
+}
+
+/*
+ * Check-and-consume in one step on the Redis server: scripts run atomically, so no two instances can both take the
+ * last unit. The counter never counts less than the baseline (the server's snapshot), and expires with its window.
+ * Numbers go back as strings: Redis truncates Lua numbers to integers in replies.
+ */
+const CONSUME = `
+local current = tonumber(redis.call('GET', KEYS[1]))
+local baseline = tonumber(ARGV[3])
+if current == nil or current < baseline then current = baseline end
+local amount = tonumber(ARGV[1])
+if ARGV[5] ~= '1' and current + amount > tonumber(ARGV[2]) then return {0, tostring(current)} end
+current = current + amount
+if ARGV[4] ~= '0' then
+  redis.call('SET', KEYS[1], tostring(current), 'PXAT', ARGV[4])
+else
+  redis.call('SET', KEYS[1], tostring(current))
+end
+return {1, tostring(current)}
+`
+const CONSUME_SHA = createHash('sha1').update(CONSUME).digest('hex')
+
+/**
+ * A {@link UsageCounterStore} on Redis, shared by every instance of an app, so `consume()` holds a metered cap
+ * across the fleet. Keys are `{prefix}{customer}:{metric}:{window end}`, each expiring at its window's end.
+ *
+ * @example
+ * ```ts
+ * import Redis from 'ioredis'
+ * import { createRedisUsageStore } from 'entitle/redis'
+ * const redis = new Redis(process.env.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false })
+ * const client = createEntitlements({ ...options, fleet: { store: createRedisUsageStore(redis) } })
+ * ```
+ */
+export function createRedisUsageStore(
+  redis: RedisScripting,
+  options: RedisUsageStoreOptions = {},
+): UsageCounterStore {
+  if (typeof redis?.evalsha !== 'function' || typeof redis.eval !== 'function')
+    throw new TypeError('createRedisUsageStore needs a Redis client with evalsha and eval (ioredis)')
+  const prefix = options.prefix ?? 'entitle:usage:'
+  const timeoutMs = options.timeoutMs ?? 250
+
+  async function run(args: Array<string | number>): Promise<unknown> {
+    try {
+      return await redis.evalsha(CONSUME_SHA, 1, ...args)
+    } catch (error) {
+      if (!String((error as Error)?.message).includes('NOSCRIPT')) throw error
+      return redis.eval(CONSUME, 1, ...args)
+    }
+  }
+
+  return {
+    async consume(request: UsageCounterRequest) {
+      const args = [
+        prefix + request.key,
+        String(request.amount),
+        String(request.limit),
+        String(request.baseline),
+        request.expiresAt === undefined ? '0' : String(request.expiresAt),
+        request.force ? '1' : '0',
+      ]
+      let timer: ReturnType<typeof setTimeout> | undefined
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)), timeoutMs)
+        timer.unref?.()
+      })
+      try {
+        const reply = (await Promise.race([run(args), timeout])) as [number | string, string]
+        return { allowed: Number(reply[0]) === 1, used: Number(reply[1]) }
+      } finally {
+        clearTimeout(timer)
+      }
+    },
+  }
+}

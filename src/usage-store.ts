@@ -1,0 +1,66 @@
+/**
+ * Where `consume()` counts a metered cap. Without one, the client counts in its own process (one instance). A
+ * fleet of instances shares one through `entitle/redis`, so a cap of 10 000 a month holds across all of them.
+ * Implementations must make `consume` atomic across everyone sharing the store.
+ */
+export interface UsageCounterStore {
+  /**
+   * Adds `amount` to the counter `key` unless the result would pass `limit`; with `force`, adds regardless (units
+   * already used while the store could not be reached). The counter starts from `baseline` (the server's usage
+   * snapshot in the token) and is never taken below it. It expires at `expiresAt` (epoch ms; `undefined`: never).
+   *
+   * @returns whether the amount was added, and the counter after (or as it stands, when it was not).
+   */
+  consume(request: UsageCounterRequest): Promise<{ readonly allowed: boolean; readonly used: number }>
+}
+
+/** One atomic step of a {@link UsageCounterStore}. */
+export interface UsageCounterRequest {
+  /** Customer, metric and window, already made into one key by the client. */
+  readonly key: string
+  readonly amount: number
+  readonly limit: number
+  readonly baseline: number
+  readonly expiresAt: number | undefined
+  /** Add even past the limit: reconciling units consumed while the store was out of reach. */
+  readonly force?: boolean
+}
+
+/**
+ * A {@link UsageCounterStore} in this process's memory: the semantics of a shared store, for one instance and
+ * for tests. Expired counters are dropped when next touched.
+ *
+ * @example
+ * ```ts
+ * const client = createEntitlements({ ...options, fleet: { store: createMemoryUsageStore() } })
+ * ```
+ */
+export function createMemoryUsageStore(now: () => number = Date.now): UsageCounterStore & {
+  /** The counter of `key` as it stands (no baseline applied), or `undefined`. Synchronous. */
+  peek(key: string): number | undefined
+  readonly size: number
+} {
+  const counters = new Map<string, { used: number; expiresAt: number | undefined }>()
+  return {
+    async consume({ key, amount, limit, baseline, expiresAt, force }) {
+      let counter = counters.get(key)
+      if (counter !== undefined && counter.expiresAt !== undefined && now() >= counter.expiresAt) {
+        counters.delete(key)
+        counter = undefined
+      }
+      const used = Math.max(counter?.used ?? baseline, baseline)
+      if (!force && used + amount > limit) return { allowed: false, used }
+      counters.set(key, { used: used + amount, expiresAt })
+      return { allowed: true, used: used + amount }
+    },
+    peek(key) {
+      const counter = counters.get(key)
+      if (counter === undefined || (counter.expiresAt !== undefined && now() >= counter.expiresAt))
+        return undefined
+      return counter.used
+    },
+    get size() {
+      return counters.size
+    },
+  }
+}

@@ -1,0 +1,121 @@
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import {
+  createEntitlements,
+  createMemoryUsageStore,
+  type EntitlementsClient,
+  type ErrorEvent,
+  type UsageCounterStore,
+} from '../../src/index.js'
+import { createTestIssuer } from '../../src/testing.js'
+
+const ISSUER = 'https://license.fleet.test'
+let issuer: Awaited<ReturnType<typeof createTestIssuer>>
+let clients: EntitlementsClient[] = []
+beforeAll(async () => {
+  issuer = await createTestIssuer({ issuer: ISSUER, audience: 'app' })
+})
+afterEach(async () => {
+  await Promise.all(clients.map((client) => client.close()))
+  clients = []
+})
+
+async function client(
+  options: { store?: UsageCounterStore; policy?: 'closed' | 'local'; used?: number } = {},
+) {
+  const resetsAt = Math.floor(Date.now() / 1000) + 86_400
+  const token = await issuer.issue(
+    {
+      plan: { id: 'team' },
+      features: {
+        export: true,
+        'api-calls': { cap: { limit: 10, period: 'month', used: options.used ?? 0, resetsAt } },
+      },
+    },
+    { subject: 'acme' },
+  )
+  const made = createEntitlements({
+    token,
+    keys: issuer.jwks,
+    issuer: ISSUER,
+    audience: 'app',
+    ...(options.store ? { fleet: { store: options.store, onStoreError: options.policy ?? 'closed' } } : {}),
+  })
+  const errors: ErrorEvent[] = []
+  made.on('error', (event) => errors.push(event))
+  clients.push(made)
+  return { made, errors }
+}
+
+/** A store that works until told to fail, and counts what reaches it. */
+function flaky(inner = createMemoryUsageStore()) {
+  const state = { down: false, calls: 0 }
+  const store: UsageCounterStore = {
+    async consume(request) {
+      state.calls++
+      if (state.down) throw new Error('ECONNREFUSED')
+      return inner.consume(request)
+    },
+  }
+  return { store, state, inner }
+}
+
+describe('consume(): check and use in one step', () => {
+  it('in one instance: exactly the cap, with no store at all, even when called all at once', async () => {
+    const { made } = await client({ used: 3 })
+    const results = await Promise.all(Array.from({ length: 20 }, () => made.consume('api-calls')))
+    expect(results.filter((d) => d.allowed)).toHaveLength(7)
+    expect(results.at(-1)).toMatchObject({ allowed: false, reason: 'usage_cap_reached', used: 10 })
+    expect(made.stats().decisions['api-calls']).toMatchObject({ allowed: 7, denied: 13 })
+    // A plain check sees what consume() counted.
+    expect(made.checkSync('api-calls')).toMatchObject({ allowed: false, used: 10, remaining: 0 })
+  })
+
+  it('with a store: says what it counted, and consumes an amount', async () => {
+    const { made } = await client({ store: createMemoryUsageStore(), used: 2 })
+    expect(await made.consume('api-calls', { amount: 5 })).toMatchObject({
+      allowed: true,
+      used: 2,
+      remaining: 3,
+    })
+    expect(await made.consume('api-calls', { amount: 4 })).toMatchObject({
+      allowed: false,
+      reason: 'usage_cap_reached',
+      used: 7,
+      remaining: 3,
+    })
+    expect(await made.consume('export')).toMatchObject({ allowed: true, reason: 'granted' })
+    expect(await made.consume('sso')).toMatchObject({ allowed: false, reason: 'not_in_plan' })
+  })
+
+  it("store down, policy 'closed': denied as unavailable, reported, and back when the store is", async () => {
+    const { store, state } = flaky()
+    const { made, errors } = await client({ store, policy: 'closed' })
+    expect((await made.consume('api-calls')).allowed).toBe(true)
+    state.down = true
+    expect(await made.consume('api-calls')).toMatchObject({ allowed: false, reason: 'unavailable' })
+    expect(errors.map((e) => [e.during, e.error.code])).toEqual([['fleet', 'store_unavailable']])
+    state.down = false
+    expect(await made.consume('api-calls')).toMatchObject({ allowed: true, used: 1 })
+  })
+
+  it("store down, policy 'local': counts from the last fleet count seen, then tells the fleet what it used", async () => {
+    const { store, state, inner } = flaky()
+    const { made } = await client({ store, policy: 'local' })
+    // Another instance has used 6 of 10: this one sees it on its first call.
+    await inner.consume({
+      key: `acme:api-calls:${(await made.load())!.features.get('api-calls')!.cap!.resetsAt}`,
+      amount: 6,
+      limit: 10,
+      baseline: 0,
+      expiresAt: undefined,
+    })
+    expect(await made.consume('api-calls')).toMatchObject({ allowed: true, used: 6 })
+    state.down = true
+    // Offline, it allows what was left when it last saw the fleet (3 more), not a fresh 10.
+    const offline = await Promise.all(Array.from({ length: 5 }, () => made.consume('api-calls')))
+    expect(offline.map((d) => d.allowed)).toEqual([true, true, true, false, false])
+    state.down = false
+    // Back: the 3 it used are added to the shared counter first, so the fleet sees 10 of 10.
+    expect(await made.consume('api-calls')).toMatchObject({ allowed: false, used: 10 })
+  })
+})
