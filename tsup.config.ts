@@ -15,7 +15,7 @@ export default defineConfig([
   },
   {
     // Node adapters (file storage): their own entry, so the root stays free of Node built-ins.
-    entry: { node: 'src/node/index.ts', redis: 'src/redis/index.ts' },
+    entry: { node: 'src/node/index.ts', redis: 'src/redis/index.ts', express: 'src/express/index.ts' },
     format: ['esm', 'cjs'],
     dts: true,
     tsconfig: 'tsconfig.node.json',

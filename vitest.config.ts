@@ -10,6 +10,10 @@ export default defineConfig({
         replacement: fileURLToPath(new URL('./src/node/index.ts', import.meta.url)),
       },
       {
+        find: /^entitle\/express$/,
+        replacement: fileURLToPath(new URL('./src/express/index.ts', import.meta.url)),
+      },
+      {
         find: /^entitle\/redis$/,
         replacement: fileURLToPath(new URL('./src/redis/index.ts', import.meta.url)),
       },

@@ -219,6 +219,44 @@ const RUNS: Record<string, () => Promise<void>> = {
       await redis.stop()
     }
   },
+  'examples/docs/express.ts': async () => {
+    const issuer = await createTestIssuer({ issuer: 'https://license.example.com', audience: 'my-app' })
+    const resetsAt = Math.floor(Date.now() / 1000) + 86_400
+    const licenseServer = createServer(async (req, res) => {
+      if (req.url === '/.well-known/jwks.json')
+        return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(issuer.jwks))
+      if (req.url === '/v1/revocations')
+        return res.writeHead(200, { 'content-type': 'application/json' }).end('{"revoked":[]}')
+      if (req.url === '/v1/events')
+        return res.writeHead(200, { 'content-type': 'text/event-stream' }).write(': hi\n\n')
+      if (req.url === '/v1/usage') return res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
+      const cap = { limit: 1, period: 'month' as const, used: 0, resetsAt }
+      const ent = { plan: { id: 'free' }, features: { 'api-calls': { cap } }, upgrade: { plan: 'pro' } }
+      res.writeHead(200).end(await issuer.issue(ent, { subject: 'acme' }))
+    })
+    await new Promise<void>((resolve) => licenseServer.listen(0, '127.0.0.1', resolve))
+    process.env.LICENSE_SERVER_URL = `http://127.0.0.1:${(licenseServer.address() as AddressInfo).port}`
+    const { app, entitlements } = await import('../../examples/docs/express.js')
+    const server = app.listen(0, '127.0.0.1')
+    await new Promise((resolve) => server.once('listening', resolve))
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const call = (path: string) => fetch(`${base}${path}`, { headers: { 'x-customer-id': 'acme' } })
+    try {
+      const exported = await call('/reports/export')
+      expect(exported.status).toBe(403)
+      expect(await exported.json()).toMatchObject({ detail: 'not_in_plan', upgrade: { plan: 'pro' } })
+      expect(await (await call('/api/search')).json()).toEqual({ results: [], remaining: 0 })
+      const spent = await call('/api/search')
+      expect(spent.status).toBe(429)
+      expect(spent.headers.get('retry-after')).toMatch(/^\d+$/)
+    } finally {
+      server.closeAllConnections()
+      server.close()
+      await entitlements.close()
+      licenseServer.closeAllConnections()
+      licenseServer.close()
+    }
+  },
   'examples/docs/client-offline.ts': async () => {
     const issuer = await createTestIssuer({
       issuer: 'https://license.example.com',

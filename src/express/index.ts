@@ -1,0 +1,199 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express'
+import type { CheckContext, EntitlementsClient } from '../client.js'
+import type { Decision } from '../decision.js'
+
+declare global {
+  namespace Express {
+    interface Request {
+      /** The decision `requireEntitlement` reached for this request (the last one, if several guard it). */
+      entitlement?: Decision
+    }
+  }
+}
+
+/** Options of {@link requireEntitlement}. */
+export interface RequireEntitlementOptions {
+  /**
+   * Who is asking and in what context. Default: `req.user` (`id`, `customerId` or `subject`; `roles`; `region`)
+   * when an authentication middleware set it, else the `X-Customer-Id` header. Return `undefined` for "nobody":
+   * the request is answered `401`.
+   */
+  context?: (req: Request) => CheckContext | undefined | Promise<CheckContext | undefined>
+  /** Units this request uses of the feature's metered cap: a number or a function of the request. Default 0. */
+  consume?: number | ((req: Request) => number)
+  /**
+   * When consumed units count. `'always'` (default): taken atomically before the handler runs, so concurrent
+   * requests can never pass the cap (fleet-wide with a `fleet` store). `'success'`: checked before, recorded only
+   * when the response status is below 400 (a failed request costs nothing; concurrent requests may pass the cap by
+   * as many as are in flight).
+   */
+  recordOn?: 'always' | 'success'
+}
+
+interface UserLike {
+  id?: unknown
+  customerId?: unknown
+  subject?: unknown
+  roles?: unknown
+  region?: unknown
+}
+
+const SECONDS: Record<string, number> = {
+  hour: 3600,
+  day: 86_400,
+  week: 604_800,
+  month: 2_592_000,
+  year: 31_536_000,
+}
+
+function defaultContext(req: Request): CheckContext | undefined {
+  const user = (req as Request & { user?: UserLike }).user
+  const fromUser = user?.customerId ?? user?.subject ?? user?.id
+  const subject = typeof fromUser === 'string' ? fromUser : req.get('x-customer-id')
+  if (subject === undefined || subject.length === 0) return undefined
+  const context: CheckContext = { subject }
+  if (Array.isArray(user?.roles) && user.roles.every((role) => typeof role === 'string'))
+    context.roles = user.roles as string[]
+  if (typeof user?.region === 'string') context.region = user.region
+  return context
+}
+
+function problem(res: Response, status: number, body: Record<string, unknown>): void {
+  res
+    .status(status)
+    .type('application/problem+json')
+    .send(JSON.stringify({ status, ...body }))
+}
+
+/**
+ * The IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers) for a metered cap: its quota and window, and
+ * what remains until it resets.
+ */
+function rateLimitHeaders(res: Response, decision: Decision, period: string | undefined): void {
+  if (decision.limit === undefined || decision.remaining === undefined || decision.resetsAt === undefined)
+    return
+  const name = `"${decision.feature.replaceAll(/["\\]/g, '')}"`
+  const reset = Math.max(0, Math.ceil((decision.resetsAt - Date.now()) / 1000))
+  const window = period === undefined ? undefined : SECONDS[period]
+  res.set('ratelimit-policy', `${name};q=${decision.limit}${window ? `;w=${window}` : ''}`)
+  res.set('ratelimit', `${name};r=${decision.remaining};t=${reset}`)
+}
+
+/** Answers a denial: 403 (not in the plan, and every other reason), 429 (cap spent), 503 (cannot tell). */
+function deny(res: Response, decision: Decision): void {
+  const common = {
+    detail: decision.reason,
+    feature: decision.feature,
+    ...(decision.upgrade ? { upgrade: decision.upgrade } : {}),
+  }
+  if (decision.reason === 'usage_cap_reached') {
+    if (decision.resetsAt !== undefined)
+      res.set('retry-after', String(Math.max(1, Math.ceil((decision.resetsAt - Date.now()) / 1000))))
+    problem(res, 429, {
+      type: 'urn:entitle:decision:usage_cap_reached',
+      title: 'Usage cap reached',
+      limit: decision.limit,
+      used: decision.used,
+      resetsAt: decision.resetsAt === undefined ? undefined : new Date(decision.resetsAt).toISOString(),
+      ...common,
+    })
+    return
+  }
+  if (decision.reason === 'unavailable') {
+    res.set('retry-after', '30')
+    problem(res, 503, {
+      type: 'urn:entitle:decision:unavailable',
+      title: 'Entitlements unavailable',
+      ...common,
+    })
+    return
+  }
+  problem(res, 403, { type: `urn:entitle:decision:${decision.reason}`, title: 'Not entitled', ...common })
+}
+
+/**
+ * Express middleware (Express 4 and 5) that lets a request through only when the customer is entitled to
+ * `feature`, optionally using units of its metered cap. The decision is on `req.entitlement` for the handler. A
+ * denial is `application/problem+json`: `403` with the upgrade hint, `429` with `Retry-After` and the IETF
+ * `RateLimit`/`RateLimit-Policy` fields for a spent cap, `503` when entitlements cannot be told. A bad, missing or
+ * expired token is a denial, never a `500`.
+ *
+ * @example
+ * ```ts
+ * import { requireEntitlement } from 'entitle/express'
+ * app.get('/api/search', requireEntitlement(entitlements, 'api-calls', { consume: 1 }), (req, res) => {
+ *   res.json({ results: [], remaining: req.entitlement?.remaining })
+ * })
+ * ```
+ */
+export function requireEntitlement(
+  client: Pick<EntitlementsClient, 'check' | 'consume' | 'record' | 'entitlements'>,
+  feature: string,
+  options: RequireEntitlementOptions = {},
+): RequestHandler {
+  if (typeof feature !== 'string' || feature.length === 0)
+    throw new TypeError('feature must be a non-empty string')
+  const recordOn = options.recordOn ?? 'always'
+  if (recordOn !== 'always' && recordOn !== 'success')
+    throw new TypeError("recordOn must be 'always' or 'success'")
+  const resolveContext = options.context ?? defaultContext
+
+  async function guard(req: Request, res: Response, next: NextFunction): Promise<void> {
+    const context = await resolveContext(req)
+    if (context === undefined) {
+      problem(res, 401, {
+        type: 'urn:entitle:problem:customer-unknown',
+        title: 'Customer unknown',
+        detail: 'no customer could be told from this request',
+      })
+      return
+    }
+    const amount = typeof options.consume === 'function' ? options.consume(req) : (options.consume ?? 0)
+    if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0) {
+      problem(res, 400, {
+        type: 'urn:entitle:decision:invalid_request',
+        title: 'Invalid amount',
+        detail: 'the amount to consume is not a finite number of zero or more',
+      })
+      return
+    }
+    let decision: Decision
+    try {
+      decision =
+        amount > 0 && recordOn === 'always'
+          ? await client.consume(feature, { ...context, amount })
+          : await client.check(feature, amount > 0 ? { ...context, amount } : context)
+    } catch (error) {
+      // A multi-tenant client without a subject throws TypeError: the request named no customer we can use.
+      if (error instanceof TypeError) {
+        problem(res, 401, { type: 'urn:entitle:problem:customer-unknown', title: 'Customer unknown' })
+        return
+      }
+      throw error
+    }
+    req.entitlement = decision
+    res.locals.entitlement = decision
+    const cap = client.entitlements(context.subject)?.features.get(feature)?.cap
+    rateLimitHeaders(res, decision, cap?.period)
+    if (!decision.allowed) {
+      deny(res, decision)
+      return
+    }
+    if (amount > 0 && recordOn === 'success') {
+      res.once('finish', () => {
+        if (res.statusCode >= 400) return
+        try {
+          client.record(feature, amount, context.subject === undefined ? {} : { subject: context.subject })
+        } catch {
+          // No usage destination configured: nothing to record to (documented); never crash after the response.
+        }
+      })
+    }
+    next()
+  }
+
+  // Express 4 does not catch a rejected promise: every error goes to next() here.
+  return (req, res, next) => {
+    guard(req, res, next).catch(next)
+  }
+}

@@ -1,0 +1,208 @@
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import express5 from 'express'
+import express4 from 'express4'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import type { EntitlementClaim } from '../../src/claims.js'
+import { requireEntitlement } from '../../src/express/index.js'
+import { createEntitlements, type EntitlementsClient } from '../../src/index.js'
+import { createTestIssuer } from '../../src/testing.js'
+
+const SERVER = 'https://license.express.test'
+let issuer: Awaited<ReturnType<typeof createTestIssuer>>
+const reported: Array<{ subject: string; metric: string; amount: number }> = []
+let servers: Server[] = []
+let clients: EntitlementsClient[] = []
+
+beforeAll(async () => {
+  issuer = await createTestIssuer({ issuer: SERVER, audience: 'app' })
+})
+afterEach(async () => {
+  for (const server of servers) {
+    server.closeAllConnections()
+    server.close()
+  }
+  await Promise.all(clients.map((client) => client.close({ deadlineMs: 0 })))
+  servers = []
+  clients = []
+  reported.length = 0
+})
+
+const resetsAt = () => Math.floor(Date.now() / 1000) + 86_400
+const PLANS: Record<string, () => Partial<EntitlementClaim>> = {
+  acme: () => ({
+    plan: { id: 'team' },
+    features: {
+      export: true,
+      reports: { roles: ['admin'] },
+      'api-calls': { cap: { limit: 3, period: 'month', used: 0, resetsAt: resetsAt() } },
+    },
+    upgrades: { sso: { plan: 'business', url: 'https://vendor.test/upgrade' } },
+  }),
+}
+
+/** A client whose license server runs in-process: tokens per customer, garbage for one, usage accepted. */
+function client(): EntitlementsClient {
+  const made = createEntitlements({
+    server: { url: SERVER, revocationIntervalMs: 0 },
+    keys: issuer.jwks,
+    issuer: SERVER,
+    audience: 'app',
+    usage: { flushIntervalMs: 60_000 },
+    platform: {
+      fetch: async (input, init) => {
+        const request = new Request(input, init)
+        const path = new URL(request.url).pathname
+        if (path === '/v1/revocations') return Response.json({ revoked: [] })
+        if (path === '/v1/usage') {
+          reported.push(...((await request.json()) as { lines: typeof reported }).lines)
+          return Response.json({ at: Date.now() })
+        }
+        const subject = decodeURIComponent(path.split('/').pop()!)
+        if (subject === 'forger') return new Response('not.a.token')
+        const plan = PLANS[subject]
+        if (!plan) return new Response(null, { status: 404 })
+        return new Response(await issuer.issue(plan(), { subject }))
+      },
+    },
+  })
+  clients.push(made)
+  return made
+}
+
+async function listen(app: { listen: (port: number, host: string) => Server }) {
+  const server = app.listen(0, '127.0.0.1')
+  servers.push(server)
+  await new Promise((resolve) => server.once('listening', resolve))
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+const get = (base: string, path: string, customer?: string) =>
+  fetch(`${base}${path}`, { headers: customer ? { 'x-customer-id': customer } : {} })
+
+describe.each([
+  ['Express 5', express5],
+  ['Express 4', express4 as unknown as typeof express5],
+])('entitle/express on %s', (_name, express) => {
+  function app(entitlements: EntitlementsClient) {
+    const made = express()
+    made.get('/export', requireEntitlement(entitlements, 'export'), (req, res) => {
+      res.json({ ok: true, plan: req.entitlement?.plan, source: req.entitlement?.source })
+    })
+    made.get('/sso', requireEntitlement(entitlements, 'sso'), (_req, res) => {
+      res.json({ ok: true })
+    })
+    made.get('/search', requireEntitlement(entitlements, 'api-calls', { consume: 1 }), (req, res) => {
+      res.json({ remaining: req.entitlement?.remaining })
+    })
+    made.get(
+      '/bulk',
+      requireEntitlement(entitlements, 'api-calls', { consume: (req) => Number(req.query.n) }),
+      (_req, res) => {
+        res.json({ ok: true })
+      },
+    )
+    made.get(
+      '/flaky',
+      requireEntitlement(entitlements, 'api-calls', { consume: 1, recordOn: 'success' }),
+      (req, res) => {
+        res.status(req.query.fail ? 500 : 200).json({ ok: !req.query.fail })
+      },
+    )
+    // An authentication middleware in front: the default context reads req.user.
+    made.get(
+      '/reports',
+      (req, _res, next) => {
+        ;(req as unknown as { user: unknown }).user = {
+          id: 'acme',
+          roles: String(req.query.roles ?? '').split(','),
+        }
+        next()
+      },
+      requireEntitlement(entitlements, 'reports'),
+      (_req, res) => {
+        res.json({ ok: true })
+      },
+    )
+    return made
+  }
+
+  it('lets an entitled request through with the decision on req.entitlement', async () => {
+    const base = await listen(app(client()))
+    const response = await get(base, '/export', 'acme')
+    expect(response.status).toBe(200)
+    expect(await response.json()).toEqual({ ok: true, plan: 'team', source: 'fresh' })
+  })
+
+  it('answers 403 problem+json with the upgrade hint for a feature not in the plan', async () => {
+    const base = await listen(app(client()))
+    const response = await get(base, '/sso', 'acme')
+    expect(response.status).toBe(403)
+    expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/)
+    expect(await response.json()).toMatchObject({
+      status: 403,
+      title: 'Not entitled',
+      detail: 'not_in_plan',
+      upgrade: { plan: 'business', url: 'https://vendor.test/upgrade' },
+    })
+  })
+
+  it('consumes the cap and answers 429 with Retry-After and the IETF RateLimit fields once it is spent', async () => {
+    const base = await listen(app(client()))
+    const remaining = []
+    for (let i = 0; i < 3; i++) {
+      const response = await get(base, '/search', 'acme')
+      expect(response.status).toBe(200)
+      remaining.push((await response.json()).remaining)
+      expect(response.headers.get('ratelimit-policy')).toBe('"api-calls";q=3;w=2592000')
+    }
+    expect(remaining).toEqual([2, 1, 0])
+    const spent = await get(base, '/search', 'acme')
+    expect(spent.status).toBe(429)
+    expect(Number(spent.headers.get('retry-after'))).toBeGreaterThan(86_000)
+    expect(spent.headers.get('ratelimit')).toMatch(/^"api-calls";r=0;t=\d+$/)
+    expect(await spent.json()).toMatchObject({ status: 429, detail: 'usage_cap_reached', limit: 3, used: 3 })
+  })
+
+  it('consumes an amount computed from the request, and refuses one that is not a number', async () => {
+    const base = await listen(app(client()))
+    expect((await get(base, '/bulk?n=2', 'acme')).status).toBe(200)
+    expect((await get(base, '/bulk?n=2', 'acme')).status).toBe(429)
+    const bad = await get(base, '/bulk?n=lots', 'acme')
+    expect(bad.status).toBe(400)
+    expect((await bad.json()).title).toBe('Invalid amount')
+  })
+
+  it("recordOn 'success': a failed request costs nothing", async () => {
+    const entitlements = client()
+    const base = await listen(app(entitlements))
+    expect((await get(base, '/flaky?fail=1', 'acme')).status).toBe(500)
+    expect((await get(base, '/flaky?fail=1', 'acme')).status).toBe(500)
+    for (let i = 0; i < 3; i++) expect((await get(base, '/flaky', 'acme')).status).toBe(200)
+    expect((await get(base, '/flaky', 'acme')).status).toBe(429)
+    await entitlements.flush()
+    expect(reported.reduce((sum, line) => sum + line.amount, 0)).toBe(3)
+  })
+
+  it('reads the customer and roles from req.user by default', async () => {
+    const base = await listen(app(client()))
+    expect((await get(base, '/reports?roles=admin')).status).toBe(200)
+    const viewer = await get(base, '/reports?roles=viewer')
+    expect(viewer.status).toBe(403)
+    expect((await viewer.json()).detail).toBe('role_missing')
+  })
+
+  it('never answers 500 for a missing customer, an unknown one, or a bad token', async () => {
+    const base = await listen(app(client()))
+    const anonymous = await get(base, '/export')
+    expect(anonymous.status).toBe(401)
+    expect(anonymous.headers.get('content-type')).toMatch(/^application\/problem\+json/)
+    const unknown = await get(base, '/export', 'nobody')
+    expect(unknown.status).toBe(403)
+    expect((await unknown.json()).detail).toBe('not_in_plan')
+    // The license server hands out garbage: no usable token, the failure policy (closed) answers.
+    const forged = await get(base, '/export', 'forger')
+    expect(forged.status).toBe(503)
+    expect(await forged.json()).toMatchObject({ detail: 'unavailable', title: 'Entitlements unavailable' })
+  })
+})

@@ -1,0 +1,73 @@
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+
+const ENTRIES = [
+  'entitle',
+  'entitle/testing',
+  'entitle/node',
+  'entitle/browser',
+  'entitle/redis',
+  'entitle/express',
+]
+const bin = (name: string) => join(process.cwd(), 'node_modules', '.bin', name)
+const run = (command: string, args: string[], cwd = process.cwd()) =>
+  execFileSync(command, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 })
+
+describe('the packed artifact (npm pack), as a user installs it', () => {
+  const folder = mkdtempSync(join(tmpdir(), 'entitle-pack-'))
+  const tarball = () => {
+    // dist/ is built by the test run's global setup: packing must not build it again under other tests' feet.
+    const [packed] = JSON.parse(
+      run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', folder]),
+    ) as Array<{
+      filename: string
+      files: Array<{ path: string }>
+    }>
+    return { path: join(folder, packed!.filename), files: packed!.files.map((file) => file.path) }
+  }
+
+  it('ships dist, README, CHANGELOG and LICENSE, and no sources, tests or examples', () => {
+    const { files } = tarball()
+    expect(files).toEqual(
+      expect.arrayContaining(['package.json', 'README.md', 'CHANGELOG.md', 'LICENSE', 'dist/index.js']),
+    )
+    expect(
+      files.filter((file) => !/^(dist\/|package\.json$|README\.md$|CHANGELOG\.md$|LICENSE$)/.test(file)),
+    ).toEqual([])
+  })
+
+  it('publint and arethetypeswrong find no problems', () => {
+    expect(run(bin('publint'), ['run', tarball().path, '--strict'])).toMatch(/All good!/)
+    // node10 resolution is ignored: engines is >=20.19, where every resolver reads "exports".
+    // attw exits non-zero on any problem in the profile; the run throws then, with its report.
+    const attw = run(bin('attw'), [tarball().path, '--profile', 'node16', '--format', 'table-flipped'])
+    expect(attw).toContain('🟢')
+    expect(attw).not.toMatch(/❌|🐛|⚠️/)
+  })
+
+  it('installs in a new project and every entry point loads from ESM and CommonJS, with the CLI', () => {
+    const app = mkdtempSync(join(tmpdir(), 'entitle-app-'))
+    writeFileSync(
+      join(app, 'package.json'),
+      JSON.stringify({ name: 'scratch', private: true, type: 'module' }),
+    )
+    run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball().path], app)
+    writeFileSync(
+      join(app, 'esm.mjs'),
+      `${ENTRIES.map((entry, i) => `import * as m${i} from '${entry}'`).join('\n')}
+console.log(JSON.stringify([${ENTRIES.map((_, i) => `Object.keys(m${i}).length`).join(', ')}]))`,
+    )
+    writeFileSync(
+      join(app, 'cjs.cjs'),
+      `console.log(JSON.stringify([${ENTRIES.map((entry) => `Object.keys(require('${entry}')).length`).join(', ')}]))`,
+    )
+    const esm = JSON.parse(run(process.execPath, ['esm.mjs'], app)) as number[]
+    const cjs = JSON.parse(run(process.execPath, ['cjs.cjs'], app)) as number[]
+    expect(esm.every((count) => count > 0)).toBe(true)
+    expect(cjs).toEqual(esm)
+    expect(run(join(app, 'node_modules', '.bin', 'entitle'), ['--help'], app)).toMatch(/keygen/)
+  })
+})
