@@ -282,7 +282,7 @@ function validate(options: EntitlementsClientOptions): void {
   }
   if (options.fleet !== undefined) {
     if (typeof options.fleet?.store?.consume !== 'function')
-      throw new TypeError('fleet.store must be a usage counter store (createRedisUsageStore)')
+      throw new TypeError('fleet.store must be a usage counter store, such as the Redis one of entitle/redis')
     const policy = options.fleet.onStoreError
     if (policy !== undefined && policy !== 'closed' && policy !== 'local')
       throw new TypeError("fleet.onStoreError must be 'closed' or 'local'")

@@ -257,6 +257,12 @@ const RUNS: Record<string, () => Promise<void>> = {
       licenseServer.close()
     }
   },
+  'examples/browser/app.ts': async () => {
+    const { driveBrowserExample } = await import('../browser/drive.js')
+    const result = await driveBrowserExample()
+    expect(result.shown.sso).toBe('denied: not_in_plan')
+    expect(result.usageAfterLeaving).toBe(3)
+  },
   'examples/docs/client-offline.ts': async () => {
     const issuer = await createTestIssuer({
       issuer: 'https://license.example.com',
