@@ -3,7 +3,13 @@ import { defineConfig } from 'tsup'
 export default defineConfig([
   {
     // The library: runtime-neutral, ESM and CJS, with types.
-    entry: { index: 'src/index.ts', testing: 'src/testing.ts', browser: 'src/browser/index.ts' },
+    entry: {
+      index: 'src/index.ts',
+      testing: 'src/testing.ts',
+      browser: 'src/browser/index.ts',
+      openfeature: 'src/openfeature/server.ts',
+      'openfeature-web': 'src/openfeature/web.ts',
+    },
     format: ['esm', 'cjs'],
     dts: true,
     // dist/ is emptied by `npm run build`: two configs build in parallel, so neither may clean.

@@ -10,6 +10,14 @@ export default defineConfig({
         replacement: fileURLToPath(new URL('./src/node/index.ts', import.meta.url)),
       },
       {
+        find: /^entitle\/openfeature\/web$/,
+        replacement: fileURLToPath(new URL('./src/openfeature/web.ts', import.meta.url)),
+      },
+      {
+        find: /^entitle\/openfeature$/,
+        replacement: fileURLToPath(new URL('./src/openfeature/server.ts', import.meta.url)),
+      },
+      {
         find: /^entitle\/express$/,
         replacement: fileURLToPath(new URL('./src/express/index.ts', import.meta.url)),
       },

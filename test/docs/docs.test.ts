@@ -263,6 +263,36 @@ const RUNS: Record<string, () => Promise<void>> = {
     expect(result.shown.sso).toBe('denied: not_in_plan')
     expect(result.usageAfterLeaving).toBe(3)
   },
+  'examples/docs/openfeature.ts': async () => {
+    const issuer = await createTestIssuer({ issuer: 'https://license.example.com', audience: 'my-app' })
+    const licenseServer = createServer(async (req, res) => {
+      if (req.url === '/.well-known/jwks.json')
+        return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(issuer.jwks))
+      if (req.url === '/v1/revocations') return res.writeHead(200).end('{"revoked":[]}')
+      if (req.url === '/v1/events')
+        return res.writeHead(200, { 'content-type': 'text/event-stream' }).write(': hi\n\n')
+      const ent = {
+        plan: { id: 'team' },
+        features: { export: true as const, seats: { limit: 5 } },
+        upgrades: { sso: { plan: 'pro' } },
+      }
+      res.writeHead(200).end(await issuer.issue(ent, { subject: 'acme' }))
+    })
+    await new Promise<void>((resolve) => licenseServer.listen(0, '127.0.0.1', resolve))
+    process.env.LICENSE_SERVER_URL = `http://127.0.0.1:${(licenseServer.address() as AddressInfo).port}`
+    const { planSummary, entitlements } = await import('../../examples/docs/openfeature.js')
+    try {
+      expect(await planSummary('acme', ['admin'])).toMatchObject({
+        export: true,
+        seatsLeft: 5,
+        sso: { value: false, variant: 'not_in_plan', flagMetadata: { upgradePlan: 'pro' } },
+      })
+    } finally {
+      await entitlements.close()
+      licenseServer.closeAllConnections()
+      licenseServer.close()
+    }
+  },
   'examples/docs/client-offline.ts': async () => {
     const issuer = await createTestIssuer({
       issuer: 'https://license.example.com',

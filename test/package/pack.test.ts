@@ -54,7 +54,9 @@ describe('the packed artifact (npm pack), as a user installs it', () => {
       join(app, 'package.json'),
       JSON.stringify({ name: 'scratch', private: true, type: 'module' }),
     )
-    run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball().path], app)
+    // The optional peers the OpenFeature entry points import, as a user of those would install them.
+    const peers = ['@openfeature/server-sdk', '@openfeature/web-sdk', '@openfeature/core']
+    run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball().path, ...peers], app)
     writeFileSync(
       join(app, 'esm.mjs'),
       `${ENTRIES.map((entry, i) => `import * as m${i} from '${entry}'`).join('\n')}

@@ -1,0 +1,25 @@
+import { OpenFeature } from '@openfeature/server-sdk'
+import { createEntitlements } from 'entitle'
+import { EntitlementsProvider } from 'entitle/openfeature'
+
+const LICENSE_SERVER = process.env.LICENSE_SERVER_URL ?? 'https://license.example.com'
+
+export const entitlements = createEntitlements({
+  server: { url: LICENSE_SERVER, apiKey: process.env.LICENSE_API_KEY, events: true },
+  keys: new URL('/.well-known/jwks.json', LICENSE_SERVER),
+  issuer: 'https://license.example.com',
+  audience: 'my-app',
+})
+
+// Entitlements behind the OpenFeature API the team already uses: a flag per feature, the customer as targetingKey.
+await OpenFeature.setProviderAndWait(new EntitlementsProvider(entitlements))
+const flags = OpenFeature.getClient()
+
+export async function planSummary(customerId: string, roles: string[]) {
+  const context = { targetingKey: customerId, roles }
+  return {
+    export: await flags.getBooleanValue('export', false, context),
+    seatsLeft: await flags.getNumberValue('seats', 0, context),
+    sso: await flags.getBooleanDetails('sso', false, context),
+  }
+}
