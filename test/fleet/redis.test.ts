@@ -189,8 +189,15 @@ describe('contention: four processes against one cap', () => {
     const usage = await ingest()
     try {
       const running = fourInstances(redis.url, usage.url, { concurrency: 4, pauseMs: 2 })
-      // Kill it once the instances are under way (well before the cap), bring it back 300 ms later.
-      await new Promise((resolve) => setTimeout(resolve, 1500))
+      // Kill it once the instances are under way (a fifth of the cap taken, however slow the machine), bring it
+      // back 300 ms later.
+      const watcher = new Redis(redis.url)
+      const taken = async () => {
+        const [key] = await watcher.keys('entitle:usage:*')
+        return key === undefined ? 0 : Number(await watcher.get(key))
+      }
+      await expect.poll(taken, { timeout: 60_000, interval: 20 }).toBeGreaterThanOrEqual(2000)
+      watcher.disconnect()
       await redis.restart(300)
       const results = await running
       const allowed = results.reduce((sum, r) => sum + r.allowed, 0)
