@@ -490,3 +490,35 @@ describe('admin reads and credential rotation', () => {
     expect(await problemOf(unknown)).toMatchObject({ status: 404, title: 'Not found' })
   })
 })
+
+describe('the OpenAPI document', () => {
+  it('describes every route the server answers, with request schemas generated from its zod schemas', async () => {
+    const document = await (await fetch(`${server.url}/openapi.json`)).json()
+    expect(document.openapi).toBe('3.0.3')
+    expect(Object.keys(document.paths)).toEqual(
+      expect.arrayContaining([
+        '/v1/orders',
+        '/v1/entitlements/{subject}',
+        '/v1/usage',
+        '/v1/events',
+        '/admin/keys/rotate',
+      ]),
+    )
+    const order = document.components.schemas.Order
+    expect(order.required).toEqual(expect.arrayContaining(['orderId', 'type', 'customer']))
+    expect(order.properties.type.enum).toEqual([
+      'purchase',
+      'upgrade',
+      'downgrade',
+      'renewal',
+      'cancellation',
+    ])
+    expect(order.additionalProperties).toBe(false)
+    // Every route the app serves is in the document.
+    const served = server.server.app.routes
+      .filter((route) => route.method !== 'ALL')
+      .map((route) => route.path.replaceAll(/:(\w+)/g, '{$1}'))
+    for (const path of served)
+      if (path !== '/healthz' && path !== '/openapi.json') expect(document.paths).toHaveProperty([path])
+  })
+})

@@ -7,6 +7,7 @@ import type { Catalog } from './catalog.js'
 import type { Db } from './db.js'
 import { createKeyring } from './keys.js'
 import { createLicenseService, type LicenseEvent, type Scope, visible } from './licenses.js'
+import { openApiDocument } from './openapi.js'
 import { Problem, problemResponse } from './problem.js'
 import {
   accessRequestSchema,
@@ -131,6 +132,7 @@ export async function createLicenseServer(options: LicenseServerOptions) {
   // --- public -------------------------------------------------------------------------------------------------
 
   app.get('/healthz', (c) => c.json({ ok: true }))
+  app.get('/openapi.json', (c) => c.json(openApiDocument(options.issuer)))
   app.get('/.well-known/jwks.json', (c) => {
     c.header('cache-control', 'public, max-age=300')
     return c.json(keyring.jwks())

@@ -1,0 +1,226 @@
+import * as z from 'zod'
+import {
+  accessRequestSchema,
+  activationSchema,
+  decisionSchema,
+  orderSchema,
+  usageBatchSchema,
+} from './schemas.js'
+
+/** JSON Schema of a zod schema, in the OpenAPI 3.0 dialect: generated, so the document cannot drift from the code. */
+const schema = (zodSchema: z.ZodType) => z.toJSONSchema(zodSchema, { target: 'openapi-3.0' })
+
+const problem = {
+  description: 'An RFC 9457 problem',
+  content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+}
+const json = (description: string) => ({
+  description,
+  content: { 'application/json': { schema: { type: 'object' } } },
+})
+const body = (name: string) => ({
+  required: true,
+  content: { 'application/json': { schema: { $ref: `#/components/schemas/${name}` } } },
+})
+const errors = (...statuses: number[]) =>
+  Object.fromEntries(statuses.map((status) => [String(status), problem]))
+const customer = [
+  { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,64}$' } },
+]
+
+/**
+ * The server's API as an OpenAPI 3.0 document, with request bodies generated from the same zod schemas that validate
+ * them. Served at `GET /openapi.json`.
+ */
+export function openApiDocument(serverUrl: string) {
+  return {
+    openapi: '3.0.3',
+    info: { title: 'entitle reference license server', version: '1.0.0' },
+    servers: [{ url: serverUrl }],
+    components: {
+      securitySchemes: {
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'admin key, service key, customer API key or license key',
+        },
+        orderSignature: {
+          type: 'apiKey',
+          in: 'header',
+          name: 'Entitle-Signature',
+          description: 't=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body" with the order secret>',
+        },
+      },
+      schemas: {
+        Order: schema(orderSchema),
+        UsageBatch: schema(usageBatchSchema),
+        Activation: schema(activationSchema),
+        AccessRequest: schema(accessRequestSchema),
+        Decision: schema(decisionSchema),
+        Problem: {
+          type: 'object',
+          required: ['type', 'title', 'status'],
+          properties: {
+            type: { type: 'string' },
+            title: { type: 'string' },
+            status: { type: 'integer' },
+            detail: { type: 'string' },
+          },
+        },
+      },
+    },
+    paths: {
+      '/.well-known/jwks.json': {
+        get: { summary: 'The public signing keys', responses: { 200: json('A JWK Set') } },
+      },
+      '/v1/orders': {
+        post: {
+          summary: 'Place an order (purchase, upgrade, downgrade, renewal, cancellation)',
+          security: [{ orderSignature: [] }],
+          requestBody: body('Order'),
+          responses: {
+            200: json('The license'),
+            201: json('A new license, with credentials'),
+            ...errors(400, 401, 409, 410, 413, 422),
+          },
+        },
+      },
+      '/v1/entitlements/{subject}': {
+        get: {
+          summary: "A customer's entitlement token (ETag, 304)",
+          security: [{ bearer: [] }],
+          parameters: [{ ...customer[0], name: 'subject' }],
+          responses: {
+            200: {
+              description: 'The token',
+              content: { 'application/entitlement+jwt': { schema: { type: 'string' } } },
+            },
+            304: { description: 'The held token is current' },
+            ...errors(401, 403, 404, 410),
+          },
+        },
+      },
+      '/v1/revocations': {
+        get: {
+          summary: 'Revoked token ids',
+          security: [{ bearer: [] }],
+          responses: { 200: json('{ revoked }'), 304: { description: 'Unchanged' }, ...errors(401) },
+        },
+      },
+      '/v1/events': {
+        get: {
+          summary: 'Server-Sent Events: entitlements, revocations',
+          security: [{ bearer: [] }],
+          responses: {
+            200: {
+              description: 'text/event-stream',
+              content: { 'text/event-stream': { schema: { type: 'string' } } },
+            },
+            ...errors(401),
+          },
+        },
+      },
+      '/v1/usage': {
+        post: {
+          summary: 'Ingest a usage batch; each line id counts once',
+          security: [{ bearer: [] }],
+          requestBody: body('UsageBatch'),
+          responses: { 200: json('{ accepted, duplicates, rejected, at }'), ...errors(400, 401, 413, 422) },
+        },
+      },
+      '/v1/activations': {
+        post: {
+          summary: 'Activate a device: a device-bound token',
+          requestBody: body('Activation'),
+          responses: { 200: json('{ customerId, token, expiresAt }'), ...errors(401, 409, 410, 422) },
+        },
+        delete: {
+          summary: 'Deactivate a device',
+          requestBody: body('Activation'),
+          responses: { 204: { description: 'Deactivated' }, ...errors(401, 404, 422) },
+        },
+      },
+      '/v1/offline-licenses': {
+        post: {
+          summary: 'A long-lived token for an air-gapped install',
+          requestBody: body('Activation'),
+          responses: { 200: json('{ customerId, token, expiresAt }'), ...errors(401, 409, 410, 422) },
+        },
+      },
+      '/v1/access-requests': {
+        post: {
+          summary: 'Ask for a feature',
+          security: [{ bearer: [] }],
+          requestBody: body('AccessRequest'),
+          responses: {
+            200: json('The pending request'),
+            201: json('A new request'),
+            ...errors(401, 403, 410, 422),
+          },
+        },
+      },
+      '/admin/customers': {
+        get: {
+          summary: 'Customers and licenses',
+          security: [{ bearer: [] }],
+          responses: { 200: json('{ customers }'), ...errors(401) },
+        },
+      },
+      '/admin/customers/{id}': {
+        get: {
+          summary: 'A customer',
+          security: [{ bearer: [] }],
+          parameters: customer,
+          responses: { 200: json('The customer'), ...errors(401, 404) },
+        },
+      },
+      '/admin/customers/{id}/usage': {
+        get: {
+          summary: 'Usage totals',
+          security: [{ bearer: [] }],
+          parameters: customer,
+          responses: { 200: json('{ usage }'), ...errors(401, 404) },
+        },
+      },
+      '/admin/customers/{id}/revoke': {
+        post: {
+          summary: 'Revoke the license',
+          security: [{ bearer: [] }],
+          parameters: customer,
+          responses: { 200: json('The revocation'), ...errors(401, 404) },
+        },
+      },
+      '/admin/customers/{id}/credentials': {
+        post: {
+          summary: 'New credentials',
+          security: [{ bearer: [] }],
+          parameters: customer,
+          responses: { 200: json('{ credentials }'), ...errors(401, 404) },
+        },
+      },
+      '/admin/access-requests': {
+        get: {
+          summary: 'Access requests by status',
+          security: [{ bearer: [] }],
+          responses: { 200: json('{ requests }'), ...errors(401, 422) },
+        },
+      },
+      '/admin/access-requests/{id}/decision': {
+        post: {
+          summary: 'Approve or deny',
+          security: [{ bearer: [] }],
+          parameters: customer,
+          requestBody: body('Decision'),
+          responses: { 200: json('The decision'), ...errors(401, 404, 409, 422) },
+        },
+      },
+      '/admin/keys/rotate': {
+        post: {
+          summary: 'A new signing key',
+          security: [{ bearer: [] }],
+          responses: { 200: json('{ kid, jwks }'), ...errors(401) },
+        },
+      },
+    },
+  }
+}
