@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:http'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -38,6 +38,33 @@ function blocks(page: string): Block[] {
 
 const all = PAGES.flatMap(blocks)
 const code = all.filter((b) => ['ts', 'js', 'typescript', 'javascript', 'mjs'].includes(b.lang))
+
+/**
+ * A loopback license server speaking protocol v1 for a docs example: its keys, an empty revocation list and an idle
+ * event stream; `handle` answers everything else. Sets LICENSE_SERVER_URL for the example to import.
+ */
+async function loopbackLicenseServer(
+  issuer: Awaited<ReturnType<typeof createTestIssuer>>,
+  handle: (req: IncomingMessage, res: ServerResponse) => unknown,
+) {
+  const server = createServer(async (req, res) => {
+    if (req.url === '/.well-known/jwks.json')
+      return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(issuer.jwks))
+    if (req.url === '/v1/revocations')
+      return res.writeHead(200, { 'content-type': 'application/json' }).end('{"revoked":[]}')
+    if (req.url === '/v1/events')
+      return res.writeHead(200, { 'content-type': 'text/event-stream' }).write(': hello\n\n')
+    await handle(req, res)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  process.env.LICENSE_SERVER_URL = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  return {
+    close() {
+      server.closeAllConnections()
+      server.close()
+    },
+  }
+}
 
 /** Every example a docs block mirrors, and how this test runs it. */
 const RUNS: Record<string, () => Promise<void>> = {
@@ -89,14 +116,8 @@ const RUNS: Record<string, () => Promise<void>> = {
     // A loopback license server speaking protocol v1: keys, tokens, revocations, and an event stream.
     const issuer = await createTestIssuer({ issuer: 'https://license.example.com', audience: 'my-app' })
     const seen: string[] = []
-    const licenseServer = createServer(async (req, res) => {
+    const licenseServer = await loopbackLicenseServer(issuer, async (req, res) => {
       seen.push(`${req.url} ${req.headers.authorization ?? ''}`)
-      if (req.url === '/.well-known/jwks.json')
-        return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(issuer.jwks))
-      if (req.url === '/v1/revocations')
-        return res.writeHead(200, { 'content-type': 'application/json' }).end('{"revoked":[]}')
-      if (req.url === '/v1/events')
-        return res.writeHead(200, { 'content-type': 'text/event-stream' }).write(': hello\n\n')
       const subject = /^\/v1\/entitlements\/(.+)$/.exec(req.url ?? '')?.[1]
       if (subject !== 'acme') return res.writeHead(404).end()
       const token = await issuer.issue(
@@ -105,8 +126,6 @@ const RUNS: Record<string, () => Promise<void>> = {
       )
       res.writeHead(200, { 'content-type': 'application/entitlement+jwt' }).end(token)
     })
-    await new Promise<void>((resolve) => licenseServer.listen(0, '127.0.0.1', resolve))
-    process.env.LICENSE_SERVER_URL = `http://127.0.0.1:${(licenseServer.address() as AddressInfo).port}`
     process.env.LICENSE_API_KEY = 'sk_docs'
     process.env.ENTITLE_STATE_DIR = mkdtempSync(join(tmpdir(), 'entitle-docs-state-'))
     const { canExport, entitlements } = await import('../../examples/docs/client.js')
@@ -119,7 +138,6 @@ const RUNS: Record<string, () => Promise<void>> = {
       expect(readdirSync(process.env.ENTITLE_STATE_DIR)).toContain('entitle%3Atoken%3Aacme.json')
     } finally {
       await entitlements.close()
-      licenseServer.closeAllConnections()
       licenseServer.close()
     }
   },
@@ -129,11 +147,7 @@ const RUNS: Record<string, () => Promise<void>> = {
     const counted = new Map<string, number>()
     const lineIds = new Set<string>()
     const resetsAt = Math.floor(Date.now() / 1000) + 86_400
-    const licenseServer = createServer(async (req, res) => {
-      if (req.url === '/.well-known/jwks.json')
-        return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(issuer.jwks))
-      if (req.url === '/v1/revocations')
-        return res.writeHead(200, { 'content-type': 'application/json' }).end('{"revoked":[]}')
+    const licenseServer = await loopbackLicenseServer(issuer, async (req, res) => {
       if (req.url === '/v1/usage' && req.method === 'POST') {
         let text = ''
         for await (const chunk of req) text += chunk
@@ -159,8 +173,6 @@ const RUNS: Record<string, () => Promise<void>> = {
       )
       res.writeHead(200, { 'content-type': 'application/entitlement+jwt' }).end(token)
     })
-    await new Promise<void>((resolve) => licenseServer.listen(0, '127.0.0.1', resolve))
-    process.env.LICENSE_SERVER_URL = `http://127.0.0.1:${(licenseServer.address() as AddressInfo).port}`
     process.env.LICENSE_API_KEY = 'sk_docs'
     process.env.ENTITLE_STATE_DIR = mkdtempSync(join(tmpdir(), 'entitle-docs-metering-'))
     const { search, flushOnShutdown, entitlements } = await import('../../examples/docs/metering.js')
@@ -174,7 +186,6 @@ const RUNS: Record<string, () => Promise<void>> = {
       expect(entitlements.stats().usage).toMatchObject({ recorded: 2, sent: 1, pending: 0 })
     } finally {
       await entitlements.close()
-      licenseServer.closeAllConnections()
       licenseServer.close()
     }
   },
@@ -184,11 +195,7 @@ const RUNS: Record<string, () => Promise<void>> = {
     const issuer = await createTestIssuer({ issuer: 'https://license.example.com', audience: 'my-app' })
     const reported: number[] = []
     const resetsAt = Math.floor(Date.now() / 1000) + 86_400
-    const licenseServer = createServer(async (req, res) => {
-      if (req.url === '/.well-known/jwks.json')
-        return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(issuer.jwks))
-      if (req.url === '/v1/revocations')
-        return res.writeHead(200, { 'content-type': 'application/json' }).end('{"revoked":[]}')
+    const licenseServer = await loopbackLicenseServer(issuer, async (req, res) => {
       if (req.url === '/v1/usage') {
         let text = ''
         for await (const chunk of req) text += chunk
@@ -202,8 +209,6 @@ const RUNS: Record<string, () => Promise<void>> = {
       )
       res.writeHead(200, { 'content-type': 'application/entitlement+jwt' }).end(token)
     })
-    await new Promise<void>((resolve) => licenseServer.listen(0, '127.0.0.1', resolve))
-    process.env.LICENSE_SERVER_URL = `http://127.0.0.1:${(licenseServer.address() as AddressInfo).port}`
     process.env.REDIS_URL = redis.url
     const fleet = await import('../../examples/docs/fleet.js')
     try {
@@ -214,7 +219,6 @@ const RUNS: Record<string, () => Promise<void>> = {
       await fleet.shutdown()
       expect(reported.reduce((sum, n) => sum + n, 0)).toBe(3)
     } finally {
-      licenseServer.closeAllConnections()
       licenseServer.close()
       await redis.stop()
     }
@@ -222,20 +226,12 @@ const RUNS: Record<string, () => Promise<void>> = {
   'examples/docs/express.ts': async () => {
     const issuer = await createTestIssuer({ issuer: 'https://license.example.com', audience: 'my-app' })
     const resetsAt = Math.floor(Date.now() / 1000) + 86_400
-    const licenseServer = createServer(async (req, res) => {
-      if (req.url === '/.well-known/jwks.json')
-        return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(issuer.jwks))
-      if (req.url === '/v1/revocations')
-        return res.writeHead(200, { 'content-type': 'application/json' }).end('{"revoked":[]}')
-      if (req.url === '/v1/events')
-        return res.writeHead(200, { 'content-type': 'text/event-stream' }).write(': hi\n\n')
+    const licenseServer = await loopbackLicenseServer(issuer, async (req, res) => {
       if (req.url === '/v1/usage') return res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
       const cap = { limit: 1, period: 'month' as const, used: 0, resetsAt }
       const ent = { plan: { id: 'free' }, features: { 'api-calls': { cap } }, upgrade: { plan: 'pro' } }
       res.writeHead(200).end(await issuer.issue(ent, { subject: 'acme' }))
     })
-    await new Promise<void>((resolve) => licenseServer.listen(0, '127.0.0.1', resolve))
-    process.env.LICENSE_SERVER_URL = `http://127.0.0.1:${(licenseServer.address() as AddressInfo).port}`
     const { app, entitlements } = await import('../../examples/docs/express.js')
     const server = app.listen(0, '127.0.0.1')
     await new Promise((resolve) => server.once('listening', resolve))
@@ -253,7 +249,6 @@ const RUNS: Record<string, () => Promise<void>> = {
       server.closeAllConnections()
       server.close()
       await entitlements.close()
-      licenseServer.closeAllConnections()
       licenseServer.close()
     }
   },
@@ -265,12 +260,7 @@ const RUNS: Record<string, () => Promise<void>> = {
   },
   'examples/docs/openfeature.ts': async () => {
     const issuer = await createTestIssuer({ issuer: 'https://license.example.com', audience: 'my-app' })
-    const licenseServer = createServer(async (req, res) => {
-      if (req.url === '/.well-known/jwks.json')
-        return res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(issuer.jwks))
-      if (req.url === '/v1/revocations') return res.writeHead(200).end('{"revoked":[]}')
-      if (req.url === '/v1/events')
-        return res.writeHead(200, { 'content-type': 'text/event-stream' }).write(': hi\n\n')
+    const licenseServer = await loopbackLicenseServer(issuer, async (_req, res) => {
       const ent = {
         plan: { id: 'team' },
         features: { export: true as const, seats: { limit: 5 } },
@@ -278,8 +268,6 @@ const RUNS: Record<string, () => Promise<void>> = {
       }
       res.writeHead(200).end(await issuer.issue(ent, { subject: 'acme' }))
     })
-    await new Promise<void>((resolve) => licenseServer.listen(0, '127.0.0.1', resolve))
-    process.env.LICENSE_SERVER_URL = `http://127.0.0.1:${(licenseServer.address() as AddressInfo).port}`
     const { planSummary, entitlements } = await import('../../examples/docs/openfeature.js')
     try {
       expect(await planSummary('acme', ['admin'])).toMatchObject({
@@ -289,7 +277,6 @@ const RUNS: Record<string, () => Promise<void>> = {
       })
     } finally {
       await entitlements.close()
-      licenseServer.closeAllConnections()
       licenseServer.close()
     }
   },
