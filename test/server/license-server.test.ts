@@ -109,6 +109,20 @@ describe('orders: signed, validated, idempotent', () => {
     expect(await customers()).toEqual([])
   })
 
+  it('ends a term by calendar months, the day clamped and then restored (Jan 31 + 2 = Mar 31)', async () => {
+    clock.now = Date.UTC(2026, 0, 31, 9, 0, 0)
+    const answer = await (
+      await server.order({
+        orderId: 'o-jan',
+        type: 'purchase',
+        customer: { id: 'acme' },
+        sku: 'team',
+        termMonths: 2,
+      })
+    ).json()
+    expect(answer.license.termEnd).toBe('2026-03-31T09:00:00.000Z')
+  })
+
   it('refuses the exact same signed request twice (a replay)', async () => {
     const raw = JSON.stringify({ orderId: 'o-3', type: 'purchase', customer: { id: 'acme' }, sku: 'team' })
     expect((await server.order(undefined, { raw })).status).toBe(201)

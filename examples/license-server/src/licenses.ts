@@ -81,19 +81,14 @@ function licenseView(row: LicenseRow) {
   }
 }
 
-/** `months` calendar months after `from` in UTC, the day clamped to the month's length (Jan 31 + 1 = Feb 28). */
+/**
+ * `months` calendar months after `from`, with the SDK's own window arithmetic (UTC, the day clamped to the month's
+ * length): each step is a monthly window anchored at `from`, so Jan 31 + 2 months is Mar 31, not Mar 28.
+ */
 function addMonths(from: number, months: number): number {
-  const date = new Date(from)
-  const month = date.getUTCMonth() + months
-  const lastDay = new Date(Date.UTC(date.getUTCFullYear(), month + 1, 0)).getUTCDate()
-  return Date.UTC(
-    date.getUTCFullYear(),
-    month,
-    Math.min(date.getUTCDate(), lastDay),
-    date.getUTCHours(),
-    date.getUTCMinutes(),
-    date.getUTCSeconds(),
-  )
+  let end = from
+  for (let i = 0; i < months; i++) end = currentWindowEnd('month', from, end) ?? end
+  return end
 }
 
 /**
