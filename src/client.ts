@@ -788,9 +788,11 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     }
     const plain = source === 'cache' && isPlain(context, key)
     let asked = context
-    const cap = entitlements.features.get(feature)?.cap
+    // Usage recorded here that the token's snapshot does not count yet; looked up only when something could have
+    // counted it (a meter, or consume() without one), so a plain check pays nothing for metering.
+    const counting = meter !== undefined || (localStore !== undefined && localStore.size > 0)
+    const cap = counting ? entitlements.features.get(feature)?.cap : undefined
     if (cap !== undefined) {
-      // Usage recorded here that the token's snapshot does not count yet.
       let local = 0
       if (meter !== undefined) local = meter.unreported(key, feature, now, cap.asOf ?? entitlements.issuedAt)
       else if (localStore !== undefined) {
