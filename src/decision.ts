@@ -46,11 +46,12 @@ export type DecisionReason =
   | 'fallback'
 
 /**
- * Where a client's decision came from. `fresh`: a token loaded for this very check; `cache`: a token held in memory;
- * `stale`: a token past its `exp`, served inside the grace window while the server cannot be reached; `fallback`:
- * no usable token, the failure policy answered.
+ * Where a client's decision came from. `fresh`: a token loaded from its source for this very check; `stored`: a
+ * token read from storage after a restart that its source has not confirmed yet; `cache`: a token held in memory,
+ * confirmed by its source; `stale`: a token past its `exp`, served inside the grace window while the server cannot
+ * be reached; `fallback`: no answer could be had, the failure policy answered.
  */
-export type DecisionSource = 'fresh' | 'cache' | 'stale' | 'fallback'
+export type DecisionSource = 'fresh' | 'stored' | 'cache' | 'stale' | 'fallback'
 
 /**
  * An answer a product can act on. Every decision has the same shape; fields that do not apply are `undefined`.

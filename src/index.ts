@@ -1,4 +1,4 @@
-export type { BackoffOptions } from './backoff.js'
+export type { BackoffOptions } from './retry.js'
 export type { EntitlementChange } from './changes.js'
 export { diffEntitlements } from './changes.js'
 export type { CheckOptions } from './check.js'
@@ -28,8 +28,8 @@ export type {
   FailurePolicy,
   FeatureDecisionCounts,
   RecordContext,
-} from './client.js'
-export { createEntitlements } from './client.js'
+} from './client/index.js'
+export { createEntitlements } from './client/index.js'
 export { decide } from './decide.js'
 export type { Decision, DecisionContext, DecisionReason, DecisionSource } from './decision.js'
 export type { Entitlements, Feature, FeatureCap, RegionRule } from './entitlements.js'
@@ -42,7 +42,7 @@ export type { Platform } from './platform.js'
 export { defaultPlatform } from './platform.js'
 export type { EntitlementStorage } from './storage.js'
 export { createMemoryStorage } from './storage.js'
-export { ENTITLEMENT_TOKEN_TYPE } from './token-type.js'
+export { ENTITLEMENT_TOKEN_TYPE, REVOCATION_LIST_TYPE } from './token-type.js'
 export type { CloseResult, FlushResult, UsageLine, UsageOptions, UsageStats } from './usage-meter.js'
 export type { UsageCounterRequest, UsageCounterStore } from './usage-store.js'
 export { createMemoryUsageStore } from './usage-store.js'

@@ -15,8 +15,8 @@ import { EntitlementError } from './errors.js'
  * - a public JWK, or a JWK Set (`{ keys: [...] }`) for rotation: the token's `kid` picks the key;
  * - a PEM `-----BEGIN PUBLIC KEY-----` string (SPKI);
  * - a `CryptoKey` (WebCrypto) or a Node `KeyObject`, of type `public`;
- * - a `URL` of a remote JWK Set, fetched on first use, cached, and fetched again when a token names a `kid` the
- *   cached set does not have (at most once per cool-down).
+ * - a `URL` of a remote JWK Set, fetched on first use, cached, and fetched again at once when a token names a
+ *   `kid` the cached set does not have (a `kid` that missed already waits for the cool-down).
  *
  * Symmetric (HMAC) and private keys are refused with a `TypeError`: a verifier holds public keys only.
  */
@@ -24,7 +24,10 @@ export type KeySource = JWK | JSONWebKeySet | string | CryptoKey | KeyObject | U
 
 /** How a remote JWK Set is fetched and cached. */
 export interface RemoteJwksOptions {
-  /** Minimum time between two fetches triggered by an unknown `kid`. Default 30 000 ms. */
+  /**
+   * How long an unknown `kid` that already triggered a fetch waits before it may trigger another. A `kid` not seen
+   * before triggers one at once (a freshly rotated key works immediately), a few per cool-down. Default 30 000 ms.
+   */
   cooldownMs?: number
   /** How long a fetched set is used before it is fetched again. Default 600 000 ms. */
   cacheMaxAgeMs?: number
@@ -54,8 +57,12 @@ export type Algorithm = (typeof ASYMMETRIC_ALGORITHMS)[number]
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]'])
 
 /** Turns a {@link KeySource} into the key function jose calls with each token's protected header. */
-export function createKeyResolver(source: KeySource, remote: RemoteJwksOptions = {}): JWTVerifyGetKey {
-  if (source instanceof URL) return remoteResolver(source, remote)
+export function createKeyResolver(
+  source: KeySource,
+  remote: RemoteJwksOptions = {},
+  now: () => number = Date.now,
+): KeyResolver {
+  if (source instanceof URL) return remoteResolver(source, remote, now)
   if (typeof source === 'string') return pemResolver(source)
   if (typeof source !== 'object' || source === null) {
     throw new TypeError('keys must be a JWK, a JWK Set, a PEM public key, a CryptoKey, a KeyObject or a URL')
@@ -112,26 +119,73 @@ function pemResolver(pem: string): JWTVerifyGetKey {
   }
 }
 
-function remoteResolver(url: URL, options: RemoteJwksOptions): JWTVerifyGetKey {
+/** A key resolver, and for a remote set the set it last loaded (what the client persists to restart offline). */
+export type KeyResolver = JWTVerifyGetKey & { readonly keySet?: () => JSONWebKeySet | undefined }
+
+/** New `kid`s that may each trigger a fetch within one cool-down, beyond the first miss. */
+const NEW_KID_FETCHES = 4
+/** Unknown `kid`s remembered per cool-down: past this, new ones wait for the cool-down like repeated ones. */
+const MAX_MISSED_KIDS = 64
+
+/**
+ * When a token names a `kid` the loaded set lacks, may the set be fetched again now? A key the server just rotated
+ * in must work at once, so a `kid` not missed before triggers a fetch (a few per cool-down, so tokens with made-up
+ * `kid`s cannot turn into a flood of fetches); a `kid` that missed again inside the cool-down does not.
+ */
+function createRefetchPolicy(cooldownMs: number, now: () => number) {
+  const missed = new Map<string, number>()
+  let windowStart = Number.NEGATIVE_INFINITY
+  let fetchesInWindow = 0
+  return (kid: string | undefined): boolean => {
+    const at = now()
+    if (at - windowStart >= cooldownMs) {
+      windowStart = at
+      fetchesInWindow = 0
+      missed.clear()
+    }
+    const name = kid ?? ''
+    const last = missed.get(name)
+    if (last !== undefined && at - last < cooldownMs) return false
+    if (fetchesInWindow > NEW_KID_FETCHES || missed.size >= MAX_MISSED_KIDS) return false
+    missed.set(name, at)
+    fetchesInWindow++
+    return true
+  }
+}
+
+function remoteResolver(url: URL, options: RemoteJwksOptions, now: () => number): KeyResolver {
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname))) {
     throw new TypeError('a remote JWK Set must be fetched over https (plain http only on loopback)')
   }
+  // jose never refetches on a miss by itself (an endless cool-down): the policy above decides, on our clock.
   const jwks = createRemoteJWKSet(url, {
-    cooldownDuration: options.cooldownMs ?? 30_000,
+    cooldownDuration: Number.POSITIVE_INFINITY,
     cacheMaxAge: options.cacheMaxAgeMs ?? 600_000,
     timeoutDuration: options.timeoutMs ?? 5_000,
     ...(options.fetch ? { [customFetch]: options.fetch } : {}),
   })
-  return async (header, token) => {
+  const mayRefetch = createRefetchPolicy(options.cooldownMs ?? 30_000, now)
+  const unavailable = (error: unknown) => {
+    const code = (error as { code?: unknown }).code
+    // Key selection outcomes are the verifier's to map; anything else means the set could not be had.
+    if (code === 'ERR_JWKS_NO_MATCHING_KEY' || code === 'ERR_JWKS_MULTIPLE_MATCHING_KEYS') return error
+    return new EntitlementError('jwks_unavailable', `the JWK Set at ${url.href} could not be used`, {
+      cause: error,
+    })
+  }
+  const resolve: JWTVerifyGetKey = async (header, token) => {
     try {
       return await jwks(header, token)
     } catch (error) {
-      const code = (error as { code?: unknown }).code
-      // Key selection outcomes are the verifier's to map; anything else means the set could not be had.
-      if (code === 'ERR_JWKS_NO_MATCHING_KEY' || code === 'ERR_JWKS_MULTIPLE_MATCHING_KEYS') throw error
-      throw new EntitlementError('jwks_unavailable', `the JWK Set at ${url.href} could not be used`, {
-        cause: error,
-      })
+      if ((error as { code?: unknown }).code !== 'ERR_JWKS_NO_MATCHING_KEY' || !mayRefetch(header.kid))
+        throw unavailable(error)
+    }
+    try {
+      await jwks.reload()
+      return await jwks(header, token)
+    } catch (error) {
+      throw unavailable(error)
     }
   }
+  return Object.assign(resolve, { keySet: () => jwks.jwks() })
 }

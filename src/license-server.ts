@@ -1,5 +1,5 @@
 import ky, { type KyInstance } from 'ky'
-import { retryAfterMs } from './backoff.js'
+import { retryAfterMs } from './retry.js'
 import { EntitlementError } from './errors.js'
 import type { Platform } from './platform.js'
 

@@ -5,6 +5,12 @@
 export interface Platform {
   /** Epoch milliseconds. */
   now(): number
+  /**
+   * Milliseconds on a clock that only moves forward at a steady rate (`performance.now()`), whatever the wall clock
+   * does. Trusted time advances by it, so a wall clock that jumps ahead once cannot lock a customer out later.
+   * Optional: the default is `performance.now()`.
+   */
+  monotonic?(): number
   /** A number in [0, 1): jitter for refreshes and backoff. */
   random(): number
   /** Runs `fn` after `ms`. The timer must not keep a process alive (Node: `unref()`). */
@@ -25,6 +31,7 @@ export interface Platform {
 export function defaultPlatform(): Platform {
   return {
     now: Date.now,
+    monotonic: () => performance.now(),
     random: Math.random,
     setTimeout(fn, ms) {
       const handle = globalThis.setTimeout(fn, ms) as unknown as { unref?: () => void }

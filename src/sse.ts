@@ -5,38 +5,60 @@ export interface ServerSentEvent {
   id: string | undefined
 }
 
+/** A stream that never ends a line must not grow memory without bound. */
+const MAX_LINE = 1_000_000
+
 /**
  * An incremental parser of the `text/event-stream` format (WHATWG HTML §9.2): feed it text as it arrives, get
- * complete events out. Comments, `retry` and unknown fields are ignored.
+ * complete events out. Comments, `retry` and unknown fields are ignored. A line may end in CRLF, LF or CR, and a
+ * chunk may end between the CR and the LF of one CRLF: that is one line end, not two. A leading BOM is dropped.
  */
 export function createEventStreamParser(onEvent: (event: ServerSentEvent) => void): (chunk: string) => void {
   let buffer = ''
   let event = ''
   let data: string[] = []
   let id: string | undefined
+  let first = true
+  /** The last chunk ended in CR: a LF at the start of the next one belongs to it. */
+  let pendingCr = false
   const dispatch = () => {
     if (data.length > 0) onEvent({ event: event || 'message', data: data.join('\n'), id })
     event = ''
     data = []
   }
+  const line = (text: string) => {
+    if (text === '') return dispatch()
+    if (text.startsWith(':')) return
+    const colon = text.indexOf(':')
+    const field = colon === -1 ? text : text.slice(0, colon)
+    let value = colon === -1 ? '' : text.slice(colon + 1)
+    if (value.startsWith(' ')) value = value.slice(1)
+    if (field === 'event') event = value
+    else if (field === 'data') data.push(value)
+    // An id with a NUL is ignored, as the standard says.
+    else if (field === 'id' && !value.includes('\u0000')) id = value
+  }
   return (chunk) => {
-    buffer += chunk
-    let newline = buffer.search(/\r\n|\r|\n/)
-    while (newline !== -1) {
-      const line = buffer.slice(0, newline)
-      buffer = buffer.slice(newline + (buffer[newline] === '\r' && buffer[newline + 1] === '\n' ? 2 : 1))
-      if (line === '') dispatch()
-      else if (!line.startsWith(':')) {
-        const colon = line.indexOf(':')
-        const field = colon === -1 ? line : line.slice(0, colon)
-        const value = colon === -1 ? '' : line.slice(colon + 1).replace(/^ /, '')
-        if (field === 'event') event = value
-        else if (field === 'data') data.push(value)
-        else if (field === 'id') id = value
-      }
-      newline = buffer.search(/\r\n|\r|\n/)
+    let text = chunk
+    if (first && text.length > 0) {
+      first = false
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
     }
-    // A stream that never sends a newline must not grow memory without bound.
-    if (buffer.length > 1_000_000) buffer = ''
+    if (pendingCr && text.startsWith('\n')) text = text.slice(1)
+    pendingCr = false
+    buffer += text
+    let start = 0
+    for (let i = 0; i < buffer.length; i++) {
+      const char = buffer.charCodeAt(i)
+      if (char !== 10 && char !== 13) continue
+      line(buffer.slice(start, i))
+      if (char === 13) {
+        if (i + 1 === buffer.length) pendingCr = true
+        else if (buffer.charCodeAt(i + 1) === 10) i++
+      }
+      start = i + 1
+    }
+    buffer = buffer.slice(start)
+    if (buffer.length > MAX_LINE) buffer = ''
   }
 }

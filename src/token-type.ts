@@ -7,3 +7,14 @@
  * ```
  */
 export const ENTITLEMENT_TOKEN_TYPE = 'entitlement+jwt'
+
+/**
+ * The `typ` header of a signed revocation list: the license server's keys sign it, and explicit typing keeps it
+ * from ever being taken for an entitlement token, or a token for a list.
+ *
+ * @example
+ * ```ts
+ * new SignJWT({ revoked: ['jti-1'] }).setProtectedHeader({ alg: 'EdDSA', typ: REVOCATION_LIST_TYPE, kid })
+ * ```
+ */
+export const REVOCATION_LIST_TYPE = 'revocation-list+jwt'

@@ -1,4 +1,4 @@
-import { backoffDelay } from './backoff.js'
+import { createRetryState } from './retry.js'
 import { EntitlementError } from './errors.js'
 import type { UsageResponse } from './license-server.js'
 import type { Platform } from './platform.js'
@@ -323,7 +323,7 @@ export function createUsageMeter(options: UsageOptions, host: MeterHost) {
 
   const { pending: _pending, setAside: _setAside, ...zero } = NO_USAGE_STATS
   const stats: { -readonly [K in keyof typeof zero]: (typeof zero)[K] } = { ...zero }
-  let attempts = 0
+  const retry = createRetryState({ ...backoff, random: platform.random })
   let backoffUntil = 0
   let lineLimit = maxBatchLines
   let workers = 0
@@ -642,7 +642,7 @@ export function createUsageMeter(options: UsageOptions, host: MeterHost) {
     dirty = true
     switch (response.kind) {
       case 'ok':
-        attempts = 0
+        retry.recordSuccess(platform.now())
         lineLimit = Math.min(maxBatchLines, lineLimit * 2)
         confirm(batch, response.at, response.rejected)
         return true
@@ -666,7 +666,7 @@ export function createUsageMeter(options: UsageOptions, host: MeterHost) {
       case 'refused':
         // Credentials or the endpoint are wrong: asking again soon cannot help. Wait the longest backoff.
         retries.unshift(batch)
-        attempts++
+        retry.recordFailure(platform.now())
         backoffUntil = platform.now() + backoff.maxMs
         wake(backoff.maxMs)
         fail(response.error)
@@ -674,10 +674,7 @@ export function createUsageMeter(options: UsageOptions, host: MeterHost) {
       case 'retry': {
         retries.unshift(batch)
         stats.retried++
-        const wait = Math.max(
-          response.retryAfterMs ?? 0,
-          backoffDelay(attempts++, platform.random(), backoff),
-        )
+        const wait = retry.recordFailure(platform.now(), response.retryAfterMs)
         backoffUntil = platform.now() + wait
         wake(wait)
         fail(response.error)

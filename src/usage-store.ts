@@ -26,6 +26,13 @@ export interface UsageCounterRequest {
   readonly force?: boolean
 }
 
+/** The in-memory store, which can also be read synchronously. */
+export interface MemoryUsageStore extends UsageCounterStore {
+  /** The counter of `key` as it stands (no baseline applied), or `undefined`. Synchronous. */
+  peek(key: string): number | undefined
+  readonly size: number
+}
+
 /**
  * A {@link UsageCounterStore} in this process's memory: the semantics of a shared store, for one instance and
  * for tests. Expired counters are dropped when next touched.
@@ -35,11 +42,7 @@ export interface UsageCounterRequest {
  * const client = createEntitlements({ ...options, fleet: { store: createMemoryUsageStore() } })
  * ```
  */
-export function createMemoryUsageStore(now: () => number = Date.now): UsageCounterStore & {
-  /** The counter of `key` as it stands (no baseline applied), or `undefined`. Synchronous. */
-  peek(key: string): number | undefined
-  readonly size: number
-} {
+export function createMemoryUsageStore(now: () => number = Date.now): MemoryUsageStore {
   const counters = new Map<string, { used: number; expiresAt: number | undefined }>()
   return {
     async consume({ key, amount, limit, baseline, expiresAt, force }) {

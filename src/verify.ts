@@ -1,4 +1,4 @@
-import { type JWTPayload, type JWTVerifyGetKey, type JWTVerifyResult, jwtVerify } from 'jose'
+import { type JSONWebKeySet, type JWTPayload, type JWTVerifyResult, jwtVerify } from 'jose'
 import { entitlementTokenClaimsSchema } from './claims.js'
 import { type Entitlements, toEntitlements } from './entitlements.js'
 import { EntitlementError, type EntitlementErrorCode } from './errors.js'
@@ -6,10 +6,11 @@ import {
   type Algorithm,
   ASYMMETRIC_ALGORITHMS,
   createKeyResolver,
+  type KeyResolver,
   type KeySource,
   type RemoteJwksOptions,
 } from './keys.js'
-import { ENTITLEMENT_TOKEN_TYPE } from './token-type.js'
+import { ENTITLEMENT_TOKEN_TYPE, REVOCATION_LIST_TYPE } from './token-type.js'
 
 /** Options of {@link createEntitlementVerifier} and {@link verifyEntitlementToken}. */
 export interface VerifyOptions {
@@ -38,13 +39,29 @@ export interface EntitlementVerifier {
    * @throws {EntitlementError} with a stable `code` for every way a token can be bad.
    */
   verify(token: unknown): Promise<Entitlements>
+  /**
+   * Verifies a signed revocation list (typ `revocation-list+jwt`, signed by the same keys, same issuer and
+   * audience) and returns the token ids it revokes and when it was issued.
+   * @throws {EntitlementError} with a stable `code`, as for tokens.
+   */
+  verifyRevocationList(list: unknown): Promise<RevocationList>
+  /** For a remote key set (`keys` is a `URL`): the set it last loaded, if any. `undefined` for other key sources. */
+  keySet(): JSONWebKeySet | undefined
+}
+
+/** A verified revocation list: the token ids (`jti`) it revokes, and when the server signed it (epoch ms). */
+export interface RevocationList {
+  readonly revoked: readonly string[]
+  readonly issuedAt: number
 }
 
 const DEFAULT_ALGORITHMS: readonly Algorithm[] = ['EdDSA', 'Ed25519', 'ES256']
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+/** A revocation list lists every revoked token still alive: it may be far longer than a token. */
+const MAX_REVOCATION_LIST_LENGTH = 1_048_576
 
 interface VerifierConfig {
-  readonly resolveKey: JWTVerifyGetKey
+  readonly resolveKey: KeyResolver
   readonly issuer: string | string[]
   readonly audience: string | string[]
   readonly algorithms: Algorithm[]
@@ -82,13 +99,14 @@ function normalize(options: VerifyOptions): VerifierConfig {
   }
   if (options.now !== undefined && typeof options.now !== 'function')
     throw new TypeError('now must be a function')
+  const now = options.now ?? Date.now
   return Object.freeze({
-    resolveKey: createKeyResolver(options.keys, options.jwks),
+    resolveKey: createKeyResolver(options.keys, options.jwks, now),
     issuer: nonEmptyStrings(options.issuer, 'issuer'),
     audience: nonEmptyStrings(options.audience, 'audience'),
     algorithms,
     clockTolerance,
-    now: options.now ?? Date.now,
+    now,
     maxTokenLength,
   })
 }
@@ -140,15 +158,20 @@ function fromJose(error: unknown): EntitlementError {
   return as('token_malformed', 'the token could not be verified')
 }
 
-async function verifySignatureAndTime(token: string, config: VerifierConfig): Promise<JWTVerifyResult> {
+async function verifySignatureAndTime(
+  token: string,
+  config: VerifierConfig,
+  typ = ENTITLEMENT_TOKEN_TYPE,
+  requiredClaims = ['iat', 'exp', 'sub', 'jti'],
+): Promise<JWTVerifyResult> {
   const options = {
     algorithms: config.algorithms,
     issuer: config.issuer,
     audience: config.audience,
-    typ: ENTITLEMENT_TOKEN_TYPE,
+    typ,
     clockTolerance: config.clockTolerance,
     currentDate: new Date(config.now()),
-    requiredClaims: ['iat', 'exp', 'sub', 'jti'],
+    requiredClaims,
   }
   try {
     return await jwtVerify(token, config.resolveKey, options)
@@ -224,6 +247,25 @@ export function createEntitlementVerifier(options: VerifyOptions): EntitlementVe
       }
       return toEntitlements(parsed.data, { alg: protectedHeader.alg, kid: protectedHeader.kid })
     },
+
+    async verifyRevocationList(list: unknown): Promise<RevocationList> {
+      if (typeof list !== 'string' || list.length > MAX_REVOCATION_LIST_LENGTH || !COMPACT_JWS.test(list.trim()))
+        throw new EntitlementError('token_malformed', 'a signed revocation list is a compact JWS of at most 1 MB')
+      let payload: JWTPayload
+      try {
+        ;({ payload } = await verifySignatureAndTime(list.trim(), config, REVOCATION_LIST_TYPE, ['iat']))
+      } catch (error) {
+        throw fromJose(error)
+      }
+      const revoked = (payload as { revoked?: unknown }).revoked
+      if (!Array.isArray(revoked) || !revoked.every((id) => typeof id === 'string' && id.length > 0))
+        throw new EntitlementError('claims_invalid', 'a revocation list needs "revoked": an array of token ids')
+      if ((payload.iat as number) * 1000 > config.now() + config.clockTolerance * 1000)
+        throw new EntitlementError('token_not_yet_valid', 'the revocation list claims to be issued in the future')
+      return { revoked, issuedAt: (payload.iat as number) * 1000 }
+    },
+
+    keySet: () => config.resolveKey.keySet?.(),
   })
 }
 

@@ -1,4 +1,4 @@
-import type { EntitlementsClient } from '../client.js'
+import type { EntitlementsClient } from '../client/index.js'
 
 /** The part of `window` and `document` the page-hide hook listens on. */
 export interface PageLifecycleTarget {

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import type { CheckContext, EntitlementsClient } from '../client.js'
+import type { CheckContext, EntitlementsClient } from '../client/index.js'
 import type { Decision } from '../decision.js'
 
 declare global {

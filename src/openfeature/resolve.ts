@@ -1,5 +1,5 @@
 import type { EntitlementChange } from '../changes.js'
-import type { CheckContext } from '../client.js'
+import type { CheckContext } from '../client/index.js'
 import type { Decision } from '../decision.js'
 
 /*

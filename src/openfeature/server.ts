@@ -6,7 +6,7 @@ import {
   ProviderEvents,
   type ResolutionDetails,
 } from '@openfeature/server-sdk'
-import type { EntitlementsClient } from '../client.js'
+import type { EntitlementsClient } from '../client/index.js'
 import {
   checkContextOf,
   type EntitlementsProviderOptions,

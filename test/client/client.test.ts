@@ -111,7 +111,8 @@ describe('multi-tenant: fetching and caching', () => {
     const errors = collect(entitlements, 'error')
     expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({
       allowed: false,
-      reason: 'unavailable',
+      reason: 'token_invalid',
+      error: 'claims_invalid',
     })
     expect(errors[0]?.error.code).toBe('claims_invalid')
   })
@@ -582,6 +583,7 @@ describe('single-tenant', () => {
     })
     await clock.advance(23 * HOUR)
     expect(await entitlements.check('export')).toMatchObject({ allowed: true, source: 'cache' })
+    await clock.advance(10_000) // trusted time is written down within seconds
     expect(clock.pending()).toBe(1) // only the decision summary: a static token has nothing to refresh
   })
 
@@ -667,7 +669,12 @@ describe('single-tenant', () => {
       audience: trusted.audience,
     })
     const errors = collect(entitlements, 'error')
-    expect(await entitlements.check('export')).toMatchObject({ allowed: false, reason: 'unavailable' })
+    // A forged token is an answer, not an outage: no failure policy can grant it.
+    expect(await entitlements.check('export')).toMatchObject({
+      allowed: false,
+      reason: 'token_invalid',
+      error: 'signature_invalid',
+    })
     expect(errors[0]?.error.code).toBe('signature_invalid')
   })
 })

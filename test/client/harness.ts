@@ -10,11 +10,14 @@ export const SERVER = 'https://license.entitle.test'
 /** A platform whose clock and timers move only when the test says so. Random is fixed at 0.5. */
 export function manualPlatform(start = NOW) {
   let now = start
+  /** Moves only with `advance`: a user setting the wall clock does not move it. */
+  let monotonic = 0
   let nextId = 1
   const work = new Set<Promise<unknown>>()
   const timers = new Map<number, { at: number; fn: () => void }>()
   const platform: Platform = {
     now: () => now,
+    monotonic: () => monotonic,
     random: () => 0.5,
     setTimeout(fn, ms) {
       const id = nextId++
@@ -65,10 +68,12 @@ export function manualPlatform(start = NOW) {
           if (timer[1].at <= target && (!due || timer[1].at < due[1].at)) due = timer
         if (!due) break
         timers.delete(due[0])
+        monotonic += Math.max(0, due[1].at - now)
         now = due[1].at
         due[1].fn()
         await idle()
       }
+      monotonic += Math.max(0, target - now)
       now = target
       await idle()
     },

@@ -1,0 +1,191 @@
+import { decide } from '../decide.js'
+import type { Decision, DecisionSource } from '../decision.js'
+import type { Entitlements } from '../entitlements.js'
+import type { UsageMeter } from '../usage-meter.js'
+import type { MemoryUsageStore } from '../usage-store.js'
+import type { DecisionStats } from './decision-stats.js'
+import type { CheckContext, ClientConfig, FailurePolicy } from './options.js'
+import type { Revocations } from './revocations.js'
+import { type Entry, OWN, type TokenCache } from './token-cache.js'
+import type { TrustedClock } from './trusted-clock.js'
+import { counterKeyOf, windowFor } from './usage-window.js'
+
+/** Memoized answers kept per customer, at most. */
+const MAX_MEMO = 256
+
+/** A decision with every field but the ones given left empty: for answers that did not come from `decide`. */
+export function emptyDecision(
+  feature: string,
+  allowed: boolean,
+  reason: Decision['reason'],
+  subject: string | undefined,
+  source: DecisionSource,
+): Decision {
+  return {
+    allowed,
+    feature,
+    reason,
+    subject,
+    plan: undefined,
+    limit: undefined,
+    used: undefined,
+    remaining: undefined,
+    resetsAt: undefined,
+    expiresAt: undefined,
+    upgrade: undefined,
+    error: undefined,
+    source,
+    age: undefined,
+  }
+}
+
+/** The failure policy's answer: only when no answer can be had (nothing loaded and the source out of reach). */
+export function fallbackDecision(feature: string, policy: FailurePolicy, subject: string | undefined): Decision {
+  const allowed = policy === 'open' || (typeof policy === 'object' && policy.allowed)
+  const limit = typeof policy === 'object' ? policy.limit : undefined
+  const decision = emptyDecision(feature, allowed, policy === 'closed' ? 'unavailable' : 'fallback', subject, 'fallback')
+  return limit === undefined ? decision : { ...decision, limit, remaining: limit }
+}
+
+/**
+ * A check that depends on nothing but the customer and the feature: its answer can be reused for a while. The
+ * subject only counts as "the customer" when it is the cache key (multi-tenant); a single-tenant client keys its
+ * one token by nothing, so a subject there is a condition to check each time (`subject_mismatch`).
+ */
+export function isPlain(context: CheckContext, key: string): boolean {
+  return (
+    (key !== OWN || context.subject === undefined) &&
+    context.roles === undefined &&
+    context.region === undefined &&
+    context.device === undefined &&
+    context.activeDevices === undefined &&
+    context.amount === undefined &&
+    context.usage === undefined
+  )
+}
+
+/**
+ * How long a plain answer stays right: at most a second (so `age` is right to the second), and never past the
+ * next moment the answer could change (the token's exp, a term, trial or grace end, a cap's reset).
+ */
+function memoUntil(entitlements: Entitlements, name: string, now: number): number {
+  let until = Math.min(now + 1000, entitlements.expiresAt)
+  const feature = entitlements.features.get(name)
+  if (feature !== undefined) {
+    for (const moment of [feature.trialEndsAt, feature.expiresAt, feature.graceEndsAt, feature.cap?.resetsAt]) {
+      if (moment !== undefined && moment > now && moment < until) until = moment
+    }
+  }
+  if (entitlements.notBefore !== undefined && entitlements.notBefore > now)
+    until = Math.min(until, entitlements.notBefore)
+  return until
+}
+
+export interface AnswerHost {
+  readonly config: ClientConfig
+  readonly tokens: TokenCache
+  readonly clock: TrustedClock
+  readonly revocations: Revocations
+  readonly stats: DecisionStats
+  readonly meter: UsageMeter | undefined
+  /** What consume() counted in this process when there is no meter (and no fleet). */
+  readonly localStore: MemoryUsageStore | undefined
+}
+
+/** Turns what the client holds for a customer into a decision: the hot path of every check. */
+export function createAnswerer(host: AnswerHost) {
+  const { config, tokens, clock, revocations, stats, meter, localStore } = host
+  const { platform, staleGraceMs } = config
+
+  /** Usage recorded here that the token's snapshot does not count yet. */
+  function localUsage(entry: Entry, key: string, feature: string, now: number): number {
+    // Looked up only when something could have counted it (a meter, or consume() without one), so a plain check
+    // pays nothing for metering.
+    if (meter === undefined && (localStore === undefined || localStore.size === 0)) return 0
+    const { entitlements } = entry
+    const cap = entitlements.features.get(feature)?.cap
+    if (cap === undefined) return 0
+    if (meter !== undefined) return meter.unreported(key, feature, now, cap.asOf ?? entitlements.issuedAt)
+    const counted = localStore!.peek(counterKeyOf(entitlements.subject, feature, windowFor(entitlements, feature, now)))
+    const baseline = cap.resetsAt !== undefined && now >= cap.resetsAt ? 0 : cap.used
+    return counted === undefined ? 0 : Math.max(0, counted - baseline)
+  }
+
+  /** No token in memory: a verdict if one is known (an answer), else the failure policy (no answer). */
+  function withoutToken(key: string, feature: string, subject: string | undefined): Decision {
+    const verdict = tokens.verdict(key)
+    if (verdict === undefined) return stats.count(fallbackDecision(feature, config.policyFor(feature), subject))
+    return stats.count({ ...emptyDecision(feature, false, verdict.reason, subject, 'cache'), error: verdict.error })
+  }
+
+  function answer(entry: Entry | undefined, key: string, feature: string, context: CheckContext): Decision {
+    const now = platform.now()
+    const subject = key === OWN ? context.subject : key
+    if (clock.rolledBack(now))
+      return stats.count(emptyDecision(feature, false, 'clock_rollback', subject, entry ? 'cache' : 'fallback'))
+    if (entry === undefined) return withoutToken(key, feature, subject)
+    let source: DecisionSource = entry.origin
+    if (source === 'fresh') entry.origin = 'cache'
+    const expiresAt = entry.expiresAt
+    const tokenId = entry.entitlements.tokenId
+    if (source !== 'fresh' && now < expiresAt && (revocations.size === 0 || !revocations.has(tokenId))) {
+      // The hot path: a token in memory, valid, not revoked. A plain check reuses its answer.
+      if (isPlain(context, key)) {
+        const memo = entry.memo?.get(feature)
+        if (memo !== undefined && now < memo.until) {
+          memo.hits++
+          return memo.decision
+        }
+      }
+    }
+    const { entitlements } = entry
+    const age = now - entry.confirmedAt
+    if (revocations.size !== 0 && revocations.has(tokenId)) {
+      const decision = emptyDecision(feature, false, 'revoked', entitlements.subject, source)
+      return stats.count({ ...decision, plan: entitlements.plan.id, age })
+    }
+    let at = now
+    if (now >= expiresAt) {
+      if (now >= expiresAt + staleGraceMs) {
+        if (tokens.renews && entry.confirmedAt < expiresAt) {
+          // Past the grace and its source has not vouched for it since it expired: no answer can be had.
+          tokens.forget(key)
+          return stats.count(fallbackDecision(feature, config.policyFor(feature), subject))
+        }
+        // Nothing renews it (a token string), or its source handed it back after it expired: it expired.
+        const decision = emptyDecision(feature, false, 'expired', entitlements.subject, source)
+        return stats.count({ ...decision, plan: entitlements.plan.id, expiresAt, error: 'token_expired', age })
+      }
+      // Stale: decide as of the last moment the token was valid, and say so.
+      at = expiresAt - 1
+      source = 'stale'
+    }
+    const plain = source !== 'fresh' && source !== 'stale' && isPlain(context, key)
+    const local = localUsage(entry, key, feature, now)
+    const asked = local > 0 ? { ...context, usage: (context.usage ?? 0) + local } : context
+    const decision = decide(entitlements, feature, asked, at) as { -readonly [K in keyof Decision]: Decision[K] }
+    decision.source = source
+    decision.age = age
+    // Feature names may come from requests: a customer's memo holds at most MAX_MEMO answers, so made-up names
+    // cannot grow it without bound (they are still answered, just not remembered).
+    if (plain && (entry.memo === undefined || entry.memo.size < MAX_MEMO || entry.memo.has(feature))) {
+      entry.memo ??= new Map()
+      const replaced = entry.memo.get(feature)
+      if (replaced !== undefined) stats.fold(replaced)
+      entry.memo.set(feature, { decision: Object.freeze(decision), until: memoUntil(entitlements, feature, now), hits: 0 })
+    }
+    return stats.count(decision)
+  }
+
+  /** Forgets a memoized answer that no longer counts everything used (after record() or consume()). */
+  function invalidate(entry: Entry | undefined, feature: string): void {
+    const memo = entry?.memo?.get(feature)
+    if (memo === undefined) return
+    stats.fold(memo)
+    entry!.memo!.delete(feature)
+  }
+
+  return { answer, invalidate }
+}
+
+export type Answerer = ReturnType<typeof createAnswerer>

@@ -1,0 +1,64 @@
+import type { Decision } from '../decision.js'
+import type { FeatureDecisionCounts } from './options.js'
+
+/** Feature names may come from user input: past this many, counts go to '(other)' instead of growing forever. */
+const MAX_COUNTED_FEATURES = 1000
+
+/** A reusable answer, and how often it was given since its count was last folded into the totals. */
+export interface Memo {
+  readonly decision: Decision
+  readonly until: number
+  hits: number
+}
+
+/** Aggregated decision counts per feature and reason: what `stats()` and the `decision` event report. */
+export interface DecisionStats {
+  /** Counts one decision and returns it. */
+  count(decision: Decision): Decision
+  /** Moves one counted decision from `before`'s bucket to `after`'s (consume() corrects what a check counted). */
+  recount(before: Decision, after: Decision): Decision
+  /** Adds a memo's hits (counted lazily, so the hot path pays one increment) to the totals. */
+  fold(memo: Memo): void
+  readonly size: number
+  snapshot(): Record<string, FeatureDecisionCounts>
+}
+
+export function createDecisionStats(): DecisionStats {
+  const decisions = new Map<string, FeatureDecisionCounts>()
+
+  function count(decision: Decision): Decision {
+    let counts = decisions.get(decision.feature)
+    if (counts === undefined) {
+      const name = decisions.size < MAX_COUNTED_FEATURES ? decision.feature : '(other)'
+      counts = decisions.get(name) ?? { allowed: 0, denied: 0, reasons: {} }
+      decisions.set(name, counts)
+    }
+    if (decision.allowed) counts.allowed++
+    else counts.denied++
+    const reasons = counts.reasons as Record<string, number>
+    reasons[decision.reason] = (reasons[decision.reason] ?? 0) + 1
+    return decision
+  }
+
+  return {
+    count,
+    recount(before, after) {
+      const counts = decisions.get(before.feature)
+      if (counts === undefined) return count(after)
+      if (before.allowed) counts.allowed--
+      else counts.denied--
+      const reasons = counts.reasons as Record<string, number>
+      reasons[before.reason] = (reasons[before.reason] ?? 1) - 1
+      return count(after)
+    },
+    fold(memo) {
+      const hits = memo.hits
+      memo.hits = 0
+      for (let i = 0; i < hits; i++) count(memo.decision)
+    },
+    get size() {
+      return decisions.size
+    },
+    snapshot: () => Object.fromEntries(decisions),
+  }
+}

@@ -1,0 +1,244 @@
+import { EntitlementError } from '../errors.js'
+import { createLicenseServerClient, type LicenseServerClient } from '../license-server.js'
+import { createUsageMeter, NO_USAGE_STATS, type UsageMeter, validateRecordExtras } from '../usage-meter.js'
+import { createMemoryUsageStore } from '../usage-store.js'
+import { createAnswerer, emptyDecision } from './answer.js'
+import { createConsume } from './consume.js'
+import { createDecisionStats } from './decision-stats.js'
+import { createEventStream } from './event-stream.js'
+import { createEmitter } from './emitter.js'
+import type { CheckContext, EntitlementsClient, EntitlementsClientOptions, RecordContext } from './options.js'
+import { resolveOptions } from './options.js'
+import { createRevocations } from './revocations.js'
+import { createSerializedStorage } from './serialized-storage.js'
+import { createTokenCache, type Entry, OWN } from './token-cache.js'
+import { createTokenVerifier } from './token-verifier.js'
+import { createTrustedClock } from './trusted-clock.js'
+import { usageServerFor } from './usage-server.js'
+import { windowFor } from './usage-window.js'
+
+export type * from './options.js'
+
+const TIME_KEY = 'entitle:trusted-time'
+const NO_RECORD_CONTEXT: RecordContext = Object.freeze({})
+
+/**
+ * Creates the long-lived client an app makes once: it keeps each customer's verified entitlements in memory,
+ * answers checks from there, refreshes them before they expire, hears upgrades and revocations, and keeps working
+ * from the last-known-good token when the license server cannot be reached. Lifecycle: `docs/client.md`.
+ *
+ * @example
+ * ```ts
+ * const entitlements = createEntitlements({
+ *   server: { url: 'http://127.0.0.1:8787', apiKey: process.env.LICENSE_API_KEY, events: true },
+ *   keys: new URL('http://127.0.0.1:8787/.well-known/jwks.json'),
+ *   issuer: 'http://127.0.0.1:8787',
+ *   audience: 'acme-editor',
+ * })
+ * const decision = await entitlements.check('export', { subject: customerId, roles: user.roles })
+ * ```
+ */
+export function createEntitlements(options: EntitlementsClientOptions): EntitlementsClient {
+  const config = resolveOptions(options)
+  const { platform } = config
+  const { emit, on, report, background } = createEmitter(platform)
+  const storage = createSerializedStorage(config.storage, (error) => report('storage', undefined, error), background)
+  const clock = createTrustedClock(platform, config.toleranceMs, (mark) => storage.write(TIME_KEY, String(mark)))
+  const verifier = createTokenVerifier(config.verify, () => platform.now(), config.staleGraceMs)
+  const server: LicenseServerClient | undefined = options.server && createLicenseServerClient(options.server, platform)
+  const revocationSource = server ?? (options.revocations && createLicenseServerClient(options.revocations, platform))
+  const stats = createDecisionStats()
+  const counters = { hits: 0, misses: 0, fetches: 0, notModified: 0, refreshes: 0, failures: 0 }
+  let closed = false
+
+  const revocations = createRevocations({
+    platform,
+    source: revocationSource,
+    intervalMs: config.revocationIntervalMs,
+    storage,
+    verifier: verifier.inner,
+    // A revoked token may have a successor already: ask for it.
+    revoked: () => {
+      for (const [key, entry] of tokens.entries())
+        if (revocations.has(entry.entitlements.tokenId)) background(tokens.refresh(key, 'refresh'))
+    },
+    report: (error) => report('revocations', undefined, error),
+    background,
+  })
+  const usageServer = usageServerFor(options, server, platform)
+  const meter: UsageMeter | undefined =
+    usageServer &&
+    createUsageMeter(options.usage ?? {}, {
+      platform,
+      send: (batchId, body, keepalive) => usageServer.sendUsage(batchId, body, keepalive),
+      windowFor: (entry, metric, now) => windowFor((entry as Entry | undefined)?.entitlements, metric, now),
+      subjectOf: (key) => (key === OWN ? tokens.peek(OWN)?.entitlements.subject : key),
+      issuedAt: (key) => tokens.peek(key)?.entitlements.issuedAt,
+      read: storage.read,
+      write: storage.write,
+      report: (error) => report('usage', undefined, error),
+      background,
+    })
+  const ready = Promise.all([storage.read(TIME_KEY), revocations.restore(), meter?.restore()]).then(([time]) =>
+    clock.restore(Number(time)),
+  )
+  const tokens = createTokenCache({
+    config,
+    verifier,
+    server,
+    tokenSource: options.token,
+    storage,
+    clock,
+    ready,
+    isRevoked: (tokenId) => revocations.has(tokenId),
+    emitChange: (event) => emit('change', event),
+    report,
+    background,
+    retire: (entry) => {
+      if (entry.memo !== undefined) for (const memo of entry.memo.values()) stats.fold(memo)
+    },
+    counters,
+  })
+  const localStore = options.fleet === undefined ? createMemoryUsageStore(() => platform.now()) : undefined
+  const answerer = createAnswerer({ config, tokens, clock, revocations, stats, meter, localStore })
+  const { answer } = answerer
+
+  function keyOf(context: { subject?: string | undefined } | undefined): string {
+    if (server === undefined) return OWN
+    const subject = context?.subject
+    if (typeof subject !== 'string' || subject.length === 0)
+      throw new TypeError('a multi-tenant client needs context.subject: the customer to check')
+    return subject
+  }
+  const consume = createConsume({
+    config,
+    tokens,
+    answerer,
+    stats,
+    meter,
+    store: options.fleet?.store ?? localStore!,
+    keyOf,
+    isClosed: () => closed,
+    report,
+  })
+  const events =
+    server !== undefined && options.server?.events
+      ? createEventStream({
+          platform,
+          server,
+          backoff: config.backoff,
+          onEntitlements: (subject) => {
+            if (tokens.has(subject)) background(tokens.refresh(subject, 'refresh'))
+          },
+          onRevocations: () => background(revocations.refresh()),
+          report: (error) => report('events', undefined, error),
+        })
+      : undefined
+
+  function foldAll(): void {
+    for (const entry of tokens.values()) if (entry.memo !== undefined) for (const memo of entry.memo.values()) stats.fold(memo)
+  }
+  let summaryTimer: unknown
+  function summarize(): void {
+    if (closed) return
+    foldAll()
+    if (stats.size > 0) emit('decision', { at: platform.now(), features: stats.snapshot() })
+    summaryTimer = platform.setTimeout(summarize, config.decisionSummaryIntervalMs)
+  }
+  background(ready.then(() => revocations.start()))
+  events?.start()
+  summaryTimer = platform.setTimeout(summarize, config.decisionSummaryIntervalMs)
+
+  function checkFeature(feature: unknown): void {
+    if (typeof feature !== 'string' || feature.length === 0) throw new TypeError('feature must be a non-empty string')
+  }
+
+  return {
+    async check(feature, context = {}) {
+      checkFeature(feature)
+      const key = keyOf(context)
+      let entry = tokens.get(key)
+      if (entry !== undefined) counters.hits++
+      else {
+        counters.misses++
+        if (!closed && !tokens.hasVerdict(key)) entry = await tokens.load(key)
+      }
+      return answer(entry, key, feature, context)
+    },
+    checkSync(feature, context = {}) {
+      checkFeature(feature)
+      const key = keyOf(context)
+      const entry = tokens.get(key)
+      if (entry !== undefined) {
+        counters.hits++
+        return answer(entry, key, feature, context)
+      }
+      counters.misses++
+      if (tokens.hasVerdict(key) || closed) return answer(undefined, key, feature, context)
+      background(tokens.load(key))
+      return stats.count(emptyDecision(feature, false, 'not_loaded', key === OWN ? context.subject : key, 'fallback'))
+    },
+    async load(subject) {
+      const key = keyOf({ subject })
+      return (tokens.get(key) ?? (await tokens.load(key)))?.entitlements
+    },
+    async refresh(subject) {
+      const key = keyOf({ subject })
+      await ready
+      return (await tokens.refresh(key, 'refresh'))?.entitlements
+    },
+    entitlements: (subject) => tokens.get(keyOf({ subject }))?.entitlements,
+    on,
+    stats() {
+      foldAll()
+      const usage = meter?.stats() ?? NO_USAGE_STATS
+      return { ...counters, revoked: revocations.size, cached: tokens.size, decisions: stats.snapshot(), usage }
+    },
+    record(metric, amount = 1, context = NO_RECORD_CONTEXT) {
+      if (meter === undefined) throw new TypeError('record() needs somewhere to send usage: a server, or usage.url')
+      if (typeof metric !== 'string' || metric.length === 0 || metric.length > 256)
+        throw new EntitlementError('usage_invalid', 'metric must be a string of 1 to 256 characters')
+      if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0)
+        throw new EntitlementError('usage_invalid', 'amount must be a finite number of zero or more')
+      const key = keyOf(context)
+      let { dimensions, properties } = context
+      if (dimensions !== undefined || properties !== undefined)
+        ({ dimensions, properties } = validateRecordExtras(dimensions, properties))
+      const entry = tokens.peek(key)
+      meter.record(key, metric, amount, platform.now(), entry, dimensions, properties)
+      answerer.invalidate(entry, metric)
+    },
+    async consume(feature, context: CheckContext = {}) {
+      checkFeature(feature)
+      return consume(feature, context)
+    },
+    async importRevocations(signedList) {
+      await ready
+      return revocations.import(signedList)
+    },
+    async flush(flushOptions) {
+      if (meter === undefined) return { sent: 0, pending: 0 }
+      await ready
+      return meter.flush(flushOptions?.keepalive === true)
+    },
+    setAsideUsage: () => meter?.setAside() ?? [],
+    resendSetAsideUsage: () => meter?.resendSetAside() ?? 0,
+    async close(closeOptions) {
+      const deadlineMs = closeOptions?.deadlineMs ?? 5000
+      if (!closed) {
+        closed = true
+        events?.stop()
+        revocations.stop()
+        platform.clearTimeout(summaryTimer)
+      }
+      const loads = tokens.close()
+      await ready
+      const usage = (await meter?.close(deadlineMs)) ?? { sent: 0, persisted: 0, dropped: 0 }
+      await loads
+      clock.save()
+      clock.stop()
+      await storage.settled()
+      return usage
+    },
+  }
+}

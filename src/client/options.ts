@@ -1,0 +1,289 @@
+import type { EntitlementChange } from '../changes.js'
+import type { Decision, DecisionContext, DecisionReason } from '../decision.js'
+import type { Entitlements } from '../entitlements.js'
+import type { EntitlementError } from '../errors.js'
+import type { LicenseServerOptions } from '../license-server.js'
+import { defaultPlatform, type Platform } from '../platform.js'
+import type { BackoffOptions } from '../retry.js'
+import { createMemoryStorage, type EntitlementStorage } from '../storage.js'
+import { withLongTimers } from '../timers.js'
+import type { CloseResult, FlushResult, UsageLine, UsageOptions, UsageStats } from '../usage-meter.js'
+import type { UsageCounterStore } from '../usage-store.js'
+import type { VerifyOptions } from '../verify.js'
+
+/**
+ * What to answer when no answer can be had: no token was ever loaded and the source cannot be reached, or the
+ * last one is past its stale grace while refreshes fail. `'closed'` denies (`unavailable`), `'open'` allows
+ * (`fallback`), or a declared decision (`fallback`), as in "let them use 5 seats while we cannot tell". It never
+ * covers a token proven bad (forged, expired, for another issuer or audience): that is an answer, and it denies.
+ */
+export type FailurePolicy = 'closed' | 'open' | { readonly allowed: boolean; readonly limit?: number }
+
+/** Options of {@link createEntitlements}. */
+export interface EntitlementsClientOptions extends Omit<VerifyOptions, 'now'> {
+  /** Multi-tenant: the license server to fetch each customer's token from (protocol v1, `docs/client.md`). */
+  server?: LicenseServerOptions & {
+    /** Listen to the server's event stream so changes arrive at once. Default `false`. */
+    events?: boolean
+    /** How often to fetch the revocation list; 0 turns it off. Default 300 000 ms. */
+    revocationIntervalMs?: number
+  }
+  /** Single-tenant: this app's own token, or a function that returns it (read a file, ask a server…). */
+  token?: string | (() => string | Promise<string>)
+  /**
+   * Single-tenant: the license server to fetch the revocation list from (`GET v1/revocations` below `url`), so an
+   * app holding its own token still learns that it was revoked. A multi-tenant client uses `server`. An app with no
+   * network imports a signed list instead: `importRevocations()`.
+   */
+  revocations?: LicenseServerOptions & {
+    /** How often to fetch it. Default 300 000 ms. */
+    intervalMs?: number
+  }
+  /** At most this many customers are kept in memory (least recently used go first). Default 10 000. */
+  maxSubjects?: number
+  /** Refresh when this fraction of a token's life has passed (with up to 10% jitter earlier). Default 0.8. */
+  refreshAt?: number
+  /** After a token's `exp`, keep answering from it (`source: 'stale'`) this long while refreshes fail. Default 3 600 000. */
+  staleGraceMs?: number
+  /** Backoff between failed refreshes. */
+  backoff?: BackoffOptions
+  /** Answer when no answer can be had (see {@link FailurePolicy}). Default `'closed'`. */
+  failurePolicy?: FailurePolicy
+  /** Per-feature failure policies, overriding `failurePolicy`. */
+  featurePolicies?: Readonly<Record<string, FailurePolicy>>
+  /** Where last-known-good tokens, the keys that verified them, revocations and trusted time survive restarts. Default: in memory. */
+  storage?: EntitlementStorage
+  /** Clock, randomness, timers and fetch. Default: the running environment's. */
+  platform?: Partial<Platform>
+  /** How often `on('decision')` hears the aggregated decision counts. Default 60 000 ms. */
+  decisionSummaryIntervalMs?: number
+  /**
+   * Usage metering (`record()`): where it goes and how it is batched. With a `server`, usage goes there by default;
+   * a single-tenant client needs `usage.url` to record. See `docs/metering.md`.
+   */
+  usage?: UsageOptions
+  /**
+   * Fleets: a usage counter shared by every instance (`createRedisUsageStore` from `entitle/redis`), so that
+   * `consume()` holds a metered cap across all of them. See `docs/fleets.md`.
+   */
+  fleet?: {
+    store: UsageCounterStore
+    /**
+     * When the store fails: `'closed'` (default) denies `consume()` with `unavailable`; `'local'` counts in this
+     * instance from the last fleet count it saw (the overshoot bound is in `docs/fleets.md`) and adds what it
+     * consumed to the store once it answers again.
+     */
+    onStoreError?: 'closed' | 'local'
+  }
+}
+
+/** What a usage record says besides its amount. */
+export interface RecordContext {
+  /** The customer (multi-tenant: required). */
+  subject?: string
+  /** Breakdowns to aggregate by (`{ region: 'eu' }`): records with the same dimensions share a line. */
+  dimensions?: Record<string, string>
+  /** Raw mode only: the record's own properties, sent with it (JSON, at most 4 KiB). */
+  properties?: Record<string, unknown>
+}
+
+/** A `change` event: a customer's entitlements changed (an upgrade, a downgrade, a new token). A first load is not a change. */
+export interface ChangeEvent {
+  readonly subject: string
+  readonly previous: Entitlements
+  readonly current: Entitlements
+  readonly changes: readonly EntitlementChange[]
+}
+
+/** An `error` event: something failed in the background; checks go on as the failure policy says. */
+export interface ErrorEvent {
+  readonly subject: string | undefined
+  readonly during: 'load' | 'refresh' | 'revocations' | 'events' | 'storage' | 'usage' | 'fleet'
+  readonly error: EntitlementError
+}
+
+/** Aggregated decision counts for one feature, since the client started. */
+export interface FeatureDecisionCounts {
+  allowed: number
+  denied: number
+  readonly reasons: Partial<Record<DecisionReason, number>>
+}
+
+/** A `decision` event: the aggregated counts, sent every `decisionSummaryIntervalMs` (not one event per check). */
+export interface DecisionSummaryEvent {
+  readonly at: number
+  readonly features: Readonly<Record<string, FeatureDecisionCounts>>
+}
+
+/** The events of a client and what their listeners receive. */
+export interface ClientEvents {
+  change: ChangeEvent
+  error: ErrorEvent
+  decision: DecisionSummaryEvent
+}
+
+/** Counters of what the client has done. */
+export interface ClientStats {
+  readonly cached: number
+  readonly hits: number
+  readonly misses: number
+  readonly fetches: number
+  readonly notModified: number
+  readonly refreshes: number
+  readonly failures: number
+  readonly revoked: number
+  readonly decisions: Readonly<Record<string, FeatureDecisionCounts>>
+  /** The usage meter's counters (all zero when the client has nowhere to send usage). */
+  readonly usage: UsageStats
+}
+
+/** What the app asks about: the decision context plus the customer, in multi-tenant use. */
+export type CheckContext = DecisionContext
+
+/** The long-lived entitlements client. */
+export interface EntitlementsClient {
+  /** Decides, loading the customer's token first if it is not in memory. Never rejects on a bad or missing token. */
+  check(feature: string, context?: CheckContext): Promise<Decision>
+  /** Decides from memory only: `not_loaded` (and a load started) when nothing is there yet. */
+  checkSync(feature: string, context?: CheckContext): Decision
+  /** Loads a customer's entitlements (from storage or the source) unless in memory; resolves to them, if any. */
+  load(subject?: string): Promise<Entitlements | undefined>
+  /** Fetches a customer's token from the source now (conditionally) and resolves when done. */
+  refresh(subject?: string): Promise<Entitlements | undefined>
+  /** The entitlements in memory for a customer, if any. */
+  entitlements(subject?: string): Entitlements | undefined
+  /** Listens to `change`, `error` or `decision`; returns a function that stops listening. */
+  on<K extends keyof ClientEvents>(type: K, listener: (event: ClientEvents[K]) => void): () => void
+  /** Counters of cache hits and misses, fetches, refreshes, failures, revocations and decisions per feature. */
+  stats(): ClientStats
+  /**
+   * Records `amount` (default 1) of a metered feature used by the customer: synchronous, O(1), never blocks. The
+   * next check of that feature's cap counts it at once; the meter sends it to the license server exactly once.
+   * Throws `usage_invalid` (counting nothing) for a negative or non-finite amount or bad dimensions.
+   */
+  record(metric: string, amount?: number, context?: RecordContext): void
+  /**
+   * Checks and, when allowed, uses `context.amount` (default 1) of a feature in one step: the usage is recorded
+   * for the license server, and with a `fleet` store a metered cap is counted atomically across every instance.
+   * Never rejects on a bad token or a failing store: the answer says why.
+   */
+  consume(feature: string, context?: CheckContext): Promise<Decision>
+  /**
+   * Imports a signed revocation list (a JWS of type `revocation-list+jwt` from the license server's keys, as
+   * `GET v1/revocations` serves with `Accept: application/revocation-list+jwt`): for an app with no network, from a
+   * file. Its token ids are added to the ones already known and kept in storage. Resolves to how many ids it
+   * holds; rejects with an `EntitlementError` when it does not verify.
+   */
+  importRevocations(signedList: string): Promise<number>
+  /**
+   * Sends all queued usage now and resolves when the server confirmed it, or when it could not and the rest is
+   * persisted. `keepalive: true` (a page being hidden) persists first, then sends within the browser's keepalive
+   * budget without waiting.
+   */
+  flush(options?: { keepalive?: boolean }): Promise<FlushResult>
+  /** Usage lines the license server refused (400, 422, or line by line), kept for the app to inspect. */
+  setAsideUsage(): readonly UsageLine[]
+  /** Queues the set-aside usage again, with the same ids, once the cause is fixed; returns how many lines. */
+  resendSetAsideUsage(): number
+  /**
+   * Stops every timer and stream, sends queued usage until `deadlineMs` (default 5 000) and persists the rest,
+   * saves trusted time, and resolves when every write is done. Never rejects. Checks still answer from memory.
+   */
+  close(options?: { deadlineMs?: number }): Promise<CloseResult>
+}
+
+/** Every option with its default, checked once: what the client's modules read. */
+export interface ClientConfig {
+  readonly platform: Platform
+  readonly storage: EntitlementStorage
+  readonly maxSubjects: number
+  readonly refreshAt: number
+  readonly staleGraceMs: number
+  readonly toleranceMs: number
+  readonly backoff: Required<BackoffOptions>
+  /** Own keys only: a feature named `constructor` or `__proto__` gets the client's policy, not a prototype's. */
+  readonly policyFor: (feature: string) => FailurePolicy
+  readonly decisionSummaryIntervalMs: number
+  readonly revocationIntervalMs: number
+  readonly fleetPolicy: 'closed' | 'local'
+  readonly verify: Omit<VerifyOptions, 'now'>
+}
+
+function checkPolicy(policy: unknown, name: string): FailurePolicy {
+  if (policy === 'closed' || policy === 'open') return policy
+  if (typeof policy === 'object' && policy !== null && typeof (policy as { allowed?: unknown }).allowed === 'boolean') {
+    const limit = (policy as { limit?: unknown }).limit
+    if (limit === undefined || (typeof limit === 'number' && Number.isFinite(limit) && limit >= 0))
+      return policy as FailurePolicy
+  }
+  throw new TypeError(`${name} must be 'closed', 'open' or { allowed: boolean, limit?: number }`)
+}
+
+function checkUsage(usage: UsageOptions | undefined): void {
+  if (usage === undefined) return
+  if (typeof usage !== 'object' || usage === null) throw new TypeError('usage must be an object')
+  if (usage.mode !== undefined && usage.mode !== 'aggregate' && usage.mode !== 'raw')
+    throw new TypeError("usage.mode must be 'aggregate' or 'raw'")
+  for (const name of ['maxBatchLines', 'maxBatchBytes', 'maxInFlight', 'maxQueuedLines', 'maxSetAsideLines'] as const) {
+    const value = usage[name]
+    if (value !== undefined && !(Number.isInteger(value) && value > 0))
+      throw new TypeError(`usage.${name} must be a positive integer`)
+  }
+  for (const name of ['flushIntervalMs', 'persistIntervalMs', 'timeoutMs'] as const) {
+    const value = usage[name]
+    if (value !== undefined && !(Number.isFinite(value) && value > 0)) throw new TypeError(`usage.${name} must be > 0`)
+  }
+}
+
+/** Checks the options (a bad one is a `TypeError` now, not a surprise later) and fills in every default, once. */
+export function resolveOptions(options: EntitlementsClientOptions): ClientConfig {
+  if (typeof options !== 'object' || options === null) throw new TypeError('createEntitlements needs options')
+  if (options.server === undefined && options.token === undefined)
+    throw new TypeError('give a server (multi-tenant) or a token (single-tenant)')
+  if (options.server !== undefined && options.token !== undefined)
+    throw new TypeError('give a server or a token, not both')
+  if (options.server !== undefined && options.revocations !== undefined)
+    throw new TypeError('a multi-tenant client fetches revocations from its server: drop the revocations option')
+  const refreshAt = options.refreshAt ?? 0.8
+  if (!(refreshAt > 0 && refreshAt < 1)) throw new TypeError('refreshAt must be between 0 and 1')
+  const maxSubjects = options.maxSubjects ?? 10_000
+  if (!(Number.isInteger(maxSubjects) && maxSubjects > 0))
+    throw new TypeError('maxSubjects must be a positive integer')
+  if (options.fleet !== undefined) {
+    if (typeof options.fleet?.store?.consume !== 'function')
+      throw new TypeError('fleet.store must be a usage counter store, such as the Redis one of entitle/redis')
+    const policy = options.fleet.onStoreError
+    if (policy !== undefined && policy !== 'closed' && policy !== 'local')
+      throw new TypeError("fleet.onStoreError must be 'closed' or 'local'")
+  }
+  checkUsage(options.usage)
+  const durations = {
+    staleGraceMs: options.staleGraceMs ?? 3_600_000,
+    decisionSummaryIntervalMs: options.decisionSummaryIntervalMs ?? 60_000,
+    revocationIntervalMs: options.server?.revocationIntervalMs ?? options.revocations?.intervalMs ?? 300_000,
+  }
+  for (const [name, value] of Object.entries(durations)) {
+    if (!(Number.isFinite(value) && value >= 0)) throw new TypeError(`${name} must be ≥ 0`)
+  }
+  const failurePolicy = checkPolicy(options.failurePolicy ?? 'closed', 'failurePolicy')
+  const perFeature = new Map<string, FailurePolicy>()
+  if (options.featurePolicies !== undefined) {
+    if (typeof options.featurePolicies !== 'object' || options.featurePolicies === null)
+      throw new TypeError('featurePolicies must be an object of feature names to policies')
+    for (const [feature, policy] of Object.entries(options.featurePolicies))
+      perFeature.set(feature, checkPolicy(policy, `featurePolicies.${feature}`))
+  }
+  const { server, token, revocations, usage, fleet, storage, platform, ...verify } = options
+  return Object.freeze({
+    platform: withLongTimers({ ...defaultPlatform(), ...platform }),
+    storage: storage ?? createMemoryStorage(),
+    maxSubjects,
+    refreshAt,
+    ...durations,
+    toleranceMs: (options.clockToleranceSec ?? 60) * 1000,
+    backoff: { initialMs: options.backoff?.initialMs ?? 1000, maxMs: options.backoff?.maxMs ?? 300_000 },
+    policyFor: (feature: string) => perFeature.get(feature) ?? failurePolicy,
+    fleetPolicy: fleet?.onStoreError ?? 'closed',
+    verify,
+  })
+}

@@ -1,0 +1,338 @@
+import type { JWK } from 'jose'
+import { LRUCache } from 'lru-cache'
+import { diffEntitlements } from '../changes.js'
+import type { DecisionReason } from '../decision.js'
+import type { Entitlements } from '../entitlements.js'
+import { EntitlementError, type EntitlementErrorCode } from '../errors.js'
+import type { LicenseServerClient } from '../license-server.js'
+import { createRetryState, type RetryState } from '../retry.js'
+import type { Memo } from './decision-stats.js'
+import type { ChangeEvent, ClientConfig, ErrorEvent } from './options.js'
+import type { SerializedStorage } from './serialized-storage.js'
+import { cannotKnow, provesBad, type TokenVerifier, type Verified } from './token-verifier.js'
+import type { TrustedClock } from './trusted-clock.js'
+
+/** The key of the app's own token in single-tenant use. */
+export const OWN = ''
+const TOKEN_KEY = 'entitle:token:'
+
+/** Where an entry's next answer says it came from. */
+export type Origin = 'fresh' | 'stored' | 'cache'
+
+/** A customer's verified token in memory. */
+export interface Entry {
+  readonly subject: string
+  readonly token: string
+  readonly entitlements: Entitlements
+  /** `entitlements.expiresAt`, kept here so a memoized answer touches one object less. */
+  readonly expiresAt: number
+  readonly etag: string | undefined
+  /** The remote key that verified it, stored with it so a restart can verify it while the key set is away. */
+  readonly key: JWK | undefined
+  /** When the source last confirmed this token (a fetch or a 304). */
+  confirmedAt: number
+  /**
+   * `fresh`: loaded by the check that is waiting for it (said once); `stored`: read from storage and not yet
+   * confirmed by the source (said until it is); `cache`: confirmed and in memory.
+   */
+  origin: Origin
+  timer: unknown
+  /** Made at the first failed refresh: most entries never need one. */
+  retry: RetryState | undefined
+  /** Memoized answers to plain checks (context with a subject only), each valid until `until`. */
+  memo: Map<string, Memo> | undefined
+}
+
+/** What is known of a customer with no usable token: an answer, remembered for a minute. */
+export interface Verdict {
+  readonly reason: Extract<DecisionReason, 'not_in_plan' | 'revoked' | 'expired' | 'token_invalid'>
+  readonly error: EntitlementErrorCode | undefined
+}
+
+interface Stored {
+  token: string
+  etag: string | undefined
+  confirmedAt: number
+  key?: JWK
+}
+
+export interface TokenCacheHost {
+  readonly config: ClientConfig
+  readonly verifier: TokenVerifier
+  readonly server: LicenseServerClient | undefined
+  readonly tokenSource: string | (() => string | Promise<string>) | undefined
+  readonly storage: SerializedStorage
+  readonly clock: TrustedClock
+  /** Resolves once storage's revocations and trusted time are read. */
+  readonly ready: Promise<unknown>
+  isRevoked(tokenId: string): boolean
+  emitChange(event: ChangeEvent): void
+  report(during: ErrorEvent['during'], subject: string | undefined, error: unknown): void
+  background(work: Promise<unknown>): void
+  /** An entry leaves memory (evicted or replaced): its memoized answers are folded into the counts. */
+  retire(entry: Entry): void
+  readonly counters: { fetches: number; notModified: number; refreshes: number; failures: number }
+}
+
+/** The verdict for a token proven bad: what `decide` would say of it, with its code. */
+function verdictFor(error: EntitlementError): Verdict {
+  return { reason: error.code === 'token_expired' ? 'expired' : 'token_invalid', error: error.code }
+}
+
+/** Calls the app's own token source; its failures (a missing license file) get their own code. */
+async function readTokenSource(source: () => string | Promise<string>): Promise<string> {
+  try {
+    return await source()
+  } catch (cause) {
+    throw new EntitlementError('token_unavailable', 'the token() source failed', { cause })
+  }
+}
+
+/**
+ * Each customer's token: loaded once (concurrent loads merged), restored from storage, fetched from the source,
+ * renewed before it expires, retried with backoff when the source fails. The rules it keeps:
+ * - a token proven bad is an answer (a {@link Verdict}), never an outage;
+ * - a stored token is forgotten only when proven bad, never because the key set or the server is out of reach;
+ * - a first load is not a change.
+ */
+export function createTokenCache(host: TokenCacheHost) {
+  const { config, verifier, server, tokenSource, storage, clock } = host
+  const { platform } = config
+  const renews = server !== undefined || typeof tokenSource === 'function'
+
+  // No TTL here: answers enforce exp + stale grace themselves, and `max` bounds memory, so a lookup reads no clock.
+  const cache = new LRUCache<string, Entry>({
+    max: config.maxSubjects,
+    dispose: (entry) => {
+      platform.clearTimeout(entry.timer)
+      host.retire(entry)
+    },
+  })
+  const loading = new Map<string, Promise<Entry | undefined>>()
+  /** Customers with no usable token, and why: remembered for a minute, bounded like the cache. */
+  const verdicts = new LRUCache<string, Verdict>({
+    max: config.maxSubjects,
+    ttl: 60_000,
+    perf: { now: () => platform.now() },
+    // Read the injected clock on every lookup: lru-cache otherwise caches "now" behind a real timer.
+    ttlResolution: 0,
+  })
+  let closed = false
+
+  function install(key: string, verified: Verified, etag: string | undefined, confirmedAt: number, origin: Origin, token: string): Entry {
+    const { entitlements } = verified
+    const previous = cache.get(key)?.entitlements
+    const entry: Entry = {
+      subject: key,
+      token,
+      entitlements,
+      expiresAt: entitlements.expiresAt,
+      etag,
+      key: verified.key,
+      confirmedAt,
+      origin,
+      timer: undefined,
+      retry: undefined,
+      memo: undefined,
+    }
+    cache.set(key, entry)
+    verdicts.delete(key)
+    // A token the license server just issued vouches for the time: it re-anchors trusted time, so a clock that once
+    // ran fast recovers online. A token the app supplies (a license file) or one read from storage is no such
+    // evidence, and only raises it.
+    if (origin === 'fresh' && server !== undefined) clock.anchorToServer(entitlements.issuedAt)
+    else clock.observeIssuedAt(entitlements.issuedAt)
+    if (origin === 'fresh') {
+      const stored: Stored = { token, etag, confirmedAt, ...(verified.key ? { key: verified.key } : {}) }
+      storage.write(`${TOKEN_KEY}${key}`, JSON.stringify(stored))
+    }
+    if (previous !== undefined && previous.tokenId !== entitlements.tokenId) {
+      const changes = diffEntitlements(previous, entitlements)
+      if (changes.length > 0) host.emitChange({ subject: key, previous, current: entitlements, changes })
+    }
+    // A token restored from storage may be old: ask the source soon after start, not at 80% of its life.
+    schedule(entry, origin === 'stored' ? 1000 + Math.floor(platform.random() * 4000) : undefined)
+    return entry
+  }
+
+  /** Milliseconds until a token is due for renewal: `refreshAt` of its life, up to 10% earlier (jitter). */
+  function untilRenewal(entry: Entry): number {
+    const { issuedAt, expiresAt } = entry.entitlements
+    const life = expiresAt - issuedAt
+    return issuedAt + life * config.refreshAt - platform.random() * life * 0.1 - platform.now()
+  }
+
+  function schedule(entry: Entry, delay?: number): void {
+    platform.clearTimeout(entry.timer)
+    if (closed || !renews) return
+    const wait = delay ?? Math.max(1000, untilRenewal(entry))
+    entry.timer = platform.setTimeout(() => host.background(fetchFromSource(entry.subject, 'refresh')), wait)
+  }
+
+  /** Schedules the next attempt after a failure, with backoff (and the server's `Retry-After`). */
+  function retryLater(entry: Entry, retryAfterMs?: number): void {
+    entry.retry ??= createRetryState({ ...config.backoff, random: platform.random, minMs: 1000 })
+    schedule(entry, entry.retry.recordFailure(platform.now(), retryAfterMs))
+  }
+
+  /** The source confirmed the token in memory: it is current, and answers say `cache` from now on. */
+  function confirm(entry: Entry): void {
+    entry.confirmedAt = platform.now()
+    if (entry.origin === 'stored') {
+      entry.origin = 'cache'
+      host.retire(entry)
+      entry.memo = undefined
+    }
+  }
+
+  async function verifyStored(stored: Stored): Promise<Verified> {
+    try {
+      return await verifier.verify(stored.token)
+    } catch (error) {
+      // The key set cannot be fetched (a restart during an outage): the key that verified it before still can.
+      if (error instanceof EntitlementError && error.code === 'jwks_unavailable' && stored.key !== undefined)
+        return verifier.verifyWithKnownKey(stored.token, stored.key)
+      throw error
+    }
+  }
+
+  async function restore(key: string): Promise<Entry | undefined> {
+    const raw = await storage.read(`${TOKEN_KEY}${key}`)
+    if (raw === undefined) return undefined
+    let stored: Stored
+    try {
+      stored = JSON.parse(raw) as Stored
+      if (typeof stored?.token !== 'string') throw new TypeError('no token')
+    } catch (error) {
+      storage.write(`${TOKEN_KEY}${key}`, undefined)
+      host.report('storage', key === OWN ? undefined : key, new EntitlementError('storage_failed', `the stored token of ${key || 'this app'} is unreadable`, { cause: error }))
+      return undefined
+    }
+    try {
+      const verified = await verifyStored(stored)
+      const subject = verified.entitlements.subject
+      if ((key !== OWN && subject !== key) || host.isRevoked(verified.entitlements.tokenId)) {
+        storage.write(`${TOKEN_KEY}${key}`, undefined)
+        return undefined
+      }
+      return install(key, verified, stored.etag, stored.confirmedAt, 'stored', stored.token)
+    } catch (error) {
+      // Forgotten only when proven bad (a signature that fails under a key set that loaded, expired past the grace,
+      // garbage); kept when nothing is proven (the key set is out of reach, the configuration may be fixed).
+      if (provesBad(error)) storage.write(`${TOKEN_KEY}${key}`, undefined)
+      else host.report('load', key === OWN ? undefined : key, error)
+      return undefined
+    }
+  }
+
+  /** A token from the source failed to verify, or is for someone else: that is an answer, not an outage. */
+  function rejected(key: string, error: EntitlementError): Entry | undefined {
+    const current = cache.get(key)
+    if (current !== undefined) {
+      // The token in memory was good and still answers until it ends; the bad one is reported.
+      retryLater(current)
+      return current
+    }
+    verdicts.set(key, verdictFor(error))
+    return undefined
+  }
+
+  async function fromServer(key: string, current: Entry | undefined, source: LicenseServerClient): Promise<Entry | undefined> {
+    host.counters.fetches++
+    const response = await source.fetchToken(key, current?.etag)
+    if (response.status === 'not_modified' && current) {
+      host.counters.notModified++
+      confirm(current)
+      const wait = untilRenewal(current)
+      if (wait > 1000) {
+        current.retry?.recordSuccess(platform.now())
+        schedule(current, wait)
+      }
+      // Due for renewal, yet the server says it is current: ask again with backoff, not every second (protocol v1
+      // has servers re-issue past half-life; this keeps a server that does not polite).
+      else retryLater(current)
+      return current
+    }
+    if (response.status === 'not_found' || response.status === 'gone') {
+      cache.delete(key)
+      // A license that ended (410) answers `revoked`; a customer with none (404) answers `not_in_plan`.
+      verdicts.set(key, { reason: response.status === 'gone' ? 'revoked' : 'not_in_plan', error: undefined })
+      storage.write(`${TOKEN_KEY}${key}`, undefined)
+      return undefined
+    }
+    if (response.status !== 'ok') throw new EntitlementError('server_rejected', 'a 304 answered a request that sent no ETag')
+    const verified = await verifier.verify(response.token)
+    if (verified.entitlements.subject !== key) {
+      throw new EntitlementError('claims_invalid', `the server sent a token for ${verified.entitlements.subject}, not ${key}`)
+    }
+    return install(key, verified, response.etag, platform.now(), 'fresh', response.token)
+  }
+
+  async function fromApp(key: string, current: Entry | undefined, source: string | (() => string | Promise<string>)) {
+    const token = typeof source === 'function' ? await readTokenSource(source) : source
+    if (current?.token === token) {
+      confirm(current)
+      current.retry?.recordSuccess(platform.now())
+      schedule(current)
+      return current
+    }
+    return install(key, await verifier.verify(token), undefined, platform.now(), 'fresh', token)
+  }
+
+  async function fetchFromSource(key: string, during: 'load' | 'refresh'): Promise<Entry | undefined> {
+    const current = cache.get(key)
+    if (closed) return current
+    if (during === 'refresh') host.counters.refreshes++
+    try {
+      return server !== undefined ? await fromServer(key, current, server) : await fromApp(key, current, tokenSource!)
+    } catch (error) {
+      host.counters.failures++
+      host.report(during, key === OWN ? undefined : key, error)
+      if (!cannotKnow(error)) return rejected(key, error as EntitlementError)
+      const entry = cache.get(key)
+      if (entry !== undefined) retryLater(entry, (error as { retryAfterMs?: number }).retryAfterMs)
+      return entry
+    }
+  }
+
+  function load(key: string): Promise<Entry | undefined> {
+    let pending = loading.get(key)
+    if (pending === undefined) {
+      pending = (async () => {
+        await host.ready
+        // A token given as a string is the truth: a stored one could be older (the app shipped a new license).
+        const restored = typeof tokenSource === 'string' ? undefined : await restore(key)
+        return cache.get(key) ?? restored ?? (await fetchFromSource(key, 'load'))
+      })().finally(() => loading.delete(key))
+      loading.set(key, pending)
+    }
+    return pending
+  }
+
+  return {
+    /** Whether tokens are renewed from a source (a server or a token function), or never (a token string). */
+    renews,
+    get: (key: string) => cache.get(key),
+    peek: (key: string) => cache.peek(key),
+    has: (key: string) => cache.has(key),
+    verdict: (key: string) => verdicts.get(key),
+    hasVerdict: (key: string) => verdicts.has(key),
+    /** A token past its stale grace that the source can no longer vouch for: it leaves memory. */
+    forget: (key: string) => cache.delete(key),
+    load,
+    refresh: fetchFromSource,
+    entries: () => cache.entries(),
+    values: () => cache.values(),
+    get size() {
+      return cache.size
+    },
+    /** Stops every renewal timer; loads in progress finish. */
+    close(): Promise<unknown> {
+      closed = true
+      for (const entry of cache.values()) platform.clearTimeout(entry.timer)
+      return Promise.allSettled([...loading.values()])
+    },
+  }
+}
+
+export type TokenCache = ReturnType<typeof createTokenCache>

@@ -1,0 +1,118 @@
+import type { JWK } from 'jose'
+import type { Entitlements } from '../entitlements.js'
+import { EntitlementError } from '../errors.js'
+import { createEntitlementVerifier, type EntitlementVerifier, type VerifyOptions } from '../verify.js'
+
+/** A token that verified, and the public key of a remote set that verified it (kept with it in storage). */
+export interface Verified {
+  readonly entitlements: Entitlements
+  readonly key: JWK | undefined
+}
+
+/** Verification as the client needs it: with the stale grace, and with a remembered key when the set is away. */
+export interface TokenVerifier {
+  /** Verifies under the configured keys; a token past `exp` but inside the stale grace verifies too. */
+  verify(token: string): Promise<Verified>
+  /**
+   * Verifies under the key that verified the token in an earlier run: for a restart while the remote key set
+   * cannot be reached. A signature that fails under it is proof the stored token is bad.
+   */
+  verifyWithKnownKey(token: string, key: JWK): Promise<Verified>
+  readonly inner: EntitlementVerifier
+}
+
+/**
+ * Verification errors that prove nothing about the token: the key set could not be fetched, the clock is behind
+ * the token, or this app is configured for another issuer or audience (a fix to the configuration makes the same
+ * token good). Anything else a stored token fails with proves it bad, and it is forgotten.
+ */
+const PROVES_NOTHING = new Set(['jwks_unavailable', 'token_not_yet_valid', 'issuer_invalid', 'audience_invalid'])
+
+/** Whether an error from verifying a token proves the token bad (so it is an answer, not an outage). */
+export function provesBad(error: unknown): error is EntitlementError {
+  return error instanceof EntitlementError && !PROVES_NOTHING.has(error.code) && error.code !== 'token_unavailable'
+}
+
+/** Whether an error means the answer cannot be known now (the source or the key set is out of reach). */
+export function cannotKnow(error: unknown): boolean {
+  if (!(error instanceof EntitlementError)) return true
+  return (
+    error.code === 'jwks_unavailable' ||
+    error.code === 'server_unavailable' ||
+    error.code === 'server_rejected' ||
+    error.code === 'token_unavailable'
+  )
+}
+
+export function createTokenVerifier(
+  options: Omit<VerifyOptions, 'now'>,
+  now: () => number,
+  staleGraceMs: number,
+): TokenVerifier {
+  const tolerance = options.clockToleranceSec ?? 60
+  const base: VerifyOptions = {
+    keys: options.keys,
+    issuer: options.issuer,
+    audience: options.audience,
+    clockToleranceSec: tolerance,
+    now,
+    ...(options.algorithms !== undefined ? { algorithms: options.algorithms } : {}),
+    ...(options.maxTokenLength !== undefined ? { maxTokenLength: options.maxTokenLength } : {}),
+    ...(options.jwks !== undefined ? { jwks: options.jwks } : {}),
+  }
+  const strict = createEntitlementVerifier(base)
+  // Made on first need: most clients never verify a token past its exp, or restart without their key set.
+  let stale: EntitlementVerifier | undefined
+  const known = new Map<string, { strict: EntitlementVerifier; stale?: EntitlementVerifier }>()
+
+  /** Verifies with `make(tolerance)`'s verifier, and past `exp` again with one whose tolerance reaches the grace. */
+  async function withGrace(
+    token: string,
+    first: EntitlementVerifier,
+    graceful: () => EntitlementVerifier,
+  ): Promise<Entitlements> {
+    try {
+      return await first.verify(token)
+    } catch (error) {
+      if (!(error instanceof EntitlementError) || error.code !== 'token_expired' || staleGraceMs === 0) throw error
+      return graceful().verify(token)
+    }
+  }
+
+  function keyOf(entitlements: Entitlements): JWK | undefined {
+    const set = strict.keySet() ?? stale?.keySet()
+    if (set === undefined) return undefined
+    const candidates = set.keys.filter((key) => entitlements.keyId === undefined || key.kid === entitlements.keyId)
+    return candidates.length === 1 ? { ...candidates[0]! } : undefined
+  }
+
+  return {
+    inner: strict,
+    async verify(token) {
+      const entitlements = await withGrace(token, strict, () => {
+        stale ??= createEntitlementVerifier({ ...base, clockToleranceSec: tolerance + staleGraceMs / 1000 })
+        return stale
+      })
+      return { entitlements, key: keyOf(entitlements) }
+    },
+    async verifyWithKnownKey(token, key) {
+      const id = JSON.stringify(key)
+      let verifiers = known.get(id)
+      if (verifiers === undefined) {
+        if (known.size > 64) known.clear()
+        verifiers = { strict: createEntitlementVerifier({ ...base, keys: { keys: [key] } }) }
+        known.set(id, verifiers)
+      }
+      const pair = verifiers
+      const entitlements = await withGrace(token, pair.strict, () => {
+        pair.stale ??= createEntitlementVerifier({
+          ...base,
+          keys: { keys: [key] },
+          clockToleranceSec: tolerance + staleGraceMs / 1000,
+        })
+        return pair.stale
+      })
+      return { entitlements, key }
+    },
+  }
+}

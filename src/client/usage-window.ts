@@ -1,0 +1,18 @@
+import type { Entitlements } from '../entitlements.js'
+import { currentWindowEnd } from '../period.js'
+import { NEVER } from '../usage-meter.js'
+
+const HOUR = 3_600_000
+
+/** The end of the usage window `metric` is in: the cap's window when the token has one, else the UTC hour. */
+export function windowFor(entitlements: Entitlements | undefined, metric: string, now: number): number {
+  const cap = entitlements?.features.get(metric)?.cap
+  if (cap === undefined) return Math.floor(now / HOUR) * HOUR + HOUR
+  if (cap.resetsAt === undefined) return NEVER
+  return currentWindowEnd(cap.period, cap.resetsAt, now) ?? NEVER
+}
+
+/** The key of one customer's counter of one metric in one window, in a usage counter store. */
+export function counterKeyOf(subject: string, feature: string, windowEnd: number): string {
+  return `${encodeURIComponent(subject)}:${encodeURIComponent(feature)}:${windowEnd}`
+}
