@@ -1,7 +1,7 @@
 import ky, { type KyInstance } from 'ky'
-import { retryAfterMs } from './retry.js'
 import { EntitlementError } from './errors.js'
 import type { Platform } from './platform.js'
+import { retryAfterMs } from './retry.js'
 
 /** How the client reaches the license server (protocol v1, `docs/client.md`). */
 export interface LicenseServerOptions {

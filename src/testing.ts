@@ -1,7 +1,7 @@
 import { exportJWK, generateKeyPair, type JSONWebKeySet, type JWK, type JWTPayload, SignJWT } from 'jose'
 import { type EntitlementClaim, entitlementTokenClaimsSchema } from './claims.js'
 import type { Algorithm } from './keys.js'
-import { ENTITLEMENT_TOKEN_TYPE } from './token-type.js'
+import { ENTITLEMENT_TOKEN_TYPE, REVOCATION_LIST_TYPE } from './token-type.js'
 import type { VerifyOptions } from './verify.js'
 
 /** Options of {@link createTestIssuer}. */
@@ -53,6 +53,11 @@ export interface TestIssuer {
    * cannot sign a token no server would issue. `plan` defaults to `{ id: 'test' }`, `features` to `{}`.
    */
   issue(entitlements?: Partial<EntitlementClaim>, options?: TestTokenOptions): Promise<string>
+  /**
+   * Signs a revocation list (typ `revocation-list+jwt`) of these token ids, as a license server serves it for
+   * `client.importRevocations()`. `issuedAt` in epoch seconds, default now.
+   */
+  revocationList(revoked: readonly string[], options?: { issuedAt?: number }): Promise<string>
   /** Signs any payload and header, unvalidated: for testing how your code handles bad tokens. */
   sign(payload: JWTPayload, header?: Record<string, unknown>): Promise<string>
 }
@@ -114,6 +119,10 @@ export async function createTestIssuer(options: TestIssuerOptions = {}): Promise
         )
       }
       return sign(payload, token.kid === undefined ? {} : { kid: token.kid })
+    },
+    revocationList(revoked: readonly string[], list: { issuedAt?: number } = {}) {
+      const iat = list.issuedAt ?? Math.floor(now() / 1000)
+      return sign({ iss: issuer, aud: audience, iat, revoked: [...revoked] }, { typ: REVOCATION_LIST_TYPE })
     },
     sign,
   })

@@ -18,6 +18,7 @@ export function withLongTimers(platform: Platform): Platform {
   return {
     ...platform,
     setTimeout(fn, ms) {
+      // biome-ignore lint/complexity/useMathMinMax: Math.max(NaN, 0) is NaN; a NaN delay must become 0.
       const wait = ms > 0 ? ms : 0
       if (wait <= MAX_TIMER_MS) return arm(fn, wait)
       const timer = new LongTimer()

@@ -1,7 +1,7 @@
-import { createRetryState } from './retry.js'
 import { EntitlementError } from './errors.js'
 import type { UsageResponse } from './license-server.js'
 import type { Platform } from './platform.js'
+import { createRetryState } from './retry.js'
 
 /** Options of the usage meter: `usage` in `createEntitlements` options. Every default is in `docs/metering.md`. */
 export interface UsageOptions {
@@ -202,6 +202,28 @@ interface JournalLine {
   properties?: Record<string, unknown>
   batch?: string
   reason?: string
+}
+
+/** Confirmed units of one counter, as [server time, units] pairs, that no token counted yet at the last write. */
+interface JournalConfirmed {
+  key: string
+  metric: string
+  window: number
+  acked: number[]
+}
+
+function isJournalConfirmed(value: unknown): value is JournalConfirmed {
+  const entry = value as JournalConfirmed
+  return (
+    typeof entry === 'object' &&
+    entry !== null &&
+    typeof entry.key === 'string' &&
+    typeof entry.metric === 'string' &&
+    typeof entry.window === 'number' &&
+    Array.isArray(entry.acked) &&
+    entry.acked.length % 2 === 0 &&
+    entry.acked.every((n) => typeof n === 'number' && Number.isFinite(n) && n >= 0)
+  )
 }
 
 /** The smallest validity check a journal line needs before it is trusted with money. */
@@ -792,7 +814,18 @@ export function createUsageMeter(options: UsageOptions, host: MeterHost) {
     for (const batch of flying) for (const line of batch.lines) lines.push(journalLine(line, batch.id))
     for (const line of ready) lines.push(journalLine(line))
     for (const line of open) lines.push(journalLine(line))
-    host.write(JOURNAL_KEY, JSON.stringify({ v: 1, lines, setAside: setAside.map((l) => journalLine(l)) }))
+    // Confirmed units a token does not count yet: without them, a restart that gets back the same token (its
+    // snapshot older than the confirmation) would let a cap be passed by what was already used.
+    const confirmed: JournalConfirmed[] = []
+    const now = platform.now()
+    for (const [key, metrics] of counters)
+      for (const [metric, counter] of metrics)
+        if (counter.acked.length > 0 && counter.windowEnd > now)
+          confirmed.push({ key, metric, window: counter.windowEnd, acked: [...counter.acked] })
+    host.write(
+      JOURNAL_KEY,
+      JSON.stringify({ v: 1, lines, setAside: setAside.map((l) => journalLine(l)), confirmed }),
+    )
     return lines.length
   }
 
@@ -800,7 +833,7 @@ export function createUsageMeter(options: UsageOptions, host: MeterHost) {
   async function restore(): Promise<void> {
     const text = await host.read(JOURNAL_KEY)
     if (text === undefined) return
-    let journal: { v?: unknown; lines?: unknown; setAside?: unknown }
+    let journal: { v?: unknown; lines?: unknown; setAside?: unknown; confirmed?: unknown }
     try {
       journal = JSON.parse(text) as typeof journal
     } catch {
@@ -861,6 +894,11 @@ export function createUsageMeter(options: UsageOptions, host: MeterHost) {
     }
     if (Array.isArray(journal.setAside))
       for (const entry of journal.setAside) if (isJournalLine(entry)) setAside.push(toLine(entry))
+    if (Array.isArray(journal.confirmed))
+      for (const entry of journal.confirmed) {
+        if (!isJournalConfirmed(entry) || entry.window <= now) continue
+        counterFor(entry.key, entry.metric, entry.window, now).acked.push(...entry.acked)
+      }
     if (queued() > 0) wake(0)
   }
 

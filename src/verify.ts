@@ -249,8 +249,15 @@ export function createEntitlementVerifier(options: VerifyOptions): EntitlementVe
     },
 
     async verifyRevocationList(list: unknown): Promise<RevocationList> {
-      if (typeof list !== 'string' || list.length > MAX_REVOCATION_LIST_LENGTH || !COMPACT_JWS.test(list.trim()))
-        throw new EntitlementError('token_malformed', 'a signed revocation list is a compact JWS of at most 1 MB')
+      if (
+        typeof list !== 'string' ||
+        list.length > MAX_REVOCATION_LIST_LENGTH ||
+        !COMPACT_JWS.test(list.trim())
+      )
+        throw new EntitlementError(
+          'token_malformed',
+          'a signed revocation list is a compact JWS of at most 1 MB',
+        )
       let payload: JWTPayload
       try {
         ;({ payload } = await verifySignatureAndTime(list.trim(), config, REVOCATION_LIST_TYPE, ['iat']))
@@ -259,9 +266,15 @@ export function createEntitlementVerifier(options: VerifyOptions): EntitlementVe
       }
       const revoked = (payload as { revoked?: unknown }).revoked
       if (!Array.isArray(revoked) || !revoked.every((id) => typeof id === 'string' && id.length > 0))
-        throw new EntitlementError('claims_invalid', 'a revocation list needs "revoked": an array of token ids')
+        throw new EntitlementError(
+          'claims_invalid',
+          'a revocation list needs "revoked": an array of token ids',
+        )
       if ((payload.iat as number) * 1000 > config.now() + config.clockTolerance * 1000)
-        throw new EntitlementError('token_not_yet_valid', 'the revocation list claims to be issued in the future')
+        throw new EntitlementError(
+          'token_not_yet_valid',
+          'the revocation list claims to be issued in the future',
+        )
       return { revoked, issuedAt: (payload.iat as number) * 1000 }
     },
 

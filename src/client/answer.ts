@@ -40,10 +40,20 @@ export function emptyDecision(
 }
 
 /** The failure policy's answer: only when no answer can be had (nothing loaded and the source out of reach). */
-export function fallbackDecision(feature: string, policy: FailurePolicy, subject: string | undefined): Decision {
+export function fallbackDecision(
+  feature: string,
+  policy: FailurePolicy,
+  subject: string | undefined,
+): Decision {
   const allowed = policy === 'open' || (typeof policy === 'object' && policy.allowed)
   const limit = typeof policy === 'object' ? policy.limit : undefined
-  const decision = emptyDecision(feature, allowed, policy === 'closed' ? 'unavailable' : 'fallback', subject, 'fallback')
+  const decision = emptyDecision(
+    feature,
+    allowed,
+    policy === 'closed' ? 'unavailable' : 'fallback',
+    subject,
+    'fallback',
+  )
   return limit === undefined ? decision : { ...decision, limit, remaining: limit }
 }
 
@@ -72,7 +82,12 @@ function memoUntil(entitlements: Entitlements, name: string, now: number): numbe
   let until = Math.min(now + 1000, entitlements.expiresAt)
   const feature = entitlements.features.get(name)
   if (feature !== undefined) {
-    for (const moment of [feature.trialEndsAt, feature.expiresAt, feature.graceEndsAt, feature.cap?.resetsAt]) {
+    for (const moment of [
+      feature.trialEndsAt,
+      feature.expiresAt,
+      feature.graceEndsAt,
+      feature.cap?.resetsAt,
+    ]) {
       if (moment !== undefined && moment > now && moment < until) until = moment
     }
   }
@@ -106,7 +121,9 @@ export function createAnswerer(host: AnswerHost) {
     const cap = entitlements.features.get(feature)?.cap
     if (cap === undefined) return 0
     if (meter !== undefined) return meter.unreported(key, feature, now, cap.asOf ?? entitlements.issuedAt)
-    const counted = localStore!.peek(counterKeyOf(entitlements.subject, feature, windowFor(entitlements, feature, now)))
+    const counted = localStore!.peek(
+      counterKeyOf(entitlements.subject, feature, windowFor(entitlements, feature, now)),
+    )
     const baseline = cap.resetsAt !== undefined && now >= cap.resetsAt ? 0 : cap.used
     return counted === undefined ? 0 : Math.max(0, counted - baseline)
   }
@@ -114,15 +131,21 @@ export function createAnswerer(host: AnswerHost) {
   /** No token in memory: a verdict if one is known (an answer), else the failure policy (no answer). */
   function withoutToken(key: string, feature: string, subject: string | undefined): Decision {
     const verdict = tokens.verdict(key)
-    if (verdict === undefined) return stats.count(fallbackDecision(feature, config.policyFor(feature), subject))
-    return stats.count({ ...emptyDecision(feature, false, verdict.reason, subject, 'cache'), error: verdict.error })
+    if (verdict === undefined)
+      return stats.count(fallbackDecision(feature, config.policyFor(feature), subject))
+    return stats.count({
+      ...emptyDecision(feature, false, verdict.reason, subject, 'cache'),
+      error: verdict.error,
+    })
   }
 
   function answer(entry: Entry | undefined, key: string, feature: string, context: CheckContext): Decision {
     const now = platform.now()
     const subject = key === OWN ? context.subject : key
     if (clock.rolledBack(now))
-      return stats.count(emptyDecision(feature, false, 'clock_rollback', subject, entry ? 'cache' : 'fallback'))
+      return stats.count(
+        emptyDecision(feature, false, 'clock_rollback', subject, entry ? 'cache' : 'fallback'),
+      )
     if (entry === undefined) return withoutToken(key, feature, subject)
     let source: DecisionSource = entry.origin
     if (source === 'fresh') entry.origin = 'cache'
@@ -154,7 +177,13 @@ export function createAnswerer(host: AnswerHost) {
         }
         // Nothing renews it (a token string), or its source handed it back after it expired: it expired.
         const decision = emptyDecision(feature, false, 'expired', entitlements.subject, source)
-        return stats.count({ ...decision, plan: entitlements.plan.id, expiresAt, error: 'token_expired', age })
+        return stats.count({
+          ...decision,
+          plan: entitlements.plan.id,
+          expiresAt,
+          error: 'token_expired',
+          age,
+        })
       }
       // Stale: decide as of the last moment the token was valid, and say so.
       at = expiresAt - 1
@@ -163,7 +192,9 @@ export function createAnswerer(host: AnswerHost) {
     const plain = source !== 'fresh' && source !== 'stale' && isPlain(context, key)
     const local = localUsage(entry, key, feature, now)
     const asked = local > 0 ? { ...context, usage: (context.usage ?? 0) + local } : context
-    const decision = decide(entitlements, feature, asked, at) as { -readonly [K in keyof Decision]: Decision[K] }
+    const decision = decide(entitlements, feature, asked, at) as {
+      -readonly [K in keyof Decision]: Decision[K]
+    }
     decision.source = source
     decision.age = age
     // Feature names may come from requests: a customer's memo holds at most MAX_MEMO answers, so made-up names
@@ -172,7 +203,11 @@ export function createAnswerer(host: AnswerHost) {
       entry.memo ??= new Map()
       const replaced = entry.memo.get(feature)
       if (replaced !== undefined) stats.fold(replaced)
-      entry.memo.set(feature, { decision: Object.freeze(decision), until: memoUntil(entitlements, feature, now), hits: 0 })
+      entry.memo.set(feature, {
+        decision: Object.freeze(decision),
+        until: memoUntil(entitlements, feature, now),
+        hits: 0,
+      })
     }
     return stats.count(decision)
   }

@@ -32,7 +32,8 @@ export function createConsume(host: {
 
   /** Records the use for the license server; a memoized answer for the feature no longer counts everything. */
   function use(key: string, entry: Entry | undefined, feature: string, amount: number): void {
-    if (meter !== undefined && amount > 0) meter.record(key, feature, amount, platform.now(), entry, undefined, undefined)
+    if (meter !== undefined && amount > 0)
+      meter.record(key, feature, amount, platform.now(), entry, undefined, undefined)
     answerer.invalidate(entry, feature)
   }
 

@@ -34,9 +34,13 @@ export function createEmitter(platform: Platform) {
       const wrapped =
         error instanceof EntitlementError
           ? error
-          : new EntitlementError(during === 'storage' ? 'storage_failed' : 'server_unavailable', String(error), {
-              cause: error,
-            })
+          : new EntitlementError(
+              during === 'storage' ? 'storage_failed' : 'server_unavailable',
+              String(error),
+              {
+                cause: error,
+              },
+            )
       emit('error', { subject, during, error: wrapped })
     },
     /** Starts background work, hands it to the platform's `waitUntil`, and never lets it reject unobserved. */

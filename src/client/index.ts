@@ -5,8 +5,8 @@ import { createMemoryUsageStore } from '../usage-store.js'
 import { createAnswerer, emptyDecision } from './answer.js'
 import { createConsume } from './consume.js'
 import { createDecisionStats } from './decision-stats.js'
-import { createEventStream } from './event-stream.js'
 import { createEmitter } from './emitter.js'
+import { createEventStream } from './event-stream.js'
 import type { CheckContext, EntitlementsClient, EntitlementsClientOptions, RecordContext } from './options.js'
 import { resolveOptions } from './options.js'
 import { createRevocations } from './revocations.js'
@@ -42,11 +42,19 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
   const config = resolveOptions(options)
   const { platform } = config
   const { emit, on, report, background } = createEmitter(platform)
-  const storage = createSerializedStorage(config.storage, (error) => report('storage', undefined, error), background)
-  const clock = createTrustedClock(platform, config.toleranceMs, (mark) => storage.write(TIME_KEY, String(mark)))
+  const storage = createSerializedStorage(
+    config.storage,
+    (error) => report('storage', undefined, error),
+    background,
+  )
+  const clock = createTrustedClock(platform, config.toleranceMs, (mark) =>
+    storage.write(TIME_KEY, String(mark)),
+  )
   const verifier = createTokenVerifier(config.verify, () => platform.now(), config.staleGraceMs)
-  const server: LicenseServerClient | undefined = options.server && createLicenseServerClient(options.server, platform)
-  const revocationSource = server ?? (options.revocations && createLicenseServerClient(options.revocations, platform))
+  const server: LicenseServerClient | undefined =
+    options.server && createLicenseServerClient(options.server, platform)
+  const revocationSource =
+    server ?? (options.revocations && createLicenseServerClient(options.revocations, platform))
   const stats = createDecisionStats()
   const counters = { hits: 0, misses: 0, fetches: 0, notModified: 0, refreshes: 0, failures: 0 }
   let closed = false
@@ -79,8 +87,8 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       report: (error) => report('usage', undefined, error),
       background,
     })
-  const ready = Promise.all([storage.read(TIME_KEY), revocations.restore(), meter?.restore()]).then(([time]) =>
-    clock.restore(Number(time)),
+  const ready = Promise.all([storage.read(TIME_KEY), revocations.restore(), meter?.restore()]).then(
+    ([time]) => clock.restore(Number(time)),
   )
   const tokens = createTokenCache({
     config,
@@ -136,7 +144,8 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       : undefined
 
   function foldAll(): void {
-    for (const entry of tokens.values()) if (entry.memo !== undefined) for (const memo of entry.memo.values()) stats.fold(memo)
+    for (const entry of tokens.values())
+      if (entry.memo !== undefined) for (const memo of entry.memo.values()) stats.fold(memo)
   }
   let summaryTimer: unknown
   function summarize(): void {
@@ -150,7 +159,8 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
   summaryTimer = platform.setTimeout(summarize, config.decisionSummaryIntervalMs)
 
   function checkFeature(feature: unknown): void {
-    if (typeof feature !== 'string' || feature.length === 0) throw new TypeError('feature must be a non-empty string')
+    if (typeof feature !== 'string' || feature.length === 0)
+      throw new TypeError('feature must be a non-empty string')
   }
 
   return {
@@ -176,7 +186,9 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       counters.misses++
       if (tokens.hasVerdict(key) || closed) return answer(undefined, key, feature, context)
       background(tokens.load(key))
-      return stats.count(emptyDecision(feature, false, 'not_loaded', key === OWN ? context.subject : key, 'fallback'))
+      return stats.count(
+        emptyDecision(feature, false, 'not_loaded', key === OWN ? context.subject : key, 'fallback'),
+      )
     },
     async load(subject) {
       const key = keyOf({ subject })
@@ -192,10 +204,17 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     stats() {
       foldAll()
       const usage = meter?.stats() ?? NO_USAGE_STATS
-      return { ...counters, revoked: revocations.size, cached: tokens.size, decisions: stats.snapshot(), usage }
+      return {
+        ...counters,
+        revoked: revocations.size,
+        cached: tokens.size,
+        decisions: stats.snapshot(),
+        usage,
+      }
     },
     record(metric, amount = 1, context = NO_RECORD_CONTEXT) {
-      if (meter === undefined) throw new TypeError('record() needs somewhere to send usage: a server, or usage.url')
+      if (meter === undefined)
+        throw new TypeError('record() needs somewhere to send usage: a server, or usage.url')
       if (typeof metric !== 'string' || metric.length === 0 || metric.length > 256)
         throw new EntitlementError('usage_invalid', 'metric must be a string of 1 to 256 characters')
       if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0)

@@ -211,7 +211,11 @@ export interface ClientConfig {
 
 function checkPolicy(policy: unknown, name: string): FailurePolicy {
   if (policy === 'closed' || policy === 'open') return policy
-  if (typeof policy === 'object' && policy !== null && typeof (policy as { allowed?: unknown }).allowed === 'boolean') {
+  if (
+    typeof policy === 'object' &&
+    policy !== null &&
+    typeof (policy as { allowed?: unknown }).allowed === 'boolean'
+  ) {
     const limit = (policy as { limit?: unknown }).limit
     if (limit === undefined || (typeof limit === 'number' && Number.isFinite(limit) && limit >= 0))
       return policy as FailurePolicy
@@ -224,14 +228,21 @@ function checkUsage(usage: UsageOptions | undefined): void {
   if (typeof usage !== 'object' || usage === null) throw new TypeError('usage must be an object')
   if (usage.mode !== undefined && usage.mode !== 'aggregate' && usage.mode !== 'raw')
     throw new TypeError("usage.mode must be 'aggregate' or 'raw'")
-  for (const name of ['maxBatchLines', 'maxBatchBytes', 'maxInFlight', 'maxQueuedLines', 'maxSetAsideLines'] as const) {
+  for (const name of [
+    'maxBatchLines',
+    'maxBatchBytes',
+    'maxInFlight',
+    'maxQueuedLines',
+    'maxSetAsideLines',
+  ] as const) {
     const value = usage[name]
     if (value !== undefined && !(Number.isInteger(value) && value > 0))
       throw new TypeError(`usage.${name} must be a positive integer`)
   }
   for (const name of ['flushIntervalMs', 'persistIntervalMs', 'timeoutMs'] as const) {
     const value = usage[name]
-    if (value !== undefined && !(Number.isFinite(value) && value > 0)) throw new TypeError(`usage.${name} must be > 0`)
+    if (value !== undefined && !(Number.isFinite(value) && value > 0))
+      throw new TypeError(`usage.${name} must be > 0`)
   }
 }
 
@@ -243,7 +254,9 @@ export function resolveOptions(options: EntitlementsClientOptions): ClientConfig
   if (options.server !== undefined && options.token !== undefined)
     throw new TypeError('give a server or a token, not both')
   if (options.server !== undefined && options.revocations !== undefined)
-    throw new TypeError('a multi-tenant client fetches revocations from its server: drop the revocations option')
+    throw new TypeError(
+      'a multi-tenant client fetches revocations from its server: drop the revocations option',
+    )
   const refreshAt = options.refreshAt ?? 0.8
   if (!(refreshAt > 0 && refreshAt < 1)) throw new TypeError('refreshAt must be between 0 and 1')
   const maxSubjects = options.maxSubjects ?? 10_000

@@ -99,7 +99,9 @@ export function createRevocations(options: {
         if (ids !== undefined && typeof issuedAt === 'number') imported = { issuedAt, revoked: ids }
         all = new Set(imported === undefined ? fetched : [...fetched, ...imported.revoked])
       } catch (cause) {
-        options.report(new EntitlementError('storage_failed', 'the stored revocation list is not JSON', { cause }))
+        options.report(
+          new EntitlementError('storage_failed', 'the stored revocation list is not JSON', { cause }),
+        )
       }
     },
     start() {

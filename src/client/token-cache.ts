@@ -119,7 +119,14 @@ export function createTokenCache(host: TokenCacheHost) {
   })
   let closed = false
 
-  function install(key: string, verified: Verified, etag: string | undefined, confirmedAt: number, origin: Origin, token: string): Entry {
+  function install(
+    key: string,
+    verified: Verified,
+    etag: string | undefined,
+    confirmedAt: number,
+    origin: Origin,
+    token: string,
+  ): Entry {
     const { entitlements } = verified
     const previous = cache.get(key)?.entitlements
     const entry: Entry = {
@@ -205,7 +212,13 @@ export function createTokenCache(host: TokenCacheHost) {
       if (typeof stored?.token !== 'string') throw new TypeError('no token')
     } catch (error) {
       storage.write(`${TOKEN_KEY}${key}`, undefined)
-      host.report('storage', key === OWN ? undefined : key, new EntitlementError('storage_failed', `the stored token of ${key || 'this app'} is unreadable`, { cause: error }))
+      host.report(
+        'storage',
+        key === OWN ? undefined : key,
+        new EntitlementError('storage_failed', `the stored token of ${key || 'this app'} is unreadable`, {
+          cause: error,
+        }),
+      )
       return undefined
     }
     try {
@@ -237,7 +250,11 @@ export function createTokenCache(host: TokenCacheHost) {
     return undefined
   }
 
-  async function fromServer(key: string, current: Entry | undefined, source: LicenseServerClient): Promise<Entry | undefined> {
+  async function fromServer(
+    key: string,
+    current: Entry | undefined,
+    source: LicenseServerClient,
+  ): Promise<Entry | undefined> {
     host.counters.fetches++
     const response = await source.fetchToken(key, current?.etag)
     if (response.status === 'not_modified' && current) {
@@ -260,20 +277,35 @@ export function createTokenCache(host: TokenCacheHost) {
       storage.write(`${TOKEN_KEY}${key}`, undefined)
       return undefined
     }
-    if (response.status !== 'ok') throw new EntitlementError('server_rejected', 'a 304 answered a request that sent no ETag')
+    if (response.status !== 'ok')
+      throw new EntitlementError('server_rejected', 'a 304 answered a request that sent no ETag')
     const verified = await verifier.verify(response.token)
     if (verified.entitlements.subject !== key) {
-      throw new EntitlementError('claims_invalid', `the server sent a token for ${verified.entitlements.subject}, not ${key}`)
+      throw new EntitlementError(
+        'claims_invalid',
+        `the server sent a token for ${verified.entitlements.subject}, not ${key}`,
+      )
     }
     return install(key, verified, response.etag, platform.now(), 'fresh', response.token)
   }
 
-  async function fromApp(key: string, current: Entry | undefined, source: string | (() => string | Promise<string>)) {
+  async function fromApp(
+    key: string,
+    current: Entry | undefined,
+    source: string | (() => string | Promise<string>),
+  ) {
     const token = typeof source === 'function' ? await readTokenSource(source) : source
     if (current?.token === token) {
       confirm(current)
-      current.retry?.recordSuccess(platform.now())
-      schedule(current)
+      const wait = untilRenewal(current)
+      if (wait > 1000) {
+        current.retry?.recordSuccess(platform.now())
+        schedule(current, wait)
+      } else {
+        // Due for renewal, and the source hands back the same token (a license file not replaced yet): ask again
+        // after a tenth of what is left of its life, so a year-long license is not re-read every second.
+        retryLater(current, (current.expiresAt - platform.now()) / 10)
+      }
       return current
     }
     return install(key, await verifier.verify(token), undefined, platform.now(), 'fresh', token)
@@ -284,7 +316,9 @@ export function createTokenCache(host: TokenCacheHost) {
     if (closed) return current
     if (during === 'refresh') host.counters.refreshes++
     try {
-      return server !== undefined ? await fromServer(key, current, server) : await fromApp(key, current, tokenSource!)
+      return server !== undefined
+        ? await fromServer(key, current, server)
+        : await fromApp(key, current, tokenSource!)
     } catch (error) {
       host.counters.failures++
       host.report(during, key === OWN ? undefined : key, error)

@@ -26,11 +26,18 @@ export interface TokenVerifier {
  * the token, or this app is configured for another issuer or audience (a fix to the configuration makes the same
  * token good). Anything else a stored token fails with proves it bad, and it is forgotten.
  */
-const PROVES_NOTHING = new Set(['jwks_unavailable', 'token_not_yet_valid', 'issuer_invalid', 'audience_invalid'])
+const PROVES_NOTHING = new Set([
+  'jwks_unavailable',
+  'token_not_yet_valid',
+  'issuer_invalid',
+  'audience_invalid',
+])
 
 /** Whether an error from verifying a token proves the token bad (so it is an answer, not an outage). */
 export function provesBad(error: unknown): error is EntitlementError {
-  return error instanceof EntitlementError && !PROVES_NOTHING.has(error.code) && error.code !== 'token_unavailable'
+  return (
+    error instanceof EntitlementError && !PROVES_NOTHING.has(error.code) && error.code !== 'token_unavailable'
+  )
 }
 
 /** Whether an error means the answer cannot be known now (the source or the key set is out of reach). */
@@ -74,7 +81,8 @@ export function createTokenVerifier(
     try {
       return await first.verify(token)
     } catch (error) {
-      if (!(error instanceof EntitlementError) || error.code !== 'token_expired' || staleGraceMs === 0) throw error
+      if (!(error instanceof EntitlementError) || error.code !== 'token_expired' || staleGraceMs === 0)
+        throw error
       return graceful().verify(token)
     }
   }
@@ -82,7 +90,9 @@ export function createTokenVerifier(
   function keyOf(entitlements: Entitlements): JWK | undefined {
     const set = strict.keySet() ?? stale?.keySet()
     if (set === undefined) return undefined
-    const candidates = set.keys.filter((key) => entitlements.keyId === undefined || key.kid === entitlements.keyId)
+    const candidates = set.keys.filter(
+      (key) => entitlements.keyId === undefined || key.kid === entitlements.keyId,
+    )
     return candidates.length === 1 ? { ...candidates[0]! } : undefined
   }
 

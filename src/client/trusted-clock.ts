@@ -66,15 +66,13 @@ export function createTrustedClock(
 
   return {
     rolledBack(now) {
+      // The first look at the wall clock in a process is the one it has to take on trust.
+      if (anchorWall === undefined) anchor(now)
       if (now + toleranceMs < mark) return true
       if (now <= mark) return false
-      let next = now
-      if (anchorWall === undefined) anchor(now)
-      else {
-        // The wall clock may only run ahead of the mark as fast as real time passes.
-        const reachable = anchorWall + (monotonic() - anchorMono) + toleranceMs
-        if (reachable < next) next = reachable
-      }
+      // The wall clock may only run ahead of the mark as fast as real time passes.
+      const reachable = (anchorWall as number) + (monotonic() - anchorMono) + toleranceMs
+      const next = reachable < now ? reachable : now
       if (next > mark) {
         mark = next
         changed()

@@ -12,7 +12,10 @@ export function usageServerFor(
   const url = usage?.url ?? options.server?.url
   if (url === undefined) return undefined
   const sameAsServer =
-    usage?.url === undefined && usage?.apiKey === undefined && usage?.headers === undefined && usage?.timeoutMs === undefined
+    usage?.url === undefined &&
+    usage?.apiKey === undefined &&
+    usage?.headers === undefined &&
+    usage?.timeoutMs === undefined
   if (server !== undefined && sameAsServer) return server
   return createLicenseServerClient(
     {

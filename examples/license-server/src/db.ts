@@ -111,6 +111,11 @@ const MIGRATIONS: readonly string[] = [
     at INTEGER NOT NULL
   );
   `,
+  // When usage was last stored for a license: a held token whose snapshot is older is not handed out again, so a
+  // client that restarts learns what the server counted (the ETag covers the usage, not only the license).
+  `
+  ALTER TABLE licenses ADD COLUMN usage_at INTEGER NOT NULL DEFAULT 0;
+  `,
 ]
 
 /** Opens (or creates) the database at `path` (`:memory:` for tests) and brings its schema up to date. */

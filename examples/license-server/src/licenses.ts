@@ -52,6 +52,8 @@ interface LicenseRow {
   status: 'active' | 'cancelled' | 'revoked'
   version: number
   updated_at: number
+  /** When usage was last stored for this license (0: never). */
+  usage_at: number
 }
 
 interface TokenRow {
@@ -126,6 +128,7 @@ export function createLicenseService(options: LicenseServiceOptions) {
       `INSERT OR IGNORE INTO usage_lines (id, customer_id, metric, amount, start, end, window_end, batch, received_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
+    touchUsage: db.prepare('UPDATE licenses SET usage_at = ? WHERE customer_id = ?'),
     addTotal: db.prepare(
       `INSERT INTO usage_totals (customer_id, metric, window_end, total) VALUES (?, ?, ?, ?)
        ON CONFLICT (customer_id, metric, window_end) DO UPDATE SET total = total + excluded.total`,
@@ -267,7 +270,10 @@ export function createLicenseService(options: LicenseServiceOptions) {
   async function currentToken(license: LicenseRow, kind: 'online' | 'device', device: string | null) {
     const held = q.latestToken.get(license.customer_id, kind, device) as TokenRow | undefined
     const young = held !== undefined && now() - held.issued_at < (ttlSec * 1000) / 2
-    if (held && young && held.license_version === license.version && !q.revoked.get(held.jti)) return held
+    // Usage stored after the held token was signed: its snapshot is behind, so a new token (a new ETag) goes out.
+    const counted = held !== undefined && held.issued_at > license.usage_at
+    if (held && young && counted && held.license_version === license.version && !q.revoked.get(held.jti))
+      return held
     return issue(license, kind, device)
   }
 
@@ -536,6 +542,7 @@ export function createLicenseService(options: LicenseServiceOptions) {
       let duplicates = 0
       const received = now()
       const licenses = new Map<string, LicenseRow | undefined>()
+      const touched = new Set<string>()
       transaction(() => {
         for (const line of batch.lines) {
           const subject = line.subject ?? (scope.kind === 'customer' ? scope.customerId : undefined)
@@ -575,7 +582,9 @@ export function createLicenseService(options: LicenseServiceOptions) {
           }
           accepted++
           q.addTotal.run(subject, line.metric, end, line.amount)
+          touched.add(subject)
         }
+        for (const customerId of touched) q.touchUsage.run(received, customerId)
       })
       return { accepted, duplicates, rejected, at: now() }
     },

@@ -1,0 +1,388 @@
+import { HttpResponse, http } from 'msw'
+import { setupServer } from 'msw/node'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import type { EntitlementClaim } from '../../src/claims.js'
+import {
+  type ChangeEvent,
+  createEntitlements,
+  createMemoryStorage,
+  EntitlementError,
+  type EntitlementsClient,
+  type EntitlementsClientOptions,
+} from '../../src/index.js'
+import { createEventStreamParser, type ServerSentEvent } from '../../src/sse.js'
+import { createTestIssuer, type TestIssuer } from '../../src/testing.js'
+import { MAX_TIMER_MS, withLongTimers } from '../../src/timers.js'
+import { NOW } from '../helpers.js'
+import { fakeLicenseServer, manualPlatform, SERVER } from './harness.js'
+
+// The client's promise, each way it broke: the answer is right, and the last-known-good license survives anything
+// short of proof that it is bad.
+
+const msw = setupServer()
+beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
+afterAll(() => msw.close())
+
+const SECOND = 1000
+const MIN = 60 * SECOND
+const HOUR = 60 * MIN
+const DAY = 24 * HOUR
+const TEAM: Partial<EntitlementClaim> = {
+  plan: { id: 'team' },
+  features: { export: true, seats: { limit: 10 } },
+}
+
+let clock: ReturnType<typeof manualPlatform>
+let server: Awaited<ReturnType<typeof fakeLicenseServer>>
+let clients: EntitlementsClient[]
+let issuer: TestIssuer
+
+beforeEach(async () => {
+  msw.resetHandlers()
+  clock = manualPlatform()
+  server = await fakeLicenseServer(msw, clock)
+  issuer = await createTestIssuer({ now: () => clock.now })
+  clients = []
+})
+afterEach(async () => {
+  await Promise.all(clients.map((client) => client.close()))
+})
+
+function client(overrides: Partial<EntitlementsClientOptions> = {}): EntitlementsClient {
+  const made = createEntitlements({
+    server: { url: SERVER, apiKey: 'sk_test', revocationIntervalMs: 5 * MIN },
+    keys: server.issuer.jwks,
+    issuer: SERVER,
+    audience: 'app',
+    platform: clock.platform,
+    ...overrides,
+  })
+  clients.push(made)
+  return made
+}
+
+/** A single-tenant client of the test issuer's tokens. */
+function own(token: EntitlementsClientOptions['token'], overrides: Partial<EntitlementsClientOptions> = {}) {
+  return client({
+    server: undefined,
+    token,
+    keys: issuer.jwks,
+    issuer: issuer.issuer,
+    audience: issuer.audience,
+    ...overrides,
+  })
+}
+
+describe('long-lived tokens', () => {
+  for (const [name, lifeSec] of [
+    ['a 365-day', 365 * 86_400],
+    ['a 10-year', 3650 * 86_400],
+  ] as const) {
+    it(`reads ${name} license once, then again only near its renewal, with no busy loop`, async () => {
+      let reads = 0
+      const token = await issuer.issue({ features: { export: true } }, { expiresInSec: lifeSec })
+      // The decision summary's minute timer would fire millions of times over ten years of manual time.
+      const license = own(
+        () => {
+          reads++
+          return token
+        },
+        { decisionSummaryIntervalMs: 30 * DAY },
+      )
+      expect((await license.check('export')).allowed).toBe(true)
+      await clock.advance(3 * SECOND)
+      await clock.advance(DAY)
+      expect(reads).toBe(1)
+      // Renewal is due at 80% of the life, minus up to 10% jitter (random is 0.5 here: 75%).
+      await clock.advance(lifeSec * 1000 * 0.74 - DAY)
+      expect(reads).toBe(1)
+      await clock.advance(lifeSec * 1000 * 0.02)
+      expect(reads).toBe(2)
+    })
+  }
+
+  it('re-arms a timer longer than setTimeout can hold, in steps, and cancels it at any step', () => {
+    let now = 0
+    const armed: Array<{ ms: number; fn: () => void }> = []
+    const cleared: unknown[] = []
+    const platform = withLongTimers({
+      now: () => now,
+      random: () => 0.5,
+      setTimeout: (fn, ms) => {
+        armed.push({ ms, fn })
+        return armed.length
+      },
+      clearTimeout: (handle) => {
+        cleared.push(handle)
+      },
+      fetch: globalThis.fetch,
+    })
+    let fired = false
+    const handle = platform.setTimeout(() => {
+      fired = true
+    }, 3 * MAX_TIMER_MS)
+    expect(armed.map((timer) => timer.ms)).toEqual([MAX_TIMER_MS])
+    now += MAX_TIMER_MS
+    armed[0]!.fn()
+    now += MAX_TIMER_MS
+    armed[1]!.fn()
+    expect(armed[2]!.ms).toBe(MAX_TIMER_MS)
+    expect(fired).toBe(false)
+    platform.clearTimeout(handle)
+    expect(cleared).toEqual([3])
+    platform.setTimeout(() => {}, Number.NaN)
+    expect(armed.at(-1)!.ms).toBe(0)
+  })
+})
+
+describe('a token proven bad is an answer, never an outage', () => {
+  it('denies a forged token even when the failure policy is open', async () => {
+    const stranger = await createTestIssuer({ now: () => clock.now, issuer: issuer.issuer })
+    const forged = await stranger.issue({ features: { export: true } })
+    const license = own(forged, { failurePolicy: 'open', featurePolicies: { export: 'open' } })
+    expect(await license.check('export')).toMatchObject({
+      allowed: false,
+      reason: 'token_invalid',
+      error: 'signature_invalid',
+    })
+  })
+
+  it('answers expired (not unavailable) for an expired license, and names the code', async () => {
+    const expired = await issuer.issue(
+      { features: { export: true } },
+      { issuedAt: Math.floor((NOW - 40 * DAY) / 1000), expiresInSec: 30 * 86_400 },
+    )
+    const license = own(expired, { featurePolicies: { export: 'open' } })
+    expect(await license.check('export')).toMatchObject({
+      allowed: false,
+      reason: 'expired',
+      error: 'token_expired',
+    })
+  })
+
+  it('shows a wrong audience or issuer on the decision, not only on error events', async () => {
+    const token = await issuer.issue({ features: { export: true } })
+    expect(await own(token, { audience: 'another-app' }).check('export')).toMatchObject({
+      allowed: false,
+      reason: 'token_invalid',
+      error: 'audience_invalid',
+    })
+    expect(await own(token, { issuer: 'https://elsewhere.test' }).check('export')).toMatchObject({
+      allowed: false,
+      error: 'issuer_invalid',
+    })
+  })
+
+  it('denies a token the server signed with an unknown key under an open policy', async () => {
+    const stranger = await createTestIssuer({ now: () => clock.now, issuer: SERVER, audience: 'app' })
+    msw.use(
+      http.get(`${SERVER}/v1/entitlements/:subject`, async ({ params }) =>
+        HttpResponse.text(await stranger.issue(TEAM, { subject: String(params.subject), kid: 'rogue' })),
+      ),
+    )
+    const entitlements = client({ failurePolicy: 'open' })
+    expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({
+      allowed: false,
+      reason: 'token_invalid',
+      error: 'key_unknown',
+    })
+  })
+
+  it('still applies the failure policy when no answer can be had (the server is down)', async () => {
+    server.state.fail = 'network'
+    const entitlements = client({ featurePolicies: { export: 'open' } })
+    expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({
+      allowed: true,
+      reason: 'fallback',
+    })
+    // Own keys only: a feature named like an Object.prototype member gets the client's policy.
+    for (const feature of ['__proto__', 'constructor', 'toString'])
+      expect(await entitlements.check(feature, { subject: 'acme' })).toMatchObject({
+        allowed: false,
+        reason: 'unavailable',
+      })
+  })
+})
+
+describe('clock rollback', () => {
+  it('catches a clock set back after a crash 1.5 s after the first check', async () => {
+    server.sell('acme', TEAM)
+    const storage = createMemoryStorage()
+    const first = client({ storage })
+    await first.check('export', { subject: 'acme' })
+    await clock.advance(1500)
+    // Killed: no close(). The clock is then set back three days, and the app starts offline.
+    server.state.fail = 'network'
+    clock.setClock(clock.now - 3 * DAY)
+    const second = client({ storage })
+    expect(await second.check('export', { subject: 'acme' })).toMatchObject({
+      allowed: false,
+      reason: 'clock_rollback',
+    })
+  })
+
+  it('does not lock a customer out after a clock that ran two hours fast once, then was set right', async () => {
+    const token = await issuer.issue({ features: { export: true } }, { expiresInSec: 30 * 86_400 })
+    const storage = createMemoryStorage()
+    const first = own(token, { storage })
+    await first.check('export')
+    clock.setClock(clock.now + 2 * HOUR) // a one-off jump ahead
+    expect((await first.check('export')).allowed).toBe(true)
+    await clock.advance(10 * SECOND)
+    clock.setClock(clock.now - 2 * HOUR) // corrected
+    expect(await first.check('export')).toMatchObject({ allowed: true, reason: 'granted' })
+    await clock.advance(10 * SECOND)
+    await first.close()
+    const second = own(token, { storage })
+    expect(await second.check('export')).toMatchObject({ allowed: true, reason: 'granted' })
+    // Set back for real, beyond the tolerance: still caught.
+    clock.setClock(clock.now - 10 * MIN)
+    expect(await second.check('export')).toMatchObject({ allowed: false, reason: 'clock_rollback' })
+  })
+})
+
+describe('key rotation', () => {
+  it('accepts a token signed with a key rotated in half a second ago, fetching the key set at once', async () => {
+    const next = await createTestIssuer({
+      now: () => clock.now,
+      issuer: SERVER,
+      audience: 'app',
+      kid: 'key-2',
+    })
+    let keys = [server.issuer.publicJwk]
+    let jwksFetches = 0
+    msw.use(
+      http.get(`${SERVER}/.well-known/jwks.json`, () => {
+        jwksFetches++
+        return HttpResponse.json({ keys })
+      }),
+    )
+    server.sell('acme', TEAM)
+    const entitlements = client({ keys: new URL('/.well-known/jwks.json', SERVER) })
+    expect((await entitlements.check('export', { subject: 'acme' })).allowed).toBe(true)
+    // The server rotates: it publishes key-2 and signs the next token with it.
+    keys = [server.issuer.publicJwk, next.publicJwk]
+    msw.use(
+      http.get(`${SERVER}/v1/entitlements/:subject`, async ({ params }) =>
+        HttpResponse.text(await next.issue(TEAM, { subject: String(params.subject) }), {
+          headers: { etag: 'rotated' },
+        }),
+      ),
+    )
+    await clock.advance(500)
+    await entitlements.refresh('acme')
+    expect(entitlements.entitlements('acme')?.keyId).toBe('key-2')
+    expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({ allowed: true })
+    expect(jwksFetches).toBe(2)
+  })
+
+  it('does not refetch the key set for the same unknown kid twice within the cool-down', async () => {
+    let jwksFetches = 0
+    msw.use(
+      http.get(`${SERVER}/.well-known/jwks.json`, () => {
+        jwksFetches++
+        return HttpResponse.json({ keys: [issuer.publicJwk] })
+      }),
+    )
+    const rogue = await issuer.issue({ features: { export: true } }, { kid: 'nobody' })
+    const keys = new URL('/.well-known/jwks.json', SERVER)
+    for (let i = 0; i < 5; i++) {
+      const license = own(rogue, { keys })
+      expect((await license.check('export')).error).toBe('key_unknown')
+    }
+    // Each client has its own verifier: first load, then one refetch for the new kid, per client.
+    expect(jwksFetches).toBe(10)
+    jwksFetches = 0
+    const license = own(rogue, { keys })
+    await license.check('export')
+    await clock.advance(61 * SECOND) // the verdict is remembered for a minute; then the token is verified again
+    await license.check('export')
+    await license.check('export')
+    expect(jwksFetches).toBe(3)
+  })
+})
+
+describe('revocations without a multi-tenant server', () => {
+  it('fetches the revocation list for a single-tenant client that names its server', async () => {
+    const token = await issuer.issue({ features: { export: true } }, { tokenId: 'license-1' })
+    const license = own(token, { revocations: { url: SERVER, intervalMs: 5 * MIN } })
+    expect((await license.check('export')).allowed).toBe(true)
+    server.revoke('license-1')
+    await clock.advance(5 * MIN)
+    expect(await license.check('export')).toMatchObject({ allowed: false, reason: 'revoked' })
+  })
+
+  it('imports a signed revocation list, keeps it across a restart, and ignores an older one', async () => {
+    const token = await issuer.issue({ features: { export: true } }, { tokenId: 'license-1' })
+    const storage = createMemoryStorage()
+    const first = own(token, { storage })
+    expect((await first.check('export')).allowed).toBe(true)
+    const list = await issuer.revocationList(['license-1', 'license-0'])
+    expect(await first.importRevocations(list)).toBe(2)
+    expect(await first.check('export')).toMatchObject({ allowed: false, reason: 'revoked' })
+    const older = await issuer.revocationList([], { issuedAt: Math.floor(clock.now / 1000) - 60 })
+    expect(await first.importRevocations(older)).toBe(2)
+    await first.close()
+    const second = own(token, { storage })
+    expect(await second.check('export')).toMatchObject({ allowed: false, reason: 'revoked' })
+  })
+
+  it('refuses a revocation list that is forged, or is an entitlement token', async () => {
+    const stranger = await createTestIssuer({ now: () => clock.now, issuer: issuer.issuer })
+    const license = own(await issuer.issue({ features: { export: true } }))
+    await expect(license.importRevocations(await stranger.revocationList(['x']))).rejects.toMatchObject({
+      code: 'signature_invalid',
+    })
+    const token = await issuer.issue({ features: { export: true } })
+    const error = await license.importRevocations(token).catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(EntitlementError)
+    expect((error as EntitlementError).code).toBe('type_invalid')
+  })
+})
+
+describe('event stream', () => {
+  it('backs off a stream that opens and closes at once, instead of reconnecting every second', async () => {
+    let opens = 0
+    msw.use(
+      http.get(`${SERVER}/v1/events`, () => {
+        opens++
+        return new HttpResponse(': hello\n\n', { headers: { 'content-type': 'text/event-stream' } })
+      }),
+    )
+    client({ server: { url: SERVER, events: true, revocationIntervalMs: 0 } })
+    await clock.advance(60 * SECOND)
+    // 1 s, 2 s, 4 s, … (full jitter at 0.5, at least 1 s): a handful, not sixty.
+    expect(opens).toBeLessThanOrEqual(8)
+    expect(opens).toBeGreaterThan(2)
+  })
+
+  it('parses a CRLF split across chunks as one line end, and drops a leading BOM', () => {
+    const events: ServerSentEvent[] = []
+    const parse = createEventStreamParser((event) => events.push(event))
+    parse('\uFEFFid: 7\r')
+    parse('\nevent: revocations\r')
+    parse('\ndata: {}\r')
+    parse('\n\r')
+    parse('\n')
+    expect(events).toEqual([{ id: '7', event: 'revocations', data: '{}' }])
+    const split = createEventStreamParser((event) => events.push(event))
+    for (const char of 'event: entitlements\r\ndata: {"subject":"a"}\r\n\r\n') split(char)
+    expect(events[1]).toEqual({ id: undefined, event: 'entitlements', data: '{"subject":"a"}' })
+  })
+})
+
+describe('change events', () => {
+  it('fires no change for a first load, and one for a real change', async () => {
+    server.sell('acme', TEAM)
+    const entitlements = client()
+    const changes: ChangeEvent[] = []
+    entitlements.on('change', (event) => changes.push(event))
+    await entitlements.check('export', { subject: 'acme' })
+    expect(changes).toEqual([])
+    server.sell('acme', { plan: { id: 'business' }, features: { export: true, sso: true } })
+    await entitlements.refresh('acme')
+    expect(changes.map((change) => change.changes.map((c) => c.type))).toEqual([
+      expect.arrayContaining(['plan_changed', 'feature_added']),
+    ])
+  })
+})
