@@ -72,7 +72,7 @@ export function createTrustedClock(
       if (now <= mark) return false
       // The wall clock may only run ahead of the mark as fast as real time passes.
       const reachable = (anchorWall as number) + (monotonic() - anchorMono) + toleranceMs
-      const next = reachable < now ? reachable : now
+      const next = Math.min(reachable, now)
       if (next > mark) {
         mark = next
         changed()

@@ -1,7 +1,9 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
+import { REVOCATION_LIST_TYPE } from 'entitle'
 import { type Context, Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { streamSSE } from 'hono/streaming'
+import { SignJWT } from 'jose'
 import type * as z from 'zod'
 import type { Catalog } from './catalog.js'
 import type { Db } from './db.js'
@@ -159,6 +161,8 @@ export async function createLicenseServer(options: LicenseServerOptions) {
     return c.json(answer, status)
   })
 
+  const REVOCATION_LIST_MEDIA_TYPE = `application/${REVOCATION_LIST_TYPE}`
+
   // --- the SDK: tokens, revocations, events, usage (protocol v1, docs/client.md) -------------------------------
 
   app.get('/v1/entitlements/:subject', async (c) => {
@@ -171,8 +175,19 @@ export async function createLicenseServer(options: LicenseServerOptions) {
     return c.body(token, 200, { 'content-type': 'application/entitlement+jwt' })
   })
 
-  app.get('/v1/revocations', (c) => {
+  app.get('/v1/revocations', async (c) => {
     const revoked = service.revocations(scopeOf(c))
+    // A signed list is for an app with no network (client.importRevocations): it carries its own issue time.
+    if ((c.req.header('accept') ?? '').includes(REVOCATION_LIST_MEDIA_TYPE)) {
+      const { kid, key } = await keyring.signer()
+      const list = await new SignJWT({ revoked })
+        .setProtectedHeader({ alg: 'EdDSA', kid, typ: REVOCATION_LIST_TYPE })
+        .setIssuer(options.issuer)
+        .setAudience(options.audience)
+        .setIssuedAt(Math.floor(now() / 1000))
+        .sign(key)
+      return c.body(list, 200, { 'content-type': REVOCATION_LIST_MEDIA_TYPE, 'cache-control': 'no-store' })
+    }
     const etag = `"${createHash('sha256').update(revoked.join(',')).digest('base64url').slice(0, 22)}"`
     c.header('etag', etag)
     if (c.req.header('if-none-match') === etag) return c.body(null, 304)
