@@ -200,9 +200,9 @@ describe.each([
     const unknown = await get(base, '/export', 'nobody')
     expect(unknown.status).toBe(403)
     expect((await unknown.json()).detail).toBe('not_in_plan')
-    // The license server hands out garbage: no usable token, the failure policy (closed) answers.
+    // The license server hands out garbage: a token proven bad is an answer (403 with the reason), not an outage.
     const forged = await get(base, '/export', 'forger')
-    expect(forged.status).toBe(503)
-    expect(await forged.json()).toMatchObject({ detail: 'unavailable', title: 'Entitlements unavailable' })
+    expect(forged.status).toBe(403)
+    expect(await forged.json()).toMatchObject({ detail: 'token_invalid' })
   })
 })

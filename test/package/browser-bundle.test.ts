@@ -56,7 +56,7 @@ describe('browser bundle', () => {
     const result = await bundleForBrowser('examples/browser/app.ts')
     const text = result.outputFiles[0]!.text
     // Budget: docs/browser.md. The aim was 20 KB; lru-cache (18.7 KB minified) and ky (14 KB) are most of the gap.
-    expect(gzipSync(result.outputFiles[0]!.contents).length).toBeLessThan(44 * 1024)
+    expect(gzipSync(result.outputFiles[0]!.contents).length).toBeLessThan(46 * 1024)
     for (const name of [
       'node:',
       'better-sqlite3',
@@ -74,7 +74,7 @@ describe('browser bundle', () => {
   it.each([
     ['verify + decide', 'test/fixtures/bundles/verify-decide.ts', 22 * 1024],
     // Metering added about 5 KB gzipped (35.6 → 40.7 KB).
-    ['the client (verify, decide, cache, refresh, metering)', 'test/fixtures/bundles/client.ts', 42 * 1024],
+    ['the client (verify, decide, cache, refresh, metering)', 'test/fixtures/bundles/client.ts', 46 * 1024],
   ])('keeps %s within its gzipped budget', async (_name, entry, budget) => {
     const result = await bundleForBrowser(entry)
     const gzipped = gzipSync(result.outputFiles[0]!.contents).length

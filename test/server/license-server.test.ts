@@ -469,7 +469,10 @@ describe('the database', () => {
     const path = join(mkdtempSync(join(tmpdir(), 'entitle-db-')), 'license.db')
     openDatabase(path).close()
     const db = openDatabase(path)
-    expect(db.prepare('SELECT version FROM schema_migrations').all()).toEqual([{ version: 1 }])
+    expect(db.prepare('SELECT version FROM schema_migrations').all()).toEqual([
+      { version: 1 },
+      { version: 2 },
+    ])
     db.close()
   })
 })
