@@ -150,8 +150,11 @@ export function createAnswerer(host: AnswerHost) {
     let source: DecisionSource = entry.origin
     if (source === 'fresh') entry.origin = 'cache'
     const expiresAt = entry.expiresAt
-    const tokenId = entry.entitlements.tokenId
-    if (source !== 'fresh' && now < expiresAt && (revocations.size === 0 || !revocations.has(tokenId))) {
+    if (
+      source !== 'fresh' &&
+      now < expiresAt &&
+      (revocations.size === 0 || !revocations.has(entry.entitlements.tokenId))
+    ) {
       // The hot path: a token in memory, valid, not revoked. A plain check reuses its answer.
       if (isPlain(context, key)) {
         const memo = entry.memo?.get(feature)
@@ -163,7 +166,7 @@ export function createAnswerer(host: AnswerHost) {
     }
     const { entitlements } = entry
     const age = now - entry.confirmedAt
-    if (revocations.size !== 0 && revocations.has(tokenId)) {
+    if (revocations.size !== 0 && revocations.has(entitlements.tokenId)) {
       const decision = emptyDecision(feature, false, 'revoked', entitlements.subject, source)
       return stats.count({ ...decision, plan: entitlements.plan.id, age })
     }

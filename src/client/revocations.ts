@@ -15,7 +15,8 @@ interface StoredRevocations {
 /** Every token id the client knows to be revoked, from the server's list and from an imported signed list. */
 export interface Revocations {
   has(tokenId: string): boolean
-  readonly size: number
+  /** How many ids are known revoked (a plain field: every check reads it). */
+  size: number
   /** Reads what an earlier run stored. */
   restore(): Promise<void>
   /** Fetches the list now, then every interval. */
@@ -56,6 +57,7 @@ export function createRevocations(options: {
   function rebuild(): void {
     const before = all.size
     all = new Set(imported === undefined ? fetched : [...fetched, ...imported.revoked])
+    api.size = all.size
     if (all.size > 0 && all.size !== before) options.revoked()
   }
 
@@ -82,11 +84,10 @@ export function createRevocations(options: {
     }
   }
 
-  return {
+  const api: Revocations = {
     has: (tokenId) => all.has(tokenId),
-    get size() {
-      return all.size
-    },
+    // A plain field, not a getter: every check reads it.
+    size: 0,
     async restore() {
       const text = await storage.read(REVOKED_KEY)
       if (text === undefined) return
@@ -98,6 +99,7 @@ export function createRevocations(options: {
         const issuedAt = parsed.imported?.issuedAt
         if (ids !== undefined && typeof issuedAt === 'number') imported = { issuedAt, revoked: ids }
         all = new Set(imported === undefined ? fetched : [...fetched, ...imported.revoked])
+        api.size = all.size
       } catch (cause) {
         options.report(
           new EntitlementError('storage_failed', 'the stored revocation list is not JSON', { cause }),
@@ -122,4 +124,5 @@ export function createRevocations(options: {
       platform.clearTimeout(timer)
     },
   }
+  return api
 }
