@@ -122,33 +122,25 @@ function pemResolver(pem: string): JWTVerifyGetKey {
 /** A key resolver, and for a remote set the set it last loaded (what the client persists to restart offline). */
 export type KeyResolver = JWTVerifyGetKey & { readonly keySet?: () => JSONWebKeySet | undefined }
 
-/** New `kid`s that may each trigger a fetch within one cool-down, beyond the first miss. */
-const NEW_KID_FETCHES = 4
-/** Unknown `kid`s remembered per cool-down: past this, new ones wait for the cool-down like repeated ones. */
-const MAX_MISSED_KIDS = 64
+/** Unknown `kid`s that may each trigger a fetch within one cool-down. */
+const NEW_KID_FETCHES = 5
 
 /**
  * When a token names a `kid` the loaded set lacks, may the set be fetched again now? A key the server just rotated
- * in must work at once, so a `kid` not missed before triggers a fetch (a few per cool-down, so tokens with made-up
- * `kid`s cannot turn into a flood of fetches); a `kid` that missed again inside the cool-down does not.
+ * in must work at once, so a `kid` not missed before triggers a fetch; a `kid` that missed already in this
+ * cool-down does not, and neither does a sixth new one (tokens with made-up `kid`s cannot flood the server).
  */
 function createRefetchPolicy(cooldownMs: number, now: () => number) {
-  const missed = new Map<string, number>()
+  const missed = new Set<string | undefined>()
   let windowStart = Number.NEGATIVE_INFINITY
-  let fetchesInWindow = 0
   return (kid: string | undefined): boolean => {
     const at = now()
     if (at - windowStart >= cooldownMs) {
       windowStart = at
-      fetchesInWindow = 0
       missed.clear()
     }
-    const name = kid ?? ''
-    const last = missed.get(name)
-    if (last !== undefined && at - last < cooldownMs) return false
-    if (fetchesInWindow > NEW_KID_FETCHES || missed.size >= MAX_MISSED_KIDS) return false
-    missed.set(name, at)
-    fetchesInWindow++
+    if (missed.has(kid) || missed.size >= NEW_KID_FETCHES) return false
+    missed.add(kid)
     return true
   }
 }

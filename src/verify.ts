@@ -191,6 +191,12 @@ async function verifySignatureAndTime(
   }
 }
 
+/** jose checks `iat` only against a maximum age; something signed "in the future" is a clock game. */
+function assertNotIssuedInFuture(payload: JWTPayload, config: VerifierConfig, what: string): void {
+  if (typeof payload.iat === 'number' && payload.iat * 1000 > config.now() + config.clockTolerance * 1000)
+    throw new EntitlementError('token_not_yet_valid', `${what} claims to be issued in the future`)
+}
+
 /**
  * Creates a verifier for entitlement tokens. Options are checked here, once: a bad option is a `TypeError` now,
  * not a failed verification later.
@@ -231,13 +237,7 @@ export function createEntitlementVerifier(options: VerifyOptions): EntitlementVe
         throw fromJose(error)
       }
       const { payload, protectedHeader } = verified
-      // jose checks iat only against a maximum age; a token issued in the future is a clock game.
-      if (
-        typeof payload.iat === 'number' &&
-        payload.iat * 1000 > config.now() + config.clockTolerance * 1000
-      ) {
-        throw new EntitlementError('token_not_yet_valid', 'the token claims to be issued in the future')
-      }
+      assertNotIssuedInFuture(payload, config, 'the token')
       const parsed = entitlementTokenClaimsSchema.safeParse(payload)
       if (!parsed.success) {
         const where = parsed.error.issues.map((issue) => issue.path.join('.') || '(root)').join(', ')
@@ -249,31 +249,24 @@ export function createEntitlementVerifier(options: VerifyOptions): EntitlementVe
     },
 
     async verifyRevocationList(list: unknown): Promise<RevocationList> {
-      if (
-        typeof list !== 'string' ||
-        list.length > MAX_REVOCATION_LIST_LENGTH ||
-        !COMPACT_JWS.test(list.trim())
-      )
+      const text = typeof list === 'string' && list.length <= MAX_REVOCATION_LIST_LENGTH ? list.trim() : ''
+      if (!COMPACT_JWS.test(text))
         throw new EntitlementError(
           'token_malformed',
           'a signed revocation list is a compact JWS of at most 1 MB',
         )
       let payload: JWTPayload
       try {
-        ;({ payload } = await verifySignatureAndTime(list.trim(), config, REVOCATION_LIST_TYPE, ['iat']))
+        ;({ payload } = await verifySignatureAndTime(text, config, REVOCATION_LIST_TYPE, ['iat']))
       } catch (error) {
         throw fromJose(error)
       }
+      assertNotIssuedInFuture(payload, config, 'the revocation list')
       const revoked = (payload as { revoked?: unknown }).revoked
       if (!Array.isArray(revoked) || !revoked.every((id) => typeof id === 'string' && id.length > 0))
         throw new EntitlementError(
           'claims_invalid',
           'a revocation list needs "revoked": an array of token ids',
-        )
-      if ((payload.iat as number) * 1000 > config.now() + config.clockTolerance * 1000)
-        throw new EntitlementError(
-          'token_not_yet_valid',
-          'the revocation list claims to be issued in the future',
         )
       return { revoked, issuedAt: (payload.iat as number) * 1000 }
     },

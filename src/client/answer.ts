@@ -1,4 +1,4 @@
-import { decide } from '../decide.js'
+import { decide, deniedForError } from '../decide.js'
 import type { Decision, DecisionSource } from '../decision.js'
 import type { Entitlements } from '../entitlements.js'
 import type { UsageMeter } from '../usage-meter.js'
@@ -133,10 +133,9 @@ export function createAnswerer(host: AnswerHost) {
     const verdict = tokens.verdict(key)
     if (verdict === undefined)
       return stats.count(fallbackDecision(feature, config.policyFor(feature), subject))
-    return stats.count({
-      ...emptyDecision(feature, false, verdict.reason, subject, 'cache'),
-      error: verdict.error,
-    })
+    if (verdict.error !== undefined)
+      return stats.count({ ...deniedForError(feature, verdict.error, subject), source: 'cache' })
+    return stats.count(emptyDecision(feature, false, verdict.reason, subject, 'cache'))
   }
 
   function answer(entry: Entry | undefined, key: string, feature: string, context: CheckContext): Decision {
@@ -215,6 +214,11 @@ export function createAnswerer(host: AnswerHost) {
     return stats.count(decision)
   }
 
+  /** Adds the hits of an entry's memoized answers to the counts (they are counted lazily, on the hot path). */
+  function fold(entry: Entry): void {
+    if (entry.memo !== undefined) for (const memo of entry.memo.values()) stats.fold(memo)
+  }
+
   /** Forgets a memoized answer that no longer counts everything used (after record() or consume()). */
   function invalidate(entry: Entry | undefined, feature: string): void {
     const memo = entry?.memo?.get(feature)
@@ -223,7 +227,7 @@ export function createAnswerer(host: AnswerHost) {
     entry!.memo!.delete(feature)
   }
 
-  return { answer, invalidate }
+  return { answer, invalidate, fold }
 }
 
 export type Answerer = ReturnType<typeof createAnswerer>

@@ -102,9 +102,7 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     emitChange: (event) => emit('change', event),
     report,
     background,
-    retire: (entry) => {
-      if (entry.memo !== undefined) for (const memo of entry.memo.values()) stats.fold(memo)
-    },
+    retire: (entry) => answerer.fold(entry),
     counters,
   })
   const localStore = options.fleet === undefined ? createMemoryUsageStore(() => platform.now()) : undefined
@@ -144,8 +142,7 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       : undefined
 
   function foldAll(): void {
-    for (const entry of tokens.values())
-      if (entry.memo !== undefined) for (const memo of entry.memo.values()) stats.fold(memo)
+    for (const entry of tokens.values()) answerer.fold(entry)
   }
   let summaryTimer: unknown
   function summarize(): void {

@@ -54,11 +54,12 @@ export function createRevocations(options: {
   let timer: unknown
   let stopped = false
 
-  function rebuild(): void {
-    const before = all.size
+  /** Makes the set of every known id; a newly revoked one (not when read back from storage) is announced. */
+  function rebuild(announce: boolean): void {
+    const previous = all
     all = new Set(imported === undefined ? fetched : [...fetched, ...imported.revoked])
     api.size = all.size
-    if (all.size > 0 && all.size !== before) options.revoked()
+    if (announce && [...all].some((id) => !previous.has(id))) options.revoked()
   }
 
   function save(): void {
@@ -73,7 +74,7 @@ export function createRevocations(options: {
         fetched = response.revoked
         etag = response.etag
         save()
-        rebuild()
+        rebuild(true)
       }
     } catch (error) {
       options.report(error)
@@ -98,8 +99,7 @@ export function createRevocations(options: {
         const ids = strings(parsed.imported?.revoked)
         const issuedAt = parsed.imported?.issuedAt
         if (ids !== undefined && typeof issuedAt === 'number') imported = { issuedAt, revoked: ids }
-        all = new Set(imported === undefined ? fetched : [...fetched, ...imported.revoked])
-        api.size = all.size
+        rebuild(false)
       } catch (cause) {
         options.report(
           new EntitlementError('storage_failed', 'the stored revocation list is not JSON', { cause }),
@@ -115,7 +115,7 @@ export function createRevocations(options: {
       if (imported === undefined || list.issuedAt > imported.issuedAt) {
         imported = { issuedAt: list.issuedAt, revoked: [...list.revoked] }
         save()
-        rebuild()
+        rebuild(true)
       }
       return imported.revoked.length
     },

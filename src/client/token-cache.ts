@@ -43,11 +43,13 @@ export interface Entry {
   memo: Map<string, Memo> | undefined
 }
 
-/** What is known of a customer with no usable token: an answer, remembered for a minute. */
-export interface Verdict {
-  readonly reason: Extract<DecisionReason, 'not_in_plan' | 'revoked' | 'expired' | 'token_invalid'>
-  readonly error: EntitlementErrorCode | undefined
-}
+/**
+ * What is known of a customer with no usable token, remembered for a minute: the server said there is no license
+ * (`not_in_plan`) or it ended (`revoked`), or the token it handed out was proven bad (its error code).
+ */
+export type Verdict =
+  | { readonly reason: Extract<DecisionReason, 'not_in_plan' | 'revoked'>; readonly error?: undefined }
+  | { readonly reason?: undefined; readonly error: EntitlementErrorCode }
 
 interface Stored {
   token: string
@@ -72,11 +74,6 @@ export interface TokenCacheHost {
   /** An entry leaves memory (evicted or replaced): its memoized answers are folded into the counts. */
   retire(entry: Entry): void
   readonly counters: { fetches: number; notModified: number; refreshes: number; failures: number }
-}
-
-/** The verdict for a token proven bad: what `decide` would say of it, with its code. */
-function verdictFor(error: EntitlementError): Verdict {
-  return { reason: error.code === 'token_expired' ? 'expired' : 'token_invalid', error: error.code }
 }
 
 /** Calls the app's own token source; its failures (a missing license file) get their own code. */
@@ -182,14 +179,23 @@ export function createTokenCache(host: TokenCacheHost) {
     schedule(entry, entry.retry.recordFailure(platform.now(), retryAfterMs))
   }
 
-  /** The source confirmed the token in memory: it is current, and answers say `cache` from now on. */
-  function confirm(entry: Entry): void {
-    entry.confirmedAt = platform.now()
+  /**
+   * The source vouched for the token in memory: it is current, and answers say `cache` from now on. It is renewed
+   * on schedule; when it is already due and the source still hands it back, it is asked again later (`whenDueMs`
+   * at least, with backoff), never every second.
+   */
+  function confirm(entry: Entry, whenDueMs?: number): void {
+    const now = platform.now()
+    entry.confirmedAt = now
     if (entry.origin === 'stored') {
       entry.origin = 'cache'
       host.retire(entry)
       entry.memo = undefined
     }
+    const wait = untilRenewal(entry)
+    if (wait <= 1000) return retryLater(entry, whenDueMs)
+    entry.retry?.recordSuccess(now)
+    schedule(entry, wait)
   }
 
   async function verifyStored(stored: Stored): Promise<Verified> {
@@ -246,7 +252,7 @@ export function createTokenCache(host: TokenCacheHost) {
       retryLater(current)
       return current
     }
-    verdicts.set(key, verdictFor(error))
+    verdicts.set(key, { error: error.code })
     return undefined
   }
 
@@ -259,21 +265,15 @@ export function createTokenCache(host: TokenCacheHost) {
     const response = await source.fetchToken(key, current?.etag)
     if (response.status === 'not_modified' && current) {
       host.counters.notModified++
+      // Protocol v1 has servers re-issue past half-life; a server that answers 304 for a token due for renewal
+      // is asked again with backoff.
       confirm(current)
-      const wait = untilRenewal(current)
-      if (wait > 1000) {
-        current.retry?.recordSuccess(platform.now())
-        schedule(current, wait)
-      }
-      // Due for renewal, yet the server says it is current: ask again with backoff, not every second (protocol v1
-      // has servers re-issue past half-life; this keeps a server that does not polite).
-      else retryLater(current)
       return current
     }
     if (response.status === 'not_found' || response.status === 'gone') {
       cache.delete(key)
       // A license that ended (410) answers `revoked`; a customer with none (404) answers `not_in_plan`.
-      verdicts.set(key, { reason: response.status === 'gone' ? 'revoked' : 'not_in_plan', error: undefined })
+      verdicts.set(key, { reason: response.status === 'gone' ? 'revoked' : 'not_in_plan' })
       storage.write(`${TOKEN_KEY}${key}`, undefined)
       return undefined
     }
@@ -296,16 +296,9 @@ export function createTokenCache(host: TokenCacheHost) {
   ) {
     const token = typeof source === 'function' ? await readTokenSource(source) : source
     if (current?.token === token) {
-      confirm(current)
-      const wait = untilRenewal(current)
-      if (wait > 1000) {
-        current.retry?.recordSuccess(platform.now())
-        schedule(current, wait)
-      } else {
-        // Due for renewal, and the source hands back the same token (a license file not replaced yet): ask again
-        // after a tenth of what is left of its life, so a year-long license is not re-read every second.
-        retryLater(current, (current.expiresAt - platform.now()) / 10)
-      }
+      // A license file not replaced yet: read it again after a tenth of what is left of the token's life, so a
+      // year-long license is not re-read every few minutes for months.
+      confirm(current, (current.expiresAt - platform.now()) / 10)
       return current
     }
     return install(key, await verifier.verify(token), undefined, platform.now(), 'fresh', token)

@@ -302,6 +302,28 @@ describe('key rotation', () => {
   })
 })
 
+describe('revocation list changes', () => {
+  it('fetches a successor at once when the list changes, even to one of the same length', async () => {
+    server.sell('acme', TEAM)
+    let list = ['someone-elses-token']
+    msw.use(
+      http.get(`${SERVER}/v1/revocations`, () =>
+        HttpResponse.json({ revoked: list }, { headers: { etag: list.join() } }),
+      ),
+    )
+    const entitlements = client()
+    expect((await entitlements.check('export', { subject: 'acme' })).allowed).toBe(true)
+    const first = server.currentJti('acme')!
+    server.revoke(first) // the fake server hands out a new token from now on
+    list = [first]
+    const fetches = server.count('entitlements/acme')
+    await clock.advance(5 * MIN)
+    expect(server.count('entitlements/acme')).toBe(fetches + 1)
+    expect(entitlements.entitlements('acme')?.tokenId).not.toBe(first)
+    expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({ allowed: true })
+  })
+})
+
 describe('revocations without a multi-tenant server', () => {
   it('fetches the revocation list for a single-tenant client that names its server', async () => {
     const token = await issuer.issue({ features: { export: true } }, { tokenId: 'license-1' })
