@@ -193,9 +193,11 @@ export function createTokenCache(host: TokenCacheHost) {
       entry.memo = undefined
     }
     const wait = untilRenewal(entry)
-    if (wait <= 1000) return retryLater(entry, whenDueMs)
-    entry.retry?.recordSuccess(now)
-    schedule(entry, wait)
+    if (wait <= 1000) retryLater(entry, whenDueMs)
+    else {
+      entry.retry?.recordSuccess(now)
+      schedule(entry, wait)
+    }
   }
 
   async function verifyStored(stored: Stored): Promise<Verified> {
