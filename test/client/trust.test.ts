@@ -359,6 +359,32 @@ describe('revocations without a multi-tenant server', () => {
     const error = await license.importRevocations(token).catch((caught: unknown) => caught)
     expect(error).toBeInstanceOf(EntitlementError)
     expect((error as EntitlementError).code).toBe('type_invalid')
+    await expect(license.importRevocations('not a list')).rejects.toMatchObject({ code: 'token_malformed' })
+    await expect(license.importRevocations('a.b.c'.repeat(300_000))).rejects.toMatchObject({
+      code: 'token_malformed',
+    })
+    const noList = await issuer.sign(
+      { iss: issuer.issuer, aud: issuer.audience, iat: Math.floor(clock.now / 1000), revoked: 'license-1' },
+      { typ: 'revocation-list+jwt' },
+    )
+    await expect(license.importRevocations(noList)).rejects.toMatchObject({ code: 'claims_invalid' })
+    expect((await license.check('export')).allowed).toBe(true)
+  })
+
+  it('reports an unreadable stored token, forgets it, and loads a fresh one', async () => {
+    server.sell('acme', TEAM)
+    const storage = createMemoryStorage()
+    storage.set('entitle:token:acme', '{ not json')
+    const entitlements = client({ storage })
+    const errors: string[] = []
+    entitlements.on('error', ({ error }) => errors.push(error.code))
+    expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({
+      allowed: true,
+      source: 'fresh',
+    })
+    expect(errors).toContain('storage_failed')
+    await entitlements.close()
+    expect(JSON.parse((await storage.get('entitle:token:acme'))!).token).toMatch(/^ey/)
   })
 })
 
