@@ -1,5 +1,6 @@
 import type { Decision } from '../decision.js'
-import type { FeatureDecisionCounts } from './options.js'
+import type { Platform } from '../platform.js'
+import type { DecisionSummaryEvent, FeatureDecisionCounts } from './options.js'
 
 /** Feature names may come from user input: past this many, counts go to '(other)' instead of growing forever. */
 const MAX_COUNTED_FEATURES = 1000
@@ -60,5 +61,31 @@ export function createDecisionStats(): DecisionStats {
       return decisions.size
     },
     snapshot: () => Object.fromEntries(decisions),
+  }
+}
+
+/**
+ * Sends the aggregated counts every `intervalMs` (the `decision` event): one event a period, never one per check.
+ * `fold` first adds the memoized answers' lazy counts. Returns a function that stops it.
+ */
+export function startDecisionSummary(
+  platform: Platform,
+  intervalMs: number,
+  stats: DecisionStats,
+  fold: () => void,
+  send: (event: DecisionSummaryEvent) => void,
+): () => void {
+  let stopped = false
+  let timer: unknown
+  const summarize = () => {
+    if (stopped) return
+    fold()
+    if (stats.size > 0) send({ at: platform.now(), features: stats.snapshot() })
+    timer = platform.setTimeout(summarize, intervalMs)
+  }
+  timer = platform.setTimeout(summarize, intervalMs)
+  return () => {
+    stopped = true
+    platform.clearTimeout(timer)
   }
 }

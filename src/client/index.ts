@@ -1,21 +1,20 @@
 import { EntitlementError } from '../errors.js'
 import { createLicenseServerClient, type LicenseServerClient } from '../license-server.js'
-import { createUsageMeter, NO_USAGE_STATS, type UsageMeter, validateRecordExtras } from '../usage-meter.js'
+import { NO_USAGE_STATS, validateRecordExtras } from '../usage-meter.js'
 import { createMemoryUsageStore } from '../usage-store.js'
 import { createAnswerer, emptyDecision } from './answer.js'
 import { createConsume } from './consume.js'
-import { createDecisionStats } from './decision-stats.js'
+import { createDecisionStats, startDecisionSummary } from './decision-stats.js'
 import { createEmitter } from './emitter.js'
 import { createEventStream } from './event-stream.js'
+import { createClientMeter } from './meter.js'
 import type { CheckContext, EntitlementsClient, EntitlementsClientOptions, RecordContext } from './options.js'
 import { resolveOptions } from './options.js'
 import { createRevocations } from './revocations.js'
 import { createSerializedStorage } from './serialized-storage.js'
-import { createTokenCache, type Entry, OWN } from './token-cache.js'
+import { createTokenCache, OWN } from './token-cache.js'
 import { createTokenVerifier } from './token-verifier.js'
 import { createTrustedClock } from './trusted-clock.js'
-import { usageServerFor } from './usage-server.js'
-import { windowFor } from './usage-window.js'
 
 export type * from './options.js'
 
@@ -73,20 +72,13 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     report: (error) => report('revocations', undefined, error),
     background,
   })
-  const usageServer = usageServerFor(options, server, platform)
-  const meter: UsageMeter | undefined =
-    usageServer &&
-    createUsageMeter(options.usage ?? {}, {
-      platform,
-      send: (batchId, body, keepalive) => usageServer.sendUsage(batchId, body, keepalive),
-      windowFor: (entry, metric, now) => windowFor((entry as Entry | undefined)?.entitlements, metric, now),
-      subjectOf: (key) => (key === OWN ? tokens.peek(OWN)?.entitlements.subject : key),
-      issuedAt: (key) => tokens.peek(key)?.entitlements.issuedAt,
-      read: storage.read,
-      write: storage.write,
-      report: (error) => report('usage', undefined, error),
-      background,
-    })
+  const meter = createClientMeter(options, server, {
+    platform,
+    storage,
+    peek: (key) => tokens.peek(key),
+    report: (error) => report('usage', undefined, error),
+    background,
+  })
   const ready = Promise.all([storage.read(TIME_KEY), revocations.restore(), meter?.restore()]).then(
     ([time]) => clock.restore(Number(time)),
   )
@@ -144,16 +136,15 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
   function foldAll(): void {
     for (const entry of tokens.values()) answerer.fold(entry)
   }
-  let summaryTimer: unknown
-  function summarize(): void {
-    if (closed) return
-    foldAll()
-    if (stats.size > 0) emit('decision', { at: platform.now(), features: stats.snapshot() })
-    summaryTimer = platform.setTimeout(summarize, config.decisionSummaryIntervalMs)
-  }
+  const stopSummary = startDecisionSummary(
+    platform,
+    config.decisionSummaryIntervalMs,
+    stats,
+    foldAll,
+    (event) => emit('decision', event),
+  )
   background(ready.then(() => revocations.start()))
   events?.start()
-  summaryTimer = platform.setTimeout(summarize, config.decisionSummaryIntervalMs)
 
   function checkFeature(feature: unknown): void {
     if (typeof feature !== 'string' || feature.length === 0)
@@ -245,7 +236,7 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
         closed = true
         events?.stop()
         revocations.stop()
-        platform.clearTimeout(summaryTimer)
+        stopSummary()
       }
       const loads = tokens.close()
       await ready
