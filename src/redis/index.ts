@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { MAX_TIMER_MS } from '../timers.js'
 import type { UsageCounterRequest, UsageCounterStore } from '../usage-store.js'
 
 /**
@@ -61,6 +62,9 @@ export function createRedisUsageStore(
     throw new TypeError('createRedisUsageStore needs a Redis client with evalsha and eval (ioredis)')
   const prefix = options.prefix ?? 'entitle:usage:'
   const timeoutMs = options.timeoutMs ?? 250
+  // A timer past 2^31-1 ms fires at once: every consume() would time out.
+  if (!(Number.isFinite(timeoutMs) && timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS))
+    throw new TypeError(`timeoutMs must be a number of milliseconds from 1 to ${MAX_TIMER_MS}`)
 
   async function run(args: Array<string | number>): Promise<unknown> {
     try {

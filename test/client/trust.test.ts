@@ -10,6 +10,7 @@ import {
   type EntitlementsClient,
   type EntitlementsClientOptions,
 } from '../../src/index.js'
+import { createRedisUsageStore } from '../../src/redis/index.js'
 import { createEventStreamParser, type ServerSentEvent } from '../../src/sse.js'
 import { createTestIssuer, type TestIssuer } from '../../src/testing.js'
 import { MAX_TIMER_MS, withLongTimers } from '../../src/timers.js'
@@ -100,6 +101,13 @@ describe('long-lived tokens', () => {
       expect(reads).toBe(2)
     })
   }
+
+  it('refuses a Redis timeout no timer can hold, instead of timing out every call at once', () => {
+    const redis = { evalsha: async () => [1, '1'], eval: async () => [1, '1'] }
+    for (const timeoutMs of [2 ** 31, Number.POSITIVE_INFINITY, 0, Number.NaN])
+      expect(() => createRedisUsageStore(redis as never, { timeoutMs })).toThrow(TypeError)
+    expect(() => createRedisUsageStore(redis as never, { timeoutMs: 1000 })).not.toThrow()
+  })
 
   it('re-arms a timer longer than setTimeout can hold, in steps, and cancels it at any step', () => {
     let now = 0
