@@ -94,8 +94,13 @@ export function resolve<T>(
       )
     default:
   }
+  // A stored token its source has not confirmed since a restart is as possibly out of date as a stale one.
   const reason =
-    decision.source === 'stale' ? 'STALE' : decision.source === 'fallback' ? 'DEFAULT' : 'TARGETING_MATCH'
+    decision.source === 'stale' || decision.source === 'stored'
+      ? 'STALE'
+      : decision.source === 'fallback'
+        ? 'DEFAULT'
+        : 'TARGETING_MATCH'
   const details = { reason, variant: decision.reason, flagMetadata: metadata(decision) }
   switch (type) {
     case 'boolean':

@@ -2,7 +2,12 @@ import { OpenFeature, ProviderEvents } from '@openfeature/server-sdk'
 import { OpenFeature as OpenFeatureWeb } from '@openfeature/web-sdk'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { EntitlementClaim } from '../../src/claims.js'
-import { createEntitlements, type EntitlementsClient } from '../../src/index.js'
+import {
+  createEntitlements,
+  createMemoryStorage,
+  type EntitlementStorage,
+  type EntitlementsClient,
+} from '../../src/index.js'
 import { EntitlementsProvider } from '../../src/openfeature/server.js'
 import { EntitlementsWebProvider } from '../../src/openfeature/web.js'
 import { createTestIssuer } from '../../src/testing.js'
@@ -16,6 +21,7 @@ beforeAll(async () => {
   issuer = await createTestIssuer({ issuer: SERVER, audience: 'app' })
 })
 afterEach(async () => {
+  down = false
   await OpenFeature.clearProviders()
   await OpenFeatureWeb.clearProviders()
   await Promise.all(clients.map((client) => client.close({ deadlineMs: 0 })))
@@ -28,16 +34,19 @@ const TEAM: Partial<EntitlementClaim> = {
   upgrades: { sso: { plan: 'business' } },
 }
 
-/** A multi-tenant client whose license server runs in-process. */
-function client(): EntitlementsClient {
+/** A multi-tenant client whose license server runs in-process (unreachable while `down`). */
+let down = false
+function client(storage?: EntitlementStorage): EntitlementsClient {
   plans.set('acme', TEAM)
   const made = createEntitlements({
+    ...(storage ? { storage } : {}),
     server: { url: SERVER, revocationIntervalMs: 0 },
     keys: issuer.jwks,
     issuer: SERVER,
     audience: 'app',
     platform: {
       fetch: async (input, init) => {
+        if (down) throw new TypeError('fetch failed')
         const url = new URL(new Request(input, init).url)
         if (url.pathname === '/v1/revocations') return Response.json({ revoked: [] })
         const subject = decodeURIComponent(url.pathname.split('/').pop()!)
@@ -119,6 +128,18 @@ describe('OpenFeature server SDK: evaluation scenarios', () => {
     })
     const withError = await flags.getBooleanDetails('export', true, { targetingKey: 'garbage' })
     expect(withError).toMatchObject({ value: true, reason: 'ERROR', errorCode: 'GENERAL' })
+  })
+  it('says STALE for a token read from storage after a restart that its server has not confirmed', async () => {
+    const storage = createMemoryStorage()
+    const first = client(storage)
+    await first.load('acme')
+    await first.close()
+    down = true
+    await OpenFeature.setProviderAndWait(new EntitlementsProvider(client(storage)))
+    expect(await OpenFeature.getClient().getBooleanDetails('export', false, acme)).toMatchObject({
+      value: true,
+      reason: 'STALE',
+    })
   })
   it('emits PROVIDER_CONFIGURATION_CHANGED with the features that changed', async () => {
     const entitlements = client()
