@@ -23,3 +23,30 @@ describe('a live client', () => {
     expect(result.status).toBe(0)
   })
 })
+
+// A year-long license in a real Node process, on real timers: the renewal delay (about 270 days) is past what
+// setTimeout can hold, which once made it fire at once, re-reading the license in a busy loop.
+const yearLong = `
+import { createEntitlements } from 'entitle'
+import { createTestIssuer } from 'entitle/testing'
+const issuer = await createTestIssuer()
+const token = await issuer.issue({ features: { export: true } }, { expiresInSec: 365 * 86_400 })
+let reads = 0
+const client = createEntitlements({ token: async () => { reads++; return token }, ...issuer.verifyOptions })
+await client.check('export')
+await new Promise((resolve) => setTimeout(resolve, 1500))
+await client.close()
+console.log(reads)
+`
+
+describe('a year-long license on real timers', () => {
+  it('reads its source once, with no TimeoutOverflowWarning', () => {
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', yearLong], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    })
+    expect(result.status).toBe(0)
+    expect(result.stdout.trim()).toBe('1')
+    expect(result.stderr).not.toContain('TimeoutOverflowWarning')
+  })
+})
