@@ -213,7 +213,7 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
         ({ dimensions, properties } = validateRecordExtras(dimensions, properties))
       const entry = tokens.peek(key)
       meter.record(key, metric, amount, platform.now(), entry, dimensions, properties)
-      answerer.invalidate(entry, metric)
+      if (entry?.memo !== undefined) answerer.invalidate(entry, metric)
     },
     async consume(feature, context: CheckContext = {}) {
       checkFeature(feature)
