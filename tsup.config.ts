@@ -6,6 +6,7 @@ export default defineConfig([
     entry: {
       index: 'src/index.ts',
       testing: 'src/testing.ts',
+      protocol: 'src/protocol/index.ts',
       browser: 'src/browser/index.ts',
       openfeature: 'src/openfeature/server.ts',
       'openfeature-web': 'src/openfeature/web.ts',

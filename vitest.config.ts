@@ -30,6 +30,10 @@ export default defineConfig({
         replacement: fileURLToPath(new URL('./src/browser/index.ts', import.meta.url)),
       },
       {
+        find: /^entitle\/protocol$/,
+        replacement: fileURLToPath(new URL('./src/protocol/index.ts', import.meta.url)),
+      },
+      {
         find: /^entitle\/testing$/,
         replacement: fileURLToPath(new URL('./src/testing.ts', import.meta.url)),
       },

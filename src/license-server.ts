@@ -2,6 +2,7 @@ import ky, { type KyInstance } from 'ky'
 import { EntitlementError } from './errors.js'
 import type { Platform } from './platform.js'
 import { retryAfterMs } from './retry.js'
+import type { UsageResponse } from './usage/types.js'
 
 /** How the client reaches the license server (protocol v1, `docs/client.md`). */
 export interface LicenseServerOptions {
@@ -26,6 +27,44 @@ export interface RevocationsResponse {
   readonly status: 'ok' | 'not_modified'
   readonly revoked: readonly string[]
   readonly etag: string | undefined
+}
+
+/**
+ * The per-line outcome of a stored batch (protocol v1, `UsageBatchAnswer`): the lines it refused, with why, read
+ * from `lines` (one answer per line) or, from a server that lists only those, `rejected`. `at` is the server's
+ * time of storing: its `Date` header when the body has none.
+ */
+function readUsageAnswer(
+  answer: unknown,
+  response: Response,
+  now: number,
+): { at: number; refused: Array<{ id: string; reason: string }> } {
+  const body = (typeof answer === 'object' && answer !== null ? answer : {}) as {
+    at?: unknown
+    lines?: unknown
+    rejected?: unknown
+  }
+  const date = Date.parse(response.headers.get('date') ?? '')
+  const at =
+    typeof body.at === 'number' && Number.isFinite(body.at) ? body.at : Number.isNaN(date) ? now : date
+  const listed = Array.isArray(body.lines) ? body.lines : Array.isArray(body.rejected) ? body.rejected : []
+  const refused: Array<{ id: string; reason: string }> = []
+  for (const line of listed as Array<{ id?: unknown; status?: unknown; reason?: unknown } | null>) {
+    if (typeof line !== 'object' || line === null || typeof line.id !== 'string') continue
+    if (Array.isArray(body.lines) && line.status !== 'refused') continue
+    refused.push({ id: line.id, reason: typeof line.reason === 'string' ? line.reason : 'refused' })
+  }
+  return { at, refused }
+}
+
+/** What a problem+json body says went wrong (its `detail`, else its `title`), or the start of a plain body. */
+function problemDetail(text: string): string {
+  try {
+    const problem = JSON.parse(text) as { detail?: unknown; title?: unknown }
+    const said = problem.detail ?? problem.title
+    if (typeof said === 'string') return said
+  } catch {}
+  return text.slice(0, 200) || 'no reason given'
 }
 
 /** A failure talking to the server: `server_unavailable` (retry later) or `server_rejected` (a 4xx). */
@@ -159,26 +198,13 @@ export function createLicenseServerClient(options: LicenseServerOptions, platfor
       try {
         return await request('v1/usage', { method: 'post', headers, body, keepalive }, async (response) => {
           const status = response.status
-          if (response.ok) {
-            const answer = (await response.json().catch(() => undefined)) as
-              | { at?: unknown; rejected?: unknown }
-              | undefined
-            const date = Date.parse(response.headers.get('date') ?? '')
-            const at =
-              typeof answer?.at === 'number' && Number.isFinite(answer.at)
-                ? answer.at
-                : Number.isNaN(date)
-                  ? platform.now()
-                  : date
-            const rejected = Array.isArray(answer?.rejected)
-              ? answer.rejected.filter(
-                  (line): line is { id: string; reason?: string } =>
-                    typeof line === 'object' && line !== null && typeof line.id === 'string',
-                )
-              : []
-            return { kind: 'ok', at, rejected }
-          }
-          const error = failure(response, await response.text().catch(() => ''), platform.now())
+          if (response.ok)
+            return {
+              kind: 'ok',
+              ...readUsageAnswer(await response.json().catch(() => undefined), response, platform.now()),
+            }
+          const text = await response.text().catch(() => '')
+          const error = failure(response, text, platform.now())
           if (status === 413) return { kind: 'too_large', error }
           if (status === 401 || status === 403 || status === 404 || status === 405 || status === 501)
             return { kind: 'refused', error }
@@ -186,7 +212,9 @@ export function createLicenseServerClient(options: LicenseServerOptions, platfor
             return { kind: 'retry', error, retryAfterMs: error.retryAfterMs }
           return {
             kind: 'rejected',
-            error: new EntitlementError('usage_rejected', error.message, { cause: error }),
+            error: new EntitlementError('usage_rejected', `${error.message}: ${problemDetail(text)}`, {
+              cause: error,
+            }),
           }
         })
       } catch (error) {
@@ -201,19 +229,5 @@ export function createLicenseServerClient(options: LicenseServerOptions, platfor
     },
   }
 }
-
-/**
- * What became of a usage batch: `ok` (stored; `rejected` lists lines the server refused one by one), `retry`
- * (not known to be stored: send the same ids again later), `too_large` (413: split it), `rejected` (400, 422:
- * set aside), `refused` (401, 403, 404: stop sending until the app intervenes or a long wait passes).
- */
-export type UsageResponse =
-  | {
-      readonly kind: 'ok'
-      readonly at: number
-      readonly rejected: ReadonlyArray<{ readonly id: string; readonly reason?: string }>
-    }
-  | { readonly kind: 'retry'; readonly error: EntitlementError; readonly retryAfterMs: number | undefined }
-  | { readonly kind: 'too_large' | 'rejected' | 'refused'; readonly error: EntitlementError }
 
 export type LicenseServerClient = ReturnType<typeof createLicenseServerClient>

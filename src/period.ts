@@ -3,8 +3,16 @@ import type { UsagePeriod } from './claims.js'
 const HOUR = 3_600_000
 const FIXED: Partial<Record<UsagePeriod, number>> = { hour: HOUR, day: 24 * HOUR, week: 7 * 24 * HOUR }
 
-/** `anchor` moved by `months` calendar months in UTC, the day clamped to the month's length (Jan 31 → Feb 28). */
-function addMonths(anchor: number, months: number): number {
+/**
+ * `anchor` moved by `months` calendar months in UTC, the day clamped to the month's length: Jan 31 + 1 is Feb 28,
+ * Jan 31 + 2 is Mar 31 (each step counts from the anchor, so a short month does not shorten the ones after).
+ *
+ * @example
+ * ```ts
+ * addMonths(Date.parse('2026-01-31T00:00:00Z'), 1) // 2026-02-28T00:00:00Z
+ * ```
+ */
+export function addMonths(anchor: number, months: number): number {
   const date = new Date(anchor)
   const year = date.getUTCFullYear()
   const month = date.getUTCMonth() + months

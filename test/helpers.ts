@@ -55,3 +55,15 @@ export async function signRawEd25519(
   const signature = await crypto.subtle.sign('Ed25519', privateKey, new TextEncoder().encode(input))
   return `${input}.${b64url(new Uint8Array(signature))}`
 }
+
+/** A small seeded generator (mulberry32): the same sequence on every run, numbers in [0, 1). */
+export function seeded(seed: number): () => number {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let t = state
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}

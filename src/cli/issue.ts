@@ -1,9 +1,8 @@
 import { writeFileSync } from 'node:fs'
-import { SignJWT } from 'jose'
-import { entitlementTokenClaimsSchema, type FeatureClaim, usagePeriodSchema } from '../claims.js'
+import { type FeatureClaim, usagePeriodSchema } from '../claims.js'
 import type { Algorithm } from '../keys.js'
 import { currentWindowEnd } from '../period.js'
-import { ENTITLEMENT_TOKEN_TYPE } from '../token-type.js'
+import { claimProblems, signEntitlementToken } from '../protocol/sign.js'
 import { CliError, EXIT, loadSigningKey, parseDuration, parseMoment, readJson } from './io.js'
 
 export const ISSUE_HELP = `entitle issue: sign an entitlement token
@@ -159,24 +158,15 @@ export function buildPayload(options: IssueOptions, nowSec: number): Payload {
 export async function issue(options: IssueOptions, nowSec: number): Promise<string> {
   if (options.key === undefined) throw new CliError('--key is required (a private key file)', EXIT.usage)
   const payload = buildPayload(options, nowSec)
-  const checked = entitlementTokenClaimsSchema.safeParse(payload)
-  if (!checked.success) {
-    const problems = checked.error.issues.map(
-      (issue) => `  ${issue.path.join('.') || '(root)'}: ${issue.message}`,
-    )
+  const problems = claimProblems(payload)
+  if (problems.length > 0)
     throw new CliError(
-      `these claims would not verify:\n${problems.join('\n')}`,
+      `these claims would not verify:\n  ${problems.join('\n  ')}`,
       EXIT.problems,
       'claims_invalid',
     )
-  }
   const signing = await loadSigningKey(options.key, options.alg as Algorithm | undefined, options.kid)
-  const header = {
-    alg: signing.alg,
-    typ: ENTITLEMENT_TOKEN_TYPE,
-    ...(signing.kid ? { kid: signing.kid } : {}),
-  }
-  const token = await new SignJWT(payload).setProtectedHeader(header).sign(signing.key)
+  const token = await signEntitlementToken(payload, signing)
   if (options.out !== undefined) {
     writeFileSync(options.out, `${token}\n`)
     return `wrote ${options.out} (${token.length} characters, expires ${new Date((payload.exp as number) * 1000).toISOString()})\n`

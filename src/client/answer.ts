@@ -1,7 +1,7 @@
 import { decide, deniedForError } from '../decide.js'
 import type { Decision, DecisionSource } from '../decision.js'
 import type { Entitlements } from '../entitlements.js'
-import type { UsageMeter } from '../usage-meter.js'
+import type { UsageMeter } from '../usage/meter.js'
 import type { MemoryUsageStore } from '../usage-store.js'
 import type { DecisionStats } from './decision-stats.js'
 import type { CheckContext, ClientConfig, FailurePolicy } from './options.js'

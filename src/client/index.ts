@@ -1,6 +1,6 @@
-import { EntitlementError } from '../errors.js'
 import { createLicenseServerClient, type LicenseServerClient } from '../license-server.js'
-import { NO_USAGE_STATS, validateRecordExtras } from '../usage-meter.js'
+import { NO_USAGE_STATS } from '../usage/types.js'
+import { checkRecord, cleanRecordExtras } from '../usage/validate.js'
 import { createMemoryUsageStore } from '../usage-store.js'
 import { createAnswerer, emptyDecision } from './answer.js'
 import { createConsume } from './consume.js'
@@ -203,14 +203,11 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     record(metric, amount = 1, context = NO_RECORD_CONTEXT) {
       if (meter === undefined)
         throw new TypeError('record() needs somewhere to send usage: a server, or usage.url')
-      if (typeof metric !== 'string' || metric.length === 0 || metric.length > 256)
-        throw new EntitlementError('usage_invalid', 'metric must be a string of 1 to 256 characters')
-      if (typeof amount !== 'number' || !Number.isFinite(amount) || amount < 0)
-        throw new EntitlementError('usage_invalid', 'amount must be a finite number of zero or more')
+      checkRecord(metric, amount)
       const key = keyOf(context)
       let { dimensions, properties } = context
       if (dimensions !== undefined || properties !== undefined)
-        ({ dimensions, properties } = validateRecordExtras(dimensions, properties))
+        ({ dimensions, properties } = cleanRecordExtras(dimensions, properties))
       const entry = tokens.peek(key)
       meter.record(key, metric, amount, platform.now(), entry, dimensions, properties)
       if (entry?.memo !== undefined) answerer.invalidate(entry, metric)

@@ -1,7 +1,7 @@
 import type { EntitlementError } from '../errors.js'
 import { createLicenseServerClient, type LicenseServerClient } from '../license-server.js'
 import type { Platform } from '../platform.js'
-import { createUsageMeter, type UsageMeter } from '../usage-meter.js'
+import { createUsageMeter, type UsageMeter } from '../usage/meter.js'
 import type { EntitlementsClientOptions } from './options.js'
 import type { SerializedStorage } from './serialized-storage.js'
 import { type Entry, OWN } from './token-cache.js'

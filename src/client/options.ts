@@ -7,7 +7,7 @@ import { defaultPlatform, type Platform } from '../platform.js'
 import type { BackoffOptions } from '../retry.js'
 import { createMemoryStorage, type EntitlementStorage } from '../storage.js'
 import { withLongTimers } from '../timers.js'
-import type { CloseResult, FlushResult, UsageLine, UsageOptions, UsageStats } from '../usage-meter.js'
+import type { CloseResult, FlushResult, UsageLine, UsageOptions, UsageStats } from '../usage/types.js'
 import type { UsageCounterStore } from '../usage-store.js'
 import type { VerifyOptions } from '../verify.js'
 

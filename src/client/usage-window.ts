@@ -1,6 +1,6 @@
 import type { Entitlements } from '../entitlements.js'
 import { currentWindowEnd } from '../period.js'
-import { NEVER } from '../usage-meter.js'
+import { NEVER } from '../protocol/usage-rules.js'
 
 const HOUR = 3_600_000
 

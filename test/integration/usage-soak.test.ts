@@ -3,18 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createEntitlements, createMemoryStorage } from '../../src/index.js'
 import { createTestIssuer } from '../../src/testing.js'
-
-/** A small seeded generator (mulberry32): the same failures in the same order on every run. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { seeded } from '../helpers.js'
 
 type Failure = 'error500' | 'store-then-500' | 'reset' | 'store-then-reset' | 'hang' | 'too-many'
 

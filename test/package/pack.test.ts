@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest'
 const ENTRIES = [
   'entitle',
   'entitle/testing',
+  'entitle/protocol',
   'entitle/node',
   'entitle/browser',
   'entitle/redis',

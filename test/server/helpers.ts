@@ -1,12 +1,16 @@
 import { createHmac } from 'node:crypto'
-import { startLicenseServer } from '../../examples/license-server/src/start.js'
+import { type StartOptions, startLicenseServer } from '../../examples/license-server/src/start.js'
 
 export const ADMIN = 'adm_test'
 export const SECRET = 'whs_test'
 export const SERVICE = 'svc_test'
 
-/** The reference server on loopback, SQLite in memory, with a clock the test moves. */
-export async function startTestServer(clock: { now: number }, tokenTtlSec = 600) {
+/** The reference server on loopback, SQLite in memory (unless `overrides.db`), with a clock the test moves. */
+export async function startTestServer(
+  clock: { now: number },
+  tokenTtlSec = 600,
+  overrides: Partial<StartOptions> = {},
+) {
   const running = await startLicenseServer({
     db: ':memory:',
     port: 0,
@@ -16,6 +20,7 @@ export async function startTestServer(clock: { now: number }, tokenTtlSec = 600)
     tokenTtlSec,
     now: () => clock.now,
     heartbeatMs: 60_000,
+    ...overrides,
   })
   const url = running.url
 

@@ -300,15 +300,32 @@ describe('usage ingest: exactly once, per customer', () => {
     await server.purchase('acme', 'team')
     const send = (lines: unknown[]) => server.call('POST', '/v1/usage', SERVICE, { batch: 'b1', lines })
     const first = await (await send([line('l1', 3), line('l2', 4)])).json()
-    expect(first).toEqual({ accepted: 2, duplicates: 0, rejected: [], at: clock.now })
+    expect(first).toEqual({
+      at: clock.now,
+      accepted: 2,
+      duplicates: 0,
+      refused: 0,
+      lines: [
+        { id: 'l1', status: 'accepted' },
+        { id: 'l2', status: 'accepted' },
+      ],
+      rejected: [],
+    })
     const again = await (await send([line('l1', 3), line('l3', 1)])).json()
-    expect(again).toMatchObject({ accepted: 1, duplicates: 1 })
+    expect(again).toMatchObject({
+      accepted: 1,
+      duplicates: 1,
+      lines: [
+        { id: 'l1', status: 'duplicate' },
+        { id: 'l3', status: 'accepted' },
+      ],
+    })
     const usage = await (await server.admin('GET', '/customers/acme/usage')).json()
     expect(usage.usage).toEqual([{ metric: 'api-calls', windowEnd: '2026-12-25T12:00:00.000Z', total: 8 }])
     expect((await tokenOf('acme')).features.get('api-calls')?.cap?.used).toBe(8)
   })
 
-  it('refuses lines one by one: unknown metric, unknown customer, no subject; bad batches as a whole', async () => {
+  it('judges lines one by one: a bad line is refused alone, with a code and a reason; the rest is stored', async () => {
     await server.purchase('acme', 'team')
     const answer = await (
       await server.call('POST', '/v1/usage', SERVICE, {
@@ -317,19 +334,52 @@ describe('usage ingest: exactly once, per customer', () => {
           line('b', 1, { metric: 'teleports' }),
           line('c', 1, { subject: 'nobody' }),
           line('d', 1, { subject: undefined }),
+          line('e', -1),
+          line('f', 1, { subject: 'alice@example.com' }),
+          line('g', 2e15),
+          line('h', 1, { dimensions: { plan: 'x'.repeat(513) } }),
+          line('i', 1, { start: 9e15, end: 9e15 }),
+          line('j', 1, { start: clock.now + 1, end: clock.now }),
+          'not a line',
+          { ...line('k', 1), id: 42 },
+          line('l', 2),
         ],
       })
     ).json()
-    expect(answer.accepted).toBe(1)
-    expect(answer.rejected).toEqual([
-      { id: 'b', reason: 'unknown metric' },
-      { id: 'c', reason: 'unknown customer' },
-      { id: 'd', reason: 'subject required' },
+    expect(answer).toMatchObject({ accepted: 2, duplicates: 0, refused: 11 })
+    expect(answer.lines.map((l: { status: string; code?: string }) => l.code ?? l.status)).toEqual([
+      'accepted',
+      'unknown_metric',
+      'unknown_customer',
+      'subject_required',
+      'invalid',
+      'invalid',
+      'invalid',
+      'invalid',
+      'invalid',
+      'invalid',
+      'invalid',
+      'invalid',
+      'accepted',
     ])
+    expect(
+      answer.rejected.slice(3).map((l: { id: string | null; reason: string }) => [l.id, l.reason]),
+    ).toEqual([
+      ['e', 'amount: a number from 0 to 1000000000000000'],
+      ['f', 'subject: 1 to 64 of A-Za-z0-9._:-'],
+      ['g', 'amount: a number from 0 to 1000000000000000'],
+      ['h', 'dimensions.plan: a string of at most 512 characters'],
+      ['i', 'start: whole epoch milliseconds from 0 to 8640000000000000'],
+      ['j', 'end: end is before start'],
+      [null, 'a usage line is a JSON object'],
+      [null, 'id: 1 to 128 of A-Za-z0-9._:-'],
+    ])
+    // Only a batch that cannot be read at all is refused as a whole.
     for (const [bad, status] of [
       ['{"lines": [', 400],
-      [{ lines: [line('e', -1)] }, 422],
       [{ lines: 'many' }, 422],
+      [{ lines: Array.from({ length: 10_001 }, () => 0) }, 422],
+      [{ batch: '../etc', lines: [] }, 422],
     ] as const) {
       const response = await server.call('POST', '/v1/usage', SERVICE, bad)
       expect((await problemOf(response)).status).toBe(status)
@@ -339,7 +389,35 @@ describe('usage ingest: exactly once, per customer', () => {
       pad: 'x'.repeat(2 * 1024 * 1024),
     })
     expect(huge.status).toBe(413)
-    expect((await (await server.admin('GET', '/customers/acme/usage')).json()).usage[0].total).toBe(1)
+    expect((await (await server.admin('GET', '/customers/acme/usage')).json()).usage[0].total).toBe(3)
+  })
+
+  it('refuses a line whose start no window can hold, instead of acknowledging and dropping it', async () => {
+    await server.purchase('acme', 'team')
+    // Within the protocol's time limit, past what month arithmetic can reach: the window cannot be computed.
+    const answer = await (
+      await server.call('POST', '/v1/usage', SERVICE, {
+        lines: [line('late', 1, { start: 8.64e15, end: 8.64e15 })],
+      })
+    ).json()
+    expect(answer.lines).toEqual([
+      { id: 'late', status: 'refused', code: 'invalid', reason: 'start: no usage window contains it' },
+    ])
+    expect((await (await server.admin('GET', '/customers/acme/usage')).json()).usage).toEqual([])
+  })
+
+  it('scopes line ids per customer: the id another customer used first still counts', async () => {
+    await server.purchase('acme', 'team')
+    await server.purchase('globex', 'team')
+    const send = (subject: string) =>
+      server.call('POST', '/v1/usage', SERVICE, { lines: [line('same-id', 4, { subject })] })
+    expect((await (await send('acme')).json()).lines).toEqual([{ id: 'same-id', status: 'accepted' }])
+    expect((await (await send('globex')).json()).lines).toEqual([{ id: 'same-id', status: 'accepted' }])
+    expect((await (await send('globex')).json()).lines).toEqual([{ id: 'same-id', status: 'duplicate' }])
+    for (const customer of ['acme', 'globex'])
+      expect((await (await server.admin('GET', `/customers/${customer}/usage`)).json()).usage[0].total).toBe(
+        4,
+      )
   })
 })
 
@@ -472,6 +550,7 @@ describe('the database', () => {
     expect(db.prepare('SELECT version FROM schema_migrations').all()).toEqual([
       { version: 1 },
       { version: 2 },
+      { version: 3 },
     ])
     db.close()
   })

@@ -1,10 +1,10 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
 import { REVOCATION_LIST_TYPE } from 'entitle'
+import { SUBJECT_PATTERN, signRevocationList } from 'entitle/protocol'
 import { type Context, Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { streamSSE } from 'hono/streaming'
-import { SignJWT } from 'jose'
-import type * as z from 'zod'
+import * as z from 'zod'
 import type { Catalog } from './catalog.js'
 import type { Db } from './db.js'
 import { createKeyring } from './keys.js'
@@ -16,7 +16,7 @@ import {
   activationSchema,
   decisionSchema,
   orderSchema,
-  usageBatchSchema,
+  usageBatchEnvelopeSchema,
 } from './schemas.js'
 
 export interface LicenseServerOptions {
@@ -42,10 +42,10 @@ export interface LicenseServerOptions {
 }
 
 const KIB = 1024
-const ID = /^[A-Za-z0-9._:-]{1,64}$/
+const ID = SUBJECT_PATTERN
 
 /** Reads a JSON body and validates it: `400` when it is not JSON, `422` with the failing paths when it is wrong. */
-async function body<S extends z.ZodType>(c: Context, schema: S, text?: string): Promise<z.output<S>> {
+async function body<S extends z.core.$ZodType>(c: Context, schema: S, text?: string): Promise<z.output<S>> {
   const raw = text ?? (await c.req.text())
   let value: unknown
   try {
@@ -53,7 +53,7 @@ async function body<S extends z.ZodType>(c: Context, schema: S, text?: string): 
   } catch {
     throw new Problem(400, 'Malformed JSON', 'the request body is not JSON')
   }
-  const parsed = schema.safeParse(value)
+  const parsed = z.safeParse(schema, value)
   if (!parsed.success) {
     const errors = parsed.error.issues.map((issue) => ({
       path: issue.path.join('.'),
@@ -180,12 +180,10 @@ export async function createLicenseServer(options: LicenseServerOptions) {
     // A signed list is for an app with no network (client.importRevocations): it carries its own issue time.
     if ((c.req.header('accept') ?? '').includes(REVOCATION_LIST_MEDIA_TYPE)) {
       const { kid, key } = await keyring.signer()
-      const list = await new SignJWT({ revoked })
-        .setProtectedHeader({ alg: 'EdDSA', kid, typ: REVOCATION_LIST_TYPE })
-        .setIssuer(options.issuer)
-        .setAudience(options.audience)
-        .setIssuedAt(Math.floor(now() / 1000))
-        .sign(key)
+      const list = await signRevocationList(
+        { issuer: options.issuer, audience: options.audience, revoked, issuedAt: Math.floor(now() / 1000) },
+        { key, kid, alg: 'EdDSA' },
+      )
       return c.body(list, 200, { 'content-type': REVOCATION_LIST_MEDIA_TYPE, 'cache-control': 'no-store' })
     }
     const etag = `"${createHash('sha256').update(revoked.join(',')).digest('base64url').slice(0, 22)}"`
@@ -246,7 +244,7 @@ export async function createLicenseServer(options: LicenseServerOptions) {
 
   app.post('/v1/usage', limit(1024 * KIB), async (c) => {
     const scope = scopeOf(c)
-    const batch = await body(c, usageBatchSchema)
+    const batch = await body(c, usageBatchEnvelopeSchema)
     return c.json(service.ingest(scope, batch))
   })
 

@@ -20,45 +20,98 @@ const catalogFeature = z.union([
   }),
 ])
 
-export const catalogSchema = z.strictObject({
+const planId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'a plan or add-on id: lowercase, digits, -')
+const features = z.record(featureName, catalogFeature)
+
+/** The catalog file (`catalog.json`), as zod reads it. */
+export const catalogFileSchema = z.strictObject({
   product: z.string().min(1),
   upgradeUrl: z.url({ protocol: /^https?$/ }),
   graceDays: z.int().min(0).max(365).default(14),
   plans: z.record(
-    z.string().regex(/^[a-z0-9-]{1,64}$/),
+    planId,
     z.strictObject({
       name: z.string().min(1),
       tier: z.int().nonnegative(),
-      features: z.record(featureName, catalogFeature),
+      /** No longer sold: orders for it are refused, licenses that hold it keep working as sold. */
+      retired: z.boolean().default(false),
+      features,
     }),
   ),
   addons: z
     .record(
-      z.string().regex(/^[a-z0-9-]{1,64}$/),
-      z.strictObject({ name: z.string().min(1), features: z.record(featureName, catalogFeature) }),
+      planId,
+      z.strictObject({ name: z.string().min(1), retired: z.boolean().default(false), features }),
     )
     .default({}),
   /** Metrics that are metered for billing without a cap in any plan. */
   meters: z.array(featureName).default([]),
 })
 
-export type Catalog = z.output<typeof catalogSchema>
 type CatalogFeature = z.output<typeof catalogFeature>
+type Period = z.output<typeof period>
+
+/** A plan or an add-on: its features by name. */
+export interface CatalogGroup {
+  readonly name: string
+  readonly retired: boolean
+  readonly features: ReadonlyMap<string, CatalogFeature>
+}
+export interface CatalogPlan extends CatalogGroup {
+  readonly tier: number
+}
+
+/**
+ * The catalog as the server uses it: every name from outside (an order's SKU, an add-on, a requested feature) is
+ * looked up in a `Map`, so `constructor` or `__proto__` is just a name that is not there.
+ */
+export interface Catalog {
+  readonly product: string
+  readonly upgradeUrl: string
+  readonly graceDays: number
+  readonly plans: ReadonlyMap<string, CatalogPlan>
+  readonly addons: ReadonlyMap<string, CatalogGroup>
+  /** Every metric the server accepts usage for: capped features of any plan or add-on, and the listed meters. */
+  readonly meters: ReadonlySet<string>
+}
+
+/** Builds the server's catalog from a parsed catalog file. */
+export function catalogOf(file: z.output<typeof catalogFileSchema>): Catalog {
+  const group = (g: { name: string; retired: boolean; features: Record<string, CatalogFeature> }) => ({
+    name: g.name,
+    retired: g.retired,
+    features: new Map(Object.entries(g.features)),
+  })
+  const plans = new Map(
+    Object.entries(file.plans).map(([id, plan]) => [id, { ...group(plan), tier: plan.tier }]),
+  )
+  const addons = new Map(Object.entries(file.addons).map(([id, addon]) => [id, group(addon)]))
+  const meters = new Set(file.meters)
+  for (const g of [...plans.values(), ...addons.values()])
+    for (const [name, feature] of g.features)
+      if (feature !== true && feature.cap !== undefined) meters.add(name)
+  return {
+    product: file.product,
+    upgradeUrl: file.upgradeUrl,
+    graceDays: file.graceDays,
+    plans,
+    addons,
+    meters,
+  }
+}
 
 /** Reads and validates a catalog file; a bad catalog stops the server at start, with the paths that are wrong. */
 export function loadCatalog(path: string): Catalog {
-  const parsed = catalogSchema.safeParse(JSON.parse(readFileSync(path, 'utf8')))
+  const parsed = catalogFileSchema.safeParse(JSON.parse(readFileSync(path, 'utf8')))
   if (!parsed.success) throw new Error(`invalid catalog ${path}:\n${z.prettifyError(parsed.error)}`)
-  return parsed.data
+  return catalogOf(parsed.data)
 }
 
-/** Every metric the server accepts usage for: capped features of any plan or add-on, and the listed meters. */
-export function meters(catalog: Catalog): Set<string> {
-  const found = new Set(catalog.meters)
-  for (const group of [...Object.values(catalog.plans), ...Object.values(catalog.addons)])
-    for (const [name, feature] of Object.entries(group.features))
-      if (feature !== true && feature.cap !== undefined) found.add(name)
-  return found
+/** Whether any plan or add-on sells `feature`. */
+export function sells(catalog: Catalog, feature: string): boolean {
+  for (const g of [...catalog.plans.values(), ...catalog.addons.values()])
+    if (g.features.has(feature)) return true
+  return false
 }
 
 /** What a license holds, as far as the catalog is concerned. */
@@ -79,53 +132,62 @@ function claimOf(feature: CatalogFeature, seats: number): FeatureClaim | true {
   return claim
 }
 
-/** The cheapest plan (lowest tier) that has `feature`: where an upgrade hint points. */
+/** The cheapest plan on sale (lowest tier, above `aboveTier`) that has `feature`: where an upgrade hint points. */
 function cheapestPlanWith(catalog: Catalog, feature: string, aboveTier: number): string | undefined {
   let best: [string, number] | undefined
-  for (const [id, plan] of Object.entries(catalog.plans)) {
-    if (plan.tier <= aboveTier || !(feature in plan.features)) continue
+  for (const [id, plan] of catalog.plans) {
+    if (plan.retired || plan.tier <= aboveTier || !plan.features.has(feature)) continue
     if (best === undefined || plan.tier < best[1]) best = [id, plan.tier]
   }
   return best?.[0]
+}
+
+/** The license's plan is not in the catalog: it cannot be priced or issued until the catalog has it again. */
+export class UnknownPlanError extends Error {
+  constructor(readonly sku: string) {
+    super(`the plan ${sku} is not in the catalog`)
+  }
 }
 
 /**
  * The `ent` claim for a license, minus usage: plan features, add-on features, approved grants, and upgrade hints
  * for every feature the catalog sells that this license lacks. Caps are returned separately so the caller can fill
  * in the window and the usage snapshot.
+ *
+ * @throws UnknownPlanError when the license's SKU is not in the catalog.
  */
 export function entitlementFor(
   catalog: Catalog,
   terms: LicenseTerms,
 ): {
   ent: Omit<EntitlementClaim, 'v'>
-  caps: Map<string, { limit: number; period: z.output<typeof period> }>
+  caps: Map<string, { limit: number; period: Period }>
 } {
-  const plan = catalog.plans[terms.sku]
-  if (plan === undefined) throw new Error(`unknown sku ${terms.sku}`)
-  const features: Record<string, FeatureClaim | true> = {}
-  const caps = new Map<string, { limit: number; period: z.output<typeof period> }>()
+  const plan = catalog.plans.get(terms.sku)
+  if (plan === undefined) throw new UnknownPlanError(terms.sku)
+  const features = new Map<string, FeatureClaim | true>()
+  const caps = new Map<string, { limit: number; period: Period }>()
   const add = (name: string, feature: CatalogFeature) => {
-    features[name] = claimOf(feature, terms.seats)
+    features.set(name, claimOf(feature, terms.seats))
     if (feature !== true && feature.cap) caps.set(name, feature.cap)
   }
-  for (const [name, feature] of Object.entries(plan.features)) add(name, feature)
+  for (const [name, feature] of plan.features) add(name, feature)
   for (const addon of terms.addons)
-    for (const [name, feature] of Object.entries(catalog.addons[addon]?.features ?? {})) add(name, feature)
+    for (const [name, feature] of catalog.addons.get(addon)?.features ?? []) add(name, feature)
   for (const name of terms.grants) {
-    if (name in features) continue
+    if (features.has(name)) continue
     // A granted feature comes as the cheapest plan that sells it defines it, or as a plain flag.
     const from = cheapestPlanWith(catalog, name, -1)
-    add(name, from ? catalog.plans[from]!.features[name]! : true)
+    add(name, (from && catalog.plans.get(from)?.features.get(name)) || true)
   }
   // A capped or limited feature the plan has points at the cheapest higher plan that gives more of it.
-  for (const [name, claim] of Object.entries(features)) {
-    const mine = plan.features[name]
+  for (const [name, claim] of features) {
+    const mine = plan.features.get(name)
     if (claim === true || mine === undefined || mine === true) continue
     let best: [string, number] | undefined
-    for (const [id, other] of Object.entries(catalog.plans)) {
-      const theirs = other.features[name]
-      if (other.tier <= plan.tier || theirs === undefined || theirs === true) continue
+    for (const [id, other] of catalog.plans) {
+      const theirs = other.features.get(name)
+      if (other.retired || other.tier <= plan.tier || theirs === undefined || theirs === true) continue
       const more =
         (mine.cap && theirs.cap && theirs.cap.limit > mine.cap.limit) ||
         (typeof mine.limit === 'number' && typeof theirs.limit === 'number' && theirs.limit > mine.limit)
@@ -133,28 +195,30 @@ export function entitlementFor(
     }
     if (best) claim.upgrade = { plan: best[0], url: `${catalog.upgradeUrl}?plan=${best[0]}` }
   }
-  const upgrades: Record<string, UpgradeHint> = {}
-  for (const [id, other] of Object.entries(catalog.plans)) {
-    for (const name of Object.keys(other.features)) {
-      if (name in features || name in upgrades) continue
+  const upgrades = new Map<string, UpgradeHint>()
+  for (const [id, other] of catalog.plans) {
+    if (other.retired) continue
+    for (const name of other.features.keys()) {
+      if (features.has(name) || upgrades.has(name)) continue
       const target = cheapestPlanWith(catalog, name, plan.tier) ?? id
-      upgrades[name] = { plan: target, url: `${catalog.upgradeUrl}?plan=${target}` }
+      upgrades.set(name, { plan: target, url: `${catalog.upgradeUrl}?plan=${target}` })
     }
   }
-  for (const [id, addon] of Object.entries(catalog.addons)) {
-    for (const name of Object.keys(addon.features)) {
-      if (name in features || name in upgrades) continue
-      upgrades[name] = { addon: id, url: `${catalog.upgradeUrl}?addon=${id}` }
+  for (const [id, addon] of catalog.addons) {
+    if (addon.retired) continue
+    for (const name of addon.features.keys()) {
+      if (features.has(name) || upgrades.has(name)) continue
+      upgrades.set(name, { addon: id, url: `${catalog.upgradeUrl}?addon=${id}` })
     }
   }
   return {
     ent: {
       plan: { id: terms.sku, name: plan.name, tier: plan.tier },
       addons: [...terms.addons],
-      features,
+      features: Object.fromEntries(features),
       devices: { max: terms.seats },
       upgrade: { url: catalog.upgradeUrl },
-      upgrades,
+      upgrades: Object.fromEntries(upgrades),
     },
     caps,
   }

@@ -116,6 +116,26 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE licenses ADD COLUMN usage_at INTEGER NOT NULL DEFAULT 0;
   `,
+  // Line ids are the SDK's, unique per customer, not across customers: customer B's line is never "a duplicate"
+  // of an id customer A used first.
+  `
+  CREATE TABLE usage_lines_by_customer (
+    customer_id TEXT NOT NULL REFERENCES customers(id),
+    id TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    amount REAL NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    window_end INTEGER NOT NULL,
+    batch TEXT,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (customer_id, id)
+  );
+  INSERT INTO usage_lines_by_customer (customer_id, id, metric, amount, start, end, window_end, batch, received_at)
+    SELECT customer_id, id, metric, amount, start, end, window_end, batch, received_at FROM usage_lines;
+  DROP TABLE usage_lines;
+  ALTER TABLE usage_lines_by_customer RENAME TO usage_lines;
+  `,
 ]
 
 /** Opens (or creates) the database at `path` (`:memory:` for tests) and brings its schema up to date. */

@@ -1,23 +1,25 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
+import type { EntitlementTokenClaims, FeatureClaim, UsagePeriod } from 'entitle'
 import {
+  addMonths,
   currentWindowEnd,
-  ENTITLEMENT_TOKEN_TYPE,
-  type EntitlementTokenClaims,
-  entitlementTokenClaimsSchema,
-  type FeatureClaim,
-  type UsagePeriod,
-} from 'entitle'
-import { SignJWT } from 'jose'
-import { type Catalog, entitlementFor, meters } from './catalog.js'
+  formatUsageLineProblem,
+  NEVER,
+  signEntitlementToken,
+  type UsageBatchAnswer,
+  type UsageLineAnswer,
+  type UsageRefusalCode,
+  usageLineSchemaProblem,
+  type WireUsageLine,
+} from 'entitle/protocol'
+import { type Catalog, entitlementFor, sells, UnknownPlanError } from './catalog.js'
 import type { Db } from './db.js'
 import type { Keyring } from './keys.js'
 import { Problem } from './problem.js'
-import type { AccessRequestInput, Order, UsageBatch } from './schemas.js'
+import type { AccessRequestInput, Order, UsageBatchEnvelope } from './schemas.js'
 
 const DAY_MS = 86_400_000
-/** Usage of a metric without a resetting cap is totalled in one window that never ends. */
-const NEVER = Number.MAX_SAFE_INTEGER
 
 export interface LicenseServiceOptions {
   db: Db
@@ -84,16 +86,6 @@ function licenseView(row: LicenseRow) {
 }
 
 /**
- * `months` calendar months after `from`, with the SDK's own window arithmetic (UTC, the day clamped to the month's
- * length): each step is a monthly window anchored at `from`, so Jan 31 + 2 months is Mar 31, not Mar 28.
- */
-function addMonths(from: number, months: number): number {
-  let end = from
-  for (let i = 0; i < months; i++) end = currentWindowEnd('month', from, end) ?? end
-  return end
-}
-
-/**
  * The license repository and everything that changes it: orders, tokens, devices, usage, access requests and
  * revocations. Each change that must agree with another happens in one SQLite transaction; events are published
  * after the commit.
@@ -102,7 +94,6 @@ export function createLicenseService(options: LicenseServiceOptions) {
   const { db, catalog, keyring } = options
   const now = options.now ?? Date.now
   const ttlSec = options.tokenTtlSec ?? 3600
-  const known = meters(catalog)
   const emitter = new EventEmitter()
   emitter.setMaxListeners(0)
 
@@ -124,9 +115,10 @@ export function createLicenseService(options: LicenseServiceOptions) {
     total: db.prepare(
       'SELECT total FROM usage_totals WHERE customer_id = ? AND metric = ? AND window_end = ?',
     ),
+    // Only a repeated (customer, id) is ignored: any other constraint failing is an error, never a "duplicate".
     insertLine: db.prepare(
-      `INSERT OR IGNORE INTO usage_lines (id, customer_id, metric, amount, start, end, window_end, batch, received_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO usage_lines (id, customer_id, metric, amount, start, end, window_end, batch, received_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id, id) DO NOTHING`,
     ),
     touchUsage: db.prepare('UPDATE licenses SET usage_at = ? WHERE customer_id = ?'),
     addTotal: db.prepare(
@@ -179,11 +171,42 @@ export function createLicenseService(options: LicenseServiceOptions) {
     return license
   }
 
-  /** The end of the usage window of `metric` that contains `at`, anchored at the license term's start. */
-  function windowEnd(license: LicenseRow, metric: string, at: number): number {
-    const cap = entitlementFor(catalog, termsOf(license)).caps.get(metric)
-    const period: UsagePeriod = cap?.period ?? 'month'
-    return currentWindowEnd(period, license.term_start, at) ?? NEVER
+  /**
+   * The end of the usage window of `metric` that contains `at`, anchored at the license term's start, or why there
+   * is none: the license's plan left the catalog, or `at` lies where no window can be computed.
+   */
+  function windowEnd(
+    license: LicenseRow,
+    metric: string,
+    at: number,
+  ): number | { code: UsageRefusalCode; reason: string } {
+    let period: UsagePeriod
+    try {
+      period = entitlementFor(catalog, termsOf(license)).caps.get(metric)?.period ?? 'month'
+    } catch (error) {
+      if (!(error instanceof UnknownPlanError)) throw error
+      return { code: 'not_priced', reason: `not priced: ${error.message}` }
+    }
+    const end = currentWindowEnd(period, license.term_start, at) ?? NEVER
+    if (!Number.isSafeInteger(end)) return { code: 'invalid', reason: 'start: no usage window contains it' }
+    return end
+  }
+
+  /** The license's features as the catalog sells them, or a 503 problem when its plan left the catalog. */
+  function priced(license: LicenseRow) {
+    try {
+      return entitlementFor(catalog, termsOf(license))
+    } catch (error) {
+      if (!(error instanceof UnknownPlanError)) throw error
+      // The operator's to fix (put the plan back, or move the customer): the client keeps its last token meanwhile.
+      throw new Problem(
+        503,
+        'Plan unavailable',
+        `${error.message}: no token can be issued for ${license.customer_id}`,
+        {},
+        300,
+      )
+    }
   }
 
   function termsOf(license: LicenseRow) {
@@ -203,7 +226,7 @@ export function createLicenseService(options: LicenseServiceOptions) {
   ): Promise<TokenRow> {
     const at = now()
     const iat = Math.floor(at / 1000)
-    const { ent, caps } = entitlementFor(catalog, termsOf(license))
+    const { ent, caps } = priced(license)
     const features = ent.features as Record<string, FeatureClaim | true>
     for (const [name, cap] of caps) {
       const end = currentWindowEnd(cap.period, license.term_start, at)
@@ -239,13 +262,9 @@ export function createLicenseService(options: LicenseServiceOptions) {
         ...(device ? { devices: { max: license.seats, fingerprints: [device] } } : {}),
       },
     }
-    // The SDK's own schema: a server bug fails here, not in every customer's app.
-    const checked = entitlementTokenClaimsSchema.safeParse(claims)
-    if (!checked.success) throw new Error(`would sign an invalid token: ${checked.error.message}`)
+    // Validated by the SDK's own schema before signing: a server bug fails here, not in every customer's app.
     const { kid, key } = await keyring.signer()
-    const token = await new SignJWT(claims as unknown as Record<string, unknown>)
-      .setProtectedHeader({ alg: 'EdDSA', kid, typ: ENTITLEMENT_TOKEN_TYPE })
-      .sign(key)
+    const token = await signEntitlementToken(claims, { key, kid, alg: 'EdDSA' })
     const row = {
       jti: claims.jti,
       token,
@@ -337,14 +356,21 @@ export function createLicenseService(options: LicenseServiceOptions) {
         const at = now()
         const customerId = order.customer.id
         const existing = licenseOf(customerId)
-        const plan = order.sku === undefined ? undefined : catalog.plans[order.sku]
+        const plan = order.sku === undefined ? undefined : catalog.plans.get(order.sku)
         if (order.sku !== undefined && plan === undefined)
           throw new Problem(422, 'Unknown SKU', `the catalog has no SKU ${order.sku}`)
+        // A retired plan is honoured for those who hold it, never sold again (a renewal keeps it).
+        if (plan?.retired && order.sku !== existing?.sku)
+          throw new Problem(422, 'Plan retired', `SKU ${order.sku} is no longer sold`)
         if (order.tier !== undefined && plan !== undefined && plan.tier !== order.tier)
           throw new Problem(422, 'Tier mismatch', `SKU ${order.sku} is tier ${plan.tier}, not ${order.tier}`)
-        for (const addon of order.addons ?? [])
-          if (!(addon in catalog.addons))
+        for (const addon of order.addons ?? []) {
+          const sold = catalog.addons.get(addon)
+          if (sold === undefined)
             throw new Problem(422, 'Unknown add-on', `the catalog has no add-on ${addon}`)
+          if (sold.retired && !(JSON.parse(existing?.addons ?? '[]') as string[]).includes(addon))
+            throw new Problem(422, 'Add-on retired', `add-on ${addon} is no longer sold`)
+        }
         let status: 200 | 201 = 200
         let credentials: { apiKey: string; licenseKey: string } | undefined
 
@@ -393,7 +419,9 @@ export function createLicenseService(options: LicenseServiceOptions) {
           case 'upgrade':
           case 'downgrade': {
             const license = activeLicense(customerId)
-            const from = catalog.plans[license.sku]!
+            const from = catalog.plans.get(license.sku)
+            if (from === undefined)
+              throw new Problem(409, 'Plan unavailable', `the plan ${license.sku} is not in the catalog`)
             const to = plan ?? from
             if (order.type === 'upgrade' ? to.tier < from.tier : to.tier > from.tier)
               throw new Problem(
@@ -533,60 +561,69 @@ export function createLicenseService(options: LicenseServiceOptions) {
     },
 
     /**
-     * Stores a usage batch: each line id counts once, ever (the exactly-once contract of docs/metering.md). Lines
-     * the scope may not write, for unknown customers or metrics, are refused one by one and change nothing.
+     * Stores a usage batch, judging each line on its own: a line id counts once per customer, ever (the
+     * exactly-once contract of docs/metering.md); a line that breaks the protocol's rules, that the scope may not
+     * write, or that cannot be priced is refused alone, with a code and a reason, and changes nothing. The answer
+     * lists every line in the order given.
      */
-    ingest(scope: Scope, batch: UsageBatch) {
-      const rejected: Array<{ id: string; reason: string }> = []
+    ingest(scope: Scope, batch: UsageBatchEnvelope): UsageBatchAnswer {
+      const answers: UsageLineAnswer[] = []
       let accepted = 0
       let duplicates = 0
       const received = now()
       const licenses = new Map<string, LicenseRow | undefined>()
       const touched = new Set<string>()
+      const refuse = (id: string | null, code: UsageRefusalCode, reason: string) => {
+        answers.push({ id, status: 'refused', code, reason })
+      }
+      /** Stores one valid line, or says why not. */
+      const store = (line: WireUsageLine) => {
+        const subject = line.subject ?? (scope.kind === 'customer' ? scope.customerId : undefined)
+        if (subject === undefined) return refuse(line.id, 'subject_required', 'subject required')
+        if (scope.kind === 'customer' && subject !== scope.customerId)
+          return refuse(line.id, 'forbidden', 'forbidden')
+        if (!catalog.meters.has(line.metric)) return refuse(line.id, 'unknown_metric', 'unknown metric')
+        if (!licenses.has(subject)) licenses.set(subject, licenseOf(subject))
+        const license = licenses.get(subject)
+        if (license === undefined) return refuse(line.id, 'unknown_customer', 'unknown customer')
+        const end = windowEnd(license, line.metric, line.start)
+        if (typeof end !== 'number') return refuse(line.id, end.code, end.reason)
+        const inserted = q.insertLine.run(
+          line.id,
+          subject,
+          line.metric,
+          line.amount,
+          line.start,
+          line.end,
+          end,
+          batch.batch ?? null,
+          received,
+        )
+        if (inserted.changes === 0) {
+          duplicates++
+          answers.push({ id: line.id, status: 'duplicate' })
+          return
+        }
+        accepted++
+        q.addTotal.run(subject, line.metric, end, line.amount)
+        touched.add(subject)
+        answers.push({ id: line.id, status: 'accepted' })
+      }
       transaction(() => {
-        for (const line of batch.lines) {
-          const subject = line.subject ?? (scope.kind === 'customer' ? scope.customerId : undefined)
-          if (subject === undefined) {
-            rejected.push({ id: line.id, reason: 'subject required' })
-            continue
+        for (const value of batch.lines) {
+          const problem = usageLineSchemaProblem(value)
+          if (problem === undefined) store(value as WireUsageLine)
+          else {
+            const id = (value as { id?: unknown } | null)?.id
+            refuse(typeof id === 'string' ? id : null, 'invalid', formatUsageLineProblem(problem))
           }
-          if (scope.kind === 'customer' && subject !== scope.customerId) {
-            rejected.push({ id: line.id, reason: 'forbidden' })
-            continue
-          }
-          if (!known.has(line.metric)) {
-            rejected.push({ id: line.id, reason: 'unknown metric' })
-            continue
-          }
-          if (!licenses.has(subject)) licenses.set(subject, licenseOf(subject))
-          const license = licenses.get(subject)
-          if (license === undefined) {
-            rejected.push({ id: line.id, reason: 'unknown customer' })
-            continue
-          }
-          const end = windowEnd(license, line.metric, line.start)
-          const inserted = q.insertLine.run(
-            line.id,
-            subject,
-            line.metric,
-            line.amount,
-            line.start,
-            line.end,
-            end,
-            batch.batch ?? null,
-            received,
-          )
-          if (inserted.changes === 0) {
-            duplicates++
-            continue
-          }
-          accepted++
-          q.addTotal.run(subject, line.metric, end, line.amount)
-          touched.add(subject)
         }
         for (const customerId of touched) q.touchUsage.run(received, customerId)
       })
-      return { accepted, duplicates, rejected, at: now() }
+      const rejected = answers.flatMap((answer) =>
+        answer.status === 'refused' ? [{ id: answer.id, code: answer.code, reason: answer.reason }] : [],
+      )
+      return { at: now(), accepted, duplicates, refused: rejected.length, lines: answers, rejected }
     },
 
     /** Usage totals of a customer, per metric and window, newest window first. */
@@ -595,10 +632,8 @@ export function createLicenseService(options: LicenseServiceOptions) {
     /** A user asks for a feature their plan lacks; an admin decides. A pending request for the same is reused. */
     requestAccess(customerId: string, input: AccessRequestInput) {
       activeLicense(customerId)
-      const sold = [...Object.values(catalog.plans), ...Object.values(catalog.addons)].some(
-        (group) => input.feature in group.features,
-      )
-      if (!sold) throw new Problem(422, 'Unknown feature', `the catalog has no feature ${input.feature}`)
+      if (!sells(catalog, input.feature))
+        throw new Problem(422, 'Unknown feature', `the catalog has no feature ${input.feature}`)
       return transaction(() => {
         const open = db
           .prepare(

@@ -1,14 +1,9 @@
+import { SUBJECT_PATTERN, usageBatchSchema } from 'entitle/protocol'
 import * as z from 'zod'
-import {
-  accessRequestSchema,
-  activationSchema,
-  decisionSchema,
-  orderSchema,
-  usageBatchSchema,
-} from './schemas.js'
+import { accessRequestSchema, activationSchema, decisionSchema, orderSchema } from './schemas.js'
 
 /** JSON Schema of a zod schema, in the OpenAPI 3.0 dialect: generated, so the document cannot drift from the code. */
-const schema = (zodSchema: z.ZodType) => z.toJSONSchema(zodSchema, { target: 'openapi-3.0' })
+const schema = (zodSchema: z.core.$ZodType) => z.toJSONSchema(zodSchema, { target: 'openapi-3.0' })
 
 const problem = {
   description: 'An RFC 9457 problem',
@@ -25,7 +20,7 @@ const body = (name: string) => ({
 const errors = (...statuses: number[]) =>
   Object.fromEntries(statuses.map((status) => [String(status), problem]))
 const customer = [
-  { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,64}$' } },
+  { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: SUBJECT_PATTERN.source } },
 ]
 
 /**
@@ -125,7 +120,12 @@ export function openApiDocument(serverUrl: string) {
           summary: 'Ingest a usage batch; each line id counts once',
           security: [{ bearer: [] }],
           requestBody: body('UsageBatch'),
-          responses: { 200: json('{ accepted, duplicates, rejected, at }'), ...errors(400, 401, 413, 422) },
+          responses: {
+            200: json(
+              '{ at, accepted, duplicates, refused, lines: [{ id, status, code?, reason? }], rejected }',
+            ),
+            ...errors(400, 401, 413, 422),
+          },
         },
       },
       '/v1/activations': {

@@ -8,6 +8,8 @@ export class Problem extends Error {
     readonly title: string,
     readonly detail?: string,
     readonly extra: Record<string, unknown> = {},
+    /** Sent as `Retry-After` (seconds): the condition is expected to clear. */
+    readonly retryAfterSec?: number,
   ) {
     super(detail ?? title)
   }
@@ -26,5 +28,8 @@ export function problemResponse(c: Context, problem: Problem): Response {
     ...(problem.detail ? { detail: problem.detail } : {}),
     ...problem.extra,
   }
-  return c.body(JSON.stringify(body), problem.status, { 'content-type': 'application/problem+json' })
+  return c.body(JSON.stringify(body), problem.status, {
+    'content-type': 'application/problem+json',
+    ...(problem.retryAfterSec === undefined ? {} : { 'retry-after': String(problem.retryAfterSec) }),
+  })
 }

@@ -1,0 +1,33 @@
+/*
+ * Protocol v1 between the SDK and a license server, defined once: the usage wire format and its limits, the id
+ * pattern, the never-ending window, the month arithmetic and the signers. The SDK checks a usage line against
+ * these rules before it sends it, and the reference server validates with the same schemas and publishes them in
+ * its `/openapi.json`: neither side restates a limit, so the two cannot disagree about what a line may be.
+ * Public as `entitle/protocol`, for anyone writing a license server of their own.
+ */
+
+export { addMonths, currentWindowEnd } from '../period.js'
+export type { SignOptions } from './sign.js'
+export { describeClaimIssues, signEntitlementToken, signRevocationList } from './sign.js'
+export type {
+  UsageBatchAnswer,
+  UsageLineAnswer,
+  UsageLineProblem,
+  UsageRefusalCode,
+} from './usage-rules.js'
+export {
+  formatUsageLineProblem,
+  idPattern,
+  NEVER,
+  SUBJECT_PATTERN,
+  USAGE_LIMITS,
+  USAGE_LINE_RULES,
+  usageLineProblem,
+} from './usage-rules.js'
+export type { WireUsageLine } from './usage-schema.js'
+export {
+  usageBatchEnvelopeSchema,
+  usageBatchSchema,
+  usageLineSchema,
+  usageLineSchemaProblem,
+} from './usage-schema.js'

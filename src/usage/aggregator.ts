@@ -1,0 +1,139 @@
+import { USAGE_LIMITS } from '../protocol/usage-rules.js'
+import { createLine, type Line } from './line.js'
+import type { Counter } from './local-usage.js'
+
+/**
+ * What became of a record in the aggregator: `summed` into a line that was open, `opened` a line of its own, or
+ * `dropped` because the queue is full even after aggregating harder.
+ */
+export type Added = 'summed' | 'opened' | 'dropped'
+
+/** A stable key for a set of dimensions: sorted names, so `{a, b}` and `{b, a}` aggregate together. */
+function dimensionsKey(dimensions: Record<string, string>): string {
+  const names = Object.keys(dimensions).sort()
+  let key = ''
+  for (const name of names) key += `${name}\u0000${dimensions[name]}\u0001`
+  return key
+}
+
+const MAX_AMOUNT = USAGE_LIMITS.amount
+
+/**
+ * Adds a record to an open line, unless the line is sealed or the sum would pass the protocol's amount (then a new
+ * line starts). Module-level and small, so the hot path inlines it.
+ */
+export function sumInto(line: Line | undefined, amount: number, now: number): boolean {
+  if (line === undefined || line.sealed || line.amount + amount > MAX_AMOUNT) return false
+  line.amount += amount
+  // A clock set back keeps start <= end: the line covers every record in it.
+  if (now > line.end) line.end = now
+  else if (now < line.start) line.start = now
+  return true
+}
+
+/**
+ * Sums records into open lines: one per customer, metric, window and set of dimensions (aggregate mode), or one
+ * per record (raw mode). Near the queue bound it aggregates harder: past `detailedLineLimit` lines held, records
+ * with dimensions or in raw mode fold into the customer's plain line, so the units stay and only detail goes.
+ */
+export function createAggregator(options: {
+  raw: boolean
+  maxQueuedLines: number
+  nextId: () => string
+  /** Lines held anywhere in the meter (open, waiting, retried, in flight). */
+  queued: () => number
+  stats: { aggregated: number }
+}) {
+  const { raw, maxQueuedLines, nextId, queued, stats } = options
+  const detailedLineLimit = Math.floor(maxQueuedLines * 0.9)
+  let open: Line[] = []
+  let openBytes = 0
+
+  function sum(line: Line | undefined, amount: number, now: number): boolean {
+    if (!sumInto(line, amount, now)) return false
+    stats.aggregated++
+    return true
+  }
+
+  function openLine(
+    counter: Counter,
+    key: string,
+    metric: string,
+    amount: number,
+    now: number,
+    dimensions: Record<string, string> | undefined,
+    properties: Record<string, unknown> | undefined,
+  ): Line {
+    const line = createLine(
+      nextId(),
+      key,
+      metric,
+      amount,
+      now,
+      counter.windowEnd,
+      counter.generation,
+      dimensions,
+      properties,
+    )
+    open.push(line)
+    // An estimate: the exact size is measured when the line is sealed.
+    openBytes += 160 + key.length + metric.length + (dimensions || properties ? 256 : 0)
+    return line
+  }
+
+  function addSlowly(
+    counter: Counter,
+    key: string,
+    metric: string,
+    amount: number,
+    now: number,
+    dimensions: Record<string, string> | undefined,
+    properties: Record<string, unknown> | undefined,
+  ): Added {
+    if ((raw || dimensions !== undefined) && queued() < detailedLineLimit) {
+      if (raw) {
+        openLine(counter, key, metric, amount, now, dimensions, properties)
+        return 'opened'
+      }
+      const dimensionKey = dimensionsKey(dimensions!)
+      counter.byDimensions ??= new Map()
+      if (sum(counter.byDimensions.get(dimensionKey), amount, now)) return 'summed'
+      counter.byDimensions.set(
+        dimensionKey,
+        openLine(counter, key, metric, amount, now, dimensions, undefined),
+      )
+      return 'opened'
+    }
+    if (sum(counter.line, amount, now)) return 'summed'
+    if (queued() >= maxQueuedLines) return 'dropped'
+    counter.line = openLine(counter, key, metric, amount, now, undefined, undefined)
+    return 'opened'
+  }
+
+  return {
+    /** Lines taking records. */
+    get open(): readonly Line[] {
+      return open
+    },
+    /** An estimate of the open lines' JSON size. */
+    get openBytes(): number {
+      return openBytes
+    },
+
+    /**
+     * Counts `amount` into the line it belongs to, opening one as needed. The commonest case, a record for an open
+     * plain line, the meter handles itself with {@link sumInto} before it calls this.
+     */
+    add: addSlowly,
+
+    /** Hands over every open line, to be sealed: from here on their ids and amounts are fixed. */
+    take(): Line[] {
+      const taken = open
+      open = []
+      openBytes = 0
+      return taken
+    },
+  }
+}
+
+export type Aggregator = ReturnType<typeof createAggregator>

@@ -1,0 +1,174 @@
+import { createLine, type Line, sealLine } from './line.js'
+import type { ConfirmedUnits, LocalUsage } from './local-usage.js'
+import type { Batch, Sender } from './sender.js'
+
+/** Where the journal lives in the client's storage; an unreadable one is kept under `${JOURNAL_KEY}.unreadable`. */
+export const JOURNAL_KEY = 'entitle:usage'
+
+/** One line as the journal keeps it: the line, the window it counts in, and the batch it was last sent in. */
+export interface JournalLine {
+  id: string
+  key: string
+  metric: string
+  amount: number
+  start: number
+  end: number
+  window: number
+  dimensions?: Record<string, string>
+  properties?: Record<string, unknown>
+  batch?: string
+  reason?: string
+}
+
+/** What the journal holds: every unconfirmed line, the set-aside lines, and confirmed units no token counts. */
+export interface Journal {
+  readonly lines: readonly JournalLine[]
+  readonly setAside: readonly JournalLine[]
+  readonly confirmed: readonly ConfirmedUnits[]
+}
+
+const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isFinite(n) && n >= 0
+
+/** The smallest validity check a journal line needs before it is trusted with money. */
+function isJournalLine(value: unknown): value is JournalLine {
+  const line = value as JournalLine
+  return (
+    typeof line === 'object' &&
+    line !== null &&
+    typeof line.id === 'string' &&
+    typeof line.key === 'string' &&
+    typeof line.metric === 'string' &&
+    isCount(line.amount) &&
+    typeof line.start === 'number' &&
+    typeof line.end === 'number' &&
+    typeof line.window === 'number'
+  )
+}
+
+function isConfirmedUnits(value: unknown): value is ConfirmedUnits {
+  const entry = value as ConfirmedUnits
+  return (
+    typeof entry === 'object' &&
+    entry !== null &&
+    typeof entry.key === 'string' &&
+    typeof entry.metric === 'string' &&
+    typeof entry.window === 'number' &&
+    Array.isArray(entry.acked) &&
+    entry.acked.length % 2 === 0 &&
+    entry.acked.every(isCount)
+  )
+}
+
+function journalLine(line: Line, batch?: string): JournalLine {
+  return {
+    id: line.id,
+    key: line.key,
+    metric: line.metric,
+    amount: line.amount,
+    start: line.start,
+    end: line.end,
+    window: line.windowEnd,
+    ...(line.dimensions ? { dimensions: line.dimensions } : {}),
+    ...(line.properties ? { properties: line.properties } : {}),
+    ...(batch ? { batch } : {}),
+    ...(line.reason ? { reason: line.reason } : {}),
+  }
+}
+
+/**
+ * The journal of what the meter holds now: every line not confirmed (in flight too: it may not have arrived), with
+ * the batch it last went in, the set-aside lines, and confirmed units no token counts yet. Returns the text to
+ * store and how many lines are unconfirmed.
+ */
+export function writeJournal(parts: {
+  batches: readonly Batch[]
+  waiting: readonly Line[]
+  open: readonly Line[]
+  setAside: readonly Line[]
+  confirmed: readonly ConfirmedUnits[]
+}): { text: string; unconfirmed: number } {
+  const lines: JournalLine[] = []
+  for (const batch of parts.batches) for (const line of batch.lines) lines.push(journalLine(line, batch.id))
+  for (const line of parts.waiting) lines.push(journalLine(line))
+  for (const line of parts.open) lines.push(journalLine(line))
+  const journal: Journal = {
+    lines,
+    setAside: parts.setAside.map((line) => journalLine(line)),
+    confirmed: parts.confirmed,
+  }
+  return { text: JSON.stringify({ v: 1, ...journal }), unconfirmed: lines.length }
+}
+
+function lineOf(entry: JournalLine): Line {
+  const line = createLine(
+    entry.id,
+    entry.key,
+    entry.metric,
+    entry.amount,
+    entry.start,
+    entry.window,
+    -1,
+    entry.dimensions,
+    entry.properties,
+  )
+  line.end = entry.end
+  line.reason = entry.reason
+  return line
+}
+
+/**
+ * Takes back what an earlier run left: every line sealed (its id may have reached the server) and queued, batches
+ * kept whole with their ids, set-aside lines aside, confirmed units counted. A line the protocol's rules now refuse
+ * is set aside, not sent. `false` when the text is not a journal (the caller keeps it for a person).
+ */
+export function readJournal(
+  text: string,
+  into: { now: number; local: LocalUsage; sender: Sender; subjectOf: (key: string) => string | undefined },
+): boolean {
+  const journal = decodeJournal(text)
+  if (journal === undefined) return false
+  const { now, local, sender, subjectOf } = into
+  const batches = new Map<string, Batch>()
+  for (const entry of journal.lines) {
+    const line = lineOf(entry)
+    // Not confirmed before the restart: counted locally again, as the token's snapshot may not have it.
+    local.restorePending(line, now)
+    const reason = sealLine(line, subjectOf(line.key))
+    if (reason !== undefined) sender.keepAside(line, reason)
+    else if (entry.batch === undefined) sender.enqueue(line)
+    else {
+      let batch = batches.get(entry.batch)
+      if (batch === undefined) {
+        batch = { id: entry.batch, lines: [] }
+        batches.set(entry.batch, batch)
+        sender.restoreBatch(batch)
+      }
+      batch.lines.push(line)
+    }
+  }
+  for (const entry of journal.setAside) {
+    const line = lineOf(entry)
+    sealLine(line, subjectOf(line.key))
+    line.reason = entry.reason
+    sender.restoreSetAside(line)
+  }
+  for (const entry of journal.confirmed) local.restoreConfirmed(entry, now)
+  return true
+}
+
+/** Parses a journal: `undefined` when it is not one. Entries that fail the checks are skipped one by one. */
+function decodeJournal(text: string): Journal | undefined {
+  let journal: { v?: unknown; lines?: unknown; setAside?: unknown; confirmed?: unknown }
+  try {
+    journal = JSON.parse(text) as typeof journal
+  } catch {
+    return undefined
+  }
+  if (typeof journal !== 'object' || journal === null || journal.v !== 1 || !Array.isArray(journal.lines))
+    return undefined
+  return {
+    lines: journal.lines.filter(isJournalLine),
+    setAside: Array.isArray(journal.setAside) ? journal.setAside.filter(isJournalLine) : [],
+    confirmed: Array.isArray(journal.confirmed) ? journal.confirmed.filter(isConfirmedUnits) : [],
+  }
+}

@@ -1,0 +1,149 @@
+import type { EntitlementError } from '../errors.js'
+import type { Platform } from '../platform.js'
+
+/** Options of the usage meter: `usage` in `createEntitlements` options. Every default is in `docs/metering.md`. */
+export interface UsageOptions {
+  /** Where usage goes (`POST {url}/v1/usage`). Default: the `server` of the client. */
+  url?: string | URL
+  /** Sent as `Authorization: Bearer …`. Default: the server's `apiKey`. */
+  apiKey?: string
+  /** Extra headers for every usage request. Default: the server's `headers`. */
+  headers?: Record<string, string>
+  /** Abort a usage request after this long. Default 10 000 ms. */
+  timeoutMs?: number
+  /**
+   * `'aggregate'` (default) sums records of the same customer, metric, window and dimensions into one line;
+   * `'raw'` sends every record as its own line, with its time and properties, for audit trails.
+   */
+  mode?: 'aggregate' | 'raw'
+  /** Send what is queued at least this often. Default 5 000 ms. */
+  flushIntervalMs?: number
+  /** At most this many lines in one batch; a full batch is sent at once. Default 1 000. */
+  maxBatchLines?: number
+  /** At most this many bytes of JSON in one batch; a full batch is sent at once. Default 262 144. */
+  maxBatchBytes?: number
+  /** Batches in flight at once. Default 1. */
+  maxInFlight?: number
+  /**
+   * At most this many lines are held (open, queued, in flight). Past 90% of it, records with dimensions or in raw
+   * mode fold into their customer's plain line for the metric; past all of it, new lines are dropped and counted.
+   * Default 10 000.
+   */
+  maxQueuedLines?: number
+  /** At most this many lines the server refused are kept aside for the app. Default 1 000. */
+  maxSetAsideLines?: number
+  /** Unsent usage is written to storage at most this long after it was recorded. Default 1 000 ms. */
+  persistIntervalMs?: number
+  /** Retry delays after a failed batch (full jitter). Default `{ initialMs: 1 000, maxMs: 60 000 }`. */
+  backoff?: { initialMs?: number; maxMs?: number }
+}
+
+/** One usage line as it goes on the wire (protocol v1, `POST v1/usage`) and as `setAsideUsage()` returns it. */
+export interface UsageLine {
+  /** Stable across retries and restarts: the server counts each id once. */
+  readonly id: string
+  /** The customer; absent when a single-tenant client has no token yet (the server uses the credential's). */
+  readonly subject?: string
+  readonly metric: string
+  readonly amount: number
+  /** The first and the last record summed into this line, epoch milliseconds; one window never spans two. */
+  readonly start: number
+  readonly end: number
+  readonly dimensions?: Readonly<Record<string, string>>
+  /** Raw mode: the record's own properties. */
+  readonly properties?: Readonly<Record<string, unknown>>
+  /** Set-aside lines: why the server refused them, or why the SDK did not send them (the protocol's rules). */
+  readonly reason?: string
+}
+
+/** What `flush()` achieved. */
+export interface FlushResult {
+  /** Lines the server confirmed during this flush. */
+  readonly sent: number
+  /** Lines still queued (the server could not be reached, or a batch is backing off); they are persisted. */
+  readonly pending: number
+}
+
+/** What `close()` achieved: nothing is thrown, every line is accounted for. */
+export interface CloseResult {
+  /** Lines the server confirmed during close. */
+  readonly sent: number
+  /** Lines left unsent at the deadline or in an outage, written to storage for the next start. */
+  readonly persisted: number
+  /** Records dropped since the client started (queue full, or recorded after close). */
+  readonly dropped: number
+}
+
+/** Counters of the usage meter. */
+export interface UsageStats {
+  /** `record()` calls counted. */
+  readonly recorded: number
+  /** Records summed into a line that already existed. */
+  readonly aggregated: number
+  /** Lines the server confirmed. */
+  readonly sent: number
+  /** Batches sent again after a failure. */
+  readonly retried: number
+  /** Records dropped: the queue was full even after aggregating harder, or the client was closed. */
+  readonly dropped: number
+  /** Units in the dropped records. */
+  readonly droppedUnits: number
+  /** Lines waiting to be sent (open, queued, in flight). */
+  readonly pending: number
+  /** Lines the server refused, or the SDK would not send, kept aside. */
+  readonly setAside: number
+  /** The last error, if any. */
+  readonly lastError: EntitlementError | undefined
+}
+
+/**
+ * What became of a usage batch: `ok` (stored; `refused` lists the lines the server refused one by one), `retry`
+ * (not known to be stored: send the same ids again later), `too_large` (413: split it), `rejected` (400, 422: the
+ * batch as a whole could not be read; set aside), `refused` (401, 403, 404: stop sending until the app intervenes
+ * or a long wait passes).
+ */
+export type UsageResponse =
+  | {
+      readonly kind: 'ok'
+      readonly at: number
+      readonly refused: ReadonlyArray<{ readonly id: string; readonly reason: string }>
+    }
+  | { readonly kind: 'retry'; readonly error: EntitlementError; readonly retryAfterMs: number | undefined }
+  | { readonly kind: 'too_large' | 'rejected' | 'refused'; readonly error: EntitlementError }
+
+/** What the meter needs from the client around it. */
+export interface MeterHost {
+  readonly platform: Platform
+  /** Sends one batch; never throws. */
+  send(batchId: string, body: string, keepalive: boolean): Promise<UsageResponse>
+  /** The customer a cache key stands for on the wire (the single-tenant key resolves to its token's subject). */
+  subjectOf(key: string): string | undefined
+  /**
+   * The end of the usage window `metric` is in at `now`, given `source` (what the host knows about the customer:
+   * the client passes its cache entry). Asked only when `source` changed or the last window ended.
+   */
+  windowFor(source: unknown, metric: string, now: number): number
+  /** When the token in memory for a cache key was issued (epoch ms), if one is there. */
+  issuedAt(key: string): number | undefined
+  /** Reads the journal. */
+  read(key: string): Promise<string | undefined>
+  /** Writes the journal (serialized per key by the host; awaited by its `close()`). */
+  write(key: string, value: string): void
+  /** Reports a background failure. */
+  report(error: EntitlementError): void
+  /** Hands background work to the platform (`waitUntil`) without an unobserved rejection. */
+  background(work: Promise<unknown>): void
+}
+
+/** The stats of a meter that has recorded nothing (and of a client that has no meter). */
+export const NO_USAGE_STATS: UsageStats = /*@__PURE__*/ Object.freeze({
+  recorded: 0,
+  aggregated: 0,
+  sent: 0,
+  retried: 0,
+  dropped: 0,
+  droppedUnits: 0,
+  pending: 0,
+  setAside: 0,
+  lastError: undefined,
+})
