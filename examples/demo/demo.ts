@@ -22,11 +22,10 @@ export async function runDemo(): Promise<void> {
   const license = await startLicenseServer({
     db: join(folder, 'license.db'),
     port: 0,
-    serviceKey: 'svc_demo',
   })
   let app: Server | undefined
   const entitlements = createEntitlements({
-    server: { url: license.url, apiKey: 'svc_demo', events: true, revocationIntervalMs: 60_000 },
+    server: { url: license.url, apiKey: license.serviceKey, events: true, revocationIntervalMs: 60_000 },
     keys: new URL('/.well-known/jwks.json', license.url),
     issuer: license.url,
     audience: 'acme-editor',
@@ -134,7 +133,7 @@ export async function runDemo(): Promise<void> {
     show('GET /api/reports/export', verdict(denied))
 
     say('\nWhere each part lives:')
-    say('   license server (Hono, SQLite, Ed25519)   examples/license-server/src/app.ts, licenses.ts')
+    say('   license server (Hono, SQLite, Ed25519)   examples/license-server/src/app.ts, routes/, services/')
     say('   the catalog of plans                     examples/license-server/catalog.json')
     say('   the Express app                          examples/express-app/app.ts')
     say('   the SDK: verify, decide, cache, meter    src/verify.ts, src/decide.ts, src/client/, src/usage/')

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process'
+import { execFile, spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -363,6 +363,42 @@ describe('docs shell sessions', () => {
       const inspect = results.find((r) => r.command.includes('inspect'))!
       expect(inspect.stdout).toContain('Verification: OK')
       expect(inspect.stdout).toMatch(/seats +ALLOWED/)
+    }
+  })
+})
+
+describe('docs/server.md', () => {
+  it('the curl + openssl order places an order with the reference server, as the page says', async () => {
+    const { startLicenseServer } = await import('../../examples/license-server/src/start.js')
+    const text = readFileSync('docs/server.md', 'utf8')
+    const block = /<!-- run: against the reference server -->\n```sh\n([\s\S]*?)\n```/.exec(text)?.[1]
+    expect(block).toBeDefined()
+    const dir = mkdtempSync(join(tmpdir(), 'entitle-server-docs-'))
+    const running = await startLicenseServer({ dataDir: join(dir, '.license-server'), port: 0 })
+    try {
+      const env: NodeJS.ProcessEnv = { ...process.env, LICENSE_SERVER: running.url }
+      for (const name of ['ENTITLE_ADMIN_KEY', 'ENTITLE_ORDER_SECRET', 'ENTITLE_SERVICE_KEY'])
+        delete env[name]
+      // Asynchronous: the server answers from this very process.
+      const result = await new Promise<{ status: number | null; stdout: string; stderr: string }>(
+        (resolve) => {
+          execFile(
+            'bash',
+            ['-e', '-c', block!],
+            { cwd: dir, encoding: 'utf8', env },
+            (error, stdout, stderr) =>
+              resolve({ status: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+          )
+        },
+      )
+      expect({ status: result.status, stderr: result.stderr }).toEqual({ status: 0, stderr: '' })
+      expect(JSON.parse(result.stdout)).toMatchObject({
+        orderId: 'crm-1',
+        license: { customerId: 'acme', sku: 'team', seats: 3 },
+        credentials: { apiKey: expect.stringMatching(/^ck_/) },
+      })
+    } finally {
+      await running.close()
     }
   })
 })

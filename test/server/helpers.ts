@@ -1,9 +1,9 @@
 import { createHmac } from 'node:crypto'
 import { type StartOptions, startLicenseServer } from '../../examples/license-server/src/start.js'
 
-export const ADMIN = 'adm_test'
-export const SECRET = 'whs_test'
-export const SERVICE = 'svc_test'
+export const ADMIN = 'adm_test_0123456789abcdef0123456789abcdef'
+export const SECRET = 'whs_test_0123456789abcdef0123456789abcdef'
+export const SERVICE = 'svc_test_0123456789abcdef0123456789abcdef'
 
 /** The reference server on loopback, SQLite in memory (unless `overrides.db`), with a clock the test moves. */
 export async function startTestServer(

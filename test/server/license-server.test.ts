@@ -213,20 +213,24 @@ describe('tokens for the SDK', () => {
     expect((await problemOf(await server.call('GET', '/v1/entitlements/nobody', SERVICE))).status).toBe(404)
   })
 
-  it('rotates keys: the JWK Set serves the new key and the previous one, and old tokens still verify', async () => {
+  it('rotates keys: the new key is published first and signs after, and the old one stays while its tokens live', async () => {
     await server.purchase('acme')
     const before = await server.call('GET', '/v1/entitlements/acme', SERVICE)
     const oldToken = await before.text()
+    const oldKid = (await verifier().verify(oldToken)).keyId
     const rotated = await (await server.admin('POST', '/keys/rotate')).json()
-    expect(rotated.jwks.keys).toHaveLength(2)
-    const fresh = verifier()
-    expect((await fresh.verify(oldToken)).keyId).not.toBe(rotated.kid)
+    expect(rotated.signsFrom).toBe(new Date(clock.now + 10 * MIN).toISOString())
+    expect(rotated.jwks.keys.map((key: { kid: string }) => key.kid)).toEqual([rotated.kid, oldKid])
+    // Published, not yet signing: a verifier that cached the set before the rotation still knows every new token.
     clock.now += 6 * MIN
+    expect((await tokenOf('acme')).keyId).toBe(oldKid)
+    expect((await verifier().verify(oldToken)).keyId).toBe(oldKid)
+    clock.now += 5 * MIN
     expect((await tokenOf('acme')).keyId).toBe(rotated.kid)
-    await server.admin('POST', '/keys/rotate')
+    // Once the last token the old key signed has expired (and the skew allowance passed), it leaves the set.
+    clock.now += 20 * MIN
     const jwks = await (await fetch(`${server.url}/.well-known/jwks.json`)).json()
-    expect(jwks.keys.map((key: { kid: string }) => key.kid)).toContain(rotated.kid)
-    expect(jwks.keys).toHaveLength(2)
+    expect(jwks.keys.map((key: { kid: string }) => key.kid)).toEqual([rotated.kid])
   })
 })
 
@@ -551,6 +555,7 @@ describe('the database', () => {
       { version: 1 },
       { version: 2 },
       { version: 3 },
+      { version: 4 },
     ])
     db.close()
   })

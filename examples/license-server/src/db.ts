@@ -1,3 +1,4 @@
+import { chmodSync, existsSync } from 'node:fs'
 import Database from 'better-sqlite3'
 
 export type Db = Database.Database
@@ -6,7 +7,7 @@ export type Db = Database.Database
  * Schema migrations, applied in order at start-up, each in its own transaction, and recorded in
  * `schema_migrations`. Append; never edit one that has shipped.
  */
-const MIGRATIONS: readonly string[] = [
+const MIGRATIONS: ReadonlyArray<string | ((db: Db) => void)> = [
   `
   CREATE TABLE customers (
     id TEXT PRIMARY KEY,
@@ -136,12 +137,42 @@ const MIGRATIONS: readonly string[] = [
   DROP TABLE usage_lines;
   ALTER TABLE usage_lines_by_customer RENAME TO usage_lines;
   `,
+  // Trials; seats held by offline licenses; keys published before they sign; which key signed each token, so a
+  // key stays published while anything it signed lives; replay filtered by customer before its limit.
+  (db) => {
+    db.exec(`
+      ALTER TABLE licenses ADD COLUMN trial_end INTEGER;
+      ALTER TABLE devices ADD COLUMN offline_until INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE signing_keys ADD COLUMN activates_at INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE tokens ADD COLUMN kid TEXT;
+      CREATE INDEX tokens_by_kid ON tokens (kid, expires_at);
+      CREATE INDEX events_by_customer ON events (customer_id, id);
+      UPDATE devices SET offline_until = COALESCE((
+        SELECT MAX(t.expires_at) FROM tokens t
+        WHERE t.customer_id = devices.customer_id AND t.device = devices.fingerprint AND t.kind = 'offline'
+          AND t.jti NOT IN (SELECT jti FROM revocations)), 0);
+    `)
+    const setKid = db.prepare('UPDATE tokens SET kid = ? WHERE jti = ?')
+    for (const row of db.prepare('SELECT jti, token FROM tokens').all() as Array<{
+      jti: string
+      token: string
+    }>) {
+      const header = JSON.parse(Buffer.from(row.token.split('.')[0] ?? '', 'base64url').toString()) as {
+        kid?: string
+      }
+      setKid.run(header.kid ?? null, row.jti)
+    }
+  },
 ]
 
 /** Opens (or creates) the database at `path` (`:memory:` for tests) and brings its schema up to date. */
 export function openDatabase(path: string): Db {
   const db = new Database(path)
-  if (path !== ':memory:') db.pragma('journal_mode = WAL')
+  if (path !== ':memory:') {
+    db.pragma('journal_mode = WAL')
+    // The file holds the private signing keys: readable by this user only, like the secrets file.
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(file)) chmodSync(file, 0o600)
+  }
   db.pragma('foreign_keys = ON')
   db.exec(
     'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)',
@@ -152,7 +183,8 @@ export function openDatabase(path: string): Db {
     const version = index + 1
     if (version <= applied) return
     db.transaction(() => {
-      db.exec(sql)
+      if (typeof sql === 'string') db.exec(sql)
+      else sql(db)
       db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(version, Date.now())
     })()
   })

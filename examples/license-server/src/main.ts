@@ -1,11 +1,13 @@
-// The reference license server as a process:
-//   node examples/.build/license-server.js [serve] [--port 8787] [--db license.db] [--catalog catalog.json]
-//   node examples/.build/license-server.js rotate-keys [--db license.db]
-// Secrets come from the environment: ENTITLE_ADMIN_KEY, ENTITLE_ORDER_SECRET, ENTITLE_SERVICE_KEY (optional).
+// The reference license server as a process (`npm run server`):
+//   node examples/.build/license-server.js [serve] [--port 8787] [--data .license-server] [--catalog catalog.json]
+//   node examples/.build/license-server.js rotate-keys [--data .license-server] [--immediate]
+// Secrets come from the environment (ENTITLE_ADMIN_KEY, ENTITLE_ORDER_SECRET, ENTITLE_SERVICE_KEY) or from
+// secrets.env in the data folder, made on the first start (mode 0600) and reused after.
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { openDatabase } from './db.js'
 import { createKeyring } from './keys.js'
-import { startLicenseServer } from './start.js'
+import { DEFAULT_DATA_DIR, startLicenseServer } from './start.js'
 
 async function main(argv: string[]): Promise<void> {
   const { positionals, values } = parseArgs({
@@ -14,17 +16,21 @@ async function main(argv: string[]): Promise<void> {
     options: {
       port: { type: 'string', default: '8787' },
       host: { type: 'string', default: '127.0.0.1' },
-      db: { type: 'string', default: 'license.db' },
+      data: { type: 'string', default: process.env.ENTITLE_DATA_DIR ?? DEFAULT_DATA_DIR },
+      db: { type: 'string' },
       catalog: { type: 'string' },
       issuer: { type: 'string' },
+      immediate: { type: 'boolean', default: false },
     },
   })
   const command = positionals[0] ?? 'serve'
+  const dbPath = values.db ?? join(values.data, 'license.db')
   if (command === 'rotate-keys') {
-    const db = openDatabase(values.db)
+    const db = openDatabase(dbPath)
     const keyring = createKeyring(db, Date.now)
     await keyring.ensure()
-    console.log(`new signing key: ${await keyring.rotate()}`)
+    const { kid, signsFrom } = await keyring.rotate({ immediate: values.immediate })
+    console.log(`new signing key ${kid}: published now, signs from ${new Date(signsFrom).toISOString()}`)
     db.close()
     return
   }
@@ -32,15 +38,26 @@ async function main(argv: string[]): Promise<void> {
   const running = await startLicenseServer({
     port: Number(values.port),
     host: values.host,
-    db: values.db,
+    dataDir: values.data,
+    db: dbPath,
     ...(values.catalog ? { catalog: values.catalog } : {}),
     ...(values.issuer ? { issuer: values.issuer } : {}),
   })
-  console.log(`license server on ${running.url} (database ${values.db})`)
-  if (!process.env.ENTITLE_ADMIN_KEY)
-    console.log(`admin key (set ENTITLE_ADMIN_KEY to choose): ${running.adminKey}`)
-  if (!process.env.ENTITLE_ORDER_SECRET)
-    console.log(`order secret (set ENTITLE_ORDER_SECRET to choose): ${running.orderSecret}`)
+  console.log(`license server on ${running.url}`)
+  console.log(`  database  ${running.database}`)
+  const secrets = running.secretsFile
+  if (secrets) {
+    const fromFile = ['ENTITLE_ADMIN_KEY', 'ENTITLE_ORDER_SECRET', 'ENTITLE_SERVICE_KEY'].filter(
+      (name) => !secrets.fromEnvironment.includes(name as never),
+    )
+    if (fromFile.length > 0)
+      console.log(
+        `  secrets   ${secrets.file} (${secrets.created ? 'made now' : 'reused'}: ${fromFile.join(', ')})`,
+      )
+    if (secrets.fromEnvironment.length > 0)
+      console.log(`  from the environment: ${secrets.fromEnvironment.join(', ')}`)
+  }
+  console.log(`  place an order: npm run order -- --customer acme --sku team`)
   const stop = () => void running.close().then(() => process.exit(0))
   process.once('SIGTERM', stop)
   process.once('SIGINT', stop)

@@ -1,6 +1,13 @@
 import { SUBJECT_PATTERN, usageBatchSchema } from 'entitle/protocol'
 import * as z from 'zod'
-import { accessRequestSchema, activationSchema, decisionSchema, orderSchema } from './schemas.js'
+import {
+  accessRequestSchema,
+  activationSchema,
+  decisionSchema,
+  FINGERPRINT,
+  orderSchema,
+  rotationSchema,
+} from './schemas.js'
 
 /** JSON Schema of a zod schema, in the OpenAPI 3.0 dialect: generated, so the document cannot drift from the code. */
 const schema = (zodSchema: z.core.$ZodType) => z.toJSONSchema(zodSchema, { target: 'openapi-3.0' })
@@ -52,6 +59,7 @@ export function openApiDocument(serverUrl: string) {
         Activation: schema(activationSchema),
         AccessRequest: schema(accessRequestSchema),
         Decision: schema(decisionSchema),
+        Rotation: schema(rotationSchema),
         Problem: {
           type: 'object',
           required: ['type', 'title', 'status'],
@@ -76,7 +84,7 @@ export function openApiDocument(serverUrl: string) {
           responses: {
             200: json('The license'),
             201: json('A new license, with credentials'),
-            ...errors(400, 401, 409, 410, 413, 422),
+            ...errors(400, 401, 409, 410, 413, 415, 422),
           },
         },
       },
@@ -91,7 +99,7 @@ export function openApiDocument(serverUrl: string) {
               content: { 'application/entitlement+jwt': { schema: { type: 'string' } } },
             },
             304: { description: 'The held token is current' },
-            ...errors(401, 403, 404, 410),
+            ...errors(401, 403, 404, 410, 503),
           },
         },
       },
@@ -111,7 +119,7 @@ export function openApiDocument(serverUrl: string) {
               description: 'text/event-stream',
               content: { 'text/event-stream': { schema: { type: 'string' } } },
             },
-            ...errors(401),
+            ...errors(401, 429),
           },
         },
       },
@@ -124,7 +132,7 @@ export function openApiDocument(serverUrl: string) {
             200: json(
               '{ at, accepted, duplicates, refused, lines: [{ id, status, code?, reason? }], rejected }',
             ),
-            ...errors(400, 401, 413, 422),
+            ...errors(400, 401, 413, 415, 422),
           },
         },
       },
@@ -135,9 +143,9 @@ export function openApiDocument(serverUrl: string) {
           responses: { 200: json('{ customerId, token, expiresAt }'), ...errors(401, 409, 410, 422) },
         },
         delete: {
-          summary: 'Deactivate a device',
+          summary: 'Deactivate a device (refused while an offline license holds its seat)',
           requestBody: body('Activation'),
-          responses: { 204: { description: 'Deactivated' }, ...errors(401, 404, 422) },
+          responses: { 204: { description: 'Deactivated' }, ...errors(401, 404, 409, 415, 422) },
         },
       },
       '/v1/offline-licenses': {
@@ -198,6 +206,22 @@ export function openApiDocument(serverUrl: string) {
           responses: { 200: json('{ credentials }'), ...errors(401, 404) },
         },
       },
+      '/admin/customers/{id}/devices/{fingerprint}/release': {
+        post: {
+          summary: "Free a device's seat whatever holds it, revoking its tokens",
+          security: [{ bearer: [] }],
+          parameters: [
+            ...customer,
+            {
+              name: 'fingerprint',
+              in: 'path',
+              required: true,
+              schema: { type: 'string', pattern: FINGERPRINT.source },
+            },
+          ],
+          responses: { 200: json('The released device'), ...errors(401, 404) },
+        },
+      },
       '/admin/access-requests': {
         get: {
           summary: 'Access requests by status',
@@ -216,9 +240,10 @@ export function openApiDocument(serverUrl: string) {
       },
       '/admin/keys/rotate': {
         post: {
-          summary: 'A new signing key',
+          summary: 'A new signing key: published now, signing after the pre-publication delay',
           security: [{ bearer: [] }],
-          responses: { 200: json('{ kid, jwks }'), ...errors(401) },
+          requestBody: { required: false, content: body('Rotation').content },
+          responses: { 200: json('{ kid, signsFrom, jwks }'), ...errors(401, 415, 422) },
         },
       },
     },

@@ -1,35 +1,49 @@
-import type { Context } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import { DomainError, type DomainErrorKind } from './errors.js'
 
-/** An RFC 9457 problem: every error this server answers is one, as `application/problem+json`. */
-export class Problem extends Error {
-  constructor(
-    readonly status: ContentfulStatusCode,
-    readonly title: string,
-    readonly detail?: string,
-    readonly extra: Record<string, unknown> = {},
-    /** Sent as `Retry-After` (seconds): the condition is expected to clear. */
-    readonly retryAfterSec?: number,
-  ) {
-    super(detail ?? title)
-  }
+const STATUS: Record<DomainErrorKind, ContentfulStatusCode> = {
+  malformed: 400,
+  unsupported_media_type: 415,
+  unauthenticated: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  gone: 410,
+  too_large: 413,
+  invalid: 422,
+  too_many: 429,
+  unavailable: 503,
 }
 
-/** Writes a problem response. `type` is a stable, documented slug of the title. */
-export function problemResponse(c: Context, problem: Problem): Response {
-  const slug = problem.title
+/** The RFC 9457 body of an error, and its status. `type` is a stable, documented slug of the title. */
+export function problemOf(error: DomainError): {
+  status: ContentfulStatusCode
+  body: Record<string, unknown>
+} {
+  const status = STATUS[error.kind]
+  const slug = error.title
     .toLowerCase()
     .replaceAll(/[^a-z0-9]+/g, '-')
     .replace(/^-|-$/g, '')
-  const body = {
-    type: `urn:entitle:problem:${slug}`,
-    title: problem.title,
-    status: problem.status,
-    ...(problem.detail ? { detail: problem.detail } : {}),
-    ...problem.extra,
+  return {
+    status,
+    body: {
+      type: `urn:entitle:problem:${slug}`,
+      title: error.title,
+      status,
+      ...(error.detail ? { detail: error.detail } : {}),
+      ...error.extra,
+    },
   }
-  return c.body(JSON.stringify(body), problem.status, {
-    'content-type': 'application/problem+json',
-    ...(problem.retryAfterSec === undefined ? {} : { 'retry-after': String(problem.retryAfterSec) }),
-  })
+}
+
+const INTERNAL = { type: 'urn:entitle:problem:internal-error', title: 'Internal error', status: 500 }
+
+/** An error as an `application/problem+json` response. Anything that is not a `DomainError` is a bare 500. */
+export function problemResponse(error: unknown): Response {
+  const headers: Record<string, string> = { 'content-type': 'application/problem+json' }
+  if (!(error instanceof DomainError)) return new Response(JSON.stringify(INTERNAL), { status: 500, headers })
+  const { status, body } = problemOf(error)
+  if (error.retryAfterSec !== undefined) headers['retry-after'] = String(error.retryAfterSec)
+  return new Response(JSON.stringify(body), { status, headers })
 }

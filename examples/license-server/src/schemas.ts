@@ -18,6 +18,8 @@ export const orderSchema = z.strictObject({
   seats: z.int().min(1).max(100_000).optional(),
   addons: z.array(catalogName).max(32).optional(),
   termMonths: z.int().min(1).max(120).optional(),
+  /** A purchase that starts as a trial of this many days; a later purchase converts it. */
+  trialDays: z.int().min(1).max(90).optional(),
 })
 export type Order = z.output<typeof orderSchema>
 
@@ -25,12 +27,13 @@ export type Order = z.output<typeof orderSchema>
 export { usageBatchEnvelopeSchema }
 export type UsageBatchEnvelope = z.output<typeof usageBatchEnvelopeSchema>
 
+/** A device fingerprint: 8 to 128 characters that are safe in a URL path segment and in a log. */
+export const FINGERPRINT = /^[A-Za-z0-9._:+=-]{8,128}$/
+
 /** `POST /v1/activations` and `/v1/offline-licenses`: a license key and the device asking. */
 export const activationSchema = z.strictObject({
   licenseKey: z.string().min(1).max(200),
-  fingerprint: z
-    .string()
-    .regex(/^[A-Za-z0-9._:+/=-]{8,128}$/, 'a device fingerprint: 8 to 128 safe characters'),
+  fingerprint: z.string().regex(FINGERPRINT, 'a device fingerprint: 8 to 128 of A-Z a-z 0-9 . _ : + = -'),
 })
 
 /** `POST /v1/access-requests`: a user asks for a feature. The service names the customer; a customer need not. */
@@ -41,6 +44,12 @@ export const accessRequestSchema = z.strictObject({
   note: z.string().max(2000).optional(),
 })
 export type AccessRequestInput = z.output<typeof accessRequestSchema>
+
+/** `POST /admin/keys/rotate` (the body is optional). */
+export const rotationSchema = z.strictObject({
+  /** Sign with the new key at once instead of after the pre-publication delay: for a key that must stop now. */
+  immediate: z.boolean().default(false),
+})
 
 /** `POST /admin/access-requests/:id/decision`. */
 export const decisionSchema = z.strictObject({

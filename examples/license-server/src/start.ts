@@ -1,24 +1,35 @@
 // Starts the reference license server in this process: used by main.ts (the command), the demo and the tests.
-import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
+import type { Socket } from 'node:net'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { serve } from '@hono/node-server'
-import { createLicenseServer } from './app.js'
+import { createLicenseServer, type LicenseServerOptions } from './app.js'
 import { loadCatalog } from './catalog.js'
 import { openDatabase } from './db.js'
+import { DomainError } from './errors.js'
+import { problemOf } from './problem.js'
+import { type LoadedSecrets, loadSecrets } from './secrets.js'
 
-/** The example catalog, found from the source (src/main.ts) and from the build (examples/.build/). */
+/** The example catalog, found from the source (src/start.ts) and from the build (examples/.build/). */
 const DEFAULT_CATALOG = ['../catalog.json', '../license-server/catalog.json']
   .map((path) => fileURLToPath(new URL(path, import.meta.url)))
   .find((path) => existsSync(path))
 
+/** Where the server keeps its database and secrets unless told otherwise: a folder of its own, never the repo's. */
+export const DEFAULT_DATA_DIR = '.license-server'
+
 export interface StartOptions {
   port?: number
   host?: string
+  /** The database and the secrets file live here. Default `.license-server` in the working directory. */
+  dataDir?: string
+  /** The SQLite file (`:memory:` for tests). Default `license.db` in `dataDir`. */
   db?: string
   catalog?: string
   issuer?: string
   audience?: string
+  /** Secrets given here win over the environment and the secrets file (tests); each at least 32 bytes. */
   adminKey?: string
   orderSecret?: string
   serviceKey?: string
@@ -26,45 +37,99 @@ export interface StartOptions {
   /** The server's clock (tests move it). */
   now?: () => number
   heartbeatMs?: number
+  maxStreamsPerCredential?: number
+  keys?: LicenseServerOptions['keys']
 }
 
-/** Starts the server; resolves once it listens, with its URL and a `close()` that ends streams, server and DB. */
+/**
+ * Node answers some malformed requests itself, before any handler runs (headers over 16 KB: 431; a request it
+ * cannot parse: 400). Those answers are problem+json too.
+ */
+function answerClientErrors(error: NodeJS.ErrnoException, socket: Socket): void {
+  if (!socket.writable) return
+  const tooLarge = error.code === 'HPE_HEADER_OVERFLOW'
+  const status = tooLarge ? 431 : 400
+  const { body } = problemOf(
+    new DomainError(
+      'malformed',
+      tooLarge ? 'Headers too large' : 'Bad request',
+      tooLarge ? 'at most 16 KiB of headers' : 'the request could not be parsed',
+    ),
+  )
+  const text = JSON.stringify({ ...body, status })
+  socket.end(
+    `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+      `content-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+  )
+}
+
+/** Starts the server; resolves once it listens, with its URL, its secrets and a `close()` that ends everything. */
 export async function startLicenseServer(options: StartOptions = {}) {
-  const db = openDatabase(options.db ?? 'license.db')
+  // Secrets live beside an explicit database file, unless told where.
+  const dataDir =
+    options.dataDir ??
+    (options.db !== undefined && options.db !== ':memory:' ? dirname(options.db) : DEFAULT_DATA_DIR)
+  const dbPath = options.db ?? join(dataDir, 'license.db')
+  if (dbPath !== ':memory:' && options.db === undefined) mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+  const given = [options.adminKey, options.orderSecret, options.serviceKey]
+  // Secrets given in full need no file; otherwise the environment, then the data folder's secrets file.
+  const loaded: LoadedSecrets | undefined = given.every((s) => s !== undefined)
+    ? undefined
+    : loadSecrets(dataDir)
+  const secrets = {
+    adminKey: options.adminKey ?? loaded!.adminKey,
+    orderSecret: options.orderSecret ?? loaded!.orderSecret,
+    serviceKey: options.serviceKey ?? loaded!.serviceKey,
+  }
   const catalogPath = options.catalog ?? DEFAULT_CATALOG
   if (catalogPath === undefined) throw new Error('no catalog: pass --catalog <file>')
   const catalog = loadCatalog(catalogPath)
+  const db = openDatabase(dbPath)
   const host = options.host ?? '127.0.0.1'
   // The issuer must be known before the port is: bind first, then build the app around the actual address.
   let handler: ((request: Request) => Response | Promise<Response>) | undefined
   const server = serve({ fetch: (request) => handler!(request), port: options.port ?? 8787, hostname: host })
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve)
-    server.once('error', reject)
-  })
+  server.on('clientError', answerClientErrors)
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve)
+      server.once('error', reject)
+    })
+  } catch (error) {
+    db.close()
+    throw error
+  }
   const address = server.address()
   const port = typeof address === 'object' && address ? address.port : options.port
   const url = `http://${host}:${port}`
-  const secrets = {
-    adminKey: options.adminKey ?? process.env.ENTITLE_ADMIN_KEY ?? `adm_${randomBytes(16).toString('hex')}`,
-    orderSecret:
-      options.orderSecret ?? process.env.ENTITLE_ORDER_SECRET ?? `whs_${randomBytes(16).toString('hex')}`,
-    serviceKey: options.serviceKey ?? process.env.ENTITLE_SERVICE_KEY,
+  let licenseServer: Awaited<ReturnType<typeof createLicenseServer>>
+  try {
+    licenseServer = await createLicenseServer({
+      db,
+      catalog,
+      issuer: options.issuer ?? url,
+      audience: options.audience ?? catalog.product,
+      ...secrets,
+      ...(options.tokenTtlSec ? { tokenTtlSec: options.tokenTtlSec } : {}),
+      ...(options.now ? { now: options.now } : {}),
+      ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),
+      ...(options.maxStreamsPerCredential
+        ? { maxStreamsPerCredential: options.maxStreamsPerCredential }
+        : {}),
+      ...(options.keys ? { keys: options.keys } : {}),
+    })
+  } catch (error) {
+    server.close()
+    db.close()
+    throw error
   }
-  const licenseServer = await createLicenseServer({
-    db,
-    catalog,
-    issuer: options.issuer ?? url,
-    audience: options.audience ?? catalog.product,
-    ...secrets,
-    ...(options.tokenTtlSec ? { tokenTtlSec: options.tokenTtlSec } : {}),
-    ...(options.now ? { now: options.now } : {}),
-    ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),
-  })
   handler = licenseServer.app.fetch
   return {
     url,
     ...secrets,
+    /** Where the secrets came from, when they were not all given. */
+    secretsFile: loaded,
+    database: dbPath,
     server: licenseServer,
     async close() {
       licenseServer.closeStreams()

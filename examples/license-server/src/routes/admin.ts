@@ -1,0 +1,51 @@
+import { SUBJECT_PATTERN } from 'entitle/protocol'
+import { Hono } from 'hono'
+import * as z from 'zod'
+import type { AppEnv } from '../env.js'
+import { DomainError } from '../errors.js'
+import { idParam, KIB, limit, readJson } from '../json.js'
+import type { Keyring } from '../keys.js'
+import { adminKey } from '../middleware/admin-key.js'
+import { decisionSchema, FINGERPRINT, rotationSchema } from '../schemas.js'
+import type { Services } from '../services/index.js'
+
+const STATUSES = z.enum(['pending', 'approved', 'denied'])
+
+/** `/admin/*`, behind the admin key: customers, usage, revocation, credentials, devices, access requests, keys. */
+export function adminRoutes(services: Services, keyring: Keyring, key: string) {
+  const router = new Hono<AppEnv>()
+  router.use('*', adminKey(key))
+  const customer = (c: Parameters<typeof idParam>[0]) => idParam(c, 'id', SUBJECT_PATTERN)
+
+  router.get('/customers', (c) => c.json({ customers: services.customers.list() }))
+  router.get('/customers/:id', (c) => c.json(services.customers.detail(customer(c))))
+  router.get('/customers/:id/usage', (c) => c.json({ usage: services.customers.usage(customer(c)) }))
+  router.post('/customers/:id/revoke', (c) => c.json(services.customers.revoke(customer(c))))
+  router.post('/customers/:id/credentials', (c) => c.json(services.customers.rotateCredentials(customer(c))))
+  router.post('/customers/:id/devices/:fingerprint/release', (c) =>
+    c.json(services.devices.release(customer(c), idParam(c, 'fingerprint', FINGERPRINT))),
+  )
+  router.get('/access-requests', (c) => {
+    const status = c.req.query('status')
+    const parsed = STATUSES.optional().safeParse(status)
+    if (!parsed.success)
+      throw new DomainError('invalid', 'Invalid request', 'status is pending, approved or denied')
+    return c.json({ requests: services.access.list(parsed.data) })
+  })
+  router.post('/access-requests/:id/decision', limit(8 * KIB), async (c) => {
+    const { approve, by } = await readJson(c, decisionSchema)
+    return c.json(services.access.decide(idParam(c, 'id', SUBJECT_PATTERN), approve, by))
+  })
+  router.post('/keys/rotate', limit(1 * KIB), async (c) => {
+    const hasBody =
+      (c.req.header('content-length') ?? '0') !== '0' || c.req.header('content-type') !== undefined
+    const { immediate } = hasBody ? await readJson(c, rotationSchema) : { immediate: false }
+    const rotated = await keyring.rotate({ immediate })
+    return c.json({
+      kid: rotated.kid,
+      signsFrom: new Date(rotated.signsFrom).toISOString(),
+      jwks: keyring.jwks(),
+    })
+  })
+  return router
+}

@@ -1,0 +1,103 @@
+import { Hono, type MiddlewareHandler } from 'hono'
+import { streamSSE } from 'hono/streaming'
+import type { AppEnv } from '../env.js'
+import { DomainError } from '../errors.js'
+import type { Scope } from '../services/credentials.js'
+import { type LicenseEvent, visible } from '../services/events.js'
+import type { Services } from '../services/index.js'
+
+interface OpenStream {
+  readonly scope: Scope
+  readonly abort: AbortController
+}
+
+/**
+ * Server-Sent Events (`GET /v1/events`): `entitlements` and `revocations` as they happen, `Last-Event-ID` replays
+ * what a reconnecting client missed (its own events, filtered before the replay's limit), a comment every
+ * `heartbeatMs`. At most `maxPerCredential` streams per credential (`429` beyond); streams opened with a customer's
+ * credentials end when those are replaced.
+ */
+export function eventRoutes(
+  services: Services,
+  auth: MiddlewareHandler<AppEnv>,
+  options: { heartbeatMs: number; maxPerCredential: number },
+) {
+  const router = new Hono<AppEnv>()
+  const byCredential = new Map<string, Set<OpenStream>>()
+
+  services.events.emitter.on('credentials', (customerId) => {
+    for (const streams of byCredential.values())
+      for (const stream of streams)
+        if (stream.scope.kind === 'customer' && stream.scope.customerId === customerId) stream.abort.abort()
+  })
+
+  router.get('/v1/events', auth, (c) => {
+    const { scope, credential } = c.var
+    const streams = byCredential.get(credential) ?? new Set<OpenStream>()
+    byCredential.set(credential, streams)
+    if (streams.size >= options.maxPerCredential)
+      throw new DomainError(
+        'too_many',
+        'Too many event streams',
+        `at most ${options.maxPerCredential} event streams per credential`,
+        {},
+        30,
+      )
+    const open: OpenStream = { scope, abort: new AbortController() }
+    streams.add(open)
+    const lastId = Number(c.req.header('last-event-id') ?? 0)
+    return streamSSE(c, async (stream) => {
+      const queue: LicenseEvent[] = []
+      let wake: (() => void) | undefined
+      const onEvent = (event: LicenseEvent) => {
+        if (!visible(scope, event)) return
+        queue.push(event)
+        wake?.()
+      }
+      // Listen first, then replay what the client missed: nothing falls between the two.
+      services.events.emitter.on('event', onEvent)
+      const stop = () => {
+        services.events.emitter.off('event', onEvent)
+        streams.delete(open)
+        if (streams.size === 0) byCredential.delete(credential)
+        wake?.()
+      }
+      stream.onAbort(stop)
+      open.abort.signal.addEventListener('abort', () => {
+        stop()
+        void stream.close()
+      })
+      const replay = Number.isSafeInteger(lastId) && lastId > 0 ? services.events.since(scope, lastId) : []
+      queue.unshift(...replay.filter((event) => !queue.some((queued) => queued.id === event.id)))
+      await stream.write(': connected\n\n')
+      while (!stream.aborted && !stream.closed && !open.abort.signal.aborted) {
+        while (queue.length > 0) {
+          const event = queue.shift()!
+          await stream.writeSSE({
+            id: String(event.id),
+            event: event.type,
+            data: JSON.stringify({ subject: event.customerId }),
+          })
+        }
+        const idle = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(true), options.heartbeatMs)
+          wake = () => {
+            clearTimeout(timer)
+            resolve(false)
+          }
+        })
+        wake = undefined
+        if (idle && !open.abort.signal.aborted) await stream.write(': heartbeat\n\n')
+      }
+    })
+  })
+
+  return {
+    router,
+    /** Ends every open event stream (a server shutting down). */
+    closeAll(): void {
+      for (const streams of [...byCredential.values()])
+        for (const stream of [...streams]) stream.abort.abort()
+    },
+  }
+}

@@ -1,0 +1,49 @@
+import type { Catalog } from '../catalog.js'
+import type { Db } from '../db.js'
+import type { Keyring } from '../keys.js'
+import { createRepository } from '../repository.js'
+import { createAccessService } from './access.js'
+import { createCustomerService } from './customers.js'
+import { createDeviceService } from './devices.js'
+import { createEventBus } from './events.js'
+import { createOrderService } from './orders.js'
+import { createTokenService } from './tokens.js'
+import { createUsageService } from './usage.js'
+
+export interface ServicesOptions {
+  db: Db
+  catalog: Catalog
+  keyring: Keyring
+  issuer: string
+  audience: string
+  tokenTtlSec: number
+  now: () => number
+}
+
+/** Every service of the server, over one repository (each SQL statement prepared once) and one event bus. */
+export function createServices(options: ServicesOptions) {
+  const { catalog, keyring, now } = options
+  const repo = createRepository(options.db)
+  const events = createEventBus(repo, now)
+  const tokens = createTokenService({
+    repo,
+    catalog,
+    keyring,
+    issuer: options.issuer,
+    audience: options.audience,
+    ttlSec: options.tokenTtlSec,
+    now,
+  })
+  const usage = createUsageService({ repo, catalog, now })
+  return {
+    events,
+    tokens,
+    usage,
+    orders: createOrderService({ repo, catalog, events, now }),
+    devices: createDeviceService({ repo, tokens, events, now }),
+    access: createAccessService({ repo, catalog, events, now }),
+    customers: createCustomerService({ repo, events, usage, now }),
+  }
+}
+
+export type Services = ReturnType<typeof createServices>

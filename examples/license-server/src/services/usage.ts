@@ -1,0 +1,95 @@
+import {
+  formatUsageLineProblem,
+  NEVER,
+  type UsageBatchAnswer,
+  type UsageLineAnswer,
+  type UsageRefusalCode,
+  usageLineSchemaProblem,
+  type WireUsageLine,
+} from 'entitle/protocol'
+import type { Catalog } from '../catalog.js'
+import type { LicenseRow, Repository } from '../repository.js'
+import type { UsageBatchEnvelope } from '../schemas.js'
+import { customerFor, type Scope } from './credentials.js'
+import { usageWindowEnd } from './licenses.js'
+
+/**
+ * Usage ingest, each line judged on its own (protocol v1, `entitle/protocol`): a line id counts once per customer,
+ * ever (the exactly-once contract of docs/metering.md); a line that breaks the protocol's rules, that the scope
+ * may not write, or that cannot be priced is refused alone, with a code and a reason, and changes nothing.
+ */
+export function createUsageService(options: { repo: Repository; catalog: Catalog; now: () => number }) {
+  const { repo, catalog, now } = options
+
+  return {
+    ingest(scope: Scope, batch: UsageBatchEnvelope): UsageBatchAnswer {
+      const answers: UsageLineAnswer[] = []
+      let accepted = 0
+      let duplicates = 0
+      const received = now()
+      const licenses = new Map<string, LicenseRow | undefined>()
+      const touched = new Set<string>()
+      const refuse = (id: string | null, code: UsageRefusalCode, reason: string) => {
+        answers.push({ id, status: 'refused', code, reason })
+      }
+      const store = (line: WireUsageLine) => {
+        const who = customerFor(scope, line.subject)
+        if ('refused' in who)
+          return refuse(line.id, who.refused, who.refused === 'forbidden' ? 'forbidden' : 'subject required')
+        const subject = who.customerId
+        if (!catalog.meters.has(line.metric)) return refuse(line.id, 'unknown_metric', 'unknown metric')
+        if (!licenses.has(subject)) licenses.set(subject, repo.license(subject))
+        const license = licenses.get(subject)
+        if (license === undefined) return refuse(line.id, 'unknown_customer', 'unknown customer')
+        const end = usageWindowEnd(catalog, repo, license, line.metric, line.start)
+        if (typeof end !== 'number') return refuse(line.id, end.code, end.reason)
+        const stored = repo.insertLine({
+          id: line.id,
+          customerId: subject,
+          metric: line.metric,
+          amount: line.amount,
+          start: line.start,
+          end: line.end,
+          windowEnd: end,
+          batch: batch.batch ?? null,
+          at: received,
+        })
+        if (!stored) {
+          duplicates++
+          answers.push({ id: line.id, status: 'duplicate' })
+          return
+        }
+        accepted++
+        repo.addTotal(subject, line.metric, end, line.amount)
+        touched.add(subject)
+        answers.push({ id: line.id, status: 'accepted' })
+      }
+      repo.transaction(() => {
+        for (const value of batch.lines) {
+          const problem = usageLineSchemaProblem(value)
+          if (problem === undefined) store(value as WireUsageLine)
+          else {
+            const id = (value as { id?: unknown } | null)?.id
+            refuse(typeof id === 'string' ? id : null, 'invalid', formatUsageLineProblem(problem))
+          }
+        }
+        for (const customerId of touched) repo.touchUsage(customerId, received)
+      })
+      const rejected = answers.flatMap((answer) =>
+        answer.status === 'refused' ? [{ id: answer.id, code: answer.code, reason: answer.reason }] : [],
+      )
+      return { at: now(), accepted, duplicates, refused: rejected.length, lines: answers, rejected }
+    },
+
+    /** Usage totals of a customer, per metric and window, newest window first. */
+    totals(customerId: string) {
+      return repo.usage(customerId).map((row) => ({
+        metric: row.metric,
+        windowEnd: row.window_end === NEVER ? null : new Date(row.window_end).toISOString(),
+        total: row.total,
+      }))
+    },
+  }
+}
+
+export type UsageService = ReturnType<typeof createUsageService>
