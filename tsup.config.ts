@@ -1,4 +1,12 @@
-import { defineConfig } from 'tsup'
+import { defineConfig, type Options } from 'tsup'
+
+/**
+ * Source maps for the ESM build only, with the sources in them, so a debugger shows the TypeScript: maps for the
+ * CommonJS copy too doubled the package (753 KB of 1.25 MB unpacked) for the same lines of code.
+ */
+const esmMapsOnly: Options['esbuildOptions'] = (options, context) => {
+  options.sourcemap = context.format === 'esm'
+}
 
 export default defineConfig([
   {
@@ -14,7 +22,7 @@ export default defineConfig([
     format: ['esm', 'cjs'],
     dts: true,
     // dist/ is emptied by `npm run build`: two configs build in parallel, so neither may clean.
-    sourcemap: true,
+    esbuildOptions: esmMapsOnly,
     target: 'es2022',
     platform: 'neutral',
     treeshake: true,
@@ -26,7 +34,7 @@ export default defineConfig([
     format: ['esm', 'cjs'],
     dts: true,
     tsconfig: 'tsconfig.node.json',
-    sourcemap: true,
+    esbuildOptions: esmMapsOnly,
     target: 'node20',
     platform: 'node',
     splitting: false,

@@ -18,7 +18,7 @@ export async function clientRows() {
   }
   // The license server, in-process: no network in a benchmark.
   const fetchToken = async (input) => {
-    const url = typeof input === 'string' ? input : input.url
+    const url = input instanceof Request ? input.url : String(input)
     if (url.endsWith('/v1/revocations')) return Response.json({ revoked: [] })
     const subject = decodeURIComponent(url.split('/').pop())
     return new Response(await issuer.issue(ent, { subject, expiresInSec: 3600 }))

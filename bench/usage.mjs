@@ -18,7 +18,7 @@ export async function usageRows() {
   const subjects = Array.from({ length: CUSTOMERS }, (_, i) => `customer-${i}`)
   // The license server, in-process: tokens with a monthly cap on every metric, and a usage endpoint that accepts.
   const fetchInProcess = async (input) => {
-    const url = typeof input === 'string' ? input : input.url
+    const url = input instanceof Request ? input.url : String(input)
     if (url.endsWith('/v1/revocations')) return Response.json({ revoked: [] })
     if (url.endsWith('/v1/usage')) return Response.json({ accepted: 0, at: Date.now() })
     const subject = decodeURIComponent(url.split('/').pop())

@@ -98,6 +98,27 @@ function isAmount(value: number | undefined): boolean {
   return value === undefined || (typeof value === 'number' && Number.isFinite(value) && value >= 0)
 }
 
+const isStrings = (value: unknown): boolean =>
+  Array.isArray(value) && value.every((item) => typeof item === 'string')
+
+/**
+ * Whether every field the context carries has the type the documentation gives. A wrong type (roles as one
+ * string, a region that is a number, `activeDevices: NaN`) is an invalid request: never a substring match, never
+ * a pass, never a throw.
+ */
+function contextIsValid(context: DecisionContext): boolean {
+  if (typeof context !== 'object' || context === null) return false
+  const { subject, roles, region, device, activeDevices } = context
+  return (
+    (subject === undefined || typeof subject === 'string') &&
+    (roles === undefined || isStrings(roles)) &&
+    (region === undefined || typeof region === 'string') &&
+    (device === undefined || typeof device === 'string') &&
+    (activeDevices === undefined ||
+      (typeof activeDevices === 'number' && Number.isSafeInteger(activeDevices) && activeDevices >= 0))
+  )
+}
+
 function upgradeFor(
   entitlements: Entitlements,
   name: string,
@@ -108,9 +129,9 @@ function upgradeFor(
 
 /**
  * The decision engine: a pure function of what was bought, what is asked, and the time. No I/O, no clock, no
- * throwing. Conditions are checked in a fixed, documented order and the first that fails is the reason:
- * subject → token window (`exp`, `nbf`) → plan → request → term (trial, expiry, grace) → device → region → role →
- * limit → usage cap.
+ * throwing, whatever the context holds. Conditions are checked in a fixed, documented order and the first that
+ * fails is the reason: context types → subject → token window (`exp`, `nbf`) → plan → request → term (trial,
+ * expiry, grace) → device → region → role → limit → usage cap.
  *
  * @param now epoch milliseconds.
  * @example
@@ -126,6 +147,7 @@ export function decide(
   context: DecisionContext = NO_CONTEXT,
   now: number,
 ): Decision {
+  if (!contextIsValid(context)) return denied(name, 'invalid_request', entitlements)
   if (context.subject !== undefined && context.subject !== entitlements.subject) {
     return { ...denied(name, 'subject_mismatch', undefined), subject: context.subject }
   }

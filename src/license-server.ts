@@ -1,4 +1,3 @@
-import ky, { type KyInstance } from 'ky'
 import { EntitlementError } from './errors.js'
 import type { Platform } from './platform.js'
 import { retryAfterMs } from './retry.js'
@@ -91,14 +90,11 @@ function failure(
 export function createLicenseServerClient(options: LicenseServerOptions, platform: Platform) {
   const base = new URL(String(options.url).replace(/\/?$/, '/'))
   const timeoutMs = options.timeoutMs ?? 10_000
-  const http: KyInstance = ky.create({
-    prefixUrl: base,
-    retry: 0,
-    timeout: false,
-    throwHttpErrors: false,
-    fetch: (input, init) => platform.fetch(input, init),
-    headers: { ...options.headers, ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}) },
-  })
+  // Plain fetch: retries, timeouts and HTTP errors are this module's and the retry state's, not a library's.
+  const common = {
+    ...options.headers,
+    ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}),
+  }
 
   /**
    * Runs a request and `read`s its answer inside one timeout on the platform's timers (tests time out without
@@ -122,8 +118,13 @@ export function createLicenseServerClient(options: LicenseServerOptions, platfor
       controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true })
     })
     try {
-      const { method = 'get', ...rest } = init
-      const sent = http(path, { ...rest, method, signal: controller.signal })
+      const { method = 'get', headers, ...rest } = init
+      const sent = platform.fetch(new URL(path, base), {
+        ...rest,
+        method: method.toUpperCase(),
+        headers: { ...common, ...headers },
+        signal: controller.signal,
+      })
       const response = await Promise.race([sent, aborted])
       controller.signal.addEventListener('abort', () => response.body?.cancel().catch(() => {}), {
         once: true,

@@ -1,4 +1,5 @@
 import { type JSONWebKeySet, type JWTPayload, type JWTVerifyResult, jwtVerify } from 'jose'
+import { describeClaimIssues } from './claim-issues.js'
 import { entitlementTokenClaimsSchema } from './claims.js'
 import { type Entitlements, toEntitlements } from './entitlements.js'
 import { EntitlementError, type EntitlementErrorCode } from './errors.js'
@@ -111,10 +112,19 @@ function normalize(options: VerifyOptions): VerifierConfig {
   })
 }
 
+/** The expected issuer or audience, as a message names it. */
+const named = (values: string | readonly string[]) =>
+  (typeof values === 'string' ? [values] : values).map((value) => JSON.stringify(value)).join(' or ')
+
 /** jose's error codes → ours. jose's codes are its public API; its messages are not read. */
-function fromJose(error: unknown): EntitlementError {
+function fromJose(error: unknown, expected: Pick<VerifierConfig, 'issuer' | 'audience'>): EntitlementError {
   if (error instanceof EntitlementError) return error
-  const { code, claim, reason } = (error ?? {}) as { code?: unknown; claim?: unknown; reason?: unknown }
+  const { code, claim, reason, payload } = (error ?? {}) as {
+    code?: unknown
+    claim?: unknown
+    reason?: unknown
+    payload?: { iss?: unknown; aud?: unknown }
+  }
   const as = (ours: EntitlementErrorCode, message: string) =>
     new EntitlementError(ours, message, { cause: error })
   switch (code) {
@@ -138,9 +148,15 @@ function fromJose(error: unknown): EntitlementError {
       }
       switch (claim) {
         case 'iss':
-          return as('issuer_invalid', 'the token was issued by an unexpected issuer')
+          return as(
+            'issuer_invalid',
+            `the token was issued by ${JSON.stringify(payload?.iss)}, not ${named(expected.issuer)}`,
+          )
         case 'aud':
-          return as('audience_invalid', 'the token is not meant for this audience')
+          return as(
+            'audience_invalid',
+            `the token is for the audience ${JSON.stringify(payload?.aud)}, not ${named(expected.audience)}`,
+          )
         case 'nbf':
         case 'iat':
           return as('token_not_yet_valid', 'the token is not valid yet')
@@ -224,6 +240,11 @@ export function createEntitlementVerifier(options: VerifyOptions): EntitlementVe
           `the token is longer than ${config.maxTokenLength} characters`,
         )
       }
+      if (/^bearer\s/i.test(token))
+        throw new EntitlementError(
+          'token_malformed',
+          'the token starts with "Bearer ": pass the token alone, without the Authorization scheme',
+        )
       if (!COMPACT_JWS.test(token)) {
         throw new EntitlementError(
           'token_malformed',
@@ -234,14 +255,14 @@ export function createEntitlementVerifier(options: VerifyOptions): EntitlementVe
       try {
         verified = await verifySignatureAndTime(token, config)
       } catch (error) {
-        throw fromJose(error)
+        throw fromJose(error, config)
       }
       const { payload, protectedHeader } = verified
       assertNotIssuedInFuture(payload, config, 'the token')
       const parsed = entitlementTokenClaimsSchema.safeParse(payload)
       if (!parsed.success) {
-        const where = parsed.error.issues.map((issue) => issue.path.join('.') || '(root)').join(', ')
-        throw new EntitlementError('claims_invalid', `the token claims are invalid at: ${where}`, {
+        const what = describeClaimIssues(parsed.error.issues).slice(0, 5).join('; ')
+        throw new EntitlementError('claims_invalid', `the token claims are invalid: ${what}`, {
           cause: parsed.error,
         })
       }
@@ -259,7 +280,7 @@ export function createEntitlementVerifier(options: VerifyOptions): EntitlementVe
       try {
         ;({ payload } = await verifySignatureAndTime(text, config, REVOCATION_LIST_TYPE, ['iat']))
       } catch (error) {
-        throw fromJose(error)
+        throw fromJose(error, config)
       }
       assertNotIssuedInFuture(payload, config, 'the revocation list')
       const revoked = (payload as { revoked?: unknown }).revoked

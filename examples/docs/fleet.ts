@@ -1,8 +1,9 @@
+// A cap that holds across a fleet of instances, on Redis, against the reference license server (`npm run server`).
 import { createEntitlements } from 'entitle'
 import { createRedisUsageStore } from 'entitle/redis'
-import Redis from 'ioredis'
+import { Redis } from 'ioredis'
 
-const LICENSE_SERVER = process.env.LICENSE_SERVER_URL ?? 'https://license.example.com'
+const LICENSE_SERVER = process.env.LICENSE_SERVER ?? 'http://127.0.0.1:8787'
 
 // maxRetriesPerRequest and the offline queue off: a call fails at once while Redis is away, instead of waiting.
 export const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', {
@@ -11,10 +12,10 @@ export const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 })
 
 export const entitlements = createEntitlements({
-  server: { url: LICENSE_SERVER, apiKey: process.env.LICENSE_API_KEY },
+  server: { url: LICENSE_SERVER, apiKey: process.env.ENTITLE_SERVICE_KEY },
   keys: new URL('/.well-known/jwks.json', LICENSE_SERVER),
-  issuer: 'https://license.example.com',
-  audience: 'my-app',
+  issuer: LICENSE_SERVER,
+  audience: 'acme-editor',
   fleet: { store: createRedisUsageStore(redis, { timeoutMs: 250 }), onStoreError: 'closed' },
 })
 

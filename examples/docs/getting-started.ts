@@ -1,26 +1,20 @@
+// Step 4, in the folder of steps 2 and 3: keys/jwks.json is what the app trusts, globex.jwt the token it verifies.
+// Run it with `npx tsx check.ts` (Node 20 runs TypeScript through tsx; the project is ESM, "type": "module").
+import { readFileSync } from 'node:fs'
 import { createEntitlementVerifier, decide } from 'entitle'
-import { createTestIssuer } from 'entitle/testing'
 
-// The issuer from step 3, in-process.
-const issuer = await createTestIssuer({ issuer: 'https://license.example.com', audience: 'my-app' })
-const token = await issuer.issue(
-  {
-    plan: { id: 'team' },
-    features: { export: true, seats: { limit: 10 } },
-    upgrade: { url: 'https://example.com/up' },
-  },
-  { subject: 'globex' },
-)
-
-// Step 4.
+// Once, at start-up: the keys you trust (a JWK Set, or its URL) and what a token must say about its origin.
 const verifier = createEntitlementVerifier({
-  keys: issuer.jwks,
+  keys: JSON.parse(readFileSync('keys/jwks.json', 'utf8')),
   issuer: 'https://license.example.com',
   audience: 'my-app',
 })
-const entitlements = await verifier.verify(token)
-const seats = decide(entitlements, 'seats', { usage: 9, amount: 1 }, Date.now())
-if (!seats.allowed)
-  console.log(`${seats.reason}: ${seats.used}/${seats.limit}, upgrade at ${seats.upgrade?.url}`)
 
-export { seats }
+const token = readFileSync('globex.jwt', 'utf8').trim()
+const entitlements = await verifier.verify(token)
+export const seats = decide(entitlements, 'seats', { usage: 9, amount: 1 }, Date.now())
+console.log(
+  seats.allowed
+    ? `${entitlements.subject} may invite one more: ${seats.used} of ${seats.limit} seats in use`
+    : `${seats.reason}: ${seats.used}/${seats.limit}, upgrade at ${seats.upgrade?.url}`,
+)

@@ -1,14 +1,15 @@
+// Metering, against the reference license server (`npm run server`; ENTITLE_SERVICE_KEY from its secrets.env).
 import { createEntitlements } from 'entitle'
 import { createFileStorage } from 'entitle/node'
 
-const LICENSE_SERVER = process.env.LICENSE_SERVER_URL ?? 'https://license.example.com'
+const LICENSE_SERVER = process.env.LICENSE_SERVER ?? 'http://127.0.0.1:8787'
 
 // Once per process. Usage goes to the same license server; unsent usage is journaled in the same storage.
 export const entitlements = createEntitlements({
-  server: { url: LICENSE_SERVER, apiKey: process.env.LICENSE_API_KEY },
+  server: { url: LICENSE_SERVER, apiKey: process.env.ENTITLE_SERVICE_KEY },
   keys: new URL('/.well-known/jwks.json', LICENSE_SERVER),
-  issuer: 'https://license.example.com',
-  audience: 'my-app',
+  issuer: LICENSE_SERVER,
+  audience: 'acme-editor',
   storage: createFileStorage(process.env.ENTITLE_STATE_DIR ?? '.entitle'),
   usage: { flushIntervalMs: 5_000, persistIntervalMs: 1_000 },
 })

@@ -1,14 +1,15 @@
+// Entitlements as OpenFeature flags, against the reference license server (`npm run server`).
 import { OpenFeature } from '@openfeature/server-sdk'
 import { createEntitlements } from 'entitle'
 import { EntitlementsProvider } from 'entitle/openfeature'
 
-const LICENSE_SERVER = process.env.LICENSE_SERVER_URL ?? 'https://license.example.com'
+const LICENSE_SERVER = process.env.LICENSE_SERVER ?? 'http://127.0.0.1:8787'
 
 export const entitlements = createEntitlements({
-  server: { url: LICENSE_SERVER, apiKey: process.env.LICENSE_API_KEY, events: true },
+  server: { url: LICENSE_SERVER, apiKey: process.env.ENTITLE_SERVICE_KEY, events: true },
   keys: new URL('/.well-known/jwks.json', LICENSE_SERVER),
-  issuer: 'https://license.example.com',
-  audience: 'my-app',
+  issuer: LICENSE_SERVER,
+  audience: 'acme-editor',
 })
 
 // Entitlements behind the OpenFeature API the team already uses: a flag per feature, the customer as targetingKey.

@@ -112,14 +112,14 @@ for (const [label, candidate] of cases) {
   line(`${label.padEnd(36)} ${d.allowed ? 'ALLOWED' : 'DENIED '} ${d.reason} (${d.error})`)
 }
 
-// 6. The client: a running app sees an upgrade with no restart. Until the reference license server lands
-// (examples/license-server), a stand-in in this process answers protocol v1 with the same issuer.
+// 6. The client: a running app sees an upgrade with no restart. A stand-in in this process answers protocol v1
+// with the same issuer (`npm run demo` runs the real license server, examples/license-server).
 heading('6. A running app sees an upgrade, with nothing for the user to do')
 const plans = new Map([
   ['globex', { plan: { id: 'team' }, features: { export: true, seats: { limit: 10 } } }],
 ])
-const standIn = async (request) => {
-  const url = new URL(request.url)
+const standIn = async (input) => {
+  const url = new URL(input instanceof Request ? input.url : String(input))
   if (url.pathname === '/v1/revocations') return Response.json({ revoked: [] })
   const subject = decodeURIComponent(url.pathname.split('/').pop())
   if (!plans.has(subject)) return new Response('no license', { status: 404 })
@@ -158,5 +158,5 @@ line('token format (zod)      src/claims.ts         docs/token-format.md')
 line('verifier (jose)         src/verify.ts, src/keys.ts   docs/security.md')
 line('decision engine         src/decide.ts         docs/decisions.md')
 line('error codes             src/errors.ts         docs/errors.md')
-line('the client              src/client.ts         docs/client.md')
+line('the client              src/client/           docs/client.md')
 line('test issuer             src/testing.ts')

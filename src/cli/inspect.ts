@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs'
 import { decodeJwt, decodeProtectedHeader } from 'jose'
+import { describeClaimIssues } from '../claim-issues.js'
 import { entitlementTokenClaimsSchema } from '../claims.js'
 import { decide } from '../decide.js'
 import type { Decision, DecisionContext } from '../decision.js'
@@ -37,9 +38,15 @@ export interface InspectOptions {
 }
 
 interface Problem {
-  code: EntitlementErrorCode | 'not_verified' | 'issuer_unchecked'
+  code: EntitlementErrorCode | 'not_verified' | 'issuer_unchecked' | 'region_unset'
   message: string
 }
+
+/** Notes about what was not checked: they do not make the exit status 1. */
+const NOTES = new Set<Problem['code']>(['not_verified', 'issuer_unchecked', 'region_unset'])
+
+/** A compact JWS: three base64url segments (the verifier checks the rest). */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 
 export interface Inspection {
   header: Record<string, unknown> | undefined
@@ -51,9 +58,17 @@ export interface Inspection {
 }
 
 function readToken(input: string): string {
-  // A path that exists is read; anything else is the token itself (a token is never a plausible file name).
-  const isFile = input === '-' || (input.length < 4096 && existsSync(input))
-  return (isFile ? readText(input, 'token file') : input).trim()
+  if (input === '-') return readText(input, 'token file').trim()
+  // A token is the token (one with a "Bearer " prefix too: the verifier says what is wrong with it); a path that
+  // exists is read; anything else is said to be neither, rather than taken for a token.
+  const text = input.trim()
+  if (COMPACT_JWS.test(text) || /^bearer\s/i.test(text)) return text
+  if (input.length < 4096 && existsSync(input)) return readText(input, 'token file').trim()
+  throw new CliError(
+    `${input.length > 80 ? `${input.slice(0, 80)}…` : input} is neither a token (three base64url segments) nor a file that exists`,
+    EXIT.input,
+    'file_unreadable',
+  )
 }
 
 function decodeUnverified(token: string): Pick<Inspection, 'header' | 'claims'> {
@@ -122,10 +137,16 @@ export async function inspectToken(input: string, options: InspectOptions): Prom
         kid: header.kid as string | undefined,
       })
     } else if (!problems.some((problem) => problem.code === 'claims_invalid')) {
-      const where = parsed.error.issues.map((issue) => issue.path.join('.') || '(root)').join(', ')
-      problems.push({ code: 'claims_invalid', message: `the token claims are invalid at: ${where}` })
+      const what = describeClaimIssues(parsed.error.issues).slice(0, 5).join('; ')
+      problems.push({ code: 'claims_invalid', message: `the token claims are invalid: ${what}` })
     }
   }
+  // The verifier allows some clock skew; a decision does not. Say so rather than print "OK" beside "expired".
+  if (verified && entitlements !== undefined && at >= entitlements.expiresAt)
+    problems.push({
+      code: 'token_expired',
+      message: `the token expired at ${iso(entitlements.expiresAt)}: its signature verifies within the clock tolerance, but every decision is expired`,
+    })
 
   const context: DecisionContext = {
     ...(options.roles === undefined ? {} : { roles: options.roles.split(',') }),
@@ -136,6 +157,11 @@ export async function inspectToken(input: string, options: InspectOptions): Prom
   const decisions = entitlements
     ? [...new Set(names)].map((name) => decide(entitlements, name, context, at))
     : []
+  if (options.region === undefined && decisions.some((decision) => decision.reason === 'region_blocked'))
+    problems.push({
+      code: 'region_unset',
+      message: 'some features depend on the region: pass --region CODE (DE, US-CA) to decide for one',
+    })
   return { header, claims, verified, problems, decisions, at }
 }
 
@@ -197,7 +223,10 @@ export function formatInspection(result: Inspection): string {
     )
   }
   out.push('')
-  out.push(`Verification: ${result.verified ? 'OK, signature and claims verified' : 'NOT VERIFIED'}`)
+  const expired = result.problems.some((problem) => problem.code === 'token_expired')
+  out.push(
+    `Verification: ${result.verified ? (expired ? 'signature and claims OK, but the token has EXPIRED' : 'OK, signature and claims verified') : 'NOT VERIFIED'}`,
+  )
   if (result.decisions.length > 0) {
     out.push('')
     out.push(
@@ -227,9 +256,7 @@ export function formatInspection(result: Inspection): string {
   return `${out.join('\n')}\n`
 }
 
-/** Problems that make the exit status 1; the two notes about what was not checked do not. */
+/** Problems that make the exit status 1; the notes about what was not checked do not. */
 export function hasProblems(result: Inspection): boolean {
-  return result.problems.some(
-    (problem) => problem.code !== 'not_verified' && problem.code !== 'issuer_unchecked',
-  )
+  return result.problems.some((problem) => !NOTES.has(problem.code))
 }

@@ -57,13 +57,29 @@ export interface SigningKey {
 /** Loads a private key from a JWK file (with `d`) or a PKCS#8 PEM file. */
 export async function loadSigningKey(path: string, alg?: Algorithm, kid?: string): Promise<SigningKey> {
   const text = readText(path, 'key file').trim()
+  if (/^-----BEGIN (RSA )?PUBLIC KEY-----/.test(text) || /^-----BEGIN CERTIFICATE-----/.test(text))
+    throw new CliError(
+      `${path} is a public key: signing needs the private key (entitle keygen wrote it as entitle-private.*)`,
+      EXIT.input,
+      'key_invalid',
+    )
   try {
     if (text.startsWith('-----BEGIN PRIVATE KEY-----')) {
       const details = createPrivateKey(text).export({ format: 'jwk' }) as JWK
       const algorithm = alg ?? algorithmOf(details.kty, details.crv)
       return { key: await importPKCS8(text, algorithm), alg: algorithm, kid }
     }
-    const jwk = JSON.parse(text) as JWK
+    const jwk = JSON.parse(text) as JWK & { keys?: unknown }
+    if (
+      typeof jwk === 'object' &&
+      jwk !== null &&
+      (Array.isArray(jwk.keys) || (jwk.x !== undefined && jwk.d === undefined))
+    )
+      throw new CliError(
+        `${path} holds public keys: signing needs the private key (entitle keygen wrote it as entitle-private.*)`,
+        EXIT.input,
+        'key_invalid',
+      )
     if (typeof jwk !== 'object' || jwk === null || typeof jwk.d !== 'string') {
       throw new CliError(
         `${path} is not a private key (a JWK with "d", or a PKCS#8 PEM)`,

@@ -158,6 +158,14 @@ export function buildPayload(options: IssueOptions, nowSec: number): Payload {
 export async function issue(options: IssueOptions, nowSec: number): Promise<string> {
   if (options.key === undefined) throw new CliError('--key is required (a private key file)', EXIT.usage)
   const payload = buildPayload(options, nowSec)
+  // A missing required claim is a missing flag, said as such: not "sub: Invalid input".
+  for (const [flag, claim, what] of [
+    ['--iss', 'iss', 'the issuer'],
+    ['--aud', 'aud', 'the audience (your product)'],
+    ['--sub', 'sub', 'the customer'],
+  ] as const)
+    if (payload[claim] === undefined)
+      throw new CliError(`${flag} is required: ${what} (or "${claim}" in the --claims file)`, EXIT.usage)
   const problems = claimProblems(payload)
   if (problems.length > 0)
     throw new CliError(

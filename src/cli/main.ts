@@ -13,7 +13,8 @@ Commands:
   issue     sign an entitlement token from a claims file or flags
   inspect   decode and verify a token, and show the decision for each feature
 
-Run entitle <command> --help for a command's options. Documentation: docs/cli.md`
+Run entitle <command> --help for a command's options. Documentation: docs/cli.md in this package
+(node_modules/entitle/docs/cli.md), and its README.md.`
 
 const string = { type: 'string' } as const
 const strings = { type: 'string', multiple: true } as const

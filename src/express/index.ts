@@ -14,11 +14,18 @@ declare global {
 /** Options of {@link requireEntitlement}. */
 export interface RequireEntitlementOptions {
   /**
-   * Who is asking and in what context. Default: `req.user` (`id`, `customerId` or `subject`; `roles`; `region`)
-   * when an authentication middleware set it, else the `X-Customer-Id` header. Return `undefined` for "nobody":
-   * the request is answered `401`.
+   * Who is asking and in what context. Default: only what the app's authentication set, never the request's own
+   * headers: `req.user` (`customerId`, `subject` or `id`, a string or a number; `roles`; `region`), else
+   * `req.auth` (`customerId` or `sub`, as `express-jwt` sets it; `roles`; `region`), else
+   * `res.locals.customerId`. Return `undefined` for "nobody": the request is answered `401`.
    */
-  context?: (req: Request) => CheckContext | undefined | Promise<CheckContext | undefined>
+  context?: (req: Request, res: Response) => CheckContext | undefined | Promise<CheckContext | undefined>
+  /**
+   * Read the customer from this request header when the app's authentication set none (`'x-customer-id'`). Only
+   * for a header that a **trusted proxy** sets and strips from what clients send: any caller can write a header,
+   * and would then be any customer. Default: no header is read.
+   */
+  customerHeader?: string
   /** Units this request uses of the feature's metered cap: a number or a function of the request. Default 0. */
   consume?: number | ((req: Request) => number)
   /**
@@ -30,8 +37,9 @@ export interface RequireEntitlementOptions {
   recordOn?: 'always' | 'success'
 }
 
-interface UserLike {
+interface Identity {
   id?: unknown
+  sub?: unknown
   customerId?: unknown
   subject?: unknown
   roles?: unknown
@@ -46,16 +54,40 @@ const SECONDS: Record<string, number> = {
   year: 31_536_000,
 }
 
-function defaultContext(req: Request): CheckContext | undefined {
-  const user = (req as Request & { user?: UserLike }).user
-  const fromUser = user?.customerId ?? user?.subject ?? user?.id
-  const subject = typeof fromUser === 'string' ? fromUser : req.get('x-customer-id')
-  if (subject === undefined || subject.length === 0) return undefined
-  const context: CheckContext = { subject }
-  if (Array.isArray(user?.roles) && user.roles.every((role) => typeof role === 'string'))
-    context.roles = user.roles as string[]
-  if (typeof user?.region === 'string') context.region = user.region
-  return context
+/** A customer id as authentication set it: a non-empty string, or a finite number (`req.user.id = 42`). */
+function idOf(value: unknown): string | undefined {
+  if (typeof value === 'string') return value.length > 0 ? value : undefined
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value)
+  return undefined
+}
+
+/**
+ * The context from what the app's authentication set, never from the request's own headers unless the app named
+ * a trusted one: `req.user`, then `req.auth`, then `res.locals.customerId`, then `customerHeader`.
+ */
+function contextFrom(
+  req: Request,
+  res: Response,
+  customerHeader: string | undefined,
+): CheckContext | undefined {
+  const user = (req as Request & { user?: Identity }).user
+  const auth = (req as Request & { auth?: Identity }).auth
+  const candidates: Array<[unknown, Identity | undefined]> = [
+    [user?.customerId ?? user?.subject ?? user?.id, user],
+    [auth?.customerId ?? auth?.sub, auth],
+    [(res.locals as Identity | undefined)?.customerId, undefined],
+    [customerHeader === undefined ? undefined : req.get(customerHeader), undefined],
+  ]
+  for (const [id, from] of candidates) {
+    const subject = idOf(id)
+    if (subject === undefined) continue
+    const context: CheckContext = { subject }
+    if (Array.isArray(from?.roles) && from.roles.every((role) => typeof role === 'string'))
+      context.roles = from.roles as string[]
+    if (typeof from?.region === 'string') context.region = from.region
+    return context
+  }
+  return undefined
 }
 
 function problem(res: Response, status: number, body: Record<string, unknown>): void {
@@ -136,10 +168,14 @@ export function requireEntitlement(
   const recordOn = options.recordOn ?? 'always'
   if (recordOn !== 'always' && recordOn !== 'success')
     throw new TypeError("recordOn must be 'always' or 'success'")
-  const resolveContext = options.context ?? defaultContext
+  const customerHeader = options.customerHeader
+  if (customerHeader !== undefined && (typeof customerHeader !== 'string' || customerHeader.length === 0))
+    throw new TypeError('customerHeader must be a header name')
+  const resolveContext =
+    options.context ?? ((req: Request, res: Response) => contextFrom(req, res, customerHeader))
 
   async function guard(req: Request, res: Response, next: NextFunction): Promise<void> {
-    const context = await resolveContext(req)
+    const context = await resolveContext(req, res)
     if (context === undefined) {
       problem(res, 401, {
         type: 'urn:entitle:problem:customer-unknown',

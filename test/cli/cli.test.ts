@@ -210,7 +210,7 @@ describe('entitle issue', () => {
     [['--key', 'keys/entitle-private.jwk.json', ...issueArgs, '--cap', 'api=10/fortnight'], 2, 'period'],
     [['--key', 'keys/entitle-private.jwk.json', ...issueArgs, '--expires', 'soon'], 2, 'duration'],
     [['--key', 'keys/entitle-private.jwk.json', ...issueArgs, '--grace', '7d'], 2, '--term-end'],
-    [['--key', 'keys/entitle-private.jwk.json', '--aud', 'my-app', '--sub', 'x'], 1, 'iss'],
+    [['--key', 'keys/entitle-private.jwk.json', '--aud', 'my-app', '--sub', 'x'], 2, '--iss is required'],
   ])('fails clearly: %j → exit %i', (args, status, message) => {
     const result = entitle(['issue', ...args], { cwd: dir })
     expect(result.status).toBe(status)
@@ -321,5 +321,114 @@ describe('entitle inspect', () => {
   it('exits 3 when the key file cannot be read, and 2 with no token', () => {
     expect(entitle(['inspect', token, '--key', 'missing.pem'], { cwd: dir })).toMatchObject({ status: 3 })
     expect(entitle(['inspect'], { cwd: dir })).toMatchObject({ status: 2 })
+  })
+})
+
+describe('messages a first-time user can act on', () => {
+  const key = () => join(dir, 'keys/entitle-private.jwk.json')
+
+  it('a missing --sub, --iss or --aud is exit 2, naming the flag', () => {
+    for (const [flag, args] of [
+      ['--sub', ['--iss', 'https://lic.example', '--aud', 'my-app']],
+      ['--iss', ['--aud', 'my-app', '--sub', 'globex']],
+      ['--aud', ['--iss', 'https://lic.example', '--sub', 'globex']],
+    ] as const) {
+      const result = entitle(['issue', '--key', key(), ...args])
+      expect(result.status).toBe(2)
+      expect(result.stderr).toContain(`${flag} is required`)
+    }
+  })
+
+  it('a public key passed where the private one belongs says so', () => {
+    for (const file of ['keys/jwks.json']) {
+      const result = entitle(['issue', '--key', join(dir, file), ...issueArgs])
+      expect(result.status).toBe(3)
+      expect(result.stderr).toContain('signing needs the private key')
+    }
+    const pem = join(dir, 'public.pem')
+    writeFileSync(pem, '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n')
+    const result = entitle(['issue', '--key', pem, ...issueArgs])
+    expect(result.status).toBe(3)
+    expect(result.stderr).toContain(`${pem} is a public key`)
+  })
+
+  it('says what is wrong with a claim, not only where', () => {
+    const claims = join(dir, 'bad-claims.json')
+    writeFileSync(
+      claims,
+      JSON.stringify({ plan: { id: 'team' }, features: { 'api-calls': { cap: { limit: 5 } } } }),
+    )
+    const result = entitle(['issue', '--key', key(), ...issueArgs, '--claims', claims])
+    expect(result.status).toBe(1)
+    expect(result.stderr).toContain('ent.features.api-calls.cap.period: expected "hour" or "day"')
+  })
+
+  it('inspect of a file that does not exist says so, instead of reading its name as a token', () => {
+    const result = entitle(['inspect', 'licence.jwt'], { cwd: dir })
+    expect(result.status).toBe(3)
+    expect(result.stderr).toContain(
+      'licence.jwt is neither a token (three base64url segments) nor a file that exists',
+    )
+  })
+
+  it('inspect of a token with a Bearer prefix names the prefix', () => {
+    const token = entitle(['issue', '--key', key(), ...issueArgs, '--feature', 'export']).stdout.trim()
+    const result = entitle(['inspect', `Bearer ${token}`, '--key', join(dir, 'keys/jwks.json')])
+    expect(result.status).toBe(1)
+    expect(result.stdout).toContain('the token starts with "Bearer "')
+  })
+
+  it('inspect of a token just expired (within the clock tolerance) does not say OK beside DENIED expired', () => {
+    const token = entitle([
+      'issue',
+      '--key',
+      key(),
+      ...issueArgs,
+      '--feature',
+      'export',
+      '--expires',
+      '1h',
+    ]).stdout.trim()
+    const at = new Date(Date.now() + 3600_000 + 30_000).toISOString()
+    const result = entitle([
+      'inspect',
+      token,
+      '--key',
+      join(dir, 'keys/jwks.json'),
+      ...issueArgs.slice(0, 4),
+      '--at',
+      at,
+    ])
+    expect(result.stdout).not.toContain('Verification: OK')
+    expect(result.stdout).toContain('Verification: signature and claims OK, but the token has EXPIRED')
+    expect(result.stdout).toMatch(/export +DENIED +expired/)
+    expect(result.status).toBe(1)
+  })
+
+  it('inspect hints at --region when a feature is blocked for want of one', () => {
+    const token = entitle([
+      'issue',
+      '--key',
+      key(),
+      ...issueArgs,
+      '--feature',
+      'export',
+      '--regions',
+      'DE,FR',
+    ]).stdout.trim()
+    const result = entitle(['inspect', token, '--key', join(dir, 'keys/jwks.json'), ...issueArgs.slice(0, 4)])
+    expect(result.stdout).toMatch(/export +DENIED +region_blocked/)
+    expect(result.stdout).toContain('pass --region CODE')
+    expect(result.status).toBe(0)
+    expect(
+      entitle(['inspect', token, '--key', join(dir, 'keys/jwks.json'), '--region', 'DE']).stdout,
+    ).toMatch(/export +ALLOWED/)
+  })
+
+  it('--help points to documentation that ships in the package', () => {
+    const help = entitle(['--help']).stdout
+    expect(help).toContain('node_modules/entitle/docs/cli.md')
+    const packed = JSON.parse(readFileSync('package.json', 'utf8')) as { files: string[] }
+    expect(packed.files).toContain('docs/cli.md')
   })
 })

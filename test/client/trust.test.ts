@@ -442,3 +442,42 @@ describe('change events', () => {
     ])
   })
 })
+
+describe('names and contexts from outside', () => {
+  it('looks failure policies up by own keys: __proto__ and constructor fall to the default policy', async () => {
+    server.state.fail = 'error500'
+    const made = client({ failurePolicy: 'closed', featurePolicies: { export: 'open' } })
+    for (const feature of ['__proto__', 'constructor', 'toString', 'hasOwnProperty'])
+      expect(await made.check(feature, { subject: 'acme' })).toMatchObject({
+        allowed: false,
+        reason: 'unavailable',
+        source: 'fallback',
+      })
+    expect(await made.check('export', { subject: 'acme' })).toMatchObject({
+      allowed: true,
+      source: 'fallback',
+    })
+  })
+
+  it('a context of the wrong types is an invalid request from the client too, never a throw or a pass', async () => {
+    server.sell('acme', { plan: { id: 'team' }, features: { reports: { roles: ['admin'] } } })
+    const made = client()
+    await made.load('acme')
+    for (const context of [
+      { subject: 'acme', roles: 'superadmin-wannabe' },
+      { subject: 'acme', region: 49 },
+      { subject: 'acme', activeDevices: Number.NaN },
+    ]) {
+      expect(made.checkSync('reports', context as never)).toMatchObject({
+        allowed: false,
+        reason: 'invalid_request',
+      })
+      expect(await made.check('reports', context as never)).toMatchObject({
+        allowed: false,
+        reason: 'invalid_request',
+      })
+    }
+    // A multi-tenant client is told who the customer is, or it is a TypeError at the boundary (documented).
+    expect(() => made.checkSync('reports', null as never)).toThrow(TypeError)
+  })
+})

@@ -39,6 +39,8 @@ const PLANS: Record<string, () => Partial<EntitlementClaim>> = {
     },
     upgrades: { sso: { plan: 'business', url: 'https://vendor.test/upgrade' } },
   }),
+  42: () => ({ plan: { id: 'team' }, features: { export: true } }),
+  bigcorp: () => ({ plan: { id: 'enterprise' }, features: { export: true, sso: true } }),
 }
 
 /** A client whose license server runs in-process: tokens per customer, garbage for one, usage accepted. */
@@ -86,25 +88,31 @@ describe.each([
 ])('entitle/express on %s', (_name, express) => {
   function app(entitlements: EntitlementsClient) {
     const made = express()
-    made.get('/export', requireEntitlement(entitlements, 'export'), (req, res) => {
+    // Behind a trusted proxy that sets X-Customer-Id (and strips it from what clients send).
+    const trusted = { customerHeader: 'x-customer-id' }
+    made.get('/export', requireEntitlement(entitlements, 'export', trusted), (req, res) => {
       res.json({ ok: true, plan: req.entitlement?.plan, source: req.entitlement?.source })
     })
-    made.get('/sso', requireEntitlement(entitlements, 'sso'), (_req, res) => {
+    made.get('/sso', requireEntitlement(entitlements, 'sso', trusted), (_req, res) => {
       res.json({ ok: true })
     })
-    made.get('/search', requireEntitlement(entitlements, 'api-calls', { consume: 1 }), (req, res) => {
-      res.json({ remaining: req.entitlement?.remaining })
-    })
+    made.get(
+      '/search',
+      requireEntitlement(entitlements, 'api-calls', { ...trusted, consume: 1 }),
+      (req, res) => {
+        res.json({ remaining: req.entitlement?.remaining })
+      },
+    )
     made.get(
       '/bulk',
-      requireEntitlement(entitlements, 'api-calls', { consume: (req) => Number(req.query.n) }),
+      requireEntitlement(entitlements, 'api-calls', { ...trusted, consume: (req) => Number(req.query.n) }),
       (_req, res) => {
         res.json({ ok: true })
       },
     )
     made.get(
       '/flaky',
-      requireEntitlement(entitlements, 'api-calls', { consume: 1, recordOn: 'success' }),
+      requireEntitlement(entitlements, 'api-calls', { ...trusted, consume: 1, recordOn: 'success' }),
       (req, res) => {
         res.status(req.query.fail ? 500 : 200).json({ ok: !req.query.fail })
       },
@@ -122,6 +130,22 @@ describe.each([
       requireEntitlement(entitlements, 'reports'),
       (_req, res) => {
         res.json({ ok: true })
+      },
+    )
+    // The default identity: what the app's own authentication set, in a query-driven stand-in for it.
+    made.get(
+      '/whoami',
+      (req, res, next) => {
+        const { user, auth, locals } = req.query as Record<string, string | undefined>
+        if (user !== undefined)
+          (req as unknown as { user: unknown }).user = { id: /^\d+$/.test(user) ? Number(user) : user }
+        if (auth !== undefined) (req as unknown as { auth: unknown }).auth = { sub: auth }
+        if (locals !== undefined) res.locals.customerId = locals
+        next()
+      },
+      requireEntitlement(entitlements, 'export'),
+      (req, res) => {
+        res.json({ subject: req.entitlement?.subject, plan: req.entitlement?.plan })
       },
     )
     return made
@@ -190,6 +214,33 @@ describe.each([
     const viewer = await get(base, '/reports?roles=viewer')
     expect(viewer.status).toBe(403)
     expect((await viewer.json()).detail).toBe('role_missing')
+  })
+
+  it('never takes the customer from a client header by default: req.user = { id: 42 } is customer 42', async () => {
+    const base = await listen(app(client()))
+    const spoofed = await get(base, '/whoami?user=42', 'bigcorp')
+    expect(spoofed.status).toBe(200)
+    expect(await spoofed.json()).toEqual({ subject: '42', plan: 'team' })
+    // An app that forgot its authentication: a header alone is nobody, not bigcorp.
+    const anonymous = await get(base, '/whoami', 'bigcorp')
+    expect(anonymous.status).toBe(401)
+    expect(await anonymous.json()).toMatchObject({ title: 'Customer unknown' })
+  })
+
+  it('reads req.auth.sub (express-jwt) and res.locals.customerId when there is no req.user', async () => {
+    const base = await listen(app(client()))
+    expect(await (await get(base, '/whoami?auth=acme', 'bigcorp')).json()).toEqual({
+      subject: 'acme',
+      plan: 'team',
+    })
+    expect(await (await get(base, '/whoami?locals=acme', 'bigcorp')).json()).toEqual({
+      subject: 'acme',
+      plan: 'team',
+    })
+  })
+
+  it('refuses a customerHeader that is not a header name', () => {
+    expect(() => requireEntitlement(client(), 'export', { customerHeader: '' })).toThrow(TypeError)
   })
 
   it('never answers 500 for a missing customer, an unknown one, or a bad token', async () => {

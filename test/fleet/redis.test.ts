@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import Redis from 'ioredis'
+import { Redis as Redis6 } from 'ioredis6'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createEntitlements, type EntitlementsClient } from '../../src/index.js'
 import { createRedisUsageStore } from '../../src/redis/index.js'
@@ -64,12 +65,16 @@ function runWorker(
   })
 }
 
-describe('entitle/redis: the store on a real redis-server', () => {
+// The peer range is ioredis ^5 || ^6: the store runs on both majors (6 is installed as `ioredis6`).
+describe.each([
+  ['ioredis 5', (url: string) => new Redis(url)],
+  ['ioredis 6', (url: string) => new Redis6(url) as unknown as Redis],
+])('entitle/redis: the store on a real redis-server, %s', (_name, connect) => {
   let redis: Awaited<ReturnType<typeof startRedis>>
   let connection: Redis
   beforeAll(async () => {
     redis = await startRedis()
-    connection = new Redis(redis.url)
+    connection = connect(redis.url)
   })
   afterAll(async () => {
     connection.disconnect()
@@ -143,7 +148,7 @@ describe('entitle/redis: the store on a real redis-server', () => {
 async function fourInstances(
   redisUrl: string,
   usageUrl: string,
-  lanes: { concurrency: number; pauseMs?: number },
+  lanes: { concurrency: number; pauseMs?: number; client?: 'ioredis' | 'ioredis6' },
 ) {
   const config = {
     token: await capToken(10_000),
@@ -188,7 +193,8 @@ describe('contention: four processes against one cap', () => {
     const redis = await startRedis({ durable: true })
     const usage = await ingest()
     try {
-      const running = fourInstances(redis.url, usage.url, { concurrency: 4, pauseMs: 2 })
+      // The instances run ioredis 6 here, ioredis 5 in the test above: both majors under contention.
+      const running = fourInstances(redis.url, usage.url, { concurrency: 4, pauseMs: 2, client: 'ioredis6' })
       // Kill it once the instances are under way (a fifth of the cap taken, however slow the machine), bring it
       // back 300 ms later.
       const watcher = new Redis(redis.url)

@@ -1,10 +1,11 @@
 // One instance of an app in the fleet contention test: a child process with its own client on the built package,
 // consuming a metered cap through a Redis store shared with the other instances. Reports its counts as JSON.
-import Redis from 'ioredis'
 import { createEntitlements } from '../../dist/index.js'
 import { createRedisUsageStore } from '../../dist/redis.js'
 
 const config = JSON.parse(process.argv[2])
+// Either supported major of ioredis (6 is installed under the alias ioredis6).
+const { Redis } = await import(config.client ?? 'ioredis')
 const redis = new Redis(config.redisUrl, {
   maxRetriesPerRequest: 0,
   enableOfflineQueue: false,

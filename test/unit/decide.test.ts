@@ -445,3 +445,64 @@ describe('decide: subject and order of reasons', () => {
     expect(shapes.size).toBe(1)
   })
 })
+
+describe('decide() on a context of the wrong shape: an invalid request, never a match, a pass or a throw', () => {
+  const entitlements = entitlementsOf({
+    features: { reports: { roles: ['admin'] }, eu: { regions: { allow: ['DE'] } }, seats: { limit: 3 } },
+    devices: { max: 2 },
+  })
+  it.each([
+    ['roles as one string that contains a role', 'reports', { roles: 'superadmin-wannabe' }],
+    ['roles with a number in them', 'reports', { roles: ['admin', 7] }],
+    ['a region that is a number', 'eu', { region: 49 }],
+    ['a device that is an object', 'seats', { device: { id: 'x' } }],
+    ['activeDevices NaN', 'seats', { activeDevices: Number.NaN }],
+    ['activeDevices negative', 'seats', { activeDevices: -1 }],
+    ['activeDevices a string', 'seats', { activeDevices: '9' }],
+    ['a subject that is a number', 'seats', { subject: 42 }],
+    ['a null context', 'seats', null],
+    ['a string context', 'seats', 'customer-1'],
+  ])('%s', (_name, feature, context) => {
+    const answer = decide(entitlements, feature, context as never, NOW)
+    expect(answer).toMatchObject({ allowed: false, reason: 'invalid_request' })
+  })
+
+  it('the same fields with the right types decide as before', () => {
+    expect(decide(entitlements, 'reports', { roles: ['superadmin-wannabe'] }, NOW).reason).toBe(
+      'role_missing',
+    )
+    expect(decide(entitlements, 'reports', { roles: ['admin'] }, NOW).allowed).toBe(true)
+    expect(decide(entitlements, 'seats', { activeDevices: 3 }, NOW).reason).toBe('device_not_allowed')
+  })
+
+  it('never throws, whatever the context holds (a fuzz of 5 000 contexts)', () => {
+    const values: unknown[] = [
+      undefined,
+      null,
+      0,
+      -1,
+      Number.NaN,
+      Infinity,
+      '',
+      'admin',
+      [],
+      ['admin'],
+      [1],
+      {},
+      true,
+    ]
+    const fields = ['subject', 'roles', 'region', 'device', 'activeDevices', 'amount', 'usage']
+    let seed = 7
+    const pick = <T>(items: readonly T[]) => {
+      seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0
+      return items[seed % items.length]!
+    }
+    for (let i = 0; i < 5000; i++) {
+      const context: Record<string, unknown> = {}
+      for (const field of fields) if (pick([true, false])) context[field] = pick(values)
+      const answer = decide(entitlements, pick(['reports', 'eu', 'seats', 'missing']), context as never, NOW)
+      expect(typeof answer.allowed).toBe('boolean')
+      if (answer.allowed) expect(answer.reason).toBe('granted')
+    }
+  })
+})

@@ -344,3 +344,52 @@ describe('verifyEntitlementToken', () => {
     })
   })
 })
+
+describe('messages that say what to do', () => {
+  const messageOf = (promise: Promise<unknown>) =>
+    promise.then(
+      () => 'verified',
+      (error: EntitlementError) => `${error.code}: ${error.message}`,
+    )
+
+  it('a token with a "Bearer " prefix says so', async () => {
+    const issuer = await createTestIssuer({ now: frozen })
+    const token = await issuer.issue({ features })
+    expect(await messageOf(verifyEntitlementToken(`Bearer ${token}`, issuer.verifyOptions))).toBe(
+      'token_malformed: the token starts with "Bearer ": pass the token alone, without the Authorization scheme',
+    )
+  })
+
+  it('a wrong issuer or audience names the expected and the actual value', async () => {
+    const issuer = await createTestIssuer({ now: frozen })
+    const token = await issuer.issue(
+      { features },
+      { issuer: 'http://127.0.0.1:8787', audience: 'acme-editor' },
+    )
+    expect(await messageOf(verifyEntitlementToken(token, issuer.verifyOptions))).toBe(
+      'issuer_invalid: the token was issued by "http://127.0.0.1:8787", not "https://issuer.entitle.test"',
+    )
+    const audience = await issuer.issue({ features }, { audience: 'acme-editor' })
+    expect(
+      await messageOf(
+        verifyEntitlementToken(audience, { ...issuer.verifyOptions, audience: ['my-app', 'other'] }),
+      ),
+    ).toBe('audience_invalid: the token is for the audience "acme-editor", not "my-app" or "other"')
+  })
+
+  it('claims that do not fit the format say what is wrong, not only where', async () => {
+    const issuer = await createTestIssuer({ now: frozen })
+    const token = await issuer.sign({
+      iss: issuer.issuer,
+      aud: issuer.audience,
+      sub: 'acme',
+      iat: NOW_SEC,
+      exp: NOW_SEC + 60,
+      jti: 'j',
+      ent: { v: 1, plan: { id: 'p' }, features: { 'api-calls': { cap: { limit: -5 } } } },
+    })
+    const message = await messageOf(verifyEntitlementToken(token, issuer.verifyOptions))
+    expect(message).toMatch(/^claims_invalid: the token claims are invalid: /)
+    expect(message).toContain('ent.features.api-calls.cap.limit: at least 0')
+  })
+})
