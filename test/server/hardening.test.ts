@@ -88,6 +88,19 @@ describe('secrets', () => {
   })
 })
 
+describe('secrets from the environment', () => {
+  it('makes no secrets file when the environment holds all three, and refuses a short one there', async () => {
+    const { loadSecrets } = await import('../../examples/license-server/src/secrets.js')
+    const env = { ENTITLE_ADMIN_KEY: ADMIN, ENTITLE_ORDER_SECRET: SECRET, ENTITLE_SERVICE_KEY: SERVICE }
+    const loaded = loadSecrets(join(dir, 'env-only'), env)
+    expect(loaded).toMatchObject({ created: false, orderSecret: SECRET, fromEnvironment: Object.keys(env) })
+    await expect(stat(join(dir, 'env-only', 'secrets.env'))).rejects.toThrow()
+    expect(() => loadSecrets(join(dir, 'env-only'), { ...env, ENTITLE_ADMIN_KEY: 'short' })).toThrow(
+      'ENTITLE_ADMIN_KEY is 5 bytes',
+    )
+  })
+})
+
 describe('seats held by offline licenses', () => {
   it('an offline license keeps its seat until it expires: deactivate-and-reissue cannot multiply one seat', async () => {
     const { licenseKey } = await server.purchase('acme', 'team', { seats: 1 })

@@ -42,13 +42,14 @@ export interface LoadedSecrets {
 
 /**
  * The server's secrets: each from the environment when set there, else from `secrets.env` in `dir`, which is made
- * once (mode 0600, new random secrets) and reused on every start after. Any secret shorter than 32 bytes, from
+ * once (mode 0600, new random secrets) when a secret is not in the environment, and reused on every start after. Any secret shorter than 32 bytes, from
  * either place, stops the server with a message that says how to make one.
  */
 export function loadSecrets(dir: string, env: NodeJS.ProcessEnv = process.env): LoadedSecrets {
   const file = join(dir, 'secrets.env')
   let created = false
-  if (!existsSync(file)) {
+  const needed = SECRET_NAMES.some((name) => env[name] === undefined)
+  if (needed && !existsSync(file)) {
     mkdirSync(dir, { recursive: true, mode: 0o700 })
     const lines = [
       "# The reference license server's secrets, made on its first start. Keep this file private (mode 0600).",
@@ -57,10 +58,10 @@ export function loadSecrets(dir: string, env: NodeJS.ProcessEnv = process.env): 
     ]
     writeFileSync(file, `${lines.join('\n')}\n`, { mode: 0o600, flag: 'wx' })
     created = true
-  } else if ((statSync(file).mode & 0o077) !== 0) {
+  } else if (existsSync(file) && (statSync(file).mode & 0o077) !== 0) {
     console.warn(`warning: ${file} can be read by other users; chmod 600 it`)
   }
-  const stored = readEnvFile(file)
+  const stored = existsSync(file) ? readEnvFile(file) : new Map<string, string>()
   const fromEnvironment: SecretName[] = []
   const value = (name: SecretName): string => {
     const set = env[name]
