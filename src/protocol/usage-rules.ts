@@ -83,15 +83,15 @@ export interface UsageLineProblem {
 
 function checkDimensions(value: unknown): UsageLineProblem | undefined {
   if (!isPlainObject(value)) return { path: 'dimensions', message: RULES.dimensions }
-  for (const name of Object.keys(value)) {
+  const names = Object.keys(value)
+  for (const name of names) {
     if (name.length < 1 || name.length > USAGE_LIMITS.dimensionName)
       return { path: `dimensions.${name}`, message: RULES.dimensionName }
     const dimension = value[name]
     if (typeof dimension !== 'string' || dimension.length > USAGE_LIMITS.dimensionValue)
       return { path: `dimensions.${name}`, message: RULES.dimensionValue }
   }
-  if (Object.keys(value).length > USAGE_LIMITS.dimensions)
-    return { path: 'dimensions', message: RULES.dimensions }
+  if (names.length > USAGE_LIMITS.dimensions) return { path: 'dimensions', message: RULES.dimensions }
   return undefined
 }
 

@@ -149,7 +149,6 @@ export function readJournal(
   for (const entry of journal.setAside) {
     const line = lineOf(entry)
     sealLine(line, subjectOf(line.key))
-    line.reason = entry.reason
     sender.restoreSetAside(line)
   }
   for (const entry of journal.confirmed) local.restoreConfirmed(entry, now)

@@ -1,11 +1,11 @@
 import { execFile, spawnSync } from 'node:child_process'
-import { createHmac } from 'node:crypto'
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { startLicenseServer } from '../../examples/license-server/src/start.js'
+import { LIVE_CLOCK, startTestServer, type TestServer } from '../server/helpers.js'
 
 const PAGES = [
   'README.md',
@@ -40,35 +40,20 @@ const all = PAGES.flatMap(blocks)
 const code = all.filter((b) => ['ts', 'js', 'typescript', 'javascript', 'mjs'].includes(b.lang))
 
 /** The reference license server the docs' snippets talk to, with the customers they name. */
-let reference: Awaited<ReturnType<typeof startLicenseServer>> | undefined
+let reference: TestServer | undefined
 const customers: Record<string, { apiKey: string; licenseKey: string }> = {}
 
 async function referenceServer() {
   if (reference !== undefined) return reference
-  reference = await startLicenseServer({
-    dataDir: mkdtempSync(join(tmpdir(), 'entitle-docs-server-')),
-    port: 0,
-  })
+  reference = await startTestServer(LIVE_CLOCK, 3600)
   process.env.LICENSE_SERVER = reference.url
   process.env.ENTITLE_SERVICE_KEY = reference.serviceKey
-  const order = async (body: Record<string, unknown>) => {
-    const raw = JSON.stringify(body)
-    const t = Math.floor(Date.now() / 1000)
-    const v1 = createHmac('sha256', reference!.orderSecret).update(`${t}.${raw}`).digest('hex')
-    const response = await fetch(`${reference!.url}/v1/orders`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'entitle-signature': `t=${t},v1=${v1}` },
-      body: raw,
-    })
-    const answer = (await response.json()) as { credentials: { apiKey: string; licenseKey: string } }
-    return answer.credentials
-  }
   for (const [id, sku] of [
     ['acme', 'starter'],
     ['globex', 'team'],
     ['initech', 'business'],
   ] as const)
-    customers[id] = await order({ orderId: `docs-${id}`, type: 'purchase', customer: { id }, sku, seats: 5 })
+    customers[id] = await reference.purchase(id, sku, { seats: 5 })
   return reference
 }
 afterAll(async () => {
@@ -297,7 +282,6 @@ describe('docs shell sessions', () => {
 
 describe('docs/server.md', () => {
   it('the curl + openssl order places an order with the reference server, as the page says', async () => {
-    const { startLicenseServer } = await import('../../examples/license-server/src/start.js')
     const text = readFileSync('docs/server.md', 'utf8')
     const block = /<!-- run: against the reference server -->\n```sh\n([\s\S]*?)\n```/.exec(text)?.[1]
     expect(block).toBeDefined()

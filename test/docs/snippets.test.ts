@@ -1,11 +1,10 @@
 import { execFile } from 'node:child_process'
-import { createHmac } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startLicenseServer } from '../../examples/license-server/src/start.js'
 import { freePort, startRedis } from '../fleet/redis-server.js'
+import { LIVE_CLOCK, startTestServer, type TestServer } from '../server/helpers.js'
 
 // Every TypeScript snippet in README.md and docs/, as a reader pastes it: a file of its own in a new ESM project
 // ("type": "module") that installs the packed package from its tarball, compiled there with tsc (strict,
@@ -37,7 +36,7 @@ const run = (command: string, args: string[], options: { cwd: string; env?: Node
   })
 
 let app: string
-let server: Awaited<ReturnType<typeof startLicenseServer>>
+let server: TestServer
 let redis: Awaited<ReturnType<typeof startRedis>>
 let env: NodeJS.ProcessEnv
 const licenseKeys: Record<string, string> = {}
@@ -83,25 +82,12 @@ beforeAll(async () => {
   expect(installed.stderr).not.toMatch(/ERR!/)
   for (const [file, code] of snippets()) writeFileSync(join(app, file), code)
 
-  server = await startLicenseServer({ dataDir: join(app, '.license-server'), port: 0 })
-  const order = async (body: Record<string, unknown>) => {
-    const raw = JSON.stringify(body)
-    const t = Math.floor(Date.now() / 1000)
-    const v1 = createHmac('sha256', server.orderSecret).update(`${t}.${raw}`).digest('hex')
-    const response = await fetch(`${server.url}/v1/orders`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'entitle-signature': `t=${t},v1=${v1}` },
-      body: raw,
-    })
-    return ((await response.json()) as { credentials: { licenseKey: string } }).credentials
-  }
+  server = await startTestServer(LIVE_CLOCK, 3600)
   for (const [id, sku] of [
     ['acme', 'starter'],
     ['globex', 'team'],
   ] as const)
-    licenseKeys[id] = (
-      await order({ orderId: `pasted-${id}`, type: 'purchase', customer: { id }, sku })
-    ).licenseKey
+    licenseKeys[id] = (await server.purchase(id, sku)).licenseKey
   redis = await startRedis()
   env = {
     ...process.env,

@@ -5,6 +5,13 @@ export const ADMIN = 'adm_test_0123456789abcdef0123456789abcdef'
 export const SECRET = 'whs_test_0123456789abcdef0123456789abcdef'
 export const SERVICE = 'svc_test_0123456789abcdef0123456789abcdef'
 
+/** The machine's own clock, for tests that run the server in real time. */
+export const LIVE_CLOCK = {
+  get now() {
+    return Date.now()
+  },
+}
+
 /** The reference server on loopback, SQLite in memory (unless `overrides.db`), with a clock the test moves. */
 export async function startTestServer(
   clock: { now: number },

@@ -13,6 +13,8 @@ export type DomainErrorKind =
   /** The license ended (cancelled, revoked). */
   | 'gone'
   | 'too_large'
+  /** Headers past what Node reads (16 KiB). */
+  | 'headers_too_large'
   | 'invalid'
   | 'too_many'
   /** The server cannot do it now (a plan missing from the catalog): `retryAfterSec` says when to ask again. */

@@ -10,6 +10,7 @@ const STATUS: Record<DomainErrorKind, ContentfulStatusCode> = {
   conflict: 409,
   gone: 410,
   too_large: 413,
+  headers_too_large: 431,
   invalid: 422,
   too_many: 429,
   unavailable: 503,

@@ -47,18 +47,14 @@ export interface StartOptions {
  */
 function answerClientErrors(error: NodeJS.ErrnoException, socket: Socket): void {
   if (!socket.writable) return
-  const tooLarge = error.code === 'HPE_HEADER_OVERFLOW'
-  const status = tooLarge ? 431 : 400
-  const { body } = problemOf(
-    new DomainError(
-      'malformed',
-      tooLarge ? 'Headers too large' : 'Bad request',
-      tooLarge ? 'at most 16 KiB of headers' : 'the request could not be parsed',
-    ),
-  )
-  const text = JSON.stringify({ ...body, status })
+  const problem =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? new DomainError('headers_too_large', 'Headers too large', 'at most 16 KiB of headers')
+      : new DomainError('malformed', 'Bad request', 'the request could not be parsed')
+  const { status, body } = problemOf(problem)
+  const text = JSON.stringify(body)
   socket.end(
-    `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+    `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
       `content-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
   )
 }

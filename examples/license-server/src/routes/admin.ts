@@ -37,9 +37,10 @@ export function adminRoutes(services: Services, keyring: Keyring, key: string) {
     return c.json(services.access.decide(idParam(c, 'id', SUBJECT_PATTERN), approve, by))
   })
   router.post('/keys/rotate', limit(1 * KIB), async (c) => {
-    const hasBody =
-      (c.req.header('content-length') ?? '0') !== '0' || c.req.header('content-type') !== undefined
-    const { immediate } = hasBody ? await readJson(c, rotationSchema) : { immediate: false }
+    // The body is optional: no body at all (no content type either) means the default rotation.
+    const raw = await c.req.text()
+    const none = raw === '' && c.req.header('content-type') === undefined
+    const { immediate } = none ? { immediate: false } : await readJson(c, rotationSchema, raw)
     const rotated = await keyring.rotate({ immediate })
     return c.json({
       kid: rotated.kid,

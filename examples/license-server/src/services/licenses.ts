@@ -39,44 +39,55 @@ export function activeLicense(repo: Repository, customerId: string): LicenseRow 
   return license
 }
 
+/** The license's entitlement as the catalog sells it, or the error saying its plan left the catalog. */
+function priceOf(catalog: Catalog, repo: Repository, license: LicenseRow) {
+  try {
+    return entitlementFor(catalog, termsOf(repo, license))
+  } catch (error) {
+    if (error instanceof UnknownPlanError) return error
+    throw error
+  }
+}
+
 /**
  * The features the catalog sells this license. A plan that left the catalog is the operator's to fix (put it
  * back, or move the customer); meanwhile the customer's client keeps the token it has, so this is a 503.
  */
 export function pricedEntitlement(catalog: Catalog, repo: Repository, license: LicenseRow) {
-  try {
-    return entitlementFor(catalog, termsOf(repo, license))
-  } catch (error) {
-    if (!(error instanceof UnknownPlanError)) throw error
-    throw new DomainError(
-      'unavailable',
-      'Plan unavailable',
-      `${error.message}: no token can be issued for ${license.customer_id}`,
-      {},
-      300,
-    )
-  }
+  const priced = priceOf(catalog, repo, license)
+  if (!(priced instanceof UnknownPlanError)) return priced
+  throw new DomainError(
+    'unavailable',
+    'Plan unavailable',
+    `${priced.message}: no token can be issued for ${license.customer_id}`,
+    {},
+    300,
+  )
+}
+
+/** A license's metered caps by metric, for placing its usage in windows; or why it cannot be priced. */
+export function usageCaps(
+  catalog: Catalog,
+  repo: Repository,
+  license: LicenseRow,
+): ReadonlyMap<string, { period: UsagePeriod }> | { code: UsageRefusalCode; reason: string } {
+  const priced = priceOf(catalog, repo, license)
+  return priced instanceof UnknownPlanError
+    ? { code: 'not_priced', reason: `not priced: ${priced.message}` }
+    : priced.caps
 }
 
 /**
- * The end of the usage window of `metric` that contains `at`, anchored at the license term's start, or why there
- * is none: the license's plan left the catalog, or `at` lies where no window can be computed.
+ * The end of the usage window of `metric` that contains `at`, anchored at the license term's start (metrics
+ * without a cap count by month), or why no window can be computed for `at`.
  */
 export function usageWindowEnd(
-  catalog: Catalog,
-  repo: Repository,
+  caps: ReadonlyMap<string, { period: UsagePeriod }>,
   license: LicenseRow,
   metric: string,
   at: number,
 ): number | { code: UsageRefusalCode; reason: string } {
-  let period: UsagePeriod
-  try {
-    period = entitlementFor(catalog, termsOf(repo, license)).caps.get(metric)?.period ?? 'month'
-  } catch (error) {
-    if (!(error instanceof UnknownPlanError)) throw error
-    return { code: 'not_priced', reason: `not priced: ${error.message}` }
-  }
-  const end = currentWindowEnd(period, license.term_start, at) ?? NEVER
+  const end = currentWindowEnd(caps.get(metric)?.period ?? 'month', license.term_start, at) ?? NEVER
   if (!Number.isSafeInteger(end)) return { code: 'invalid', reason: 'start: no usage window contains it' }
   return end
 }

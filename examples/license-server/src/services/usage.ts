@@ -11,7 +11,7 @@ import type { Catalog } from '../catalog.js'
 import type { LicenseRow, Repository } from '../repository.js'
 import type { UsageBatchEnvelope } from '../schemas.js'
 import { customerFor, type Scope } from './credentials.js'
-import { usageWindowEnd } from './licenses.js'
+import { usageCaps, usageWindowEnd } from './licenses.js'
 
 /**
  * Usage ingest, each line judged on its own (protocol v1, `entitle/protocol`): a line id counts once per customer,
@@ -27,7 +27,11 @@ export function createUsageService(options: { repo: Repository; catalog: Catalog
       let accepted = 0
       let duplicates = 0
       const received = now()
-      const licenses = new Map<string, LicenseRow | undefined>()
+      // Each customer's license and caps, read once per batch, not once per line.
+      const priced = new Map<
+        string,
+        { license: LicenseRow; caps: ReturnType<typeof usageCaps> } | undefined
+      >()
       const touched = new Set<string>()
       const refuse = (id: string | null, code: UsageRefusalCode, reason: string) => {
         answers.push({ id, status: 'refused', code, reason })
@@ -38,10 +42,15 @@ export function createUsageService(options: { repo: Repository; catalog: Catalog
           return refuse(line.id, who.refused, who.refused === 'forbidden' ? 'forbidden' : 'subject required')
         const subject = who.customerId
         if (!catalog.meters.has(line.metric)) return refuse(line.id, 'unknown_metric', 'unknown metric')
-        if (!licenses.has(subject)) licenses.set(subject, repo.license(subject))
-        const license = licenses.get(subject)
-        if (license === undefined) return refuse(line.id, 'unknown_customer', 'unknown customer')
-        const end = usageWindowEnd(catalog, repo, license, line.metric, line.start)
+        if (!priced.has(subject)) {
+          const license = repo.license(subject)
+          priced.set(subject, license && { license, caps: usageCaps(catalog, repo, license) })
+        }
+        const customer = priced.get(subject)
+        if (customer === undefined) return refuse(line.id, 'unknown_customer', 'unknown customer')
+        const { license, caps } = customer
+        if ('code' in caps) return refuse(line.id, caps.code, caps.reason)
+        const end = usageWindowEnd(caps, license, line.metric, line.start)
         if (typeof end !== 'number') return refuse(line.id, end.code, end.reason)
         const stored = repo.insertLine({
           id: line.id,
