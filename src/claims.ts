@@ -1,119 +1,145 @@
 import * as z from 'zod/mini'
 
 /*
- * The entitlement token's claims, as a zod schema. This schema is the single source of truth: the verifier
- * validates every token against it after the signature, `entitle/testing` validates what it signs, and
- * `docs/token-schema.json` is generated from it (`npm run schema`).
+ * The entitlement token's claims, as a zod schema. This schema is the single source of truth: `entitle/testing`,
+ * the CLI and the reference server validate what they sign against it, `docs/token-schema.json` is generated from
+ * it (`npm run schema`), and the verifier's zod-free checker (`claims-check.ts`) is held to it by a differential
+ * test.
  *
  * Unknown keys are dropped, not rejected, so a newer server can add informational fields. A server that adds a
  * *restriction* an older SDK would not enforce must bump `ent.v`, which older SDKs reject: ignoring an unknown
  * restriction would grant what was not bought.
  */
 
+/**
+ * Builds a schema. Marked free of side effects, so that a bundle which never uses a schema (an app that only
+ * verifies: the verifier checks claims without zod) drops it, and zod with it, even from the built package.
+ */
+/* @__NO_SIDE_EFFECTS__ */
+function schema<T>(make: () => T): T {
+  return make()
+}
+
 const MAX_NAME = 128
 const MAX_LIST = 256
 /** Seconds since the epoch (JWT NumericDate), up to the year 10000. */
-const numericDate = z.int().check(z.gte(0), z.lte(253_402_300_799))
-const name = z.string().check(z.minLength(1), z.maxLength(MAX_NAME))
-const count = z.int().check(z.gte(0))
-const names = z.array(name).check(z.maxLength(MAX_LIST))
+const numericDate = schema(() => z.int().check(z.gte(0), z.lte(253_402_300_799)))
+const name = schema(() => z.string().check(z.minLength(1), z.maxLength(MAX_NAME)))
+const count = schema(() => z.int().check(z.gte(0)))
+const names = schema(() => z.array(name).check(z.maxLength(MAX_LIST)))
 
 /** Where to send a customer who hits a wall. */
-export const upgradeHintSchema = z.object({
-  plan: z.optional(name),
-  addon: z.optional(name),
-  url: z.optional(z.url({ protocol: /^https?$/ }).check(z.maxLength(2048))),
-})
+export const upgradeHintSchema = schema(() =>
+  z.object({
+    plan: z.optional(name),
+    addon: z.optional(name),
+    url: z.optional(z.url({ protocol: /^https?$/ }).check(z.maxLength(2048))),
+  }),
+)
 
 /** Time bounds of the license or of one feature. Seconds since the epoch. */
-export const termSchema = z.object({
-  /** The paid term ends here. */
-  expiresAt: z.optional(numericDate),
-  /** After `expiresAt`, access continues, flagged `grace_period`, until this moment. */
-  graceEndsAt: z.optional(numericDate),
-  /** While before this moment access is a trial (`trial`); after it, `trial_ended`. */
-  trialEndsAt: z.optional(numericDate),
-})
+export const termSchema = schema(() =>
+  z.object({
+    /** The paid term ends here. */
+    expiresAt: z.optional(numericDate),
+    /** After `expiresAt`, access continues, flagged `grace_period`, until this moment. */
+    graceEndsAt: z.optional(numericDate),
+    /** While before this moment access is a trial (`trial`); after it, `trial_ended`. */
+    trialEndsAt: z.optional(numericDate),
+  }),
+)
 
 /** Geo-fencing by ISO 3166-1 alpha-2 country code or ISO 3166-2 subdivision (`US`, `US-CA`). */
-export const regionPolicySchema = z.object({
-  allow: z.optional(names),
-  deny: z.optional(names),
-})
+export const regionPolicySchema = schema(() =>
+  z.object({
+    allow: z.optional(names),
+    deny: z.optional(names),
+  }),
+)
 
-export const devicePolicySchema = z.object({
-  /** How many devices may be active at once. */
-  max: z.optional(count),
-  /** The device fingerprints this token is bound to. */
-  fingerprints: z.optional(names),
-})
+export const devicePolicySchema = schema(() =>
+  z.object({
+    /** How many devices may be active at once. */
+    max: z.optional(count),
+    /** The device fingerprints this token is bound to. */
+    fingerprints: z.optional(names),
+  }),
+)
 
-export const usagePeriodSchema = z.enum(['hour', 'day', 'week', 'month', 'year', 'total'])
+export const usagePeriodSchema = schema(() => z.enum(['hour', 'day', 'week', 'month', 'year', 'total']))
 
 /** A metered cap: at most `limit` units per period. */
-export const usageCapSchema = z
-  .object({
-    limit: count,
-    period: usagePeriodSchema,
-    /** Units the server had counted in the current window when it signed the token. */
-    used: z.number().check(z.gte(0)),
-    /** End of the current window. Required for every period except `total`. */
-    resetsAt: z.optional(numericDate),
-    /**
-     * When `used` was counted, in seconds since the epoch with a fraction (millisecond precision). Clients add the
-     * usage they reported after this moment; without it they go by `iat`, which is only precise to the second.
-     */
-    asOf: z.optional(z.number().check(z.gte(0), z.lte(253_402_300_799))),
-  })
-  .check(
-    z.refine((cap) => cap.period === 'total' || cap.resetsAt !== undefined, {
-      message: 'resetsAt is required unless period is "total"',
-      path: ['resetsAt'],
-    }),
-  )
+export const usageCapSchema = schema(() =>
+  z
+    .object({
+      limit: count,
+      period: usagePeriodSchema,
+      /** Units the server had counted in the current window when it signed the token. */
+      used: z.number().check(z.gte(0)),
+      /** End of the current window. Required for every period except `total`. */
+      resetsAt: z.optional(numericDate),
+      /**
+       * When `used` was counted, in seconds since the epoch with a fraction (millisecond precision). Clients add the
+       * usage they reported after this moment; without it they go by `iat`, which is only precise to the second.
+       */
+      asOf: z.optional(z.number().check(z.gte(0), z.lte(253_402_300_799))),
+    })
+    .check(
+      z.refine((cap) => cap.period === 'total' || cap.resetsAt !== undefined, {
+        message: 'resetsAt is required unless period is "total"',
+        path: ['resetsAt'],
+      }),
+    ),
+)
 
-export const featureSchema = z.object({
-  /** `false` switches the feature off explicitly (the same as leaving it out). */
-  enabled: z.optional(z.boolean()),
-  /** The add-on that grants this feature; the feature lapses when the add-on is not in `ent.addons`. */
-  addon: z.optional(name),
-  /** A numeric limit (seats, projects…); the app passes what it has in use and what it asks for. */
-  limit: z.optional(count),
-  cap: z.optional(usageCapSchema),
-  /** Overrides the license term for this feature, field by field. */
-  term: z.optional(termSchema),
-  /** Replaces the token-wide region policy for this feature. */
-  regions: z.optional(regionPolicySchema),
-  /** The user needs at least one of these roles. Replaces the token-wide `roles`. */
-  roles: z.optional(names),
-  upgrade: z.optional(upgradeHintSchema),
-})
+export const featureSchema = schema(() =>
+  z.object({
+    /** `false` switches the feature off explicitly (the same as leaving it out). */
+    enabled: z.optional(z.boolean()),
+    /** The add-on that grants this feature; the feature lapses when the add-on is not in `ent.addons`. */
+    addon: z.optional(name),
+    /** A numeric limit (seats, projects…); the app passes what it has in use and what it asks for. */
+    limit: z.optional(count),
+    cap: z.optional(usageCapSchema),
+    /** Overrides the license term for this feature, field by field. */
+    term: z.optional(termSchema),
+    /** Replaces the token-wide region policy for this feature. */
+    regions: z.optional(regionPolicySchema),
+    /** The user needs at least one of these roles. Replaces the token-wide `roles`. */
+    roles: z.optional(names),
+    upgrade: z.optional(upgradeHintSchema),
+  }),
+)
 
-export const planSchema = z.object({
-  id: name,
-  name: z.optional(z.string().check(z.maxLength(256))),
-  /** Higher is more: lets an app compare plans without knowing their names. */
-  tier: z.optional(count),
-})
+export const planSchema = schema(() =>
+  z.object({
+    id: name,
+    name: z.optional(z.string().check(z.maxLength(256))),
+    /** Higher is more: lets an app compare plans without knowing their names. */
+    tier: z.optional(count),
+  }),
+)
 
 /** The `ent` claim: everything the customer bought. */
-export const entitlementClaimSchema = z.object({
-  /** Format version. Bumped when a restriction is added that older SDKs would not enforce. */
-  v: z.literal(1),
-  plan: planSchema,
-  addons: z.optional(names),
-  /** Feature name → grant; `true` is a plain feature flag. */
-  features: z.record(name, z.union([z.literal(true), featureSchema])),
-  term: z.optional(termSchema),
-  devices: z.optional(devicePolicySchema),
-  regions: z.optional(regionPolicySchema),
-  /** Roles a user needs for every feature that does not name its own. */
-  roles: z.optional(names),
-  /** Default upgrade hint. */
-  upgrade: z.optional(upgradeHintSchema),
-  /** Hints for features *not* in this plan: which plan or add-on would unlock them. */
-  upgrades: z.optional(z.record(name, upgradeHintSchema)),
-})
+export const entitlementClaimSchema = schema(() =>
+  z.object({
+    /** Format version. Bumped when a restriction is added that older SDKs would not enforce. */
+    v: z.literal(1),
+    plan: planSchema,
+    addons: z.optional(names),
+    /** Feature name → grant; `true` is a plain feature flag. */
+    features: z.record(name, z.union([z.literal(true), featureSchema])),
+    term: z.optional(termSchema),
+    devices: z.optional(devicePolicySchema),
+    regions: z.optional(regionPolicySchema),
+    /** Roles a user needs for every feature that does not name its own. */
+    roles: z.optional(names),
+    /** Default upgrade hint. */
+    upgrade: z.optional(upgradeHintSchema),
+    /** Hints for features *not* in this plan: which plan or add-on would unlock them. */
+    upgrades: z.optional(z.record(name, upgradeHintSchema)),
+  }),
+)
 
 /**
  * The whole payload of an entitlement token, as a zod (mini) schema: what a license server should validate before
@@ -125,19 +151,21 @@ export const entitlementClaimSchema = z.object({
  * if (!result.success) throw new Error(`not an entitlement: ${result.error.issues.length} issues`)
  * ```
  */
-export const entitlementTokenClaimsSchema = z.object({
-  iss: z.string().check(z.minLength(1)),
-  sub: name,
-  aud: z.union([
-    z.string().check(z.minLength(1)),
-    z.array(z.string().check(z.minLength(1))).check(z.minLength(1)),
-  ]),
-  iat: numericDate,
-  nbf: z.optional(numericDate),
-  exp: numericDate,
-  jti: z.string().check(z.minLength(1), z.maxLength(MAX_NAME)),
-  ent: entitlementClaimSchema,
-})
+export const entitlementTokenClaimsSchema = schema(() =>
+  z.object({
+    iss: z.string().check(z.minLength(1)),
+    sub: name,
+    aud: z.union([
+      z.string().check(z.minLength(1)),
+      z.array(z.string().check(z.minLength(1))).check(z.minLength(1)),
+    ]),
+    iat: numericDate,
+    nbf: z.optional(numericDate),
+    exp: numericDate,
+    jti: z.string().check(z.minLength(1), z.maxLength(MAX_NAME)),
+    ent: entitlementClaimSchema,
+  }),
+)
 
 /** Where to send a customer who hits a wall: a plan, an add-on, a URL (http or https). */
 export type UpgradeHint = z.output<typeof upgradeHintSchema>

@@ -1,0 +1,329 @@
+import type { EntitlementTokenClaims } from './claims.js'
+
+/*
+ * The entitlement token's claims checked without zod: the verifier's path, in Node and in browser bundles. The zod
+ * schema in `claims.ts` stays the one statement of the format (JSON Schema, CLI, server, `entitle/testing`); this
+ * is the same rules written out by hand, a fifth of zod's time and none of its bytes. A differential test
+ * (`test/unit/claims-check.test.ts`) holds the two together: on generated valid and invalid claims, the same
+ * verdict, the same output (unknown keys dropped, URLs trimmed), and the same problems at the same paths.
+ */
+
+type Path = readonly (string | number)[]
+/** Where a rule is: one array for the whole check, pushed and popped, copied only into a problem. */
+type Stack = (string | number)[]
+
+/** One thing wrong with the claims: where, and what was expected, in the words `describeClaimIssues` uses. */
+export interface ClaimProblem {
+  readonly path: Path
+  readonly text: string
+}
+
+/** A problem as found: `hard` ones stop an object's refinements, as zod's aborting issues do. */
+interface Found extends ClaimProblem {
+  readonly hard: boolean
+}
+type Problems = Found[]
+/**
+ * A rule checks a value, adds what is wrong to `problems`, and returns the value as the output holds it (URLs
+ * trimmed, objects stripped of unknown keys), or as given when it is wrong. It passed if it added nothing.
+ */
+type Rule = (value: unknown, path: Stack, problems: Problems) => unknown
+
+const MAX_NAME = 128
+const MAX_LIST = 256
+const MAX_DATE = 253_402_300_799
+const HTTP_URL = /^https?:\/\//i
+const TAB_OR_NEWLINE = /[\t\n\r]/g
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+/** As zod's record test: an object whose constructor (if any) is an ordinary one. */
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (!isObject(value)) return false
+  const made = value.constructor
+  if (typeof made !== 'function') return true
+  const prototype = made.prototype
+  return isObject(prototype) && Object.hasOwn(prototype, 'isPrototypeOf')
+}
+const hard = (problems: Problems, path: Path, text: string) =>
+  problems.push({ path: [...path], text, hard: true })
+const soft = (problems: Problems, path: Path, text: string) =>
+  problems.push({ path: [...path], text, hard: false })
+
+/** Unicode code points in a string: a surrogate pair is one. */
+function codePoints(value: string): number {
+  let count = value.length
+  for (let i = 0; i < value.length - 1; i++) {
+    if ((value.charCodeAt(i) & 0xfc00) === 0xd800 && (value.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      count--
+      i++
+    }
+  }
+  return count
+}
+
+/**
+ * Length bounds. As zod's, they apply to anything with a `length`, even a value of the wrong type (an array where
+ * a string belongs is also too long), and say the unit of what was given. A string is measured in code points,
+ * counted only when its UTF-16 length leaves the answer in doubt.
+ */
+function lengthWithin(value: unknown, path: Path, problems: Problems, min?: number, max?: number): void {
+  if (value === null || value === undefined) return
+  const units = (value as { length?: unknown }).length
+  if (units === undefined) return
+  const text = typeof value === 'string'
+  const unit = Array.isArray(value) ? ' items' : text ? ' characters' : ''
+  if (min !== undefined) {
+    const length = text && (units as number) >= min && (units as number) < min * 2 ? codePoints(value) : units
+    if (!((length as number) >= min)) soft(problems, path, `at least ${min}${unit}`)
+  }
+  if (max !== undefined) {
+    const length = text && (units as number) > max ? codePoints(value) : units
+    if (!((length as number) <= max)) soft(problems, path, `at most ${max}${unit}`)
+  }
+}
+
+function string(min?: number, max?: number): Rule {
+  return (value, path, problems) => {
+    if (typeof value !== 'string') hard(problems, path, 'expected string')
+    lengthWithin(value, path, problems, min, max)
+    return value
+  }
+}
+
+function number(min: number, max: number | undefined, integer: boolean): Rule {
+  return (value, path, problems) => {
+    if (typeof value !== 'number' || !Number.isFinite(value)) {
+      hard(problems, path, 'expected number')
+      return value
+    }
+    if (integer) {
+      if (!Number.isInteger(value)) {
+        hard(problems, path, 'expected int')
+        return value
+      }
+      if (!Number.isSafeInteger(value))
+        soft(
+          problems,
+          path,
+          value > 0 ? `at most ${Number.MAX_SAFE_INTEGER}` : `at least ${Number.MIN_SAFE_INTEGER}`,
+        )
+    }
+    if (value < min) soft(problems, path, `at least ${min}`)
+    if (max !== undefined && value > max) soft(problems, path, `at most ${max}`)
+    return value
+  }
+}
+
+const name = string(1, MAX_NAME)
+const boolean: Rule = (value, path, problems) => {
+  if (typeof value !== 'boolean') hard(problems, path, 'expected boolean')
+  return value
+}
+const numericDate = number(0, MAX_DATE, true)
+const count = number(0, undefined, true)
+
+function literal(...values: readonly unknown[]): Rule {
+  return (value, path, problems) => {
+    if (!values.includes(value))
+      hard(problems, path, `expected ${values.map((v) => JSON.stringify(v)).join(' or ')}`)
+    return value
+  }
+}
+
+function array(item: Rule, min?: number, max?: number): Rule {
+  return (value, path, problems) => {
+    let out = value
+    if (!Array.isArray(value)) hard(problems, path, 'expected array')
+    else {
+      // An index loop, not map(): a hole in the array is an element, and undefined.
+      const items: unknown[] = []
+      for (let i = 0; i < value.length; i++) {
+        path.push(i)
+        items.push(item(value[i], path, problems))
+        path.pop()
+      }
+      out = items
+    }
+    lengthWithin(value, path, problems, min, max)
+    return out
+  }
+}
+
+const names = array(name, undefined, MAX_LIST)
+
+/** An http(s) URL as zod's `z.url({ protocol: /^https?$/ })` takes it: trimmed, tabs and newlines removed. */
+const url: Rule = (value, path, problems) => {
+  let out = value
+  if (typeof value !== 'string') hard(problems, path, 'expected string')
+  else {
+    const trimmed = value.trim()
+    if (HTTP_URL.test(trimmed) && URL.canParse(trimmed)) out = trimmed.replace(TAB_OR_NEWLINE, '')
+    else soft(problems, path, 'must be a valid url')
+  }
+  lengthWithin(out, path, problems, undefined, 2048)
+  return out
+}
+
+type Shape = Record<string, readonly [rule: Rule, optional: boolean]>
+
+/**
+ * An object of known keys, in the shape's order; unknown keys dropped. `refine` runs unless a hard problem was
+ * found inside, as zod's refinements do, on the output so far.
+ */
+function object(
+  shape: Shape,
+  refine?: (out: Record<string, unknown>, path: Stack, problems: Problems) => void,
+): Rule {
+  const keys = Object.keys(shape)
+  return (value, path, problems) => {
+    if (!isObject(value)) {
+      hard(problems, path, 'expected object')
+      return value
+    }
+    const before = problems.length
+    const out: Record<string, unknown> = {}
+    for (const key of keys) {
+      const [rule, optional] = shape[key]!
+      const field = value[key]
+      if (field === undefined && optional) continue
+      path.push(key)
+      out[key] = rule(field, path, problems)
+      path.pop()
+    }
+    if (refine !== undefined && !problems.slice(before).some((problem) => problem.hard))
+      refine(out, path, problems)
+    return out
+  }
+}
+
+const required = (rule: Rule) => [rule, false] as const
+const optional = (rule: Rule) => [rule, true] as const
+
+/**
+ * The first rule that takes the value. When none does: the problems of the only one that failed softly, else of
+ * the one that got furthest into the value (as `describeClaimIssues` reports a zod union), else that it matches no
+ * shape.
+ */
+function union(first: Rule, second: Rule): Rule {
+  return (value, path, problems) => {
+    const tried: Problems[] = []
+    const outs: unknown[] = []
+    for (const rule of [first, second]) {
+      const own: Problems = []
+      const out = rule(value, path, own)
+      if (own.length === 0) return out
+      tried.push(own)
+      outs.push(out)
+    }
+    // As zod: when only one rule found nothing but soft problems (a length, a range), its problems are the answer.
+    const softOnly = tried.filter((list) => !list.some((problem) => problem.hard))
+    if (softOnly.length === 1) {
+      problems.push(...softOnly[0]!)
+      return outs[tried.indexOf(softOnly[0]!)]
+    }
+    const depth = (list: Problems) => list[0]!.path.length - path.length
+    let deepest: Problems | undefined
+    for (const list of tried) if (deepest === undefined || depth(list) > depth(deepest)) deepest = list
+    if (depth(deepest!) === 0) hard(problems, path, 'matches no allowed shape')
+    else for (const problem of deepest!) problems.push({ ...problem, hard: true })
+    return value
+  }
+}
+
+/** A record of names to values; a `__proto__` key is dropped, as zod drops it. */
+function record(valueRule: Rule): Rule {
+  return (value, path, problems) => {
+    if (!isPlainObject(value)) {
+      hard(problems, path, 'expected record')
+      return value
+    }
+    const out: Record<string, unknown> = {}
+    for (const key of Object.keys(value)) {
+      if (key === '__proto__') continue
+      const before = problems.length
+      path.push(key)
+      name(key, path, problems)
+      if (problems.length === before) out[key] = valueRule(value[key], path, problems)
+      else for (let i = before; i < problems.length; i++) problems[i] = { ...problems[i]!, hard: true }
+      path.pop()
+    }
+    return out
+  }
+}
+
+const upgradeHint = object({ plan: optional(name), addon: optional(name), url: optional(url) })
+const term = object({
+  expiresAt: optional(numericDate),
+  graceEndsAt: optional(numericDate),
+  trialEndsAt: optional(numericDate),
+})
+const regionPolicy = object({ allow: optional(names), deny: optional(names) })
+const devicePolicy = object({ max: optional(count), fingerprints: optional(names) })
+const usageCap = object(
+  {
+    limit: required(count),
+    period: required(literal('hour', 'day', 'week', 'month', 'year', 'total')),
+    used: required(number(0, undefined, false)),
+    resetsAt: optional(numericDate),
+    asOf: optional(number(0, MAX_DATE, false)),
+  },
+  (cap, path, problems) => {
+    if (cap.period !== 'total' && cap.resetsAt === undefined)
+      soft(problems, [...path, 'resetsAt'], 'resetsAt is required unless period is "total"')
+  },
+)
+const feature = object({
+  enabled: optional(boolean),
+  addon: optional(name),
+  limit: optional(count),
+  cap: optional(usageCap),
+  term: optional(term),
+  regions: optional(regionPolicy),
+  roles: optional(names),
+  upgrade: optional(upgradeHint),
+})
+const plan = object({ id: required(name), name: optional(string(undefined, 256)), tier: optional(count) })
+const ent = object({
+  v: required(literal(1)),
+  plan: required(plan),
+  addons: optional(names),
+  features: required(record(union(literal(true), feature))),
+  term: optional(term),
+  devices: optional(devicePolicy),
+  regions: optional(regionPolicy),
+  roles: optional(names),
+  upgrade: optional(upgradeHint),
+  upgrades: optional(record(upgradeHint)),
+})
+const nonEmpty = string(1)
+const claims = object({
+  iss: required(nonEmpty),
+  sub: required(name),
+  aud: required(union(nonEmpty, array(nonEmpty, 1, undefined))),
+  iat: required(numericDate),
+  nbf: optional(numericDate),
+  exp: required(numericDate),
+  jti: required(string(1, MAX_NAME)),
+  ent: required(ent),
+})
+
+/**
+ * Checks a token payload against the claim format: the validated claims (unknown keys dropped), or every problem
+ * found, in order, each with its path.
+ */
+export function checkClaims(
+  payload: unknown,
+):
+  | { readonly claims: EntitlementTokenClaims; readonly problems?: undefined }
+  | { readonly problems: ClaimProblem[] } {
+  const problems: Problems = []
+  const out = claims(payload, [], problems)
+  return problems.length > 0
+    ? { problems: problems.map(({ path, text }) => ({ path, text })) }
+    : { claims: out as EntitlementTokenClaims }
+}
+
+/** Each problem as `path: what is wrong`, as the verifier's message gives it. */
+export const formatClaimProblems = (problems: readonly ClaimProblem[]): string[] =>
+  problems.map(({ path, text }) => `${path.map(String).join('.') || '(root)'}: ${text}`)

@@ -1,0 +1,185 @@
+import { describe, expect, it } from 'vitest'
+import { describeClaimIssues } from '../../src/claim-issues.js'
+import { entitlementTokenClaimsSchema } from '../../src/claims.js'
+import { checkClaims, formatClaimProblems } from '../../src/claims-check.js'
+import { seeded } from '../helpers.js'
+
+/** A payload with every field of the format filled in. */
+function fullClaims(): Record<string, unknown> {
+  return {
+    iss: 'https://license.example.com',
+    sub: 'acme',
+    aud: ['app', 'other'],
+    iat: 1_700_000_000,
+    nbf: 1_700_000_000,
+    exp: 1_800_000_000,
+    jti: 'tok-1',
+    ent: {
+      v: 1,
+      plan: { id: 'team', name: 'Team', tier: 2 },
+      addons: ['sso'],
+      features: {
+        export: true,
+        seats: { limit: 10, upgrade: { plan: 'business', url: 'https://vendor.example/pricing' } },
+        calls: {
+          cap: { limit: 1000, period: 'month', used: 1.5, resetsAt: 1_750_000_000, asOf: 1_700_000_000.25 },
+          roles: ['admin'],
+          regions: { allow: ['US'], deny: ['US-NY'] },
+          term: { expiresAt: 1_790_000_000, graceEndsAt: 1_795_000_000, trialEndsAt: 1_710_000_000 },
+          addon: 'sso',
+          enabled: true,
+        },
+        total: { cap: { limit: 5, period: 'total', used: 0 } },
+      },
+      term: { expiresAt: 1_790_000_000 },
+      devices: { max: 3, fingerprints: ['fp-1'] },
+      regions: { allow: ['DE'] },
+      roles: ['member'],
+      upgrade: { addon: 'sso' },
+      upgrades: { sso: { plan: 'business', url: ' https://vendor.example/\tsso ' } },
+    },
+  }
+}
+
+/** Every path to a value inside `root`, objects and arrays included. */
+function paths(root: unknown, prefix: (string | number)[] = []): (string | number)[][] {
+  const out: (string | number)[][] = [prefix]
+  if (typeof root === 'object' && root !== null)
+    for (const [key, value] of Object.entries(root))
+      out.push(...paths(value, [...prefix, Array.isArray(root) ? Number(key) : key]))
+  return out
+}
+
+const long = (n: number) => 'a'.repeat(n)
+/** Values a hostile or buggy server could put anywhere. */
+const HOSTILE: unknown[] = [
+  undefined,
+  null,
+  true,
+  false,
+  0,
+  -1,
+  1.5,
+  -0.5,
+  2 ** 53,
+  -(2 ** 53),
+  1e300,
+  Number.POSITIVE_INFINITY,
+  253_402_300_799,
+  253_402_300_800,
+  '',
+  'x',
+  long(128),
+  long(129),
+  long(257),
+  '1',
+  [],
+  ['a'],
+  [''],
+  [1],
+  [long(129)],
+  Array.from({ length: 257 }, () => 'r'),
+  {},
+  { id: 'p' },
+  { limit: 1 },
+  { cap: { limit: 1, period: 'day' } },
+  { cap: { limit: 1, period: 'total', used: 0 } },
+  'month',
+  'total',
+  'decade',
+  'http://a.example',
+  'https://a.example/x',
+  ' https://a.example/ ',
+  'https://a.example/\n',
+  'http:a.example',
+  'ftp://a.example',
+  'javascript:alert(1)',
+  'https://',
+  `https://a.example/${long(2040)}`,
+  `https://a.example/${long(2030)}\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t`,
+]
+
+function mutate(root: Record<string, unknown>, random: () => number): Record<string, unknown> {
+  const copy = structuredClone(root)
+  const all = paths(copy).filter((path) => path.length > 0)
+  const edits = 1 + Math.floor(random() * 3)
+  for (let edit = 0; edit < edits; edit++) {
+    const path = all[Math.floor(random() * all.length)]!
+    let parent: Record<string | number, unknown> = copy
+    for (const key of path.slice(0, -1)) {
+      const next = parent[key]
+      if (typeof next !== 'object' || next === null) break
+      parent = next as Record<string | number, unknown>
+    }
+    const key = path.at(-1)!
+    const roll = random()
+    if (roll < 0.15) delete parent[key]
+    else if (roll < 0.25 && typeof parent === 'object' && !Array.isArray(parent))
+      // A new key: unknown, empty, too long, or one aimed at the prototype.
+      parent[['extra', '', long(129), '__proto__', 'constructor', 'toString'][Math.floor(random() * 6)]!] =
+        HOSTILE[Math.floor(random() * HOSTILE.length)]
+    else parent[key] = structuredClone(HOSTILE[Math.floor(random() * HOSTILE.length)])
+  }
+  return copy
+}
+
+function both(payload: unknown) {
+  const zod = entitlementTokenClaimsSchema.safeParse(payload)
+  const lean = checkClaims(payload)
+  return {
+    zod: zod.success
+      ? { ok: true, out: JSON.stringify(zod.data) }
+      : { ok: false, problems: describeClaimIssues(zod.error.issues) },
+    lean: lean.problems
+      ? { ok: false, problems: formatClaimProblems(lean.problems) }
+      : { ok: true, out: JSON.stringify(lean.claims) },
+  }
+}
+
+describe('the claims checker without zod', () => {
+  it('takes a full payload as zod does: same output, unknown keys dropped, URLs trimmed', () => {
+    const payload = { ...fullClaims(), extra: { deep: true } }
+    const { zod, lean } = both(payload)
+    expect(zod.ok).toBe(true)
+    expect(lean).toEqual(zod)
+    expect(JSON.parse(lean.out!).ent.upgrades.sso.url).toBe('https://vendor.example/sso')
+  })
+
+  it('agrees with the zod schema on verdict, output and every problem’s path and words, for 50 000 mutants', () => {
+    const random = seeded(2026)
+    let valid = 0
+    for (let i = 0; i < 50_000; i++) {
+      const payload = mutate(fullClaims(), random)
+      const { zod, lean } = both(payload)
+      if (JSON.stringify(lean) !== JSON.stringify(zod))
+        expect({ payload, lean }).toEqual({ payload, lean: zod })
+      if (zod.ok) valid++
+    }
+    // Both kinds were exercised.
+    expect(valid).toBeGreaterThan(1000)
+    expect(valid).toBeLessThan(49_000)
+  })
+
+  it('agrees on payloads that are not objects at all, and on prototype names', () => {
+    for (const payload of [
+      null,
+      [],
+      'x',
+      1,
+      true,
+      {},
+      { ent: [] },
+      JSON.parse('{"__proto__": {"sub": "x"}}'),
+    ]) {
+      const { zod, lean } = both(payload)
+      expect(lean).toEqual(zod)
+    }
+    const withProto = fullClaims()
+    ;(withProto.ent as { features: object }).features = JSON.parse(
+      '{"__proto__": true, "constructor": true, "toString": {"limit": 1}}',
+    )
+    const { zod, lean } = both(withProto)
+    expect(lean).toEqual(zod)
+    expect(Object.keys(JSON.parse(lean.out!).ent.features)).toEqual(['constructor', 'toString'])
+  })
+})
