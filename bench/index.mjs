@@ -1,11 +1,14 @@
 // `npm run bench`: verification and decision throughput of the built package, each beside a baseline measured
 // in the same run. Run on an idle machine for stable figures; the ratios are what to compare across runs.
 import { createPublicKey, verify as nodeVerify } from 'node:crypto'
+import { createLocalJWKSet, jwtVerify } from 'jose'
 import { createEntitlementVerifier, decide } from '../dist/index.js'
 import { createTestIssuer } from '../dist/testing.js'
 import { clientRows } from './client.mjs'
+import { consumeRows } from './consume.mjs'
 import { fleetRow } from './fleet.mjs'
 import { compare, report } from './harness.mjs'
+import { realisticEntitlement } from './realistic-token.mjs'
 import { usageRows } from './usage.mjs'
 
 const claims = {
@@ -58,6 +61,39 @@ async function verificationRows(alg) {
   ]
 }
 
+/**
+ * Our verifier beside `jose.jwtVerify` with the same checks (algorithms, issuer, audience, typ, required claims) on
+ * a realistic token of about 2 KB (15 features: flags, limits, caps with roles, upgrade hints): what the claim
+ * checks and the read model cost on top of the JOSE work.
+ */
+async function joseRows() {
+  const issuer = await createTestIssuer({ issuer: 'https://license.bench', audience: 'bench' })
+  const resetsAt = Math.floor(Date.now() / 1000) + 10 * 86_400
+  const token = await issuer.issue(realisticEntitlement(resetsAt), {
+    subject: 'customer-1',
+    expiresInSec: 86_400,
+  })
+  const verifier = createEntitlementVerifier(issuer.verifyOptions)
+  const keys = createLocalJWKSet(issuer.jwks)
+  const options = {
+    algorithms: ['EdDSA', 'Ed25519', 'ES256'],
+    issuer: issuer.issuer,
+    audience: issuer.audience,
+    typ: 'entitlement+jwt',
+    requiredClaims: ['iat', 'exp', 'sub', 'jti'],
+  }
+  await verifier.verify(token)
+  await jwtVerify(token, keys, options)
+  const ours = () => verifier.verify(token)
+  const jose = () => jwtVerify(token, keys, options)
+  return [
+    await compare(`verify EdDSA ${token.length} B token, 32 in flight vs jose.jwtVerify`, ours, jose, {
+      inFlight: 32,
+    }),
+    await compare(`verify EdDSA ${token.length} B token, one at a time vs jose.jwtVerify`, ours, jose),
+  ]
+}
+
 async function decisionRow() {
   const issuer = await createTestIssuer()
   const entitlements = await createEntitlementVerifier(issuer.verifyOptions).verify(
@@ -80,14 +116,18 @@ async function decisionRow() {
   return row
 }
 
+const jose = await joseRows()
+const consume = await consumeRows()
 const client = await clientRows()
 const usage = await usageRows()
 const fleet = await fleetRow()
 const rows = [
   ...(await verificationRows('EdDSA')),
   ...(await verificationRows('ES256')),
+  ...jose,
   await decisionRow(),
   ...client.rows,
+  ...consume,
   usage.row,
   ...(fleet ? [fleet] : []),
 ]

@@ -1,44 +1,32 @@
 // One point of the scale suite (`npm run bench:scale`), in a process of its own: N customers loaded into one
-// client, then the heap each costs, checkSync and record() beside a Map on the same random keys, and the load rate
-// beside raw crypto.verify. Prints one JSON line.
+// client, then the heap each costs (after loading, and again after the checks and records, when answers and usage
+// lines are held too), checkSync and record() beside a Map on the same random keys, and the load rate beside raw
+// crypto.verify on every core. Prints one JSON line.
 import { createPublicKey, verify as nodeVerify } from 'node:crypto'
+import { availableParallelism } from 'node:os'
+import { Worker } from 'node:worker_threads'
 import { createEntitlements } from '../dist/index.js'
 import { createTestIssuer } from '../dist/testing.js'
 import { compare } from './harness.mjs'
+import { FEATURE_NAMES, realisticEntitlement } from './realistic-token.mjs'
 
 const N = Number(process.argv[2] ?? 1000)
-const FEATURES = 15
 
 const issuer = await createTestIssuer({ issuer: 'https://license.bench', audience: 'bench' })
 const resetsAt = Math.floor(Date.now() / 1000) + 10 * 86_400
-const names = Array.from({ length: FEATURES }, (_, i) => `feature-${String(i).padStart(2, '0')}`)
-// A realistic token, about 1.5 KB: flags, limits, caps, roles and upgrade hints.
-const features = Object.fromEntries(
-  names.map((name, i) => [
-    name,
-    i % 3 === 0
-      ? true
-      : i % 3 === 1
-        ? {
-            limit: 10 * i,
-            upgrade: { plan: 'business', url: 'https://vendor.example/pricing?plan=business' },
-          }
-        : { cap: { limit: 1e6, period: 'month', used: i, resetsAt }, roles: ['admin', 'member'] },
-  ]),
-)
-const ent = {
-  plan: { id: 'team', name: 'Team', tier: 2 },
-  features,
-  term: { expiresAt: resetsAt + 86_400 * 300 },
-}
-const tokenFor = (subject) => issuer.issue(ent, { subject, expiresInSec: 24 * 3600 })
-const sample = await tokenFor('customer-0')
+const names = FEATURE_NAMES
+const FEATURES = names.length
+// Every customer is on the same plan, but each has used its caps differently: what is the same for everyone and
+// what is not, as in a real service.
+const tokenFor = (subject, n) =>
+  issuer.issue(realisticEntitlement(resetsAt, (n * 7919) % 100_000), { subject, expiresInSec: 24 * 3600 })
+const sample = await tokenFor('customer-0', 0)
 
 const subjects = Array.from({ length: N }, (_, i) => `customer-${i}`)
 // Tokens signed ahead, so loading measures verify + install, not signing.
 const tokens = new Map()
 for (let i = 0; i < N; i += 500)
-  await Promise.all(subjects.slice(i, i + 500).map(async (s) => tokens.set(s, await tokenFor(s))))
+  await Promise.all(subjects.slice(i, i + 500).map(async (s, j) => tokens.set(s, await tokenFor(s, i + j))))
 
 const fetchToken = async (input) => {
   const url = input instanceof Request ? input.url : String(input)
@@ -64,7 +52,8 @@ const loadSeconds = (performance.now() - started) / 1000
 globalThis.gc()
 const heapPerCustomer = (process.memoryUsage().heapUsed - before) / N
 
-// Raw signature throughput of the same token on this machine, one core, synchronous: the floor.
+// Raw signature throughput of the same token on this machine, synchronous crypto.verify on one core, and on every
+// core at once (one worker per core): the floor any loader stands on.
 const key = createPublicKey({ key: issuer.publicJwk, format: 'jwk' })
 const dot = sample.lastIndexOf('.')
 const input = Buffer.from(sample.slice(0, dot))
@@ -76,6 +65,33 @@ while (performance.now() - t0 < 500) {
   verified++
 }
 const rawVerifyPerSecond = verified / ((performance.now() - t0) / 1000)
+const rawSource = `
+  const { createPublicKey, verify } = require('node:crypto')
+  const { workerData, parentPort } = require('node:worker_threads')
+  const key = createPublicKey({ key: workerData.jwk, format: 'jwk' })
+  const input = Buffer.from(workerData.input), signature = Buffer.from(workerData.signature, 'base64url')
+  const t0 = performance.now(); let n = 0
+  while (performance.now() - t0 < 1000) { verify(null, input, key, signature); n++ }
+  parentPort.postMessage(n / ((performance.now() - t0) / 1000))`
+const rawAllCoresPerSecond = (
+  await Promise.all(
+    Array.from(
+      { length: availableParallelism() },
+      () =>
+        new Promise((resolve, reject) => {
+          const worker = new Worker(rawSource, {
+            eval: true,
+            workerData: {
+              jwk: issuer.publicJwk,
+              input: sample.slice(0, dot),
+              signature: sample.slice(dot + 1),
+            },
+          })
+          worker.once('message', resolve).once('error', reject)
+        }),
+    ),
+  )
+).reduce((a, b) => a + b, 0)
 
 // Random keys, drawn ahead from a seed: both sides walk the same sequence.
 let seed = N
@@ -124,15 +140,19 @@ const ns = (row) => ({
 const check = ns(await compare('checkSync', ourCheck, bareCheck, { ms: 200, rounds: 5 }))
 const record = ns(await compare('record', ourRecord, bareRecord, { ms: 200, rounds: 5 }))
 const stats = client.stats()
+globalThis.gc()
+const heapPerCustomerInUse = (process.memoryUsage().heapUsed - before) / N
 await client.close({ deadlineMs: 0 })
 console.log(
   JSON.stringify({
     customers: N,
     tokenBytes: sample.length,
     heapPerCustomer,
+    heapPerCustomerInUse,
     loadSeconds,
     loadsPerSecond: N / loadSeconds,
     rawVerifyPerSecond,
+    rawAllCoresPerSecond,
     check,
     record,
     cached: stats.cached,

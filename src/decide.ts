@@ -147,6 +147,20 @@ export function decide(
   context: DecisionContext = NO_CONTEXT,
   now: number,
 ): Decision {
+  return decideCounting(entitlements, name, context, now, 0)
+}
+
+/**
+ * {@link decide}, with `counted` units of usage on top of `context.usage`: what the client recorded in this process
+ * that the token's snapshot does not hold yet. Internal: it spares the client a copy of the context per check.
+ */
+export function decideCounting(
+  entitlements: Entitlements,
+  name: string,
+  context: DecisionContext,
+  now: number,
+  counted: number,
+): Decision {
   if (!contextIsValid(context)) return denied(name, 'invalid_request', entitlements)
   if (context.subject !== undefined && context.subject !== entitlements.subject) {
     return { ...denied(name, 'subject_mismatch', undefined), subject: context.subject }
@@ -168,7 +182,8 @@ export function decide(
     const hint = upgradeFor(entitlements, name, feature)
     return denied(name, 'not_in_plan', entitlements, undefined, hint)
   }
-  const { amount = 1, usage = 0 } = context
+  const amount = context.amount ?? 1
+  const usage = (context.usage ?? 0) + counted
   if (!isAmount(context.amount) || !isAmount(context.usage)) {
     return denied(name, 'invalid_request', entitlements)
   }

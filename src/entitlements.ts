@@ -7,6 +7,8 @@ import type {
   UpgradeHint,
   UsagePeriod,
 } from './claims.js'
+import { FrozenMap, frozenMap, keyLayout } from './frozen-map.js'
+import { createInterner } from './interner.js'
 
 /** A metered cap as the decision engine reads it. Times are epoch milliseconds. */
 export interface FeatureCap {
@@ -59,25 +61,49 @@ export interface Entitlements {
   readonly algorithm: string
   readonly plan: Plan
   readonly addons: readonly string[]
-  /** Granted features by name. A `Map`, so that no name can reach `Object.prototype`. */
+  /** Granted features by name. A read-only `Map`, so that no name can reach `Object.prototype`. */
   readonly features: ReadonlyMap<string, Feature>
   readonly devices: { readonly max: number | undefined; readonly fingerprints: readonly string[] | undefined }
   /** Hints for features not in the plan. */
   readonly upgrades: ReadonlyMap<string, UpgradeHint>
   readonly upgrade: UpgradeHint | undefined
-  /** The validated claims as signed, for anything the model above does not carry. */
-  readonly claims: EntitlementTokenClaims
 }
 
 const seconds = (value: number | undefined): number | undefined =>
   value === undefined ? undefined : value * 1000
 
+/**
+ * Shared across every token this process verifies: the parts of a read model that are the same for everyone on a
+ * plan (the plan, hints, role lists, region rules, flag and limit features, the feature layout) are kept once.
+ * What differs per customer (subject, token id, times, metered caps with their usage) is not interned.
+ */
+const intern = createInterner()
+const key = (kind: string, value: unknown) => `${kind}${JSON.stringify(value)}`
+let contexts = 0
+const contextId = (json: string): string => intern(`context${json}`, () => String(++contexts))
+const EMPTY: readonly never[] = Object.freeze([])
+const NO_UPGRADES: ReadonlyMap<string, UpgradeHint> = new FrozenMap(keyLayout([]), [])
+const layoutFor = (names: readonly string[]) => intern(key('layout', names), () => keyLayout(names))
+
+const shared = <T extends object>(kind: string, value: T | undefined): T | undefined =>
+  value === undefined ? undefined : intern(key(kind, value), () => deepFreeze(value))
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const inner of Object.values(value)) deepFreeze(inner)
+    Object.freeze(value)
+  }
+  return value
+}
+
 function regionRule(policy: RegionPolicy | undefined): RegionRule | undefined {
   if (!policy) return undefined
-  return Object.freeze({
-    allow: policy.allow?.map((code) => code.toUpperCase()),
-    deny: policy.deny?.map((code) => code.toUpperCase()),
-  })
+  return intern(key('regions', policy), () =>
+    Object.freeze({
+      allow: policy.allow && Object.freeze(policy.allow.map((code) => code.toUpperCase())),
+      deny: policy.deny && Object.freeze(policy.deny.map((code) => code.toUpperCase())),
+    }),
+  )
 }
 
 function feature(
@@ -85,28 +111,33 @@ function feature(
   claim: FeatureClaim,
   term: Term | undefined,
   defaults: Pick<Feature, 'regions' | 'roles' | 'upgrade'>,
+  context: string,
 ): Feature {
   const own = claim.term
-  return Object.freeze({
-    name,
-    addon: claim.addon,
-    limit: claim.limit,
-    cap: claim.cap
-      ? Object.freeze({
-          limit: claim.cap.limit,
-          period: claim.cap.period,
-          used: claim.cap.used,
-          resetsAt: seconds(claim.cap.resetsAt),
-          asOf: claim.cap.asOf === undefined ? undefined : Math.round(claim.cap.asOf * 1000),
-        })
-      : undefined,
-    expiresAt: seconds(own?.expiresAt ?? term?.expiresAt),
-    graceEndsAt: seconds(own?.graceEndsAt ?? term?.graceEndsAt),
-    trialEndsAt: seconds(own?.trialEndsAt ?? term?.trialEndsAt),
-    regions: claim.regions ? regionRule(claim.regions) : defaults.regions,
-    roles: claim.roles ?? defaults.roles,
-    upgrade: claim.upgrade ?? defaults.upgrade,
-  })
+  const make = (): Feature =>
+    Object.freeze({
+      name,
+      addon: claim.addon,
+      limit: claim.limit,
+      cap: claim.cap
+        ? Object.freeze({
+            limit: claim.cap.limit,
+            period: claim.cap.period,
+            used: claim.cap.used,
+            resetsAt: seconds(claim.cap.resetsAt),
+            asOf: claim.cap.asOf === undefined ? undefined : Math.round(claim.cap.asOf * 1000),
+          })
+        : undefined,
+      expiresAt: seconds(own?.expiresAt ?? term?.expiresAt),
+      graceEndsAt: seconds(own?.graceEndsAt ?? term?.graceEndsAt),
+      trialEndsAt: seconds(own?.trialEndsAt ?? term?.trialEndsAt),
+      regions: claim.regions ? regionRule(claim.regions) : defaults.regions,
+      roles: shared('roles', claim.roles) ?? defaults.roles,
+      upgrade: shared('upgrade', claim.upgrade) ?? defaults.upgrade,
+    })
+  // A metered cap carries this customer's usage: it is theirs alone, and interning it would only churn the table.
+  if (claim.cap !== undefined) return make()
+  return intern(`feature${context}\u0000${name}\u0000${JSON.stringify(claim)}`, make)
 }
 
 /** Builds the read model from validated claims. Features switched off (`enabled: false`) are left out. */
@@ -115,33 +146,58 @@ export function toEntitlements(
   header: { alg: string; kid?: string | undefined },
 ): Entitlements {
   const ent = claims.ent
-  const defaults = { regions: regionRule(ent.regions), roles: ent.roles, upgrade: ent.upgrade }
-  const features = new Map<string, Feature>()
+  const defaults = {
+    regions: regionRule(ent.regions),
+    roles: shared('roles', ent.roles),
+    upgrade: shared('upgrade', ent.upgrade),
+  }
+  // What every feature of this token inherits (the term and the defaults), as a short id: each feature's key
+  // then holds only its own claim.
+  const context = contextId(JSON.stringify([ent.term, defaults]))
+  const names: string[] = []
+  const values: Feature[] = []
   for (const name of Object.keys(ent.features)) {
     const claim = ent.features[name]!
     const normalized: FeatureClaim = claim === true ? {} : claim
     if (normalized.enabled === false) continue
-    features.set(name, feature(name, normalized, ent.term, defaults))
+    names.push(name)
+    values.push(feature(name, normalized, ent.term, defaults, context))
   }
-  const upgrades = new Map<string, UpgradeHint>()
-  for (const name of Object.keys(ent.upgrades ?? {})) upgrades.set(name, ent.upgrades![name]!)
+  const upgradeNames = Object.keys(ent.upgrades ?? {})
+  const upgrades =
+    upgradeNames.length === 0
+      ? NO_UPGRADES
+      : intern(key('upgrades', ent.upgrades), () =>
+          frozenMap(
+            upgradeNames,
+            upgradeNames.map((name) => deepFreeze(ent.upgrades![name]!)),
+            layoutFor,
+          ),
+        )
+  const audience = typeof claims.aud === 'string' ? [claims.aud] : claims.aud
 
   return Object.freeze({
     subject: claims.sub,
-    issuer: claims.iss,
-    audience: Object.freeze(typeof claims.aud === 'string' ? [claims.aud] : [...claims.aud]),
+    issuer: intern(key('iss', claims.iss), () => claims.iss),
+    audience: intern(key('aud', audience), () => Object.freeze([...audience])),
     tokenId: claims.jti,
     issuedAt: claims.iat * 1000,
     notBefore: seconds(claims.nbf),
     expiresAt: claims.exp * 1000,
-    keyId: header.kid,
-    algorithm: header.alg,
-    plan: ent.plan,
-    addons: Object.freeze([...(ent.addons ?? [])]),
-    features,
-    devices: Object.freeze({ max: ent.devices?.max, fingerprints: ent.devices?.fingerprints }),
+    keyId: header.kid === undefined ? undefined : intern(key('kid', header.kid), () => header.kid),
+    algorithm: intern(key('alg', header.alg), () => header.alg),
+    plan: shared('plan', ent.plan)!,
+    addons: ent.addons?.length ? shared('addons', ent.addons)! : EMPTY,
+    features: frozenMap(names, values, layoutFor),
+    devices:
+      ent.devices === undefined
+        ? NO_DEVICES
+        : intern(key('devices', ent.devices), () =>
+            Object.freeze({ max: ent.devices!.max, fingerprints: deepFreeze(ent.devices!.fingerprints) }),
+          ),
     upgrades,
-    upgrade: ent.upgrade,
-    claims,
+    upgrade: defaults.upgrade,
   })
 }
+
+const NO_DEVICES = Object.freeze({ max: undefined, fingerprints: undefined })

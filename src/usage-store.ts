@@ -26,8 +26,10 @@ export interface UsageCounterRequest {
   readonly force?: boolean
 }
 
-/** The in-memory store, which can also be read synchronously. */
+/** The in-memory store, which can also be used synchronously. */
 export interface MemoryUsageStore extends UsageCounterStore {
+  /** `consume`, synchronously: in one process nothing needs to wait. */
+  consumeNow(request: UsageCounterRequest): { readonly allowed: boolean; readonly used: number }
   /** The counter of `key` as it stands (no baseline applied), or `undefined`. Synchronous. */
   peek(key: string): number | undefined
   readonly size: number
@@ -44,17 +46,25 @@ export interface MemoryUsageStore extends UsageCounterStore {
  */
 export function createMemoryUsageStore(now: () => number = Date.now): MemoryUsageStore {
   const counters = new Map<string, { used: number; expiresAt: number | undefined }>()
+  function consumeNow({ key, amount, limit, baseline, expiresAt, force }: UsageCounterRequest) {
+    let counter = counters.get(key)
+    if (counter !== undefined && counter.expiresAt !== undefined && now() >= counter.expiresAt) {
+      counters.delete(key)
+      counter = undefined
+    }
+    const used = Math.max(counter?.used ?? baseline, baseline)
+    if (!force && used + amount > limit) return { allowed: false, used }
+    if (counter === undefined) counters.set(key, { used: used + amount, expiresAt })
+    else {
+      counter.used = used + amount
+      counter.expiresAt = expiresAt
+    }
+    return { allowed: true, used: used + amount }
+  }
   return {
-    async consume({ key, amount, limit, baseline, expiresAt, force }) {
-      let counter = counters.get(key)
-      if (counter !== undefined && counter.expiresAt !== undefined && now() >= counter.expiresAt) {
-        counters.delete(key)
-        counter = undefined
-      }
-      const used = Math.max(counter?.used ?? baseline, baseline)
-      if (!force && used + amount > limit) return { allowed: false, used }
-      counters.set(key, { used: used + amount, expiresAt })
-      return { allowed: true, used: used + amount }
+    consumeNow,
+    async consume(request) {
+      return consumeNow(request)
     },
     peek(key) {
       const counter = counters.get(key)

@@ -1,17 +1,15 @@
-import { decide, deniedForError } from '../decide.js'
+import { decideCounting, deniedForError } from '../decide.js'
 import type { Decision, DecisionSource } from '../decision.js'
 import type { Entitlements } from '../entitlements.js'
 import type { UsageMeter } from '../usage/meter.js'
 import type { MemoryUsageStore } from '../usage-store.js'
 import type { DecisionStats } from './decision-stats.js'
+import { createMemoTable } from './memo-table.js'
 import type { CheckContext, ClientConfig, FailurePolicy } from './options.js'
 import type { Revocations } from './revocations.js'
 import { type Entry, OWN, type TokenCache } from './token-cache.js'
 import type { TrustedClock } from './trusted-clock.js'
 import { counterKeyOf, windowFor } from './usage-window.js'
-
-/** Memoized answers kept per customer, at most. */
-const MAX_MEMO = 256
 
 /** A decision with every field but the ones given left empty: for answers that did not come from `decide`. */
 export function emptyDecision(
@@ -105,12 +103,15 @@ export interface AnswerHost {
   readonly meter: UsageMeter | undefined
   /** What consume() counted in this process when there is no meter (and no fleet). */
   readonly localStore: MemoryUsageStore | undefined
+  /** Slots of memoized answers (a power of two): see {@link createMemoTable}. */
+  readonly memoSlots: number
 }
 
 /** Turns what the client holds for a customer into a decision: the hot path of every check. */
 export function createAnswerer(host: AnswerHost) {
   const { config, tokens, clock, revocations, stats, meter, localStore } = host
   const { platform, staleGraceMs } = config
+  const memos = createMemoTable(host.memoSlots, stats)
 
   /** Usage recorded here that the token's snapshot does not count yet. */
   function localUsage(entry: Entry, key: string, feature: string, now: number): number {
@@ -138,7 +139,17 @@ export function createAnswerer(host: AnswerHost) {
     return stats.count(emptyDecision(feature, false, verdict.reason, subject, 'cache'))
   }
 
-  function answer(entry: Entry | undefined, key: string, feature: string, context: CheckContext): Decision {
+  /**
+   * The answer for `feature`. `consuming` (consume(), whose context may leave `amount` to mean 1) is never
+   * memoized: it is about to change what the next answer counts.
+   */
+  function answer(
+    entry: Entry | undefined,
+    key: string,
+    feature: string,
+    context: CheckContext,
+    consuming = false,
+  ): Decision {
     const now = platform.now()
     const subject = key === OWN ? context.subject : key
     if (clock.rolledBack(now))
@@ -155,12 +166,9 @@ export function createAnswerer(host: AnswerHost) {
       (revocations.size === 0 || !revocations.has(entry.entitlements.tokenId))
     ) {
       // The hot path: a token in memory, valid, not revoked. A plain check reuses its answer.
-      if (isPlain(context, key)) {
-        const memo = entry.memo?.get(feature)
-        if (memo !== undefined && now < memo.until) {
-          memo.hits++
-          return memo.decision
-        }
+      if (!consuming && isPlain(context, key)) {
+        const memo = memos.get(entry, feature, now)
+        if (memo !== undefined) return memo
       }
     }
     const { entitlements } = entry
@@ -191,40 +199,29 @@ export function createAnswerer(host: AnswerHost) {
       at = expiresAt - 1
       source = 'stale'
     }
-    const plain = source !== 'fresh' && source !== 'stale' && isPlain(context, key)
-    const local = localUsage(entry, key, feature, now)
-    const asked = local > 0 ? { ...context, usage: (context.usage ?? 0) + local } : context
-    const decision = decide(entitlements, feature, asked, at) as {
+    const plain = !consuming && source !== 'fresh' && source !== 'stale' && isPlain(context, key)
+    const decision = decideCounting(
+      entitlements,
+      feature,
+      context,
+      at,
+      localUsage(entry, key, feature, now),
+    ) as {
       -readonly [K in keyof Decision]: Decision[K]
     }
     decision.source = source
     decision.age = age
-    // Feature names may come from requests: a customer's memo holds at most MAX_MEMO answers, so made-up names
-    // cannot grow it without bound (they are still answered, just not remembered).
-    if (plain && (entry.memo === undefined || entry.memo.size < MAX_MEMO || entry.memo.has(feature))) {
-      entry.memo ??= new Map()
-      const replaced = entry.memo.get(feature)
-      if (replaced !== undefined) stats.fold(replaced)
-      entry.memo.set(feature, {
-        decision: Object.freeze(decision),
-        until: memoUntil(entitlements, feature, now),
-        hits: 0,
-      })
-    }
+    if (plain && memos.wants(entry, feature, now))
+      memos.set(entry, feature, Object.freeze(decision), memoUntil(entitlements, feature, now))
     return stats.count(decision)
   }
 
-  /** Adds the hits of an entry's memoized answers to the counts (they are counted lazily, on the hot path). */
-  function fold(entry: Entry): void {
-    if (entry.memo !== undefined) for (const memo of entry.memo.values()) stats.fold(memo)
-  }
+  /** Adds the hits of memoized answers (counted lazily, on the hot path) to the counts. */
+  const fold = () => memos.fold()
 
   /** Forgets a memoized answer that no longer counts everything used (after record() or consume()). */
   function invalidate(entry: Entry | undefined, feature: string): void {
-    const memo = entry?.memo?.get(feature)
-    if (memo === undefined) return
-    stats.fold(memo)
-    entry!.memo!.delete(feature)
+    if (entry !== undefined) memos.invalidate(entry, feature)
   }
 
   return { answer, invalidate, fold }

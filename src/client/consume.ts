@@ -3,17 +3,20 @@ import type { Decision } from '../decision.js'
 import { EntitlementError } from '../errors.js'
 import { NEVER } from '../protocol/usage-rules.js'
 import type { UsageMeter } from '../usage/meter.js'
-import type { UsageCounterStore } from '../usage-store.js'
+import type { MemoryUsageStore, UsageCounterStore } from '../usage-store.js'
 import { type Answerer, fallbackDecision } from './answer.js'
 import type { DecisionStats } from './decision-stats.js'
 import type { CheckContext, ClientConfig, ErrorEvent } from './options.js'
 import type { Entry, TokenCache } from './token-cache.js'
 import { counterKeyOf, windowFor } from './usage-window.js'
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] }
+
 /**
- * `consume()`: a check and a use in one step. Without a fleet the cap is counted in this process (one instance,
- * the same semantics); with one, in the shared store, atomically, and with `onStoreError: 'local'` from the last
- * fleet count seen while the store is out of reach.
+ * `consume()` and `consumeSync()`: a check and a use in one step. Without a fleet the cap is counted in this
+ * process, synchronously (one thread: nothing can come between the check and the add); with one, in the shared
+ * store, atomically, and with `onStoreError: 'local'` from the last fleet count seen while the store is out of
+ * reach.
  */
 export function createConsume(host: {
   config: ClientConfig
@@ -21,12 +24,16 @@ export function createConsume(host: {
   answerer: Answerer
   stats: DecisionStats
   meter: UsageMeter | undefined
-  store: UsageCounterStore
+  /** The fleet's shared store, if any. */
+  fleet: UsageCounterStore | undefined
+  /** Without a fleet and without a meter: where this process counts what it consumed. */
+  localStore: MemoryUsageStore | undefined
   keyOf: (context: CheckContext) => string
   isClosed: () => boolean
   report: (during: ErrorEvent['during'], subject: string | undefined, error: unknown) => void
 }) {
-  const { config, tokens, answerer, stats, meter, store } = host
+  const { config, tokens, answerer, stats, meter } = host
+  const store = host.fleet
   const { platform } = config
   /** What this instance last saw of each fleet counter, and what it used while the store was out of reach. */
   const fleetSeen = new LRUCache<string, { used: number; owed: number }>({ max: config.maxSubjects })
@@ -40,6 +47,7 @@ export function createConsume(host: {
 
   /** Counts one unit of work against the store; after an outage, first what this instance used meanwhile. */
   async function count(
+    fleet: UsageCounterStore,
     seen: { used: number; owed: number },
     request: { key: string; amount: number; limit: number; baseline: number; expiresAt: number | undefined },
   ) {
@@ -48,22 +56,59 @@ export function createConsume(host: {
       // Back from an outage: the fleet learns what this instance used meanwhile, before anything else.
       seen.owed -= owed
       try {
-        await store.consume({ ...request, amount: owed, force: true })
+        await fleet.consume({ ...request, amount: owed, force: true })
       } catch (error) {
         seen.owed += owed
         throw error
       }
     }
-    return store.consume(request)
+    return fleet.consume(request)
   }
 
-  return async function consume(feature: string, context: CheckContext): Promise<Decision> {
-    const key = host.keyOf(context)
-    let entry = tokens.get(key)
-    if (entry === undefined && !host.isClosed() && !tokens.hasVerdict(key)) entry = await tokens.load(key)
-    const asked = context.amount === undefined ? { ...context, amount: 1 } : context
-    const checked = answerer.answer(entry, key, feature, asked)
-    const amount = asked.amount ?? 1
+  /**
+   * In this process: the check counts what this process used (the meter's unreported units, or the local
+   * counter), so when it allows `amount`, the add fits under the cap; the add is then made at once.
+   */
+  function consumeHere(
+    entry: Entry | undefined,
+    key: string,
+    feature: string,
+    context: CheckContext,
+  ): Decision {
+    const checked = answerer.answer(entry, key, feature, context, true)
+    if (!checked.allowed || entry === undefined) return checked
+    const amount = context.amount ?? 1
+    const cap = entry.entitlements.features.get(feature)?.cap
+    if (cap !== undefined) {
+      if (meter === undefined) {
+        const now = platform.now()
+        const windowEnd = windowFor(entry.entitlements, feature, now)
+        host.localStore!.consumeNow({
+          key: counterKeyOf(entry.entitlements.subject, feature, windowEnd),
+          amount,
+          limit: cap.limit,
+          baseline: cap.resetsAt !== undefined && now >= cap.resetsAt ? 0 : cap.used,
+          expiresAt: windowEnd === NEVER ? undefined : windowEnd,
+          force: true,
+        })
+      }
+      // A decision worked out for a context with an amount is never memoized: it is this call's own object.
+      ;(checked as Mutable<Decision>).remaining = Math.max(0, checked.remaining! - amount)
+    }
+    use(key, entry, feature, amount)
+    return checked
+  }
+
+  /** Over the fleet's shared store: the decision, then one atomic step of the store. */
+  async function consumeInFleet(
+    entry: Entry | undefined,
+    key: string,
+    feature: string,
+    context: CheckContext,
+    fleet: UsageCounterStore,
+  ): Promise<Decision> {
+    const checked = answerer.answer(entry, key, feature, context, true)
+    const amount = context.amount ?? 1
     if (!checked.allowed) return checked
     const cap = entry?.entitlements.features.get(feature)?.cap
     if (cap === undefined || entry === undefined) {
@@ -99,7 +144,7 @@ export function createConsume(host: {
       expiresAt: windowEnd === NEVER ? undefined : windowEnd,
     }
     try {
-      const result = await count(seen, request)
+      const result = await count(fleet, seen, request)
       seen.used = result.used
       if (result.allowed) use(key, entry, feature, amount)
       return decided(result.used, result.allowed)
@@ -125,4 +170,15 @@ export function createConsume(host: {
       return decided(used + amount, true)
     }
   }
+
+  async function consume(feature: string, context: CheckContext): Promise<Decision> {
+    const key = host.keyOf(context)
+    let entry = tokens.get(key)
+    if (entry === undefined && !host.isClosed() && !tokens.hasVerdict(key)) entry = await tokens.load(key)
+    return store === undefined
+      ? consumeHere(entry, key, feature, context)
+      : consumeInFleet(entry, key, feature, context, store)
+  }
+
+  return { consume, consumeHere }
 }

@@ -19,6 +19,9 @@ import { createTrustedClock } from './trusted-clock.js'
 export type * from './options.js'
 
 const TIME_KEY = 'entitle:trusted-time'
+/** A power of two between 256 and 16 384: 16 slots a customer. */
+const memoSlotsFor = (maxSubjects: number) =>
+  2 ** Math.min(14, Math.max(8, Math.ceil(Math.log2(maxSubjects * 16))))
 const NO_RECORD_CONTEXT: RecordContext = Object.freeze({})
 
 /**
@@ -94,11 +97,21 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     emitChange: (event) => emit('change', event),
     report,
     background,
-    retire: (entry) => answerer.fold(entry),
     counters,
   })
   const localStore = options.fleet === undefined ? createMemoryUsageStore(() => platform.now()) : undefined
-  const answerer = createAnswerer({ config, tokens, clock, revocations, stats, meter, localStore })
+  const answerer = createAnswerer({
+    config,
+    tokens,
+    clock,
+    revocations,
+    stats,
+    meter,
+    localStore,
+    // One customer needs a few slots; many share 16 each, up to 16 384 (about 3.4 MB at most, whatever their
+    // number): every feature of a thousand customers, or the hot ones among a million.
+    memoSlots: server === undefined ? 256 : memoSlotsFor(config.maxSubjects),
+  })
   const { answer } = answerer
 
   function keyOf(context: { subject?: string | undefined } | undefined): string {
@@ -108,13 +121,14 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       throw new TypeError('a multi-tenant client needs context.subject: the customer to check')
     return subject
   }
-  const consume = createConsume({
+  const { consume, consumeHere } = createConsume({
     config,
     tokens,
     answerer,
     stats,
     meter,
-    store: options.fleet?.store ?? localStore!,
+    fleet: options.fleet?.store,
+    localStore,
     keyOf,
     isClosed: () => closed,
     report,
@@ -133,9 +147,7 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
         })
       : undefined
 
-  function foldAll(): void {
-    for (const entry of tokens.values()) answerer.fold(entry)
-  }
+  const foldAll = answerer.fold
   const stopSummary = startDecisionSummary(
     platform,
     config.decisionSummaryIntervalMs,
@@ -210,11 +222,26 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
         ({ dimensions, properties } = cleanRecordExtras(dimensions, properties))
       const entry = tokens.peek(key)
       meter.record(key, metric, amount, platform.now(), entry, dimensions, properties)
-      if (entry?.memo !== undefined) answerer.invalidate(entry, metric)
+      answerer.invalidate(entry, metric)
     },
     async consume(feature, context: CheckContext = {}) {
       checkFeature(feature)
       return consume(feature, context)
+    },
+    consumeSync(feature, context: CheckContext = {}) {
+      checkFeature(feature)
+      if (options.fleet !== undefined)
+        throw new TypeError(
+          'with a fleet store, consume() counts across instances: use consume(), not consumeSync()',
+        )
+      const key = keyOf(context)
+      const entry = tokens.get(key)
+      if (entry !== undefined || tokens.hasVerdict(key) || closed)
+        return consumeHere(entry, key, feature, context)
+      background(tokens.load(key))
+      return stats.count(
+        emptyDecision(feature, false, 'not_loaded', key === OWN ? context.subject : key, 'fallback'),
+      )
     },
     async importRevocations(signedList) {
       await ready

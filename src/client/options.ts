@@ -51,7 +51,13 @@ export interface EntitlementsClientOptions extends Omit<VerifyOptions, 'now'> {
   failurePolicy?: FailurePolicy
   /** Per-feature failure policies, overriding `failurePolicy`. */
   featurePolicies?: Readonly<Record<string, FailurePolicy>>
-  /** Where last-known-good tokens, the keys that verified them, revocations and trusted time survive restarts. Default: in memory. */
+  /**
+   * Where last-known-good tokens, the keys that verified them, revocations, trusted time and unsent usage survive
+   * restarts. Default: in memory, and tokens are not written to it (the cache holds them; a customer the cache
+   * evicts is fetched again). A storage given here keeps each customer's last token until it is proven bad or the
+   * server says the license is gone, whether or not the cache still holds it: that is what lets a restart during
+   * an outage answer for every customer.
+   */
   storage?: EntitlementStorage
   /** Clock, randomness, timers and fetch. Default: the running environment's. */
   platform?: Partial<Platform>
@@ -169,6 +175,12 @@ export interface EntitlementsClient {
    */
   consume(feature: string, context?: CheckContext): Promise<Decision>
   /**
+   * `consume()` from memory, synchronously, for a client with no `fleet`: in one process the check and the use
+   * need not wait for anything. `not_loaded` (and a load started) when the customer is not in memory yet, as
+   * `checkSync`. Throws a `TypeError` with a `fleet`, whose store is only reached asynchronously.
+   */
+  consumeSync(feature: string, context?: CheckContext): Decision
+  /**
    * Imports a signed revocation list (a JWS of type `revocation-list+jwt` from the license server's keys, as
    * `GET v1/revocations` serves with `Accept: application/revocation-list+jwt`): for an app with no network, from a
    * file. Its token ids are added to the ones already known and kept in storage. Resolves to how many ids it
@@ -196,6 +208,11 @@ export interface EntitlementsClient {
 export interface ClientConfig {
   readonly platform: Platform
   readonly storage: EntitlementStorage
+  /**
+   * Whether tokens are written to `storage`: only when the app gave one. The default in-memory storage would hold a
+   * second copy of every token the cache holds, bounded by nothing, to survive a restart it cannot survive.
+   */
+  readonly persistTokens: boolean
   readonly maxSubjects: number
   readonly refreshAt: number
   readonly staleGraceMs: number
@@ -290,6 +307,7 @@ export function resolveOptions(options: EntitlementsClientOptions): ClientConfig
   return Object.freeze({
     platform: withLongTimers({ ...defaultPlatform(), ...platform }),
     storage: storage ?? createMemoryStorage(),
+    persistTokens: storage !== undefined,
     maxSubjects,
     refreshAt,
     ...durations,

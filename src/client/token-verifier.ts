@@ -71,6 +71,8 @@ export function createTokenVerifier(
   // Made on first need: most clients never verify a token past its exp, or restart without their key set.
   let stale: EntitlementVerifier | undefined
   const known = new Map<string, { strict: EntitlementVerifier; stale?: EntitlementVerifier }>()
+  /** One frozen copy per key of the set, shared by every entry it verified (not one copy per customer). */
+  const copies = new WeakMap<JWK, JWK>()
 
   /** Verifies with `make(tolerance)`'s verifier, and past `exp` again with one whose tolerance reaches the grace. */
   async function withGrace(
@@ -93,7 +95,14 @@ export function createTokenVerifier(
     const candidates = set.keys.filter(
       (key) => entitlements.keyId === undefined || key.kid === entitlements.keyId,
     )
-    return candidates.length === 1 ? { ...candidates[0]! } : undefined
+    if (candidates.length !== 1) return undefined
+    const key = candidates[0]!
+    let copy = copies.get(key)
+    if (copy === undefined) {
+      copy = Object.freeze({ ...key })
+      copies.set(key, copy)
+    }
+    return copy
   }
 
   return {

@@ -2,7 +2,9 @@ import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { decodeJwt } from 'jose'
 import { beforeAll, describe, expect, it } from 'vitest'
+import type { EntitlementClaim } from '../../src/claims.js'
 import { verifyEntitlementToken } from '../../src/index.js'
 
 const CLI = join(process.cwd(), 'dist/cli.js')
@@ -123,7 +125,8 @@ describe('entitle issue', () => {
       plan: { id: 'team' },
       addons: ['sso'],
     })
-    const ent = verified.claims.ent
+    // Verified above; the claims as signed, to see each flag landed where the format says.
+    const ent = decodeJwt(result.stdout.trim()).ent as EntitlementClaim
     expect(ent.features.export).toBe(true)
     expect(ent.features.seats).toEqual({ limit: 10 })
     expect(ent.features['api-calls']).toMatchObject({ cap: { limit: 1000, period: 'month', used: 0 } })

@@ -1,0 +1,54 @@
+// consume() and consumeSync() in one process (no fleet): a check and a use in one step, for one customer with a
+// metered cap and usage going to the license server, beside the least a check-and-add can do in memory.
+import { createEntitlements } from '../dist/index.js'
+import { createTestIssuer } from '../dist/testing.js'
+import { compare } from './harness.mjs'
+
+export async function consumeRows() {
+  const issuer = await createTestIssuer({ issuer: 'https://license.bench', audience: 'bench' })
+  // A cap no run of the bench reaches, so every consume is allowed and adds.
+  const token = await issuer.issue(
+    { plan: { id: 'team' }, features: { 'api-calls': { cap: { limit: 1e12, period: 'total', used: 0 } } } },
+    { subject: 'acme', expiresInSec: 3600 },
+  )
+  const client = createEntitlements({
+    server: { url: 'https://license.bench', revocationIntervalMs: 0 },
+    keys: issuer.jwks,
+    issuer: 'https://license.bench',
+    audience: 'bench',
+    platform: {
+      fetch: async (input) =>
+        String(input).endsWith('/v1/usage') ? Response.json({ lines: [] }) : new Response(token),
+    },
+    usage: { flushIntervalMs: 3_600_000 },
+  })
+  await client.load('acme')
+  const context = { subject: 'acme' }
+  // Baseline: the customer's record and an expiry compare, then its counter read, compared with the cap and
+  // written back: a check and an add, in Maps.
+  const customers = new Map([['acme', { expiresAt: Date.now() + 3_600_000, limit: 1e12 }]])
+  const used = new Map([['acme api-calls', 0]])
+  let sink = 0
+  const bare = () => {
+    const customer = customers.get('acme')
+    if (customer === undefined || customer.expiresAt <= Date.now()) return
+    const count = used.get('acme api-calls') ?? 0
+    if (count + 1 <= customer.limit) {
+      used.set('acme api-calls', count + 1)
+      sink++
+    }
+  }
+  const sync = () => {
+    if (client.consumeSync('api-calls', context).allowed) sink++
+  }
+  const async = async () => {
+    if ((await client.consume('api-calls', context)).allowed) sink++
+  }
+  const rows = [
+    await compare('consumeSync() in process, one customer vs Map check-and-add', sync, bare, { ms: 200 }),
+    await compare('consume() in process, one customer vs Map check-and-add', async, bare, { ms: 200 }),
+  ]
+  await client.close({ deadlineMs: 0 })
+  if (sink === 0) throw new Error('nothing consumed')
+  return rows
+}

@@ -1,0 +1,106 @@
+import type { Decision } from '../decision.js'
+import type { DecisionStats, Memo } from './decision-stats.js'
+import type { Entry } from './token-cache.js'
+
+/** One slot, reused in place: which customer's answer to which feature it holds, and until when. */
+interface Slot extends Memo {
+  entry: Entry | undefined
+  generation: number
+  feature: string
+  decision: Decision
+  until: number
+  hits: number
+}
+
+/** Where a feature's answers go among a customer's slots: its place in the token's feature layout. */
+function featureSlot(entry: Entry, feature: string): number {
+  const layout = entry.layout
+  const at = layout?.index.get(feature)
+  if (at !== undefined) return at
+  // A name the token does not grant (not_in_plan), or no layout: a few slots past the granted ones, by a cheap
+  // hash of the name.
+  const n = feature.length
+  return (layout?.keys.length ?? 0) + ((n * 31 + feature.charCodeAt(0) + feature.charCodeAt(n - 1)) & 7)
+}
+
+/**
+ * Memoized answers to plain checks, for every customer together, in a fixed number of slots (direct-mapped, as a
+ * CPU cache is, by entry and feature): memory does not grow with customers or with made-up feature names, and a service holding a
+ * million customers keeps no answer objects per customer. A slot names the entry (object identity, so an answer
+ * never crosses customers, nor outlives the entry it was worked out for) and the entry's generation.
+ *
+ * A slot whose customer left memory keeps its answer (and the entry) until it is reused: at most `size` of them.
+ */
+export function createMemoTable(size: number, stats: DecisionStats) {
+  const mask = size - 1
+  const slots: (Slot | undefined)[] = new Array(size).fill(undefined)
+  // Which entry each slot holds, by id, in one small typed array: with many customers almost every lookup misses,
+  // and a miss then costs a read from these 16 KB (in the CPU cache) instead of a slot object (likely not).
+  const ids = new Int32Array(size)
+  const untils = new Float64Array(size)
+
+  // Each entry has a block of 16 slots, given out in the order entries are made: no two of the last size / 16
+  // entries share a slot (a plan of up to 16 features), and the oldest blocks are the first reused.
+  const indexOf = (entry: Entry, feature: string) => (entry.id * 16 + featureSlot(entry, feature)) & mask
+
+  function find(entry: Entry, feature: string, index: number): Slot | undefined {
+    if (ids[index] !== entry.id) return undefined
+    const slot = slots[index]
+    return slot !== undefined &&
+      slot.entry === entry &&
+      slot.generation === entry.generation &&
+      slot.feature === feature
+      ? slot
+      : undefined
+  }
+
+  return {
+    /** The memoized answer, if one is held and still right at `now`; counted lazily. */
+    get(entry: Entry, feature: string, now: number): Decision | undefined {
+      const slot = find(entry, feature, indexOf(entry, feature))
+      if (slot === undefined || now >= slot.until) return undefined
+      slot.hits++
+      return slot.decision
+    },
+    /**
+     * Whether an answer worked out now may take its slot: the slot is free, its answer is past, or it is this
+     * customer's. A slot another customer's answer still holds is left to it: with many customers checked at
+     * random, one-off checks would otherwise keep pushing out the answers of the customers checked again and again.
+     */
+    wants(entry: Entry, feature: string, now: number): boolean {
+      const index = indexOf(entry, feature)
+      return ids[index] === 0 || ids[index] === entry.id || now >= untils[index]!
+    },
+    set(entry: Entry, feature: string, decision: Decision, until: number): void {
+      const index = indexOf(entry, feature)
+      const slot = slots[index]
+      ids[index] = entry.id
+      untils[index] = until
+      if (slot === undefined) {
+        slots[index] = { entry, generation: entry.generation, feature, decision, until, hits: 0 }
+        return
+      }
+      stats.fold(slot)
+      slot.entry = entry
+      slot.generation = entry.generation
+      slot.feature = feature
+      slot.decision = decision
+      slot.until = until
+    },
+    /** Forgets an answer that no longer counts everything used (after record() or consume()). */
+    invalidate(entry: Entry, feature: string): void {
+      const index = indexOf(entry, feature)
+      const slot = find(entry, feature, index)
+      if (slot === undefined) return
+      stats.fold(slot)
+      slot.entry = undefined
+      ids[index] = 0
+    },
+    /** Adds every slot's lazy hit counts to the totals. */
+    fold(): void {
+      for (const slot of slots) if (slot !== undefined && slot.hits > 0) stats.fold(slot)
+    },
+  }
+}
+
+export type MemoTable = ReturnType<typeof createMemoTable>

@@ -1,0 +1,240 @@
+import { HttpResponse, http } from 'msw'
+import { setupServer } from 'msw/node'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import type { EntitlementClaim } from '../../src/claims.js'
+import {
+  createEntitlements,
+  createMemoryStorage,
+  createMemoryUsageStore,
+  decide,
+  type EntitlementsClient,
+  type EntitlementsClientOptions,
+} from '../../src/index.js'
+import { createTestIssuer } from '../../src/testing.js'
+import { seeded } from '../helpers.js'
+import { fakeLicenseServer, manualPlatform, SERVER } from './harness.js'
+
+const msw = setupServer()
+beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
+afterAll(() => msw.close())
+
+let clock: ReturnType<typeof manualPlatform>
+let server: Awaited<ReturnType<typeof fakeLicenseServer>>
+let clients: EntitlementsClient[]
+let usageLines: number
+
+beforeEach(async () => {
+  msw.resetHandlers()
+  clock = manualPlatform()
+  server = await fakeLicenseServer(msw, clock)
+  usageLines = 0
+  msw.use(
+    http.post(`${SERVER}/v1/usage`, async ({ request }) => {
+      const body = (await request.json()) as { lines: Array<{ id: string }> }
+      usageLines += body.lines.length
+      return HttpResponse.json({ lines: body.lines.map(({ id }) => ({ id, status: 'accepted' })) })
+    }),
+  )
+  clients = []
+})
+afterEach(async () => {
+  await Promise.all(clients.map((client) => client.close({ deadlineMs: 0 })))
+})
+
+function client(overrides: Partial<EntitlementsClientOptions> = {}): EntitlementsClient {
+  const made = createEntitlements({
+    server: { url: SERVER, apiKey: 'sk_test', revocationIntervalMs: 0 },
+    keys: server.issuer.jwks,
+    issuer: SERVER,
+    audience: 'app',
+    platform: clock.platform,
+    ...overrides,
+  })
+  clients.push(made)
+  return made
+}
+
+const resetsAt = () => Math.floor(clock.now / 1000) + 86_400
+
+describe('many customers in one client', () => {
+  it('never answers one customer with another’s memoized answer, though many share the memo slots', async () => {
+    const random = seeded(7)
+    const names = Array.from({ length: 40 }, (_, i) => `f${i}`)
+    const subjects = Array.from({ length: 16 }, (_, i) => `customer-${i}`)
+    for (const [n, subject] of subjects.entries()) {
+      const features: EntitlementClaim['features'] = {}
+      for (const [i, name] of names.entries()) {
+        if ((i + n) % 3 === 0) continue // each customer lacks a different third
+        features[name] =
+          i % 4 === 0
+            ? { cap: { limit: 5 + n, period: 'month', used: n % 4, resetsAt: resetsAt() } }
+            : i % 4 === 1
+              ? { limit: n * 10 + i }
+              : true
+      }
+      server.sell(subject, { plan: { id: `plan-${n % 5}` }, features })
+    }
+    // 16 customers x 40 features and made-up names, in 256 slots: they collide.
+    const entitlements = client({ maxSubjects: 16 })
+    await Promise.all(subjects.map((subject) => entitlements.load(subject)))
+    const recorded = new Map<string, number>()
+    for (let i = 0; i < 20_000; i++) {
+      const subject = subjects[Math.floor(random() * subjects.length)]!
+      const feature =
+        random() < 0.1 ? `made-up-${Math.floor(random() * 50)}` : names[Math.floor(random() * 40)]!
+      if (random() < 0.05 && feature.startsWith('f')) {
+        entitlements.record(feature, 1, { subject })
+        recorded.set(`${subject} ${feature}`, (recorded.get(`${subject} ${feature}`) ?? 0) + 1)
+        continue
+      }
+      const answer = entitlements.checkSync(feature, { subject })
+      const held = entitlements.entitlements(subject)!
+      // What decide() says from this customer's own token, with what was recorded here for a metered cap.
+      const usage = held.features.get(feature)?.cap ? (recorded.get(`${subject} ${feature}`) ?? 0) : 0
+      const expected = decide(held, feature, usage > 0 ? { subject, usage } : { subject }, clock.now)
+      expect({ ...answer, source: undefined, age: undefined }).toEqual(expected)
+      expect(answer.subject).toBe(subject)
+    }
+  })
+
+  it('counts records into memoized answers: a check after record() sees the unit', async () => {
+    server.sell('acme', {
+      plan: { id: 'team' },
+      features: { calls: { cap: { limit: 3, period: 'month', used: 0, resetsAt: resetsAt() } } },
+    })
+    const entitlements = client()
+    await entitlements.load('acme')
+    for (let used = 0; used < 3; used++) {
+      expect(entitlements.checkSync('calls', { subject: 'acme' })).toMatchObject({ allowed: true, used })
+      entitlements.record('calls', 1, { subject: 'acme' })
+    }
+    expect(entitlements.checkSync('calls', { subject: 'acme' })).toMatchObject({
+      allowed: false,
+      reason: 'usage_cap_reached',
+      used: 3,
+    })
+  })
+
+  it('keeps no hidden second copy of tokens: without a storage, an evicted customer is fetched again', async () => {
+    for (const subject of ['a', 'b', 'c'])
+      server.sell(subject, { plan: { id: 'team' }, features: { export: true } })
+    const entitlements = client({ maxSubjects: 2 })
+    for (const subject of ['a', 'b', 'c']) await entitlements.load(subject)
+    expect(entitlements.stats().cached).toBe(2)
+    server.state.fail = 'network'
+    expect(await entitlements.check('export', { subject: 'a' })).toMatchObject({
+      allowed: false,
+      reason: 'unavailable',
+    })
+
+    // With a storage, each customer's last token is kept there, evicted or not: a restart during an outage answers.
+    server.state.fail = undefined
+    const storage = createMemoryStorage()
+    const stored = client({ maxSubjects: 2, storage })
+    for (const subject of ['a', 'b', 'c']) await stored.load(subject)
+    await clock.idle()
+    server.state.fail = 'network'
+    expect(await stored.check('export', { subject: 'a' })).toMatchObject({ allowed: true, source: 'stored' })
+  })
+
+  it('renews every customer with one timer, not one each', async () => {
+    const subjects = Array.from({ length: 200 }, (_, i) => `customer-${i}`)
+    for (const subject of subjects) server.sell(subject, { plan: { id: 'team' }, features: { export: true } })
+    const entitlements = client()
+    await Promise.all(subjects.map((subject) => entitlements.load(subject)))
+    await clock.idle()
+    // One renewal timer and the decision summary.
+    expect(clock.pending()).toBe(2)
+    const fetched = server.requests.length
+    await clock.advance(50 * 60_000) // past 80% of the hour every token lives
+    expect(server.requests.length - fetched).toBe(200)
+    expect(clock.pending()).toBe(2)
+  })
+
+  it('keeps a customer checked regularly while thousands of others come and go', async () => {
+    const subjects = Array.from({ length: 1000 }, (_, i) => `customer-${i}`)
+    for (const subject of ['hot', ...subjects])
+      server.sell(subject, { plan: { id: 'team' }, features: { export: true } })
+    const entitlements = client({ maxSubjects: 100 })
+    await entitlements.load('hot')
+    const fetchesOf = () => server.requests.filter((r) => r.path.endsWith('/hot')).length
+    const before = fetchesOf()
+    for (const [i, subject] of subjects.entries()) {
+      await entitlements.load(subject)
+      if (i % 50 === 0) expect(entitlements.checkSync('export', { subject: 'hot' }).allowed).toBe(true)
+    }
+    expect(fetchesOf()).toBe(before)
+    expect(entitlements.entitlements('hot')).toBeDefined()
+    expect(entitlements.entitlements('customer-0')).toBeUndefined()
+    expect(entitlements.stats().cached).toBe(100)
+  })
+})
+
+describe('consumeSync(): a check and a use, with nothing to wait for', () => {
+  const capped = (used = 0) => ({
+    plan: { id: 'team' },
+    features: {
+      export: true as const,
+      calls: { cap: { limit: 10, period: 'month' as const, used, resetsAt: resetsAt() } },
+    },
+  })
+
+  it('holds the cap exactly, mixed with consume(), and a plain check sees it', async () => {
+    server.sell('acme', capped(3))
+    const entitlements = client()
+    expect(entitlements.consumeSync('calls', { subject: 'acme' })).toMatchObject({
+      allowed: false,
+      reason: 'not_loaded',
+    })
+    await entitlements.load('acme')
+    const answers = []
+    for (let i = 0; i < 10; i++) {
+      answers.push(
+        i % 2 === 0
+          ? entitlements.consumeSync('calls', { subject: 'acme' })
+          : await entitlements.consume('calls', { subject: 'acme' }),
+      )
+    }
+    expect(answers.filter((d) => d.allowed)).toHaveLength(7)
+    expect(answers[0]).toMatchObject({ allowed: true, used: 3, remaining: 6 })
+    expect(answers.at(-1)).toMatchObject({
+      allowed: false,
+      reason: 'usage_cap_reached',
+      used: 10,
+      remaining: 0,
+    })
+    expect(entitlements.checkSync('calls', { subject: 'acme' })).toMatchObject({ allowed: false, used: 10 })
+    expect(entitlements.consumeSync('calls', { subject: 'acme', amount: 0 })).toMatchObject({ allowed: true })
+    expect(entitlements.consumeSync('export', { subject: 'acme' })).toMatchObject({ allowed: true })
+    expect(entitlements.consumeSync('sso', { subject: 'acme' })).toMatchObject({ reason: 'not_in_plan' })
+    expect(entitlements.stats().usage.recorded).toBe(8) // 7 consumed calls and 1 export; nothing for amount 0
+    await entitlements.flush()
+    expect(usageLines).toBeGreaterThan(0)
+  })
+
+  it('counts in the process when there is nowhere to send usage (a license file)', async () => {
+    const issuer = await createTestIssuer({ now: () => clock.now })
+    const token = await issuer.issue(capped(8), { subject: 'acme' })
+    const entitlements = client({
+      server: undefined,
+      token,
+      keys: issuer.jwks,
+      issuer: issuer.issuer,
+      audience: issuer.audience,
+    })
+    await entitlements.load()
+    expect(entitlements.consumeSync('calls')).toMatchObject({ allowed: true, used: 8, remaining: 1 })
+    expect(entitlements.consumeSync('calls', { amount: 2 })).toMatchObject({ allowed: false, used: 9 })
+    expect(await entitlements.consume('calls')).toMatchObject({ allowed: true, used: 9, remaining: 0 })
+    expect(entitlements.consumeSync('calls')).toMatchObject({ allowed: false, reason: 'usage_cap_reached' })
+    expect(entitlements.checkSync('calls')).toMatchObject({ allowed: false, used: 10 })
+  })
+
+  it('refuses to run with a fleet store, whose count is only reached asynchronously', async () => {
+    server.sell('acme', capped())
+    const entitlements = client({ fleet: { store: createMemoryUsageStore() } })
+    await entitlements.load('acme')
+    expect(() => entitlements.consumeSync('calls', { subject: 'acme' })).toThrow(TypeError)
+    expect(await entitlements.consume('calls', { subject: 'acme' })).toMatchObject({ allowed: true })
+  })
+})

@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest'
+import type { Feature } from '../../src/entitlements.js'
+import { createEntitlementVerifier, decide } from '../../src/index.js'
+import { createTestIssuer } from '../../src/testing.js'
+import { frozen, NOW } from '../helpers.js'
+
+const resetsAt = Math.floor(NOW / 1000) + 86_400
+
+async function setup() {
+  const issuer = await createTestIssuer({ now: frozen })
+  const verifier = createEntitlementVerifier(issuer.verifyOptions)
+  const plan = (used: number, roles = ['admin']) => ({
+    plan: { id: 'team', name: 'Team' },
+    features: {
+      export: true as const,
+      seats: { limit: 10, upgrade: { plan: 'business', url: 'https://vendor.example/pricing' } },
+      calls: { cap: { limit: 1000, period: 'month' as const, used, resetsAt }, roles },
+    },
+    upgrades: { sso: { plan: 'business' } },
+  })
+  const load = async (subject: string, used: number, roles?: string[]) =>
+    verifier.verify(await issuer.issue(plan(used, roles), { subject }))
+  return { load }
+}
+
+describe('the read model a cached customer costs', () => {
+  it('shares what is the same for everyone on a plan, and keeps what is theirs apart', async () => {
+    const { load } = await setup()
+    const acme = await load('acme', 10)
+    const globex = await load('globex', 20)
+    expect(globex.features.get('export')).toBe(acme.features.get('export'))
+    expect(globex.features.get('seats')).toBe(acme.features.get('seats'))
+    expect(globex.plan).toBe(acme.plan)
+    expect(globex.upgrades).toBe(acme.upgrades)
+    // A metered cap carries the customer's own usage.
+    expect(globex.features.get('calls')).not.toBe(acme.features.get('calls'))
+    expect(acme.features.get('calls')?.cap?.used).toBe(10)
+    expect(globex.features.get('calls')?.cap?.used).toBe(20)
+    expect(globex.features.get('calls')?.roles).toBe(acme.features.get('calls')?.roles)
+    // Equal content only: other roles are other objects, and decide apart.
+    const initech = await load('initech', 10, ['owner'])
+    expect(initech.features.get('calls')?.roles).toEqual(['owner'])
+    expect(decide(initech, 'calls', { roles: ['admin'] }, NOW).reason).toBe('role_missing')
+    expect(decide(acme, 'calls', { roles: ['admin'] }, NOW).allowed).toBe(true)
+  })
+
+  it('is frozen all the way down, so sharing cannot let one customer change another', async () => {
+    const { load } = await setup()
+    const acme = await load('acme', 10)
+    const globex = await load('globex', 10)
+    const seats = acme.features.get('seats') as Feature
+    expect(Object.isFrozen(seats)).toBe(true)
+    expect(Object.isFrozen(seats.upgrade)).toBe(true)
+    expect(Object.isFrozen(acme.plan)).toBe(true)
+    expect(Object.isFrozen(acme.features.get('calls')?.roles)).toBe(true)
+    expect(() => {
+      ;(seats as { limit: number }).limit = 1000
+    }).toThrow(TypeError)
+    const roles = acme.features.get('calls')!.roles as string[]
+    expect(() => roles.push('guest')).toThrow(TypeError)
+    expect('set' in acme.features).toBe(false)
+    expect(globex.features.get('seats')?.limit).toBe(10)
+  })
+
+  it('answers as a ReadonlyMap does, and no name reaches Object.prototype', async () => {
+    const { load } = await setup()
+    const { features, upgrades } = await load('acme', 0)
+    const map = new Map(features)
+    expect(features.size).toBe(3)
+    expect([...features.keys()]).toEqual(['export', 'seats', 'calls'])
+    expect([...features.values()]).toEqual([...map.values()])
+    expect([...features.entries()]).toEqual([...map.entries()])
+    expect([...features]).toEqual([...map])
+    const seen: string[] = []
+    features.forEach((feature, name, self) => {
+      expect(self).toBe(features)
+      expect(feature.name).toBe(name)
+      seen.push(name)
+    })
+    expect(seen).toEqual(['export', 'seats', 'calls'])
+    for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'size']) {
+      expect(features.has(name)).toBe(false)
+      expect(features.get(name)).toBeUndefined()
+    }
+    expect(upgrades.get('sso')).toEqual({ plan: 'business' })
+    expect(upgrades.get('constructor')).toBeUndefined()
+  })
+})
