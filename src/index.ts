@@ -23,6 +23,7 @@ export type {
   DecisionSummaryEvent,
   EntitlementsClient,
   EntitlementsClientOptions,
+  EntitlementsSnapshot,
   ErrorEvent,
   FailurePolicy,
   FeatureDecisionCounts,
@@ -30,6 +31,8 @@ export type {
 } from './client/index.js'
 export { createEntitlements } from './client/index.js'
 export { decide } from './decide.js'
+export type { DecisionsByFeature } from './decide-all.js'
+export { decideAll } from './decide-all.js'
 export type { Decision, DecisionContext, DecisionReason, DecisionSource } from './decision.js'
 export type { Entitlements, Feature, FeatureCap, RegionRule } from './entitlements.js'
 export type { EntitlementErrorCode } from './errors.js'

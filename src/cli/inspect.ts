@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { decodeJwt, decodeProtectedHeader } from 'jose'
 import { describeClaimIssues } from '../claim-issues.js'
 import { entitlementTokenClaimsSchema } from '../claims.js'
-import { decide } from '../decide.js'
+import { decideAll } from '../decide-all.js'
 import type { Decision, DecisionContext } from '../decision.js'
 import { type Entitlements, toEntitlements } from '../entitlements.js'
 import { EntitlementError, type EntitlementErrorCode } from '../errors.js'
@@ -153,10 +153,7 @@ export async function inspectToken(input: string, options: InspectOptions): Prom
     ...(options.region === undefined ? {} : { region: options.region }),
     ...(options.device === undefined ? {} : { device: options.device }),
   }
-  const names = entitlements ? [...entitlements.features.keys(), ...entitlements.upgrades.keys()] : []
-  const decisions = entitlements
-    ? [...new Set(names)].map((name) => decide(entitlements, name, context, at))
-    : []
+  const decisions = entitlements ? Object.values(decideAll(entitlements, context, at)) : []
   if (options.region === undefined && decisions.some((decision) => decision.reason === 'region_blocked'))
     problems.push({
       code: 'region_unset',

@@ -1,3 +1,5 @@
+import { featureNames } from '../decide-all.js'
+import type { Decision } from '../decision.js'
 import { createLicenseServerClient, type LicenseServerClient } from '../license-server.js'
 import { NO_USAGE_STATS } from '../usage/types.js'
 import { checkRecord, cleanRecordExtras } from '../usage/validate.js'
@@ -23,6 +25,7 @@ const TIME_KEY = 'entitle:trusted-time'
 const memoSlotsFor = (maxSubjects: number) =>
   2 ** Math.min(14, Math.max(8, Math.ceil(Math.log2(maxSubjects * 16))))
 const NO_RECORD_CONTEXT: RecordContext = Object.freeze({})
+const NO_DECISIONS = Object.freeze(Object.create(null) as Record<string, Decision>)
 
 /**
  * Creates the long-lived client an app makes once: it keeps each customer's verified entitlements in memory,
@@ -189,6 +192,36 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       return stats.count(
         emptyDecision(feature, false, 'not_loaded', key === OWN ? context.subject : key, 'fallback'),
       )
+    },
+    snapshot(subject, context) {
+      const key = keyOf({ subject })
+      const entry = tokens.get(key)
+      const at = platform.now()
+      if (entry === undefined) {
+        const verdict = tokens.verdict(key)
+        if (verdict === undefined && !closed) background(tokens.load(key))
+        const status =
+          verdict === undefined
+            ? 'not_loaded'
+            : (verdict.reason ?? (verdict.error === 'token_expired' ? 'expired' : 'token_invalid'))
+        return Object.freeze({ subject, status, plan: undefined, at, decisions: NO_DECISIONS })
+      }
+      counters.hits++
+      const asked: CheckContext = key === OWN ? { ...context } : { ...context, subject: key }
+      const decisions = Object.create(null) as Record<string, Decision>
+      // One snapshot, one source: a token fetched for it is `fresh` in every decision, not only the first.
+      const origin = entry.origin
+      for (const name of featureNames(entry.entitlements)) {
+        entry.origin = origin
+        decisions[name] = answer(entry, key, name, asked)
+      }
+      return Object.freeze({
+        subject: entry.entitlements.subject,
+        status: 'loaded' as const,
+        plan: entry.entitlements.plan.id,
+        at,
+        decisions: Object.freeze(decisions),
+      })
     },
     async load(subject) {
       const key = keyOf({ subject })

@@ -1,4 +1,5 @@
 import type { EntitlementChange } from '../changes.js'
+import type { DecisionsByFeature } from '../decide-all.js'
 import type { Decision, DecisionContext, DecisionReason } from '../decision.js'
 import type { Entitlements } from '../entitlements.js'
 import type { EntitlementError } from '../errors.js'
@@ -146,12 +147,37 @@ export interface ClientStats {
 /** What the app asks about: the decision context plus the customer, in multi-tenant use. */
 export type CheckContext = DecisionContext
 
+/**
+ * Every feature's decision for one customer at one moment: what `client.snapshot()` returns, and what a server
+ * renders from and hands to the page (it is plain JSON).
+ */
+export interface EntitlementsSnapshot {
+  /** The customer (multi-tenant), else the subject of the app's own token, if loaded. */
+  readonly subject: string | undefined
+  /**
+   * `loaded`: a token is in memory and `decisions` holds each feature's answer. Otherwise `decisions` is empty and
+   * this says why: `not_loaded` (a load is under way), `not_in_plan` (the server has no license for the customer),
+   * `revoked`, `token_invalid` or `expired` (the token the source handed out was proven bad).
+   */
+  readonly status: 'loaded' | 'not_loaded' | 'not_in_plan' | 'revoked' | 'token_invalid' | 'expired'
+  readonly plan: string | undefined
+  /** When it was taken, epoch milliseconds. */
+  readonly at: number
+  readonly decisions: DecisionsByFeature
+}
+
 /** The long-lived entitlements client. */
 export interface EntitlementsClient {
   /** Decides, loading the customer's token first if it is not in memory. Never rejects on a bad or missing token. */
   check(feature: string, context?: CheckContext): Promise<Decision>
   /** Decides from memory only: `not_loaded` (and a load started) when nothing is there yet. */
   checkSync(feature: string, context?: CheckContext): Decision
+  /**
+   * Every feature's decision for a customer at once (each feature the token grants or names an upgrade hint for),
+   * from memory, as `checkSync` answers each (and counts each as a check). `context` (roles, region…) applies to
+   * all. Not in memory yet: `status: 'not_loaded'`, no decisions, and a load started.
+   */
+  snapshot(subject?: string, context?: Omit<CheckContext, 'subject'>): EntitlementsSnapshot
   /** Loads a customer's entitlements (from storage or the source) unless in memory; resolves to them, if any. */
   load(subject?: string): Promise<Entitlements | undefined>
   /** Fetches a customer's token from the source now (conditionally) and resolves when done. */

@@ -238,3 +238,33 @@ describe('consumeSync(): a check and a use, with nothing to wait for', () => {
     expect(await entitlements.consume('calls', { subject: 'acme' })).toMatchObject({ allowed: true })
   })
 })
+
+describe('snapshot(): every feature of a customer at once', () => {
+  it('says not_loaded and starts a load, then answers every feature as checkSync does', async () => {
+    server.sell('acme', {
+      plan: { id: 'team' },
+      features: { export: true, reports: { roles: ['admin'] }, seats: { limit: 10 } },
+      upgrades: { sso: { plan: 'business' } },
+    })
+    const entitlements = client()
+    expect(entitlements.snapshot('acme')).toMatchObject({
+      status: 'not_loaded',
+      subject: 'acme',
+      decisions: {},
+    })
+    await clock.idle()
+    const first = entitlements.snapshot('acme')
+    expect(Object.values(first.decisions).map((d) => d.source)).toEqual(['fresh', 'fresh', 'fresh', 'fresh'])
+    const snapshot = entitlements.snapshot('acme', { roles: ['admin'] })
+    expect(snapshot).toMatchObject({ status: 'loaded', subject: 'acme', plan: 'team', at: clock.now })
+    expect(Object.keys(snapshot.decisions)).toEqual(['export', 'reports', 'seats', 'sso'])
+    for (const [feature, decision] of Object.entries(snapshot.decisions))
+      expect(decision).toEqual(entitlements.checkSync(feature, { subject: 'acme', roles: ['admin'] }))
+    expect(snapshot.decisions.sso).toMatchObject({ allowed: false, reason: 'not_in_plan' })
+    expect(entitlements.snapshot('acme').decisions.reports).toMatchObject({ reason: 'role_missing' })
+    // A customer with no license: said once it is known.
+    expect(entitlements.snapshot('nobody').status).toBe('not_loaded')
+    await clock.idle()
+    expect(entitlements.snapshot('nobody')).toMatchObject({ status: 'not_in_plan', decisions: {} })
+  })
+})
