@@ -18,6 +18,7 @@ export default defineConfig([
       browser: 'src/browser/index.ts',
       openfeature: 'src/openfeature/server.ts',
       'openfeature-web': 'src/openfeature/web.ts',
+      react: 'src/react/index.ts',
     },
     format: ['esm', 'cjs'],
     dts: true,

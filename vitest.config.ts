@@ -26,6 +26,14 @@ export default defineConfig({
         replacement: fileURLToPath(new URL('./src/redis/index.ts', import.meta.url)),
       },
       {
+        find: /^entitle\/react$/,
+        replacement: fileURLToPath(new URL('./src/react/index.ts', import.meta.url)),
+      },
+      {
+        find: /^entitle\/react$/,
+        replacement: fileURLToPath(new URL('./src/react/index.ts', import.meta.url)),
+      },
+      {
         find: /^entitle\/browser$/,
         replacement: fileURLToPath(new URL('./src/browser/index.ts', import.meta.url)),
       },

@@ -12,6 +12,7 @@ const ENTRIES = [
   'entitle/browser',
   'entitle/redis',
   'entitle/express',
+  'entitle/react',
 ]
 const bin = (name: string) => join(process.cwd(), 'node_modules', '.bin', name)
 const run = (command: string, args: string[], cwd = process.cwd()) =>
@@ -57,8 +58,8 @@ describe('the packed artifact (npm pack), as a user installs it', () => {
       join(app, 'package.json'),
       JSON.stringify({ name: 'scratch', private: true, type: 'module' }),
     )
-    // The optional peers the OpenFeature entry points import, as a user of those would install them.
-    const peers = ['@openfeature/server-sdk', '@openfeature/web-sdk', '@openfeature/core']
+    // The optional peers the OpenFeature and React entry points import, as a user of those would install them.
+    const peers = ['@openfeature/server-sdk', '@openfeature/web-sdk', '@openfeature/core', 'react']
     run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball().path, ...peers], app)
     writeFileSync(
       join(app, 'esm.mjs'),

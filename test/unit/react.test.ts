@@ -1,0 +1,127 @@
+import { HttpResponse, http } from 'msw'
+import { setupServer } from 'msw/node'
+import { createElement as h } from 'react'
+import { renderToString } from 'react-dom/server'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { createEntitlements, type EntitlementsClient } from '../../src/index.js'
+import {
+  createEntitlementsStore,
+  Entitled,
+  EntitlementsProvider,
+  useEntitlement,
+} from '../../src/react/index.js'
+import { createTestIssuer } from '../../src/testing.js'
+
+const SERVER = 'https://license.react.test'
+const msw = setupServer()
+beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
+afterAll(() => msw.close())
+let clients: EntitlementsClient[] = []
+afterEach(async () => {
+  await Promise.all(clients.map((client) => client.close({ deadlineMs: 0 })))
+  clients = []
+})
+
+async function setup() {
+  const issuer = await createTestIssuer({ issuer: SERVER, audience: 'app' })
+  const plans = new Map<string, object>([
+    [
+      'acme',
+      { plan: { id: 'starter' }, features: { export: true }, upgrades: { sso: { plan: 'business' } } },
+    ],
+  ])
+  msw.use(
+    http.get(`${SERVER}/v1/entitlements/:subject`, async ({ params }) => {
+      const ent = plans.get(String(params.subject))
+      if (ent === undefined) return new HttpResponse(null, { status: 404 })
+      return new HttpResponse(await issuer.issue(ent, { subject: String(params.subject) }))
+    }),
+    http.get(`${SERVER}/v1/revocations`, () => HttpResponse.json({ revoked: [] })),
+  )
+  const client = createEntitlements({
+    server: { url: SERVER, revocationIntervalMs: 0 },
+    keys: issuer.jwks,
+    issuer: SERVER,
+    audience: 'app',
+  })
+  clients.push(client)
+  return { client, plans }
+}
+
+/** Shows one decision for the given roles. */
+function Probe({ roles }: { roles: string[] }) {
+  const decision = useEntitlement('reports', { roles })
+  return h('span', null, decision.allowed ? 'yes' : decision.reason)
+}
+
+const Page = () =>
+  h(
+    'p',
+    null,
+    h(Entitled, { feature: 'export', loading: 'loading', fallback: 'no export' }, 'export'),
+    ' ',
+    h(
+      Entitled,
+      { feature: 'sso', loading: 'loading', fallback: (decision) => `upgrade to ${decision.upgrade?.plan}` },
+      'sso',
+    ),
+  )
+
+describe('entitle/react', () => {
+  it('renders on the server from a snapshot: answers, not a loading state', async () => {
+    const { client } = await setup()
+    await client.load('acme')
+    const snapshot = client.snapshot('acme')
+    const html = renderToString(h(EntitlementsProvider, { client, subject: 'acme', snapshot }, h(Page)))
+    expect(html).toBe('<p>export<!-- --> <!-- -->upgrade to business</p>')
+  })
+
+  it('shows the loading state, never a denial, before the customer is held', async () => {
+    const { client } = await setup()
+    const html = renderToString(h(EntitlementsProvider, { client, subject: 'acme' }, h(Page)))
+    expect(html).toBe('<p>loading<!-- --> <!-- -->loading</p>')
+  })
+
+  it('keeps one snapshot until an answer changes, then tells its listeners once', async () => {
+    const { client, plans } = await setup()
+    const store = createEntitlementsStore(client, 'acme')
+    let heard = 0
+    const stop = store.subscribe(() => heard++)
+    for (let i = 0; i < 50 && store.getSnapshot().status !== 'loaded'; i++)
+      await new Promise((done) => setTimeout(done, 10))
+    const loaded = store.getSnapshot()
+    expect(loaded.status).toBe('loaded')
+    expect(heard).toBe(1)
+    // Time passing (age) is no change.
+    await new Promise((done) => setTimeout(done, 20))
+    store.refresh()
+    expect(store.getSnapshot()).toBe(loaded)
+    // An upgrade is.
+    plans.set('acme', { plan: { id: 'business' }, features: { export: true, sso: true } })
+    await client.refresh('acme')
+    expect(heard).toBe(2)
+    expect(store.getSnapshot().decisions.sso).toMatchObject({ allowed: true })
+    stop()
+    plans.set('acme', { plan: { id: 'starter' }, features: { export: true } })
+    await client.refresh('acme')
+    expect(heard).toBe(2) // no one listening: nothing heard
+  })
+
+  it('answers a context the snapshot was not taken with from the client', async () => {
+    const { client, plans } = await setup()
+    plans.set('acme', { plan: { id: 'team' }, features: { reports: { roles: ['admin'] } } })
+    await client.load('acme')
+    const store = createEntitlementsStore(client, 'acme')
+    const render = (roles: string[]) =>
+      renderToString(
+        h(
+          EntitlementsProvider,
+          { client, subject: 'acme', snapshot: store.getSnapshot() },
+          h(Probe, { roles }),
+        ),
+      )
+    expect(render(['admin'])).toBe('<span>yes</span>')
+    expect(render(['member'])).toBe('<span>role_missing</span>')
+    expect(() => renderToString(h(Probe, { roles: [] }))).toThrow(/EntitlementsProvider/)
+  })
+})
