@@ -21,9 +21,9 @@ import { createTrustedClock } from './trusted-clock.js'
 export type * from './options.js'
 
 const TIME_KEY = 'entitle:trusted-time'
-/** A power of two between 256 and 16 384: 16 slots a customer. */
+/** A power of two between 256 and 65 536: 16 slots a customer. */
 const memoSlotsFor = (maxSubjects: number) =>
-  2 ** Math.min(14, Math.max(8, Math.ceil(Math.log2(maxSubjects * 16))))
+  2 ** Math.min(16, Math.max(8, Math.ceil(Math.log2(maxSubjects * 16))))
 const NO_RECORD_CONTEXT: RecordContext = Object.freeze({})
 const NO_DECISIONS = Object.freeze(Object.create(null) as Record<string, Decision>)
 
@@ -111,8 +111,9 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     stats,
     meter,
     localStore,
-    // One customer needs a few slots; many share 16 each, up to 16 384 (about 3.4 MB at most, whatever their
-    // number): every feature of a thousand customers, or the hot ones among a million.
+    // One customer needs a few slots; many get 16 each, up to 65 536 (about 13 MB when full, whatever their
+    // number): every feature of 16 000 customers on a plan of 3, or of 4 000 on a plan of 15, or the hot ones
+    // among a million.
     memoSlots: server === undefined ? 256 : memoSlotsFor(config.maxSubjects),
   })
   const { answer } = answerer

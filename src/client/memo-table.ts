@@ -39,9 +39,9 @@ export function createMemoTable(size: number, stats: DecisionStats) {
   const ids = new Int32Array(size)
   const untils = new Float64Array(size)
 
-  // Each entry has a block of 16 slots, given out in the order entries are made: no two of the last size / 16
-  // entries share a slot (a plan of up to 16 features), and the oldest blocks are the first reused.
-  const indexOf = (entry: Entry, feature: string) => (entry.id * 16 + featureSlot(entry, feature)) & mask
+  // Each entry has a block of slots for its features, given out in the order entries are made: the newest entries
+  // never share a slot while their blocks fit in the table, and the oldest blocks are the first reused.
+  const indexOf = (entry: Entry, feature: string) => (entry.memoBase + featureSlot(entry, feature)) & mask
 
   function find(entry: Entry, feature: string, index: number): Slot | undefined {
     if (ids[index] !== entry.id) return undefined
@@ -72,6 +72,7 @@ export function createMemoTable(size: number, stats: DecisionStats) {
       return ids[index] === 0 || ids[index] === entry.id || now >= untils[index]!
     },
     set(entry: Entry, feature: string, decision: Decision, until: number): void {
+      entry.memoized = true
       const index = indexOf(entry, feature)
       const slot = slots[index]
       ids[index] = entry.id
@@ -89,6 +90,7 @@ export function createMemoTable(size: number, stats: DecisionStats) {
     },
     /** Forgets an answer that no longer counts everything used (after record() or consume()). */
     invalidate(entry: Entry, feature: string): void {
+      if (!entry.memoized) return
       const index = indexOf(entry, feature)
       const slot = find(entry, feature, index)
       if (slot === undefined) return

@@ -17,6 +17,11 @@ import type { TrustedClock } from './trusted-clock.js'
 export const OWN = ''
 const TOKEN_KEY = 'entitle:token:'
 
+/** A block of memo slots big enough for every feature of a token: a power of two, at least 2. */
+function memoBlock(entitlements: Entitlements): number {
+  return 2 ** Math.max(1, Math.ceil(Math.log2(entitlements.features.size + 1)))
+}
+
 /** Where an entry's next answer says it came from. */
 export type Origin = 'fresh' | 'stored' | 'cache'
 
@@ -25,8 +30,12 @@ export type Origin = 'fresh' | 'stored' | 'cache'
  * multi-tenant service holding a million customers would keep a million copies of 1–2 KB it never reads again).
  */
 export interface Entry extends Scheduled {
-  /** Unique in this client: where the entry's memoized answers go. */
+  /** Unique in this client: names the entry in the memo table. */
   readonly id: number
+  /** Where the entry's block of memo slots starts: blocks are given out in turn, sized to the token's features. */
+  readonly memoBase: number
+  /** Whether an answer of this entry was ever memoized: if not, a record() has nothing to forget. */
+  memoized: boolean
   readonly subject: string
   /** The app's own token (single-tenant), kept to notice when its source hands back a new one. */
   readonly token: string | undefined
@@ -131,6 +140,7 @@ export function createTokenCache(host: TokenCacheHost) {
   })
   let closed = false
   let installed = 0
+  let memoBlocks = 0
   let lookups = 0
   const touchEvery = Math.max(1, Math.floor(config.maxSubjects / 4))
 
@@ -162,6 +172,8 @@ export function createTokenCache(host: TokenCacheHost) {
     const previous = cache.get(key)?.entitlements
     const entry: Entry = {
       id: ++installed,
+      memoBase: (memoBlocks += memoBlock(entitlements)),
+      memoized: false,
       subject: key,
       token: key === OWN ? token : undefined,
       entitlements,
