@@ -170,9 +170,10 @@ export function createTokenCache(host: TokenCacheHost) {
   ): Entry {
     const { entitlements } = verified
     const previous = cache.get(key)?.entitlements
+    memoBlocks += memoBlock(entitlements)
     const entry: Entry = {
       id: ++installed,
-      memoBase: (memoBlocks += memoBlock(entitlements)),
+      memoBase: memoBlocks,
       memoized: false,
       subject: key,
       token: key === OWN ? token : undefined,
