@@ -1,4 +1,18 @@
+import { fileURLToPath } from 'node:url'
 import { defineConfig, type Options } from 'tsup'
+
+/**
+ * The browser build of the root entry: the same code, with the client's bounded cache on a `Map` instead of
+ * `lru-cache` (a browser app holds one customer). Chosen by bundlers through the `browser` export condition.
+ */
+const browserCache: NonNullable<Options['esbuildPlugins']>[number] = {
+  name: 'browser-bounded-cache',
+  setup(build) {
+    build.onResolve({ filter: /\/bounded-cache\.js$/ }, () => ({
+      path: fileURLToPath(new URL('./src/client/bounded-cache.browser.ts', import.meta.url)),
+    }))
+  },
+}
 
 /**
  * Source maps for the ESM build only, with the sources in them, so a debugger shows the TypeScript: maps for the
@@ -38,6 +52,16 @@ export default defineConfig([
     esbuildOptions: esmMapsOnly,
     target: 'node20',
     platform: 'node',
+    splitting: false,
+  },
+  {
+    entry: { 'index.browser': 'src/index.ts' },
+    format: ['esm'],
+    esbuildPlugins: [browserCache],
+    esbuildOptions: esmMapsOnly,
+    target: 'es2022',
+    platform: 'browser',
+    treeshake: true,
     splitting: false,
   },
   {

@@ -1,10 +1,10 @@
-import { LRUCache } from 'lru-cache'
 import type { Decision } from '../decision.js'
 import { EntitlementError } from '../errors.js'
 import { NEVER } from '../protocol/usage-rules.js'
 import type { UsageMeter } from '../usage/meter.js'
 import type { MemoryUsageStore, UsageCounterStore } from '../usage-store.js'
 import { type Answerer, fallbackDecision } from './answer.js'
+import { createBoundedCache } from './bounded-cache.js'
 import type { DecisionStats } from './decision-stats.js'
 import type { CheckContext, ClientConfig, ErrorEvent } from './options.js'
 import type { Entry, TokenCache } from './token-cache.js'
@@ -36,7 +36,7 @@ export function createConsume(host: {
   const store = host.fleet
   const { platform } = config
   /** What this instance last saw of each fleet counter, and what it used while the store was out of reach. */
-  const fleetSeen = new LRUCache<string, { used: number; owed: number }>({ max: config.maxSubjects })
+  const fleetSeen = createBoundedCache<{ used: number; owed: number }>({ max: config.maxSubjects })
 
   /** Records the use for the license server; a memoized answer for the feature no longer counts everything. */
   function use(key: string, entry: Entry | undefined, feature: string, amount: number): void {

@@ -55,10 +55,12 @@ describe('browser bundle', () => {
   it('keeps the browser example (verify, check, cache, metering, localStorage, pagehide) in budget, free of server code', async () => {
     const result = await bundleForBrowser('examples/browser/app.ts')
     const text = result.outputFiles[0]!.text
-    // Budget: docs/browser.md. The aim is 20 KB; lru-cache (18.7 KB minified) is most of the gap. It imports the
-    // built package: zod stays out only because the schemas it exports are marked free of side effects.
-    expect(gzipSync(result.outputFiles[0]!.contents).length).toBeLessThan(40 * 1024)
+    // Budget: docs/browser.md. The aim is 20 KB. It imports the built package, through the `browser` condition:
+    // zod stays out because the schemas it exports are marked free of side effects, lru-cache because the browser
+    // build keeps its one customer in a Map.
+    expect(gzipSync(result.outputFiles[0]!.contents).length).toBeLessThan(34 * 1024)
     expect(text.includes('zod')).toBe(false)
+    expect(Object.keys(result.metafile.inputs).some((input) => input.includes('lru-cache'))).toBe(false)
     for (const name of [
       'node:',
       'better-sqlite3',

@@ -58,3 +58,23 @@ console.log(JSON.stringify([typeof createFileStorage, typeof createLocalStorage,
     ).not.toThrow()
   })
 })
+
+describe('the browser build of the root entry', () => {
+  it('is what a browser bundler resolves; Node, ESM and CommonJS, get the Node build', async () => {
+    const { build } = await import('esbuild')
+    const bundled = await build({
+      stdin: { contents: "export { createEntitlements } from 'entitle'", resolveDir: process.cwd() },
+      bundle: true,
+      platform: 'browser',
+      format: 'esm',
+      write: false,
+      metafile: true,
+      logLevel: 'silent',
+    })
+    const inputs = Object.keys(bundled.metafile.inputs)
+    expect(inputs).toContain('dist/index.browser.js')
+    expect(inputs.some((input) => input.includes('lru-cache'))).toBe(false)
+    expect(run(`console.log(import.meta.resolve('entitle'))`, 'module')).toMatch(/\/dist\/index\.js$/)
+    expect(run(`console.log(require.resolve('entitle'))`, 'commonjs')).toMatch(/\/dist\/index\.cjs$/)
+  })
+})
