@@ -9,7 +9,7 @@ import type { CheckContext, ClientConfig, FailurePolicy } from './options.js'
 import type { Revocations } from './revocations.js'
 import { type Entry, OWN, type TokenCache } from './token-cache.js'
 import type { TrustedClock } from './trusted-clock.js'
-import { counterKeyOf, windowFor } from './usage-window.js'
+import { counterKeyOf, snapshotBaseline, windowFor } from './usage-window.js'
 
 /** A decision with every field but the ones given left empty: for answers that did not come from `decide`. */
 export function emptyDecision(
@@ -125,7 +125,7 @@ export function createAnswerer(host: AnswerHost) {
     const counted = localStore!.peek(
       counterKeyOf(entitlements.subject, feature, windowFor(entitlements, feature, now)),
     )
-    const baseline = cap.resetsAt !== undefined && now >= cap.resetsAt ? 0 : cap.used
+    const baseline = snapshotBaseline(cap, now)
     return counted === undefined ? 0 : Math.max(0, counted - baseline)
   }
 

@@ -8,7 +8,7 @@ import { createBoundedCache } from './bounded-cache.js'
 import type { DecisionStats } from './decision-stats.js'
 import type { CheckContext, ClientConfig, ErrorEvent } from './options.js'
 import type { Entry, TokenCache } from './token-cache.js'
-import { counterKeyOf, windowFor } from './usage-window.js'
+import { counterKeyOf, snapshotBaseline, windowFor } from './usage-window.js'
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
@@ -87,7 +87,7 @@ export function createConsume(host: {
           key: counterKeyOf(entry.entitlements.subject, feature, windowEnd),
           amount,
           limit: cap.limit,
-          baseline: cap.resetsAt !== undefined && now >= cap.resetsAt ? 0 : cap.used,
+          baseline: snapshotBaseline(cap, now),
           expiresAt: windowEnd === NEVER ? undefined : windowEnd,
           force: true,
         })
@@ -118,7 +118,7 @@ export function createConsume(host: {
     const entitlements = entry.entitlements
     const now = platform.now()
     const windowEnd = windowFor(entitlements, feature, now)
-    const baseline = cap.resetsAt !== undefined && now >= cap.resetsAt ? 0 : cap.used
+    const baseline = snapshotBaseline(cap, now)
     const counterKey = counterKeyOf(entitlements.subject, feature, windowEnd)
     const hint = entitlements.features.get(feature)?.upgrade ?? entitlements.upgrade
     const decided = (used: number, allowed: boolean): Decision =>

@@ -1,4 +1,4 @@
-import type { Entitlements } from '../entitlements.js'
+import type { Entitlements, FeatureCap } from '../entitlements.js'
 import { currentWindowEnd } from '../period.js'
 import { NEVER } from '../protocol/usage-rules.js'
 
@@ -10,6 +10,14 @@ export function windowFor(entitlements: Entitlements | undefined, metric: string
   if (cap === undefined) return Math.floor(now / HOUR) * HOUR + HOUR
   if (cap.resetsAt === undefined) return NEVER
   return currentWindowEnd(cap.period, cap.resetsAt, now) ?? NEVER
+}
+
+/**
+ * What the token's usage snapshot counts in the current window: the cap's `used`, or nothing once the window the
+ * snapshot belongs to has closed.
+ */
+export function snapshotBaseline(cap: FeatureCap, now: number): number {
+  return cap.resetsAt !== undefined && now >= cap.resetsAt ? 0 : cap.used
 }
 
 /** The key of one customer's counter of one metric in one window, in a usage counter store. */

@@ -73,7 +73,7 @@ export function useEntitlements(): EntitlementsView {
 const derived = new WeakMap<EntitlementsSnapshot, Map<string, Decision>>()
 
 /** The answer for a feature the snapshot cannot give: none held yet (`not_loaded`), or not in the token. */
-function notLoaded(feature: string, snapshot: EntitlementsSnapshot): Decision {
+function answerWithout(feature: string, snapshot: EntitlementsSnapshot): Decision {
   const { status } = snapshot
   const reason = status === 'loaded' ? 'not_in_plan' : status
   return {
@@ -107,14 +107,14 @@ function decisionFor(
   let answer = answers.get(key)
   if (answer === undefined) {
     // A context the snapshot was not taken with: asked of the client, once per snapshot; before it holds the
-    // customer (or on a server snapshot), said from the snapshot.
+    // customer (a server snapshot being hydrated), said from the snapshot.
     answer =
-      snapshot.status === 'loaded' && store.client.snapshot(store.subject).status === 'loaded'
+      snapshot.status === 'loaded' && store.client.entitlements(store.subject) !== undefined
         ? store.client.checkSync(feature, {
             ...context,
             ...(store.subject ? { subject: store.subject } : {}),
           })
-        : notLoaded(feature, snapshot)
+        : answerWithout(feature, snapshot)
     answers.set(key, answer)
   }
   return answer

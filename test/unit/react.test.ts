@@ -109,7 +109,7 @@ describe('entitle/react', () => {
 
   it('answers a context the snapshot was not taken with from the client', async () => {
     const { client, plans } = await setup()
-    plans.set('acme', { plan: { id: 'team' }, features: { reports: { roles: ['admin'] } } })
+    plans.set('acme', { plan: { id: 'team' }, features: { reports: { roles: ['admin'] }, export: true } })
     await client.load('acme')
     const store = createEntitlementsStore(client, 'acme')
     const render = (roles: string[]) =>
@@ -120,8 +120,13 @@ describe('entitle/react', () => {
           h(Probe, { roles }),
         ),
       )
+    const exportChecks = () => client.stats().decisions.export?.allowed ?? 0
+    const before = exportChecks()
     expect(render(['admin'])).toBe('<span>yes</span>')
     expect(render(['member'])).toBe('<span>role_missing</span>')
+    // Each provider takes one snapshot when it is made; answering the context checks only the feature asked for,
+    // not every feature again.
+    expect(exportChecks()).toBe(before + 2)
     expect(() => renderToString(h(Probe, { roles: [] }))).toThrow(/EntitlementsProvider/)
   })
 })
