@@ -1,16 +1,19 @@
-import { fileURLToPath } from 'node:url'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { defineConfig, type Options } from 'tsup'
 
 /**
- * The browser build of the root entry: the same code, with the client's bounded cache on a `Map` instead of
- * `lru-cache` (a browser app holds one customer). Chosen by bundlers through the `browser` export condition.
+ * The browser build of the root entry: the same code, where a module has a `.browser.ts` twin beside it, the twin.
+ * Two do: the client's bounded cache on a `Map` instead of `lru-cache` (a browser app holds one customer), and no
+ * PEM import (a browser app takes the JWK). Chosen by bundlers through the `browser` export condition.
  */
-const browserCache: NonNullable<Options['esbuildPlugins']>[number] = {
-  name: 'browser-bounded-cache',
+const browserTwins: NonNullable<Options['esbuildPlugins']>[number] = {
+  name: 'browser-twins',
   setup(build) {
-    build.onResolve({ filter: /\/bounded-cache\.js$/ }, () => ({
-      path: fileURLToPath(new URL('./src/client/bounded-cache.browser.ts', import.meta.url)),
-    }))
+    build.onResolve({ filter: /^\.\.?\/.*\.js$/ }, (args) => {
+      const twin = join(args.resolveDir, args.path.replace(/\.js$/, '.browser.ts'))
+      return existsSync(twin) ? { path: twin } : undefined
+    })
   },
 }
 
@@ -57,7 +60,7 @@ export default defineConfig([
   {
     entry: { 'index.browser': 'src/index.ts' },
     format: ['esm'],
-    esbuildPlugins: [browserCache],
+    esbuildPlugins: [browserTwins],
     esbuildOptions: esmMapsOnly,
     target: 'es2022',
     platform: 'browser',

@@ -2,18 +2,18 @@ import {
   createLocalJWKSet,
   createRemoteJWKSet,
   customFetch,
-  importSPKI,
   type JSONWebKeySet,
   type JWK,
   type JWTVerifyGetKey,
   type KeyObject,
 } from 'jose'
 import { EntitlementError } from './errors.js'
+import { importPem } from './pem-import.js'
 
 /**
  * Where the verifier's trusted public keys come from:
  * - a public JWK, or a JWK Set (`{ keys: [...] }`) for rotation: the token's `kid` picks the key;
- * - a PEM `-----BEGIN PUBLIC KEY-----` string (SPKI);
+ * - a PEM `-----BEGIN PUBLIC KEY-----` string (SPKI), in Node (the browser build takes the JWK instead);
  * - a `CryptoKey` (WebCrypto) or a Node `KeyObject`, of type `public`;
  * - a `URL` of a remote JWK Set, fetched on first use, cached, and fetched again at once when a token names a
  *   `kid` the cached set does not have (a `kid` that missed already waits for the cool-down).
@@ -101,6 +101,12 @@ function pemResolver(pem: string): JWTVerifyGetKey {
   if (!trimmed.startsWith('-----BEGIN PUBLIC KEY-----') || !trimmed.endsWith('-----END PUBLIC KEY-----')) {
     throw new TypeError('a string key must be a PEM "-----BEGIN PUBLIC KEY-----" (SPKI) block')
   }
+  if (importPem === undefined) {
+    throw new TypeError(
+      'PEM keys are not read by the browser build: pass the public JWK, a JWK Set or its URL (entitle keygen prints the JWK)',
+    )
+  }
+  const importKey = importPem
   // A PEM carries no algorithm, so it is imported once per algorithm a token asks for (already allowlisted
   // by then), and the import is kept.
   const imported = new Map<string, Promise<CryptoKey>>()
@@ -108,7 +114,7 @@ function pemResolver(pem: string): JWTVerifyGetKey {
     const alg = header.alg as string
     let key = imported.get(alg)
     if (!key) {
-      key = importSPKI(trimmed, alg).catch((cause: unknown) => {
+      key = importKey(trimmed, alg).catch((cause: unknown) => {
         throw new EntitlementError('key_invalid', `the trusted PEM key cannot verify ${alg} signatures`, {
           cause,
         })

@@ -77,4 +77,27 @@ describe('the browser build of the root entry', () => {
     expect(run(`console.log(import.meta.resolve('entitle'))`, 'module')).toMatch(/\/dist\/index\.js$/)
     expect(run(`console.log(require.resolve('entitle'))`, 'commonjs')).toMatch(/\/dist\/index\.cjs$/)
   })
+
+  it('refuses a PEM key, naming the JWK, where the Node build verifies with it', async () => {
+    const keys = `import { exportSPKI, importJWK } from 'jose'
+import { createTestIssuer } from 'entitle/testing'
+const issuer = await createTestIssuer()
+const token = await issuer.issue({ plan: { id: 'pro' } })
+const pem = await exportSPKI(await importJWK(issuer.publicJwk, 'EdDSA'))
+const options = { ...issuer.verifyOptions, keys: pem }`
+    const node = run(
+      `${keys}
+import { verifyEntitlementToken } from 'entitle'
+console.log((await verifyEntitlementToken(token, options)).plan.id)`,
+      'module',
+    )
+    expect(node).toBe('pro')
+    const browser = run(
+      `${keys}
+const { createEntitlementVerifier } = await import(${JSON.stringify(`${process.cwd()}/dist/index.browser.js`)})
+try { createEntitlementVerifier(options); console.log('accepted') } catch (error) { console.log(error.name + ': ' + error.message) }`,
+      'module',
+    )
+    expect(browser).toMatch(/^TypeError: PEM keys are not read by the browser build: pass the public JWK/)
+  })
 })
