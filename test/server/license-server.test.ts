@@ -329,6 +329,21 @@ describe('usage ingest: exactly once, per customer', () => {
     expect((await tokenOf('acme')).features.get('api-calls')?.cap?.used).toBe(8)
   })
 
+  it('counts a line dated after it arrived (a client clock running ahead) in the window it arrived in', async () => {
+    await server.purchase('acme', 'team')
+    const ahead = clock.now + 40 * 86_400_000
+    const answer = await (
+      await server.call('POST', '/v1/usage', SERVICE, {
+        lines: [line('now', 2), line('ahead', 5, { start: ahead, end: ahead })],
+      })
+    ).json()
+    expect(answer).toMatchObject({ accepted: 2, refused: 0 })
+    // One window, the current one: without the clamp, 5 units sat in the window after next, shown to nobody.
+    const usage = await (await server.admin('GET', '/customers/acme/usage')).json()
+    expect(usage.usage).toEqual([{ metric: 'api-calls', windowEnd: '2026-12-25T12:00:00.000Z', total: 7 }])
+    expect((await tokenOf('acme')).features.get('api-calls')?.cap?.used).toBe(7)
+  })
+
   it('judges lines one by one: a bad line is refused alone, with a code and a reason; the rest is stored', async () => {
     await server.purchase('acme', 'team')
     const answer = await (
@@ -396,18 +411,19 @@ describe('usage ingest: exactly once, per customer', () => {
     expect((await (await server.admin('GET', '/customers/acme/usage')).json()).usage[0].total).toBe(3)
   })
 
-  it('refuses a line whose start no window can hold, instead of acknowledging and dropping it', async () => {
+  it('counts a line dated at the protocol’s time limit where it arrived, instead of acknowledging and dropping it', async () => {
     await server.purchase('acme', 'team')
-    // Within the protocol's time limit, past what month arithmetic can reach: the window cannot be computed.
+    // Within the protocol's time limit, past what month arithmetic can reach: placed by its own start, no window
+    // could hold it (it was refused before the server placed lines no later than their arrival).
     const answer = await (
       await server.call('POST', '/v1/usage', SERVICE, {
         lines: [line('late', 1, { start: 8.64e15, end: 8.64e15 })],
       })
     ).json()
-    expect(answer.lines).toEqual([
-      { id: 'late', status: 'refused', code: 'invalid', reason: 'start: no usage window contains it' },
+    expect(answer.lines).toEqual([{ id: 'late', status: 'accepted' }])
+    expect((await (await server.admin('GET', '/customers/acme/usage')).json()).usage).toEqual([
+      { metric: 'api-calls', windowEnd: '2026-12-25T12:00:00.000Z', total: 1 },
     ])
-    expect((await (await server.admin('GET', '/customers/acme/usage')).json()).usage).toEqual([])
   })
 
   it('scopes line ids per customer: the id another customer used first still counts', async () => {

@@ -50,7 +50,10 @@ export function createUsageService(options: { repo: Repository; catalog: Catalog
         if (customer === undefined) return refuse(line.id, 'unknown_customer', 'unknown customer')
         const { license, caps } = customer
         if ('code' in caps) return refuse(line.id, caps.code, caps.reason)
-        const end = usageWindowEnd(caps, license, line.metric, line.start)
+        // Usage cannot happen after it reached the server: a line dated later (a client clock running ahead) is
+        // counted in the window it arrived in, not in one that has not begun, where no token would show it
+        // until then and the window now would undercount.
+        const end = usageWindowEnd(caps, license, line.metric, Math.min(line.start, received))
         if (typeof end !== 'number') return refuse(line.id, end.code, end.reason)
         const stored = repo.insertLine({
           id: line.id,
