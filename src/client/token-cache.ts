@@ -10,12 +10,12 @@ import { createBoundedCache } from './bounded-cache.js'
 import type { ChangeEvent, ClientConfig, ErrorEvent } from './options.js'
 import { createRenewals, type Scheduled } from './renewals.js'
 import type { SerializedStorage } from './serialized-storage.js'
-import { cannotKnow, provesBad, type TokenVerifier, type Verified } from './token-verifier.js'
+import { createStoredTokens } from './stored-tokens.js'
+import { cannotKnow, type TokenVerifier, type Verified } from './token-verifier.js'
 import type { TrustedClock } from './trusted-clock.js'
 
 /** The key of the app's own token in single-tenant use. */
 export const OWN = ''
-const TOKEN_KEY = 'entitle:token:'
 
 /** A block of memo slots big enough for every feature of a token: a power of two, at least 2. */
 function memoBlock(entitlements: Entitlements): number {
@@ -69,13 +69,6 @@ export interface Entry extends Scheduled {
 export type Verdict =
   | { readonly reason: Extract<DecisionReason, 'not_in_plan' | 'revoked'>; readonly error?: undefined }
   | { readonly reason?: undefined; readonly error: EntitlementErrorCode }
-
-interface Stored {
-  token: string
-  etag: string | undefined
-  confirmedAt: number
-  key?: JWK
-}
 
 export interface TokenCacheHost {
   readonly config: ClientConfig
@@ -136,6 +129,9 @@ export function createTokenCache(host: TokenCacheHost) {
     ttlMs: 60_000,
     now: () => platform.now(),
   })
+  const stored = createStoredTokens(storage, verifier, (during, key, error) =>
+    host.report(during, key === OWN ? undefined : key, error),
+  )
   let closed = false
   let installed = 0
   let memoBlocks = 0
@@ -198,8 +194,7 @@ export function createTokenCache(host: TokenCacheHost) {
     if (origin === 'fresh' && server !== undefined) clock.anchorToServer(entitlements.issuedAt)
     else clock.observeIssuedAt(entitlements.issuedAt)
     if (origin === 'fresh' && config.persistTokens) {
-      const stored: Stored = { token, etag, confirmedAt, ...(verified.key ? { key: verified.key } : {}) }
-      storage.write(`${TOKEN_KEY}${key}`, JSON.stringify(stored))
+      stored.save(key, { token, etag, confirmedAt, ...(verified.key ? { key: verified.key } : {}) })
     }
     if (previous !== undefined && previous.tokenId !== entitlements.tokenId) {
       const changes = diffEntitlements(previous, entitlements)
@@ -249,50 +244,16 @@ export function createTokenCache(host: TokenCacheHost) {
     }
   }
 
-  async function verifyStored(stored: Stored): Promise<Verified> {
-    try {
-      return await verifier.verify(stored.token)
-    } catch (error) {
-      // The key set cannot be fetched (a restart during an outage): the key that verified it before still can.
-      if (error instanceof EntitlementError && error.code === 'jwks_unavailable' && stored.key !== undefined)
-        return verifier.verifyWithKnownKey(stored.token, stored.key)
-      throw error
-    }
-  }
-
   async function restore(key: string): Promise<Entry | undefined> {
-    const raw = await storage.read(`${TOKEN_KEY}${key}`)
-    if (raw === undefined) return undefined
-    let stored: Stored
-    try {
-      stored = JSON.parse(raw) as Stored
-      if (typeof stored?.token !== 'string') throw new TypeError('no token')
-    } catch (error) {
-      storage.write(`${TOKEN_KEY}${key}`, undefined)
-      host.report(
-        'storage',
-        key === OWN ? undefined : key,
-        new EntitlementError('storage_failed', `the stored token of ${key || 'this app'} is unreadable`, {
-          cause: error,
-        }),
-      )
+    const restored = await stored.restore(key)
+    if (restored === undefined) return undefined
+    const { entitlements } = restored.verified
+    if ((key !== OWN && entitlements.subject !== key) || host.isRevoked(entitlements.tokenId)) {
+      stored.forget(key)
       return undefined
     }
-    try {
-      const verified = await verifyStored(stored)
-      const subject = verified.entitlements.subject
-      if ((key !== OWN && subject !== key) || host.isRevoked(verified.entitlements.tokenId)) {
-        storage.write(`${TOKEN_KEY}${key}`, undefined)
-        return undefined
-      }
-      return install(key, verified, stored.etag, stored.confirmedAt, 'stored', stored.token)
-    } catch (error) {
-      // Forgotten only when proven bad (a signature that fails under a key set that loaded, expired past the grace,
-      // garbage); kept when nothing is proven (the key set is out of reach, the configuration may be fixed).
-      if (provesBad(error)) storage.write(`${TOKEN_KEY}${key}`, undefined)
-      else host.report('load', key === OWN ? undefined : key, error)
-      return undefined
-    }
+    const { etag, confirmedAt, token } = restored.stored
+    return install(key, restored.verified, etag, confirmedAt, 'stored', token)
   }
 
   /** A token from the source failed to verify, or is for someone else: that is an answer, not an outage. */
@@ -325,7 +286,7 @@ export function createTokenCache(host: TokenCacheHost) {
       cache.delete(key)
       // A license that ended (410) answers `revoked`; a customer with none (404) answers `not_in_plan`.
       verdicts.set(key, { reason: response.status === 'gone' ? 'revoked' : 'not_in_plan' })
-      storage.write(`${TOKEN_KEY}${key}`, undefined)
+      stored.forget(key)
       return undefined
     }
     if (response.status !== 'ok')
