@@ -61,7 +61,12 @@ export interface Entitlements {
   readonly algorithm: string
   readonly plan: Plan
   readonly addons: readonly string[]
-  /** Granted features by name. A read-only `Map`, so that no name can reach `Object.prototype`. */
+  /**
+   * Granted features by name. A read-only `Map`, so that no name can reach `Object.prototype`. It logs and
+   * inspects like a `Map` and writes its entries as JSON, but `structuredClone` and `postMessage` do not copy it:
+   * to hand entitlements to a worker or another process, hand over the token (and verify it there) or a
+   * `client.snapshot()`.
+   */
   readonly features: ReadonlyMap<string, Feature>
   readonly devices: { readonly max: number | undefined; readonly fingerprints: readonly string[] | undefined }
   /** Hints for features not in the plan. */

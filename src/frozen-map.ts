@@ -72,6 +72,28 @@ export class FrozenMap<V> implements ReadonlyMap<string, V> {
   get [Symbol.toStringTag](): string {
     return 'FrozenMap'
   }
+
+  /**
+   * `JSON.stringify` writes the entries as an object (a `Map` writes `{}`): logging entitlements as JSON shows what
+   * they grant.
+   */
+  toJSON(): Record<string, V> {
+    return Object.fromEntries(this.entries())
+  }
+
+  /**
+   * What `console.log` and `util.inspect` show in Node: the entries, as for a `Map`. The fields are private, so
+   * without this a map full of features prints as `FrozenMap {}`, which reads as "nothing granted".
+   */
+  [Symbol.for('nodejs.util.inspect.custom')](
+    depth: number,
+    options: { depth?: number | null; stylize(text: string, style: string): string },
+    inspect: (value: unknown, options: object) => string,
+  ): string {
+    if (depth < 0) return options.stylize(`[FrozenMap(${this.size})]`, 'special')
+    const inner = { ...options, depth: options.depth == null ? null : options.depth - 1 }
+    return inspect(new Map(this), inner).replace(/^Map/, 'FrozenMap')
+  }
 }
 
 /** A frozen map of `keys` to `values`, its layout from `layoutFor` (which may share one among maps with the same keys). */

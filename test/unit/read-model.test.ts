@@ -1,3 +1,4 @@
+import { inspect } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import type { Feature } from '../../src/entitlements.js'
 import { createEntitlementVerifier, decide } from '../../src/index.js'
@@ -84,5 +85,18 @@ describe('the read model a cached customer costs', () => {
     }
     expect(upgrades.get('sso')).toEqual({ plan: 'business' })
     expect(upgrades.get('constructor')).toBeUndefined()
+  })
+
+  it('shows what it grants when logged, inspected or written as JSON (its fields are private)', async () => {
+    const { load } = await setup()
+    const entitlements = await load('acme', 0)
+    const shown = inspect(entitlements.features, { depth: 4 })
+    expect(shown).toMatch(/^FrozenMap\(3\) \{/)
+    for (const name of ["'export'", "'seats'", "'calls'", 'limit: 10']) expect(shown).toContain(name)
+    expect(inspect({ deep: { deeper: entitlements.features } }, { depth: 1 })).toContain('[FrozenMap(3)]')
+    const json = JSON.parse(JSON.stringify(entitlements))
+    expect(Object.keys(json.features)).toEqual(['export', 'seats', 'calls'])
+    expect(json.features.seats).toMatchObject({ name: 'seats', limit: 10 })
+    expect(json.upgrades).toEqual({ sso: { plan: 'business' } })
   })
 })
