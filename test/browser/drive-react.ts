@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -14,18 +14,18 @@ const ISSUER = 'https://license.example.com'
 const AUDIENCE = 'acme-editor'
 
 /**
- * A React of the given major in a folder of its own: 19 is the repository's; 18 is installed beside it for the
- * test, as an app on React 18 would have it (react-dom 18 cannot sit beside react 19 in one node_modules).
+ * A React of the given major: 19 is the repository's; 18 is `test/fixtures/react18`'s, a project of its own with
+ * its own lock file, installed here with `npm ci` as an app on React 18 would have it. It cannot be a dev
+ * dependency under an alias, as Express 4 is: react-dom 18's peer is react 18, and a peer must sit beside the
+ * repository's react 19 (npm refuses the install; overrides do not move a peer).
  */
 export function reactInstall(major: 18 | 19): string {
   if (major === 19) return resolve('node_modules')
-  const dir = mkdtempSync(join(tmpdir(), 'entitle-react18-'))
-  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'react18', private: true }))
-  execFileSync(
-    'npm',
-    ['install', '--no-audit', '--no-fund', '--prefer-offline', 'react@18.3.1', 'react-dom@18.3.1'],
-    { cwd: dir, stdio: 'ignore' },
-  )
+  const dir = resolve('test/fixtures/react18')
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund', '--prefer-offline', '--ignore-scripts'], {
+    cwd: dir,
+    stdio: 'ignore',
+  })
   return join(dir, 'node_modules')
 }
 
@@ -131,7 +131,10 @@ export async function driveReactExample(major: 18 | 19, modules: string) {
       reloaded: (await page.evaluate(() => (window as unknown as { mark?: number }).mark)) !== 1,
     }
     await page.close()
-    return { major, rendered, beforeUpgrade, hydrated, afterUpgrade, errors }
+    // Which React each bundle holds: react and react-dom both carry their version.
+    const versions = (code: string) => [...new Set(code.match(/(?<=")1[89]\.\d+\.\d+(?=")/g))]
+    const reactVersions = { browser: versions(app), server: versions(readFileSync(renderer, 'utf8')) }
+    return { major, rendered, beforeUpgrade, hydrated, afterUpgrade, errors, reactVersions }
   } finally {
     for (const stream of streams) stream.end()
     await browser?.close()

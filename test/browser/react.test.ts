@@ -11,5 +11,7 @@ describe.each([19, 18] as const)('the React example on React %i, in headless Chr
     expect(result.hydrated).toEqual({ plan: 'starter', sso: 'upgrade to business' })
     expect(result.afterUpgrade).toEqual({ plan: 'business', sso: 'on', reloaded: false })
     expect(result.errors).toEqual([])
+    const expected = major === 18 ? ['18.3.1'] : [expect.stringMatching(/^19\./)]
+    expect(result.reactVersions).toEqual({ browser: expected, server: expected })
   }, 60_000)
 })
