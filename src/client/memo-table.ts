@@ -38,13 +38,17 @@ export function createMemoTable(size: number, stats: DecisionStats) {
   // and a miss then costs a read from these 16 KB (in the CPU cache) instead of a slot object (likely not).
   const ids = new Int32Array(size)
   const untils = new Float64Array(size)
+  // An entry's id as `ids` holds it. Ids pass 2^31 in a long-running service (a token installed per renewal), and
+  // an Int32Array keeps their low 32 bits: compared whole, such an id never matched, and its answers were never
+  // reused. Ids that share low bits share a tag; `find` tells them apart by the entry itself.
+  const tag = (entry: Entry) => entry.id | 0
 
   // Each entry has a block of slots for its features, given out in the order entries are made: the newest entries
   // never share a slot while their blocks fit in the table, and the oldest blocks are the first reused.
   const indexOf = (entry: Entry, feature: string) => (entry.memoBase + featureSlot(entry, feature)) & mask
 
   function find(entry: Entry, feature: string, index: number): Slot | undefined {
-    if (ids[index] !== entry.id) return undefined
+    if (ids[index] !== tag(entry)) return undefined
     const slot = slots[index]
     return slot !== undefined &&
       slot.entry === entry &&
@@ -69,13 +73,13 @@ export function createMemoTable(size: number, stats: DecisionStats) {
      */
     wants(entry: Entry, feature: string, now: number): boolean {
       const index = indexOf(entry, feature)
-      return ids[index] === 0 || ids[index] === entry.id || now >= untils[index]!
+      return ids[index] === 0 || ids[index] === tag(entry) || now >= untils[index]!
     },
     set(entry: Entry, feature: string, decision: Decision, until: number): void {
       entry.memoized = true
       const index = indexOf(entry, feature)
       const slot = slots[index]
-      ids[index] = entry.id
+      ids[index] = tag(entry)
       untils[index] = until
       if (slot === undefined) {
         slots[index] = { entry, generation: entry.generation, feature, decision, until, hits: 0 }
