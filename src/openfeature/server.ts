@@ -46,7 +46,8 @@ export class EntitlementsProvider implements Provider {
   }
 
   async initialize(): Promise<void> {
-    this.#stop = this.#client.on('change', ({ subject, previous, changes }) => {
+    // Listens once: initialized again without a close in between, it must not announce each change twice.
+    this.#stop ??= this.#client.on('change', ({ subject, previous, changes }) => {
       if (previous === undefined) return
       const flagsChanged = flagsChangedOf(changes)
       this.events.emit(ProviderEvents.ConfigurationChanged, {
@@ -58,6 +59,7 @@ export class EntitlementsProvider implements Provider {
 
   async onClose(): Promise<void> {
     this.#stop?.()
+    this.#stop = undefined
   }
 
   async #resolve<T>(

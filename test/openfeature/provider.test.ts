@@ -153,6 +153,28 @@ describe('OpenFeature server SDK: evaluation scenarios', () => {
     await entitlements.refresh('acme')
     await expect.poll(() => changed).toEqual([['sso']])
   })
+
+  it('listens once however often it is initialized, and again after a close', async () => {
+    const entitlements = client()
+    const provider = new EntitlementsProvider(entitlements)
+    const changed: string[][] = []
+    provider.events.addHandler(ProviderEvents.ConfigurationChanged, (details) =>
+      changed.push((details?.flagsChanged as string[] | undefined) ?? []),
+    )
+    await provider.initialize()
+    await provider.initialize()
+    await entitlements.load('acme')
+    plans.set('acme', { ...TEAM, features: { ...TEAM.features, sso: true } })
+    await entitlements.refresh('acme')
+    await expect.poll(() => changed).toEqual([['sso']])
+    await provider.onClose()
+    await provider.initialize()
+    plans.set('acme', TEAM)
+    await entitlements.refresh('acme')
+    await expect.poll(() => changed).toEqual([['sso'], ['sso']])
+    await new Promise((done) => setTimeout(done, 50))
+    expect(changed).toHaveLength(2)
+  })
 })
 
 describe('OpenFeature web SDK: synchronous evaluation from memory', () => {
