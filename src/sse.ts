@@ -5,8 +5,10 @@ export interface ServerSentEvent {
   id: string | undefined
 }
 
-/** A stream that never ends a line must not grow memory without bound. */
+/** A stream that never ends a line, or an event, must not grow memory without bound. */
 const MAX_LINE = 1_000_000
+/** An event's data past this is dropped whole, up to its end (a truncated event could be misread). */
+const MAX_EVENT_DATA = 1_000_000
 
 /**
  * An incremental parser of the `text/event-stream` format (WHATWG HTML §9.2): feed it text as it arrives, get
@@ -17,14 +19,18 @@ export function createEventStreamParser(onEvent: (event: ServerSentEvent) => voi
   let buffer = ''
   let event = ''
   let data: string[] = []
+  let dataSize = 0
+  let oversized = false
   let id: string | undefined
   let first = true
   /** The last chunk ended in CR: a LF at the start of the next one belongs to it. */
   let pendingCr = false
   const dispatch = () => {
-    if (data.length > 0) onEvent({ event: event || 'message', data: data.join('\n'), id })
+    if (data.length > 0 && !oversized) onEvent({ event: event || 'message', data: data.join('\n'), id })
     event = ''
     data = []
+    dataSize = 0
+    oversized = false
   }
   const line = (text: string) => {
     if (text === '') return dispatch()
@@ -34,7 +40,14 @@ export function createEventStreamParser(onEvent: (event: ServerSentEvent) => voi
     let value = colon === -1 ? '' : text.slice(colon + 1)
     if (value.startsWith(' ')) value = value.slice(1)
     if (field === 'event') event = value
-    else if (field === 'data') data.push(value)
+    else if (field === 'data') {
+      dataSize += value.length + 1
+      if (dataSize > MAX_EVENT_DATA) {
+        oversized = true
+        data = []
+      }
+      if (!oversized) data.push(value)
+    }
     // An id with a NUL is ignored, as the standard says.
     else if (field === 'id' && !value.includes('\u0000')) id = value
   }

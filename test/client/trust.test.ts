@@ -425,6 +425,20 @@ describe('event stream', () => {
     for (const char of 'event: entitlements\r\ndata: {"subject":"a"}\r\n\r\n') split(char)
     expect(events[1]).toEqual({ id: undefined, event: 'entitlements', data: '{"subject":"a"}' })
   })
+
+  it('drops an event whose data lines never end it, instead of holding them without bound', () => {
+    const events: ServerSentEvent[] = []
+    const parse = createEventStreamParser((event) => events.push(event))
+    // Short lines, each under the line limit, and no blank line: 2 MB of data for one event that never ends.
+    const chunk =
+      'data: xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n'.repeat(
+        1000,
+      )
+    for (let i = 0; i < 20; i++) parse(chunk)
+    parse('\n')
+    parse('event: revocations\ndata: {}\n\n')
+    expect(events).toEqual([{ id: undefined, event: 'revocations', data: '{}' }])
+  })
 })
 
 describe('change events', () => {
