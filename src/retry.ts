@@ -66,10 +66,18 @@ export function createRetryState(options: RetryStateOptions): RetryState {
   }
 }
 
-/** A `Retry-After` header (seconds or an HTTP date) as milliseconds from `now`, or `undefined`. */
+/**
+ * The longest wait a `Retry-After` can ask for: a day. It is honoured over `backoff.maxMs` (the server knows its
+ * load), but one odd answer (a proxy's error page saying 99999999999 seconds) must not stop a customer's renewals,
+ * or the usage sender, for good.
+ */
+export const MAX_RETRY_AFTER_MS = 86_400_000
+
+/** A `Retry-After` header (seconds or an HTTP date) as milliseconds from `now`, at most a day, or `undefined`. */
 export function retryAfterMs(header: string | null, now: number): number | undefined {
   if (header === null) return undefined
-  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000
-  const date = Date.parse(header)
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now)
+  const text = header.trim()
+  const ms = /^\d+$/.test(text) ? Number(text) * 1000 : Date.parse(text) - now
+  if (Number.isNaN(ms)) return undefined
+  return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms))
 }

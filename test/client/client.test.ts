@@ -307,6 +307,22 @@ describe('when the server fails', () => {
     expect(server.count('entitlements/acme')).toBe(after + 1)
   })
 
+  it('takes a Retry-After of 3 000 years as a day: renewals stall for that long, not for good', async () => {
+    server.sell('acme', TEAM)
+    const entitlements = client({ backoff: { initialMs: 1000, maxMs: 2000 } })
+    await entitlements.check('export', { subject: 'acme' })
+    server.state.fail = 'retry-after'
+    server.state.retryAfter = '99999999999'
+    await clock.advance(45 * MIN)
+    const after = server.count('entitlements/acme')
+    server.state.fail = undefined
+    await clock.advance(23 * 60 * MIN)
+    expect(server.count('entitlements/acme')).toBe(after)
+    await clock.advance(61 * MIN)
+    expect(server.count('entitlements/acme')).toBeGreaterThan(after)
+    expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({ allowed: true })
+  })
+
   it('times out a hanging server on the injected clock', async () => {
     server.sell('acme', TEAM)
     server.state.fail = 'hang'

@@ -112,6 +112,8 @@ export async function fakeLicenseServer(msw: SetupServer, clock: { now: number }
     failTokensOnly: false,
     /** Misbehave: answer 304 to any matching If-None-Match, however old the held token. */
     always304: false,
+    /** The `Retry-After` that `fail: 'retry-after'` sends. */
+    retryAfter: '120',
   }
   let stream: ReadableStreamDefaultController<Uint8Array> | undefined
   let eventId = 0
@@ -134,7 +136,7 @@ export async function fakeLicenseServer(msw: SetupServer, clock: { now: number }
       case 'error500':
         return new HttpResponse('down', { status: 500 })
       case 'retry-after':
-        return new HttpResponse('busy', { status: 503, headers: { 'retry-after': '120' } })
+        return new HttpResponse('busy', { status: 503, headers: { 'retry-after': state.retryAfter } })
       case 'unauthorized':
         return new HttpResponse('no', { status: 401 })
       case 'network':
