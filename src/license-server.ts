@@ -99,7 +99,9 @@ export function createLicenseServerClient(options: LicenseServerOptions, platfor
   /**
    * Runs a request and `read`s its answer inside one timeout on the platform's timers (tests time out without
    * waiting), so a server that sends headers and then stalls the body times out too. `signal` aborts it from
-   * outside, for as long as the response lives (the event stream).
+   * outside while it runs; a body `read` hands out (the event stream) is the caller's to cancel. Its listener is
+   * removed when the request ends: the event stream passes the same signal to every reconnect, and a listener
+   * left per request grew without bound (Node warns past ten).
    */
   async function request<T>(
     path: string,
@@ -111,7 +113,8 @@ export function createLicenseServerClient(options: LicenseServerOptions, platfor
     const abort = () =>
       controller.abort(new EntitlementError('server_unavailable', `no answer within ${timeoutMs} ms`))
     const timer = platform.setTimeout(abort, timeoutMs)
-    signal?.addEventListener('abort', () => controller.abort(signal.reason), { once: true })
+    const abortFromOutside = () => controller.abort(signal?.reason)
+    signal?.addEventListener('abort', abortFromOutside, { once: true })
     // Not every fetch ends a body that is already streaming when its signal aborts: race the read against the
     // abort, and cancel the body so nothing is left open.
     const aborted = new Promise<never>((_, reject) => {
@@ -135,6 +138,7 @@ export function createLicenseServerClient(options: LicenseServerOptions, platfor
       throw failure(undefined, controller.signal.aborted ? controller.signal.reason : cause, platform.now())
     } finally {
       platform.clearTimeout(timer)
+      signal?.removeEventListener('abort', abortFromOutside)
     }
   }
 
@@ -168,7 +172,10 @@ export function createLicenseServerClient(options: LicenseServerOptions, platfor
       })
     },
 
-    /** Opens the event stream; resolves with its body once connected. The stream has no timeout once open. */
+    /**
+     * Opens the event stream; resolves with its body once connected. The stream has no timeout once open, and
+     * `signal` aborts only the opening: cancel the body to end it.
+     */
     openEvents(signal: AbortSignal, lastEventId: string | undefined): Promise<ReadableStream<Uint8Array>> {
       const headers = {
         accept: 'text/event-stream',

@@ -49,10 +49,18 @@ export function createEventStream(options: {
     const decoder = new TextDecoder()
     const parse = createEventStreamParser(onEvent)
     const reader = body.getReader()
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) return
-      parse(decoder.decode(value, { stream: true }))
+    // Stopping the client ends this connection; the listener goes with it, so reconnects add none.
+    const cancel = () => void reader.cancel(controller.signal.reason).catch(() => {})
+    if (controller.signal.aborted) cancel()
+    controller.signal.addEventListener('abort', cancel, { once: true })
+    try {
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (done) return
+        parse(decoder.decode(value, { stream: true }))
+      }
+    } finally {
+      controller.signal.removeEventListener('abort', cancel)
     }
   }
 
