@@ -4,7 +4,8 @@ import type { EntitlementStorage } from '../storage.js'
 
 /**
  * A storage in a folder: one file per key, written atomically (a temporary file renamed over the old one), so a
- * crash mid-write leaves the previous value, never half of one. The folder is made on the first write.
+ * crash mid-write leaves the previous value, never half of one, and a failed write leaves no temporary file. The
+ * folder is made on the first write, and again if it is removed while the app runs.
  *
  * @example
  * ```ts
@@ -18,6 +19,14 @@ export function createFileStorage(directory: string): EntitlementStorage {
   let sequence = 0
   // Keys become file names: encoded so that no key can name a path outside the folder.
   const file = (key: string) => join(directory, `${encodeURIComponent(key).replace(/\./g, '%2E')}.json`)
+  /** Makes the folder once; a failure is not kept, so the next write tries again (permissions fixed meanwhile). */
+  const writeFolder = () => {
+    made ??= mkdir(directory, { recursive: true, mode: 0o700 }).catch((error: unknown) => {
+      made = undefined
+      throw error
+    })
+    return made
+  }
   return {
     async get(key) {
       try {
@@ -28,11 +37,23 @@ export function createFileStorage(directory: string): EntitlementStorage {
       }
     },
     async set(key, value) {
-      made ??= mkdir(directory, { recursive: true, mode: 0o700 })
-      await made
       const temporary = `${file(key)}.${process.pid}.${++sequence}.tmp`
-      await writeFile(temporary, value, { mode: 0o600 })
-      await rename(temporary, file(key))
+      try {
+        await writeFolder()
+        try {
+          await writeFile(temporary, value, { mode: 0o600 })
+        } catch (error) {
+          // The folder went away under a running app (a cleaner, a user): make it again, once.
+          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+          made = undefined
+          await writeFolder()
+          await writeFile(temporary, value, { mode: 0o600 })
+        }
+        await rename(temporary, file(key))
+      } catch (error) {
+        await rm(temporary, { force: true }).catch(() => {})
+        throw error
+      }
     },
     async delete(key) {
       await rm(file(key), { force: true })

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setupServer } from 'msw/node'
@@ -60,6 +60,21 @@ describe('createFileStorage', () => {
     await Promise.all(Array.from({ length: 50 }, (_, i) => storage.set('k', String(i))))
     expect(readdirSync(dir)).toEqual(['k.json'])
     expect(Number(await storage.get('k'))).toBeGreaterThanOrEqual(0)
+  })
+
+  it('makes its folder again when it was removed while running, and leaves no temporary file when a write fails', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'entitle-store-'))
+    const dir = join(root, 'store')
+    const storage = createFileStorage(dir)
+    await storage.set('k', 'first')
+    // A cleaner (tmpfiles, a user) removes the folder under a running app.
+    rmSync(dir, { recursive: true })
+    await storage.set('k', 'second')
+    expect(await storage.get('k')).toBe('second')
+    // A write that cannot land (the key's file is a folder) fails, and takes its temporary file with it.
+    mkdirSync(join(dir, 'blocked.json'))
+    await expect(storage.set('blocked', 'x')).rejects.toThrow()
+    expect(readdirSync(dir).sort()).toEqual(['blocked.json', 'k.json'])
   })
 
   it('lets a client restart from disk with the network down', async () => {
