@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -57,6 +58,60 @@ async function totals(customer: string): Promise<Record<string, number>> {
   for (const row of usage) sums[row.metric] = (sums[row.metric] ?? 0) + row.total
   return sums
 }
+
+/**
+ * A worker process of an app, on the built package: records `units` for acme while the license server is out of
+ * reach, waits for the journal to be written, then ends as `how` says (killed, or a graceful close).
+ */
+function worker(folder: string, units: number, how: 'kill' | 'close'): Promise<number | null> {
+  const script = `
+import { createEntitlements } from 'entitle'
+import { createFileStorage } from 'entitle/node'
+const down = 'http://127.0.0.1:1'
+const client = createEntitlements({
+  server: { url: down, timeoutMs: 200 },
+  keys: new URL('/.well-known/jwks.json', down),
+  issuer: down,
+  audience: 'acme-editor',
+  storage: createFileStorage(${JSON.stringify(folder)}),
+  usage: { flushIntervalMs: 60_000, persistIntervalMs: 20 },
+})
+for (let i = 0; i < ${units}; i++) {
+  client.record('api-calls', 1, { subject: 'acme' })
+  await new Promise((resolve) => setTimeout(resolve, 2))
+}
+await new Promise((resolve) => setTimeout(resolve, 200))
+if (${JSON.stringify(how)} === 'kill') process.kill(process.pid, 'SIGKILL')
+await client.close({ deadlineMs: 0 })
+`
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'ignore' })
+  return new Promise((resolve) => child.on('exit', (code) => resolve(code)))
+}
+
+// docs/metering.md: one storage belongs to one process. Two workers of an app, each on a folder of its own (as a
+// cluster gives each worker a stable index), record through an outage and end; started again on the same folders,
+// the app sends every unit, once.
+describe('several processes, a storage folder each', () => {
+  it.each(['kill', 'close'] as const)(
+    'loses no unit of two workers that record through an outage, then end (%s), when they start again',
+    async (how) => {
+      await server.purchase('acme', 'team')
+      const folders = [join(dir, 'worker-0'), join(dir, 'worker-1')]
+      expect(await Promise.all([worker(folders[0]!, 40, how), worker(folders[1]!, 60, how)])).toEqual(
+        how === 'kill' ? [null, null] : [0, 0],
+      )
+      const restarted = folders.map((folder) => start({ storage: createFileStorage(folder) }))
+      await Promise.all(restarted.map((client) => client.load('acme')))
+      await expect
+        .poll(async () => {
+          const pending = await Promise.all(restarted.map(async (client) => (await client.flush()).pending))
+          return pending.every((count) => count === 0) && (await totals('acme'))
+        })
+        .toEqual({ 'api-calls': 100 })
+    },
+    30_000,
+  )
+})
 
 describe('one bad line cannot poison a batch', () => {
   it('stores three customers’ units exactly and sets aside the one line no server would take', async () => {
