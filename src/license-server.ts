@@ -1,3 +1,4 @@
+import { readBoundedText } from './bounded-body.js'
 import { EntitlementError } from './errors.js'
 import type { Platform } from './platform.js'
 import { retryAfterMs } from './retry.js'
@@ -54,6 +55,24 @@ function readUsageAnswer(
     refused.push({ id: line.id, reason: typeof line.reason === 'string' ? line.reason : 'refused' })
   }
   return { at, refused }
+}
+
+/**
+ * The most a body may hold before it is refused (`readBoundedText`): a token is at most a few KB (the verifier's
+ * default limit is 16 384 characters), a revocation list lists every revoked token still alive, and a usage answer
+ * one short answer per line of a batch.
+ */
+const MAX_TOKEN_BYTES = 1_048_576
+const MAX_REVOCATIONS_BYTES = 16_777_216
+const MAX_USAGE_ANSWER_BYTES = 4_194_304
+const MAX_PROBLEM_BYTES = 65_536
+
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
 }
 
 /** What a problem+json body says went wrong (its `detail`, else its `title`), or the start of a plain body. */
@@ -153,7 +172,7 @@ export function createLicenseServerClient(options: LicenseServerOptions, platfor
         if (response.status === 404) return { status: 'not_found' }
         if (response.status === 410) return { status: 'gone' }
         if (!response.ok) throw failure(response, undefined, platform.now())
-        const token = (await response.text()).trim()
+        const token = (await readBoundedText(response, MAX_TOKEN_BYTES, 'token_too_large')).trim()
         return { status: 'ok', token, etag: response.headers.get('etag') ?? undefined }
       })
     },
@@ -163,7 +182,9 @@ export function createLicenseServerClient(options: LicenseServerOptions, platfor
       return request('v1/revocations', { headers }, async (response): Promise<RevocationsResponse> => {
         if (response.status === 304) return { status: 'not_modified', revoked: [], etag }
         if (!response.ok) throw failure(response, undefined, platform.now())
-        const body = (await response.json().catch(() => undefined)) as { revoked?: unknown } | undefined
+        const body = parseJson(await readBoundedText(response, MAX_REVOCATIONS_BYTES, 'server_rejected')) as
+          | { revoked?: unknown }
+          | undefined
         const revoked = body?.revoked
         if (!Array.isArray(revoked) || !revoked.every((id) => typeof id === 'string')) {
           throw new EntitlementError('server_rejected', 'the revocation list is not { "revoked": [string] }')
@@ -209,9 +230,15 @@ export function createLicenseServerClient(options: LicenseServerOptions, platfor
           if (response.ok)
             return {
               kind: 'ok',
-              ...readUsageAnswer(await response.json().catch(() => undefined), response, platform.now()),
+              ...readUsageAnswer(
+                parseJson(
+                  await readBoundedText(response, MAX_USAGE_ANSWER_BYTES, 'server_rejected').catch(() => ''),
+                ),
+                response,
+                platform.now(),
+              ),
             }
-          const text = await response.text().catch(() => '')
+          const text = await readBoundedText(response, MAX_PROBLEM_BYTES, 'server_rejected').catch(() => '')
           const error = failure(response, text, platform.now())
           if (status === 413) return { kind: 'too_large', error }
           if (status === 401 || status === 403 || status === 404 || status === 405 || status === 501)

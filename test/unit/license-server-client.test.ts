@@ -22,6 +22,49 @@ describe('the license server client', () => {
   })
 })
 
+describe('answers too long to be what they claim', () => {
+  /** A body of `chunks` pieces of 64 KiB, counting how many were pulled. */
+  function endless(chunks: number) {
+    const pulled = { count: 0, cancelled: false }
+    const piece = new TextEncoder().encode('x'.repeat(65_536))
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (pulled.count++ >= chunks) controller.close()
+        else controller.enqueue(piece)
+      },
+      cancel() {
+        pulled.cancelled = true
+      },
+    })
+    return { body, pulled }
+  }
+  const serverAnswering = (respond: () => Response) =>
+    createLicenseServerClient(
+      { url: 'https://license.example.com' },
+      { ...defaultPlatform(), fetch: async () => respond() },
+    )
+
+  it('refuses a token answer past 1 MB without reading the rest (a URL that serves a file)', async () => {
+    const { body, pulled } = endless(100_000)
+    const server = serverAnswering(() => new Response(body))
+    await expect(server.fetchToken('acme', undefined)).rejects.toMatchObject({ code: 'token_too_large' })
+    expect(pulled.cancelled).toBe(true)
+    expect(pulled.count).toBeLessThan(20)
+  })
+
+  it('refuses a revocation list past 16 MB, and reads ordinary answers whole', async () => {
+    const { body, pulled } = endless(300)
+    const listing = serverAnswering(() => new Response(body)).fetchRevocations(undefined)
+    await expect(listing).rejects.toMatchObject({ code: 'server_rejected' })
+    expect(pulled.count).toBeLessThanOrEqual(260)
+    const revoked = Array.from({ length: 20_000 }, (_, i) => `token-${i}`)
+    const listed = await serverAnswering(() => Response.json({ revoked })).fetchRevocations(undefined)
+    expect(listed.revoked).toEqual(revoked)
+    const token = await serverAnswering(() => new Response(' a.b.c \n')).fetchToken('acme', undefined)
+    expect(token).toMatchObject({ status: 'ok', token: 'a.b.c' })
+  })
+})
+
 describe('the event stream', () => {
   it('ends an open connection when stopped, and takes its listener with it on every reconnect', async () => {
     let cancelled = 0
