@@ -77,12 +77,9 @@ const parseJson = (text: string): unknown => {
 
 /** What a problem+json body says went wrong (its `detail`, else its `title`), or the start of a plain body. */
 function problemDetail(text: string): string {
-  try {
-    const problem = JSON.parse(text) as { detail?: unknown; title?: unknown }
-    const said = problem.detail ?? problem.title
-    if (typeof said === 'string') return said
-  } catch {}
-  return text.slice(0, 200) || 'no reason given'
+  const problem = parseJson(text) as { detail?: unknown; title?: unknown } | null | undefined
+  const said = problem?.detail ?? problem?.title
+  return typeof said === 'string' ? said : text.slice(0, 200) || 'no reason given'
 }
 
 /** A failure talking to the server: `server_unavailable` (retry later) or `server_rejected` (a 4xx). */

@@ -19,18 +19,17 @@ export function createEventStreamParser(onEvent: (event: ServerSentEvent) => voi
   let buffer = ''
   let event = ''
   let data: string[] = []
+  /** The data of the event being read, in characters: past the limit the event is dropped whole. */
   let dataSize = 0
-  let oversized = false
   let id: string | undefined
   let first = true
   /** The last chunk ended in CR: a LF at the start of the next one belongs to it. */
   let pendingCr = false
   const dispatch = () => {
-    if (data.length > 0 && !oversized) onEvent({ event: event || 'message', data: data.join('\n'), id })
+    if (data.length > 0) onEvent({ event: event || 'message', data: data.join('\n'), id })
     event = ''
     data = []
     dataSize = 0
-    oversized = false
   }
   const line = (text: string) => {
     if (text === '') return dispatch()
@@ -42,11 +41,8 @@ export function createEventStreamParser(onEvent: (event: ServerSentEvent) => voi
     if (field === 'event') event = value
     else if (field === 'data') {
       dataSize += value.length + 1
-      if (dataSize > MAX_EVENT_DATA) {
-        oversized = true
-        data = []
-      }
-      if (!oversized) data.push(value)
+      if (dataSize <= MAX_EVENT_DATA) data.push(value)
+      else data = []
     }
     // An id with a NUL is ignored, as the standard says.
     else if (field === 'id' && !value.includes('\u0000')) id = value

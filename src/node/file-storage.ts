@@ -38,17 +38,16 @@ export function createFileStorage(directory: string): EntitlementStorage {
     },
     async set(key, value) {
       const temporary = `${file(key)}.${process.pid}.${++sequence}.tmp`
+      const writeTemporary = () => writeFile(temporary, value, { mode: 0o600 })
       try {
         await writeFolder()
-        try {
-          await writeFile(temporary, value, { mode: 0o600 })
-        } catch (error) {
+        await writeTemporary().catch(async (error: NodeJS.ErrnoException) => {
           // The folder went away under a running app (a cleaner, a user): make it again, once.
-          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+          if (error.code !== 'ENOENT') throw error
           made = undefined
           await writeFolder()
-          await writeFile(temporary, value, { mode: 0o600 })
-        }
+          await writeTemporary()
+        })
         await rename(temporary, file(key))
       } catch (error) {
         await rm(temporary, { force: true }).catch(() => {})
