@@ -1,20 +1,3 @@
-export type { EntitlementChange } from './changes.js'
-export { diffEntitlements } from './changes.js'
-export type { CheckOptions } from './check.js'
-export { checkEntitlement } from './check.js'
-export type {
-  DevicePolicy,
-  EntitlementClaim,
-  EntitlementTokenClaims,
-  FeatureClaim,
-  Plan,
-  RegionPolicy,
-  Term,
-  UpgradeHint,
-  UsageCap,
-  UsagePeriod,
-} from './claims.js'
-export { entitlementTokenClaimsSchema } from './claims.js'
 export type {
   ChangeEvent,
   CheckContext,
@@ -30,24 +13,41 @@ export type {
   RecordContext,
 } from './client/index.js'
 export { createEntitlements } from './client/index.js'
-export { decide } from './decide.js'
-export type { DecisionsByFeature } from './decide-all.js'
-export { decideAll } from './decide-all.js'
-export type { Decision, DecisionContext, DecisionReason, DecisionSource } from './decision.js'
-export type { Entitlements, Feature, FeatureCap, RegionRule } from './entitlements.js'
-export type { EntitlementErrorCode } from './errors.js'
-export { EntitlementError, isEntitlementError } from './errors.js'
-export type { Algorithm, KeySource, RemoteJwksOptions } from './keys.js'
-export type { LicenseServerOptions } from './license-server.js'
-export { currentWindowEnd } from './period.js'
-export type { Platform } from './platform.js'
-export { defaultPlatform } from './platform.js'
-export type { BackoffOptions } from './retry.js'
-export type { EntitlementStorage } from './storage.js'
-export { createMemoryStorage } from './storage.js'
-export { ENTITLEMENT_TOKEN_TYPE, REVOCATION_LIST_TYPE } from './token-type.js'
+export type { EntitlementChange } from './core/changes.js'
+export { diffEntitlements } from './core/changes.js'
+export type { CheckOptions } from './core/check.js'
+export { checkEntitlement } from './core/check.js'
+export type {
+  DevicePolicy,
+  EntitlementClaim,
+  EntitlementTokenClaims,
+  FeatureClaim,
+  Plan,
+  RegionPolicy,
+  Term,
+  UpgradeHint,
+  UsageCap,
+  UsagePeriod,
+} from './core/claims.js'
+export { entitlementTokenClaimsSchema } from './core/claims.js'
+export { decide } from './core/decide.js'
+export type { DecisionsByFeature } from './core/decide-all.js'
+export { decideAll } from './core/decide-all.js'
+export type { Decision, DecisionContext, DecisionReason, DecisionSource } from './core/decision.js'
+export type { Entitlements, Feature, FeatureCap, RegionRule } from './core/entitlements.js'
+export type { EntitlementErrorCode } from './core/errors.js'
+export { EntitlementError, isEntitlementError } from './core/errors.js'
+export type { Algorithm, KeySource, RemoteJwksOptions } from './core/keys.js'
+export { currentWindowEnd } from './core/period.js'
+export { ENTITLEMENT_TOKEN_TYPE, REVOCATION_LIST_TYPE } from './core/token-type.js'
+export type { EntitlementVerifier, RevocationList, VerifyOptions } from './core/verify.js'
+export { createEntitlementVerifier, verifyEntitlementToken } from './core/verify.js'
+export type { Platform } from './platform/platform.js'
+export { defaultPlatform } from './platform/platform.js'
+export type { EntitlementStorage } from './platform/storage.js'
+export { createMemoryStorage } from './platform/storage.js'
+export type { LicenseServerOptions } from './transport/license-server-client.js'
+export type { BackoffOptions } from './transport/retry.js'
+export type { MemoryUsageStore, UsageCounterRequest, UsageCounterStore } from './usage/counter-store.js'
+export { createMemoryUsageStore } from './usage/counter-store.js'
 export type { CloseResult, FlushResult, UsageLine, UsageOptions, UsageStats } from './usage/types.js'
-export type { MemoryUsageStore, UsageCounterRequest, UsageCounterStore } from './usage-store.js'
-export { createMemoryUsageStore } from './usage-store.js'
-export type { EntitlementVerifier, RevocationList, VerifyOptions } from './verify.js'
-export { createEntitlementVerifier, verifyEntitlementToken } from './verify.js'

@@ -1,9 +1,9 @@
 import { exportJWK, generateKeyPair, type JSONWebKeySet, type JWK, type JWTPayload } from 'jose'
-import type { EntitlementClaim } from './claims.js'
-import type { Algorithm } from './keys.js'
+import type { EntitlementClaim } from './core/claims.js'
+import type { Algorithm } from './core/keys.js'
+import { ENTITLEMENT_TOKEN_TYPE } from './core/token-type.js'
+import type { VerifyOptions } from './core/verify.js'
 import { signEntitlementToken, signRevocationList, signWithType } from './protocol/sign.js'
-import { ENTITLEMENT_TOKEN_TYPE } from './token-type.js'
-import type { VerifyOptions } from './verify.js'
 
 /** Options of {@link createTestIssuer}. */
 export interface TestIssuerOptions {

@@ -1,6 +1,6 @@
-import { type EntitlementClaim, entitlementTokenClaimsSchema } from '../src/claims.js'
-import { type Entitlements, toEntitlements } from '../src/entitlements.js'
-import { EntitlementError, type EntitlementErrorCode } from '../src/errors.js'
+import { type EntitlementClaim, entitlementTokenClaimsSchema } from '../src/core/claims.js'
+import { type Entitlements, toEntitlements } from '../src/core/entitlements.js'
+import { EntitlementError, type EntitlementErrorCode } from '../src/core/errors.js'
 
 /** The frozen "now" of every unit test: 2026-01-15T12:00:00Z. */
 export const NOW = Date.UTC(2026, 0, 15, 12, 0, 0)

@@ -136,7 +136,7 @@ export async function runDemo(): Promise<void> {
     say('   license server (Hono, SQLite, Ed25519)   examples/license-server/src/app.ts, routes/, services/')
     say('   the catalog of plans                     examples/license-server/catalog.json')
     say('   the Express app                          examples/express-app/app.ts')
-    say('   the SDK: verify, decide, cache, meter    src/verify.ts, src/decide.ts, src/client/, src/usage/')
+    say('   the SDK: verify, decide, cache, meter    src/core/, src/client/, src/usage/')
     say('   this story                               examples/demo/demo.ts')
     say('   the protocol and the server API          docs/client.md, docs/metering.md, docs/server.md')
   } finally {

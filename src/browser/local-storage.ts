@@ -1,4 +1,4 @@
-import type { EntitlementStorage } from '../storage.js'
+import type { EntitlementStorage } from '../platform/storage.js'
 
 /** The part of the Web Storage API the client uses (`localStorage`, `sessionStorage`, or a stand-in). */
 export interface WebStorage {

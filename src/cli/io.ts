@@ -1,7 +1,7 @@
 import { createPrivateKey } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { importJWK, importPKCS8, type JWK } from 'jose'
-import type { Algorithm, KeySource } from '../keys.js'
+import type { Algorithm, KeySource } from '../core/keys.js'
 
 /** A failure the command line reports with a message and an exit code, never a stack trace. */
 export class CliError extends Error {

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs'
-import { type FeatureClaim, usagePeriodSchema } from '../claims.js'
-import type { Algorithm } from '../keys.js'
-import { currentWindowEnd } from '../period.js'
+import { type FeatureClaim, usagePeriodSchema } from '../core/claims.js'
+import type { Algorithm } from '../core/keys.js'
+import { currentWindowEnd } from '../core/period.js'
 import { claimProblems, signEntitlementToken } from '../protocol/sign.js'
 import { CliError, EXIT, loadSigningKey, parseDuration, parseMoment, readJson } from './io.js'
 

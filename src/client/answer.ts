@@ -1,13 +1,15 @@
-import { decideCounting, deniedForError } from '../decide.js'
-import type { Decision, DecisionSource } from '../decision.js'
-import type { Entitlements } from '../entitlements.js'
+import { decideCounting, deniedForError } from '../core/decide.js'
+import type { Decision, DecisionSource } from '../core/decision.js'
+import type { Entitlements } from '../core/entitlements.js'
+import type { MemoryUsageStore } from '../usage/counter-store.js'
 import type { UsageMeter } from '../usage/meter.js'
-import type { MemoryUsageStore } from '../usage-store.js'
+import { type Entry, SINGLE_TENANT_KEY } from './cache-entry.js'
+import type { ClientConfig } from './config.js'
 import type { DecisionStats } from './decision-stats.js'
-import { createMemoTable } from './memo-table.js'
-import type { CheckContext, ClientConfig, FailurePolicy } from './options.js'
+import type { MemoTable } from './memo-table.js'
+import type { CheckContext, FailurePolicy } from './options.js'
 import type { Revocations } from './revocations.js'
-import { type Entry, OWN, type TokenCache } from './token-cache.js'
+import type { TokenCache } from './token-cache.js'
 import type { TrustedClock } from './trusted-clock.js'
 import { counterKeyOf, snapshotBaseline, windowFor } from './usage-window.js'
 
@@ -62,7 +64,7 @@ export function fallbackDecision(
  */
 export function isPlain(context: CheckContext, key: string): boolean {
   return (
-    (key !== OWN || context.subject === undefined) &&
+    (key !== SINGLE_TENANT_KEY || context.subject === undefined) &&
     context.roles === undefined &&
     context.region === undefined &&
     context.device === undefined &&
@@ -94,35 +96,33 @@ function memoUntil(entitlements: Entitlements, name: string, now: number): numbe
   return until
 }
 
-export interface AnswerHost {
+/** Turns what the client holds for a customer into a decision: the hot path of every check. */
+export function createAnswerer(parts: {
   readonly config: ClientConfig
   readonly tokens: TokenCache
   readonly clock: TrustedClock
   readonly revocations: Revocations
   readonly stats: DecisionStats
+  /** Memoized answers to plain checks. */
+  readonly memos: MemoTable
   readonly meter: UsageMeter | undefined
   /** What consume() counted in this process when there is no meter (and no fleet). */
-  readonly localStore: MemoryUsageStore | undefined
-  /** Slots of memoized answers (a power of two): see {@link createMemoTable}. */
-  readonly memoSlots: number
-}
-
-/** Turns what the client holds for a customer into a decision: the hot path of every check. */
-export function createAnswerer(host: AnswerHost) {
-  const { config, tokens, clock, revocations, stats, meter, localStore } = host
+  readonly localCounters: MemoryUsageStore | undefined
+}) {
+  const { config, tokens, clock, revocations, stats, memos, meter } = parts
+  const { localCounters } = parts
   const { platform, staleGraceMs } = config
-  const memos = createMemoTable(host.memoSlots, stats)
 
   /** Usage recorded here that the token's snapshot does not count yet. */
   function localUsage(entry: Entry, key: string, feature: string, now: number): number {
     // Looked up only when something could have counted it (a meter, or consume() without one), so a plain check
     // pays nothing for metering.
-    if (meter === undefined && (localStore === undefined || localStore.size === 0)) return 0
+    if (meter === undefined && (localCounters === undefined || localCounters.size === 0)) return 0
     const { entitlements } = entry
     const cap = entitlements.features.get(feature)?.cap
     if (cap === undefined) return 0
     if (meter !== undefined) return meter.unreported(key, feature, now, cap.asOf ?? entitlements.issuedAt)
-    const counted = localStore!.peek(
+    const counted = localCounters!.peek(
       counterKeyOf(entitlements.subject, feature, windowFor(entitlements, feature, now)),
     )
     const baseline = snapshotBaseline(cap, now)
@@ -151,7 +151,7 @@ export function createAnswerer(host: AnswerHost) {
     consuming = false,
   ): Decision {
     const now = platform.now()
-    const subject = key === OWN ? context.subject : key
+    const subject = key === SINGLE_TENANT_KEY ? context.subject : key
     if (clock.rolledBack(now))
       return stats.count(
         emptyDecision(feature, false, 'clock_rollback', subject, entry ? 'cache' : 'fallback'),

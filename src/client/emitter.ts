@@ -1,5 +1,5 @@
-import { EntitlementError } from '../errors.js'
-import type { Platform } from '../platform.js'
+import { EntitlementError } from '../core/errors.js'
+import type { Platform } from '../platform/platform.js'
 import type { ClientEvents, ErrorEvent } from './options.js'
 
 /** The client's events, its error reporting, and its hand-off of background work to the platform. */

@@ -1,6 +1,7 @@
-import type { Decision } from '../decision.js'
+import type { Decision } from '../core/decision.js'
+import type { Entitlements } from '../core/entitlements.js'
+import type { Entry } from './cache-entry.js'
 import type { DecisionStats, Memo } from './decision-stats.js'
-import type { Entry } from './token-cache.js'
 
 /** One slot, reused in place: which customer's answer to which feature it holds, and until when. */
 interface Slot extends Memo {
@@ -33,6 +34,8 @@ function featureSlot(entry: Entry, feature: string): number {
  */
 export function createMemoTable(size: number, stats: DecisionStats) {
   const mask = size - 1
+  /** Where the next entry's block starts: the sum of every block given out so far. */
+  let blocks = 0
   const slots: (Slot | undefined)[] = new Array(size).fill(undefined)
   // Which entry each slot holds, by id, in one small typed array: with many customers almost every lookup misses,
   // and a miss then costs a read from these 16 KB (in the CPU cache) instead of a slot object (likely not).
@@ -59,6 +62,15 @@ export function createMemoTable(size: number, stats: DecisionStats) {
   }
 
   return {
+    /**
+     * Gives a new entry its block of slots, one per feature of its token (a power of two, at least 2), and
+     * returns where it starts. Blocks are given out in turn, so the newest entries never share a slot while
+     * their blocks fit in the table.
+     */
+    allocate(entitlements: Entitlements): number {
+      blocks += 2 ** Math.max(1, Math.ceil(Math.log2(entitlements.features.size + 1)))
+      return blocks
+    },
     /** The memoized answer, if one is held and still right at `now`; counted lazily. */
     get(entry: Entry, feature: string, now: number): Decision | undefined {
       const slot = find(entry, feature, indexOf(entry, feature))

@@ -1,16 +1,15 @@
-import type { EntitlementChange } from '../changes.js'
-import type { DecisionsByFeature } from '../decide-all.js'
-import type { Decision, DecisionContext, DecisionReason } from '../decision.js'
-import type { Entitlements } from '../entitlements.js'
-import type { EntitlementError } from '../errors.js'
-import type { LicenseServerOptions } from '../license-server.js'
-import { defaultPlatform, type Platform } from '../platform.js'
-import type { BackoffOptions } from '../retry.js'
-import { createMemoryStorage, type EntitlementStorage } from '../storage.js'
-import { withLongTimers } from '../timers.js'
+import type { EntitlementChange } from '../core/changes.js'
+import type { DecisionsByFeature } from '../core/decide-all.js'
+import type { Decision, DecisionContext, DecisionReason } from '../core/decision.js'
+import type { Entitlements } from '../core/entitlements.js'
+import type { EntitlementError } from '../core/errors.js'
+import type { VerifyOptions } from '../core/verify.js'
+import type { Platform } from '../platform/platform.js'
+import type { EntitlementStorage } from '../platform/storage.js'
+import type { LicenseServerOptions } from '../transport/license-server-client.js'
+import type { BackoffOptions } from '../transport/retry.js'
+import type { UsageCounterStore } from '../usage/counter-store.js'
 import type { CloseResult, FlushResult, UsageLine, UsageOptions, UsageStats } from '../usage/types.js'
-import type { UsageCounterStore } from '../usage-store.js'
-import type { VerifyOptions } from '../verify.js'
 
 /**
  * What to answer when no answer can be had: no token was ever loaded and the source cannot be reached, or the
@@ -228,119 +227,4 @@ export interface EntitlementsClient {
    * saves trusted time, and resolves when every write is done. Never rejects. Checks still answer from memory.
    */
   close(options?: { deadlineMs?: number }): Promise<CloseResult>
-}
-
-/** Every option with its default, checked once: what the client's modules read. */
-export interface ClientConfig {
-  readonly platform: Platform
-  readonly storage: EntitlementStorage
-  /**
-   * Whether tokens are written to `storage`: only when the app gave one. The default in-memory storage would hold a
-   * second copy of every token the cache holds, bounded by nothing, to survive a restart it cannot survive.
-   */
-  readonly persistTokens: boolean
-  readonly maxSubjects: number
-  readonly refreshAt: number
-  readonly staleGraceMs: number
-  readonly toleranceMs: number
-  readonly backoff: Required<BackoffOptions>
-  /** Own keys only: a feature named `constructor` or `__proto__` gets the client's policy, not a prototype's. */
-  readonly policyFor: (feature: string) => FailurePolicy
-  readonly decisionSummaryIntervalMs: number
-  readonly revocationIntervalMs: number
-  readonly fleetPolicy: 'closed' | 'local'
-  readonly verify: Omit<VerifyOptions, 'now'>
-}
-
-function checkPolicy(policy: unknown, name: string): FailurePolicy {
-  if (policy === 'closed' || policy === 'open') return policy
-  if (
-    typeof policy === 'object' &&
-    policy !== null &&
-    typeof (policy as { allowed?: unknown }).allowed === 'boolean'
-  ) {
-    const limit = (policy as { limit?: unknown }).limit
-    if (limit === undefined || (typeof limit === 'number' && Number.isFinite(limit) && limit >= 0))
-      return policy as FailurePolicy
-  }
-  throw new TypeError(`${name} must be 'closed', 'open' or { allowed: boolean, limit?: number }`)
-}
-
-function checkUsage(usage: UsageOptions | undefined): void {
-  if (usage === undefined) return
-  if (typeof usage !== 'object' || usage === null) throw new TypeError('usage must be an object')
-  if (usage.mode !== undefined && usage.mode !== 'aggregate' && usage.mode !== 'raw')
-    throw new TypeError("usage.mode must be 'aggregate' or 'raw'")
-  for (const name of [
-    'maxBatchLines',
-    'maxBatchBytes',
-    'maxInFlight',
-    'maxQueuedLines',
-    'maxSetAsideLines',
-  ] as const) {
-    const value = usage[name]
-    if (value !== undefined && !(Number.isInteger(value) && value > 0))
-      throw new TypeError(`usage.${name} must be a positive integer`)
-  }
-  for (const name of ['flushIntervalMs', 'persistIntervalMs', 'timeoutMs'] as const) {
-    const value = usage[name]
-    if (value !== undefined && !(Number.isFinite(value) && value > 0))
-      throw new TypeError(`usage.${name} must be > 0`)
-  }
-}
-
-/** Checks the options (a bad one is a `TypeError` now, not a surprise later) and fills in every default, once. */
-export function resolveOptions(options: EntitlementsClientOptions): ClientConfig {
-  if (typeof options !== 'object' || options === null) throw new TypeError('createEntitlements needs options')
-  if (options.server === undefined && options.token === undefined)
-    throw new TypeError('give a server (multi-tenant) or a token (single-tenant)')
-  if (options.server !== undefined && options.token !== undefined)
-    throw new TypeError('give a server or a token, not both')
-  if (options.server !== undefined && options.revocations !== undefined)
-    throw new TypeError(
-      'a multi-tenant client fetches revocations from its server: drop the revocations option',
-    )
-  const refreshAt = options.refreshAt ?? 0.8
-  if (!(refreshAt > 0 && refreshAt < 1)) throw new TypeError('refreshAt must be between 0 and 1')
-  const maxSubjects = options.maxSubjects ?? 10_000
-  if (!(Number.isInteger(maxSubjects) && maxSubjects > 0))
-    throw new TypeError('maxSubjects must be a positive integer')
-  if (options.fleet !== undefined) {
-    if (typeof options.fleet?.store?.consume !== 'function')
-      throw new TypeError('fleet.store must be a usage counter store, such as the Redis one of entitle/redis')
-    const policy = options.fleet.onStoreError
-    if (policy !== undefined && policy !== 'closed' && policy !== 'local')
-      throw new TypeError("fleet.onStoreError must be 'closed' or 'local'")
-  }
-  checkUsage(options.usage)
-  const durations = {
-    staleGraceMs: options.staleGraceMs ?? 3_600_000,
-    decisionSummaryIntervalMs: options.decisionSummaryIntervalMs ?? 60_000,
-    revocationIntervalMs: options.server?.revocationIntervalMs ?? options.revocations?.intervalMs ?? 300_000,
-  }
-  for (const [name, value] of Object.entries(durations)) {
-    if (!(Number.isFinite(value) && value >= 0)) throw new TypeError(`${name} must be ≥ 0`)
-  }
-  const failurePolicy = checkPolicy(options.failurePolicy ?? 'closed', 'failurePolicy')
-  const perFeature = new Map<string, FailurePolicy>()
-  if (options.featurePolicies !== undefined) {
-    if (typeof options.featurePolicies !== 'object' || options.featurePolicies === null)
-      throw new TypeError('featurePolicies must be an object of feature names to policies')
-    for (const [feature, policy] of Object.entries(options.featurePolicies))
-      perFeature.set(feature, checkPolicy(policy, `featurePolicies.${feature}`))
-  }
-  const { server, token, revocations, usage, fleet, storage, platform, ...verify } = options
-  return Object.freeze({
-    platform: withLongTimers({ ...defaultPlatform(), ...platform }),
-    storage: storage ?? createMemoryStorage(),
-    persistTokens: storage !== undefined,
-    maxSubjects,
-    refreshAt,
-    ...durations,
-    toleranceMs: (options.clockToleranceSec ?? 60) * 1000,
-    backoff: { initialMs: options.backoff?.initialMs ?? 1000, maxMs: options.backoff?.maxMs ?? 300_000 },
-    policyFor: (feature: string) => perFeature.get(feature) ?? failurePolicy,
-    fleetPolicy: fleet?.onStoreError ?? 'closed',
-    verify,
-  })
 }

@@ -1,7 +1,7 @@
-import { EntitlementError } from '../errors.js'
-import type { LicenseServerClient } from '../license-server.js'
-import type { Platform } from '../platform.js'
-import type { EntitlementVerifier } from '../verify.js'
+import { EntitlementError } from '../core/errors.js'
+import type { EntitlementVerifier } from '../core/verify.js'
+import type { Platform } from '../platform/platform.js'
+import type { LicenseServerClient } from '../transport/license-server-client.js'
 import type { SerializedStorage } from './serialized-storage.js'
 
 const REVOKED_KEY = 'entitle:revoked'

@@ -1,5 +1,5 @@
-import { EntitlementError } from '../errors.js'
-import type { EntitlementStorage } from '../storage.js'
+import { EntitlementError } from '../core/errors.js'
+import type { EntitlementStorage } from '../platform/storage.js'
 
 /**
  * The app's storage as the client uses it: a failing read is `undefined` and a failing write is reported, never

@@ -1,5 +1,5 @@
 import type { JWK } from 'jose'
-import { EntitlementError } from '../errors.js'
+import { EntitlementError } from '../core/errors.js'
 import type { SerializedStorage } from './serialized-storage.js'
 import { provesBad, type TokenVerifier, type Verified } from './token-verifier.js'
 

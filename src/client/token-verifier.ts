@@ -1,7 +1,7 @@
 import type { JWK } from 'jose'
-import type { Entitlements } from '../entitlements.js'
-import { EntitlementError } from '../errors.js'
-import { createEntitlementVerifier, type EntitlementVerifier, type VerifyOptions } from '../verify.js'
+import type { Entitlements } from '../core/entitlements.js'
+import { EntitlementError } from '../core/errors.js'
+import { createEntitlementVerifier, type EntitlementVerifier, type VerifyOptions } from '../core/verify.js'
 
 /** A token that verified, and the public key of a remote set that verified it (kept with it in storage). */
 export interface Verified {

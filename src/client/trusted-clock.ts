@@ -1,4 +1,4 @@
-import type { Platform } from '../platform.js'
+import type { Platform } from '../platform/platform.js'
 
 /** How often, at most, a rising mark is written down after the first write of a process. */
 const SAVE_EVERY_MS = 5000

@@ -1,5 +1,5 @@
-import type { Entitlements, FeatureCap } from '../entitlements.js'
-import { currentWindowEnd } from '../period.js'
+import type { Entitlements, FeatureCap } from '../core/entitlements.js'
+import { currentWindowEnd } from '../core/period.js'
 import { NEVER } from '../protocol/usage-rules.js'
 
 const HOUR = 3_600_000

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import type { CheckContext, EntitlementsClient } from '../client/index.js'
-import type { Decision } from '../decision.js'
+import type { Decision } from '../core/decision.js'
 
 declare global {
   namespace Express {

@@ -1,6 +1,6 @@
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { EntitlementStorage } from '../storage.js'
+import type { EntitlementStorage } from '../platform/storage.js'
 
 /**
  * A storage in a folder: one file per key, written atomically (a temporary file renamed over the old one), so a

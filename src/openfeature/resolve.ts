@@ -1,6 +1,6 @@
-import type { EntitlementChange } from '../changes.js'
 import type { CheckContext } from '../client/index.js'
-import type { Decision } from '../decision.js'
+import type { EntitlementChange } from '../core/changes.js'
+import type { Decision } from '../core/decision.js'
 
 /*
  * The mapping between OpenFeature and entitlements, shared by the server and web providers. Values are the

@@ -1,10 +1,10 @@
 import { type CryptoKey, type JWK, type KeyObject, SignJWT } from 'jose'
-import { describeClaimIssues } from '../claim-issues.js'
-import { entitlementTokenClaimsSchema } from '../claims.js'
-import type { Algorithm } from '../keys.js'
-import { ENTITLEMENT_TOKEN_TYPE, REVOCATION_LIST_TYPE } from '../token-type.js'
+import { describeClaimIssues } from '../core/claim-issues.js'
+import { entitlementTokenClaimsSchema } from '../core/claims.js'
+import type { Algorithm } from '../core/keys.js'
+import { ENTITLEMENT_TOKEN_TYPE, REVOCATION_LIST_TYPE } from '../core/token-type.js'
 
-export { describeClaimIssues } from '../claim-issues.js'
+export { describeClaimIssues } from '../core/claim-issues.js'
 
 /** The key a token is signed with, and what its header says about it. */
 export interface SignOptions {

@@ -8,7 +8,7 @@ import {
 } from 'react'
 import { emptyDecision } from '../client/answer.js'
 import type { CheckContext, EntitlementsClient, EntitlementsSnapshot } from '../client/options.js'
-import type { Decision } from '../decision.js'
+import type { Decision } from '../core/decision.js'
 import { createEntitlementsStore, type EntitlementsStore } from './store.js'
 
 export type { EntitlementsStore } from './store.js'

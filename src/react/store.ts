@@ -1,5 +1,5 @@
 import type { EntitlementsClient, EntitlementsSnapshot } from '../client/options.js'
-import type { Decision } from '../decision.js'
+import type { Decision } from '../core/decision.js'
 
 /**
  * What the React bindings read: one customer's snapshot, replaced only when an answer changed, so that

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
-import { MAX_TIMER_MS } from '../timers.js'
-import type { UsageCounterRequest, UsageCounterStore } from '../usage-store.js'
+import { MAX_TIMER_MS } from '../platform/timers.js'
+import type { UsageCounterRequest, UsageCounterStore } from '../usage/counter-store.js'
 
 /**
  * The part of a Redis client the store uses: `evalsha` and `eval`, as `ioredis` has them (node-redis users can

@@ -1,5 +1,5 @@
 import { USAGE_LIMITS } from '../protocol/usage-rules.js'
-import { createLine, type Line } from './line.js'
+import { createLine, type Line, sealLine } from './line.js'
 import type { Counter } from './local-usage.js'
 
 /**
@@ -126,12 +126,23 @@ export function createAggregator(options: {
      */
     add: addSlowly,
 
-    /** Hands over every open line, to be sealed: from here on their ids and amounts are fixed. */
-    take(): Line[] {
+    /**
+     * Seals every open line and hands it over: from here on its id and amount are fixed, and it may reach the
+     * server as it is. Each is checked once against the protocol's rules (a subject the wire cannot carry): `ready`
+     * lines may be sent, `refused` ones carry the reason a server would refuse them.
+     */
+    seal(subjectOf: (key: string) => string | undefined): { ready: Line[]; refused: Line[] } {
       const taken = open
       open = []
       openBytes = 0
-      return taken
+      const ready: Line[] = []
+      const refused: Line[] = []
+      for (const line of taken) {
+        line.reason = sealLine(line, subjectOf(line.key))
+        if (line.reason === undefined) ready.push(line)
+        else refused.push(line)
+      }
+      return { ready, refused }
     },
   }
 }

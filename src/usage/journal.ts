@@ -1,6 +1,7 @@
+import type { Batch, BatchQueue } from './batch-queue.js'
 import { createLine, type Line, sealLine } from './line.js'
 import type { ConfirmedUnits, LocalUsage } from './local-usage.js'
-import type { Batch, Sender } from './sender.js'
+import type { SetAside } from './set-aside.js'
 
 /** Where the journal lives in the client's storage; an unreadable one is kept under `${JOURNAL_KEY}.unreadable`. */
 export const JOURNAL_KEY = 'entitle:usage'
@@ -75,18 +76,31 @@ function journalLine(line: Line, batch?: string): JournalLine {
   }
 }
 
+/** What the meter holds that the journal keeps. */
+export interface JournalParts {
+  /** Batches not confirmed (failed, or in flight), each with its id. */
+  readonly batches: readonly Batch[]
+  readonly waiting: readonly Line[]
+  readonly open: readonly Line[]
+  readonly setAside: readonly Line[]
+  readonly confirmed: readonly ConfirmedUnits[]
+}
+
+/** Where a journal read back goes. */
+export interface RestoreTarget {
+  readonly now: number
+  readonly local: LocalUsage
+  readonly queue: BatchQueue
+  readonly setAside: SetAside
+  readonly subjectOf: (key: string) => string | undefined
+}
+
 /**
  * The journal of what the meter holds now: every line not confirmed (in flight too: it may not have arrived), with
  * the batch it last went in, the set-aside lines, and confirmed units no token counts yet. Returns the text to
  * store and how many lines are unconfirmed.
  */
-export function writeJournal(parts: {
-  batches: readonly Batch[]
-  waiting: readonly Line[]
-  open: readonly Line[]
-  setAside: readonly Line[]
-  confirmed: readonly ConfirmedUnits[]
-}): { text: string; unconfirmed: number } {
+export function writeJournal(parts: JournalParts): { text: string; unconfirmed: number } {
   const lines: JournalLine[] = []
   for (const batch of parts.batches) for (const line of batch.lines) lines.push(journalLine(line, batch.id))
   for (const line of parts.waiting) lines.push(journalLine(line))
@@ -121,27 +135,24 @@ function lineOf(entry: JournalLine): Line {
  * kept whole with their ids, set-aside lines aside, confirmed units counted. A line the protocol's rules now refuse
  * is set aside, not sent. `false` when the text is not a journal (the caller keeps it for a person).
  */
-export function readJournal(
-  text: string,
-  into: { now: number; local: LocalUsage; sender: Sender; subjectOf: (key: string) => string | undefined },
-): boolean {
+export function readJournal(text: string, into: RestoreTarget): boolean {
   const journal = decodeJournal(text)
   if (journal === undefined) return false
-  const { now, local, sender, subjectOf } = into
+  const { now, local, queue, setAside, subjectOf } = into
   const batches = new Map<string, Batch>()
   for (const entry of journal.lines) {
     const line = lineOf(entry)
     // Not confirmed before the restart: counted locally again, as the token's snapshot may not have it.
     local.restorePending(line, now)
     const reason = sealLine(line, subjectOf(line.key))
-    if (reason !== undefined) sender.keepAside(line, reason)
-    else if (entry.batch === undefined) sender.enqueue(line)
+    if (reason !== undefined) setAside.add(line, reason)
+    else if (entry.batch === undefined) queue.enqueue(line)
     else {
       let batch = batches.get(entry.batch)
       if (batch === undefined) {
         batch = { id: entry.batch, lines: [] }
         batches.set(entry.batch, batch)
-        sender.restoreBatch(batch)
+        queue.restore(batch)
       }
       batch.lines.push(line)
     }
@@ -149,7 +160,7 @@ export function readJournal(
   for (const entry of journal.setAside) {
     const line = lineOf(entry)
     sealLine(line, subjectOf(line.key))
-    sender.restoreSetAside(line)
+    setAside.restore(line)
   }
   for (const entry of journal.confirmed) local.restoreConfirmed(entry, now)
   return true

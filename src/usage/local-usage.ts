@@ -112,7 +112,7 @@ export function createLocalUsage() {
     unreported,
 
     /** The server stored `line` at `at`: its units move from pending to confirmed. */
-    confirm(line: Line, at: number): void {
+    acknowledge(line: Line, at: number): void {
       const counter = counterOf(line)
       if (counter === undefined) return
       counter.pending = Math.max(0, counter.pending - line.amount)

@@ -1,104 +1,160 @@
-import { EntitlementError } from '../errors.js'
+import { EntitlementError } from '../core/errors.js'
+import type { Platform } from '../platform/platform.js'
+import type { UsageResponse } from '../transport/usage-response.js'
 import { createAggregator, sumInto } from './aggregator.js'
-import { JOURNAL_KEY, readJournal, writeJournal } from './journal.js'
-import { createIdGenerator, sealLine } from './line.js'
+import { createBatchQueue } from './batch-queue.js'
+import { readJournal } from './journal.js'
+import { createIdGenerator } from './line.js'
 import { createLocalUsage } from './local-usage.js'
+import { createPersistence } from './persistence.js'
+import { createSendSchedule } from './send-schedule.js'
 import { createSender } from './sender.js'
+import { createSetAside } from './set-aside.js'
 import {
   type CloseResult,
   type FlushResult,
-  type MeterHost,
   NO_USAGE_STATS,
   type UsageLine,
-  type UsageOptions,
   type UsageStats,
 } from './types.js'
 
+/** The meter's settings, every one filled in (the client's option resolution does it). */
+export interface MeterSettings {
+  readonly mode: 'aggregate' | 'raw'
+  readonly flushIntervalMs: number
+  readonly maxBatchLines: number
+  readonly maxBatchBytes: number
+  readonly maxInFlight: number
+  readonly maxQueuedLines: number
+  readonly maxSetAsideLines: number
+  readonly persistIntervalMs: number
+  readonly backoff: { readonly initialMs: number; readonly maxMs: number }
+}
+
+/** What the client's token cache tells the meter about a customer. */
+export interface MeterTokens {
+  /** The customer a cache key stands for on the wire (the single-tenant key resolves to its token's subject). */
+  subjectOf(key: string): string | undefined
+  /**
+   * The end of the usage window `metric` is in at `now`, given `source` (the client passes its cache entry). Asked
+   * only when `source` changed or the last window ended.
+   */
+  windowFor(source: unknown, metric: string, now: number): number
+  /** When the token in memory for a cache key was issued (epoch ms), if one is there. */
+  issuedAt(key: string): number | undefined
+}
+
+/** Where the meter's journal lives: the client's storage (writes serialized per key, awaited by `close()`). */
+export interface MeterJournalStorage {
+  read(key: string): Promise<string | undefined>
+  write(key: string, value: string): void
+}
+
 /**
  * The batched usage reporter: sums records in memory (`aggregator.ts`), keeps the local counts checks read
- * (`local-usage.ts`), sends batches with stable ids so a retry is counted once (`sender.ts`), and journals what is
- * unconfirmed so a restart loses at most `persistIntervalMs` (`journal.ts`). Protocol and guarantees:
+ * (`local-usage.ts`), queues sealed lines (`batch-queue.ts`) that the sender delivers with stable ids so a retry is
+ * counted once (`sender.ts`) when the schedule says (`send-schedule.ts`), and journals what is unconfirmed so a
+ * restart loses at most `persistIntervalMs` (`persistence.ts`, `journal.ts`). Protocol and guarantees:
  * `docs/metering.md`.
  */
-export function createUsageMeter(options: UsageOptions, host: MeterHost) {
-  const { platform } = host
-  const flushIntervalMs = options.flushIntervalMs ?? 5000
-  const maxQueuedLines = options.maxQueuedLines ?? 10_000
-  const persistIntervalMs = options.persistIntervalMs ?? 1000
+export function createUsageMeter(
+  settings: MeterSettings,
+  around: {
+    readonly platform: Platform
+    /** Sends one batch; never throws. */
+    readonly send: (batchId: string, body: string, keepalive: boolean) => Promise<UsageResponse>
+    readonly tokens: MeterTokens
+    readonly journal: MeterJournalStorage
+    readonly report: (error: EntitlementError) => void
+    readonly background: (work: Promise<unknown>) => void
+  },
+) {
+  const { platform, tokens } = around
+  const { flushIntervalMs, maxQueuedLines } = settings
   const nextId = createIdGenerator()
 
   const { pending: _pending, setAside: _setAside, ...zero } = NO_USAGE_STATS
   const stats: { -readonly [K in keyof typeof zero]: (typeof zero)[K] } = { ...zero }
   const local = createLocalUsage()
   const { counters } = local
-  const queued = () => lines.open.length + sender.queued()
-  const raw = options.mode === 'raw'
-  const lines = createAggregator({ raw, maxQueuedLines, nextId, queued, stats })
-  const sender = createSender(
-    {
-      maxBatchLines: options.maxBatchLines ?? 1000,
-      maxBatchBytes: options.maxBatchBytes ?? 262_144,
-      maxInFlight: options.maxInFlight ?? 1,
-      maxSetAsideLines: options.maxSetAsideLines ?? 1000,
-      flushIntervalMs,
-      backoff: { initialMs: options.backoff?.initialMs ?? 1000, maxMs: options.backoff?.maxMs ?? 60_000 },
+  const raw = settings.mode === 'raw'
+  const queue = createBatchQueue({ ...settings, nextId })
+  const pending = () => lines.open.length + sender.pending()
+  const lines = createAggregator({ raw, maxQueuedLines, nextId, queued: pending, stats })
+  const setAside = createSetAside(settings.maxSetAsideLines, {
+    released: local.release,
+    dropped: (line) => {
+      stats.dropped++
+      stats.droppedUnits += line.amount
     },
-    {
-      platform,
-      send: host.send,
-      background: host.background,
-      local,
-      stats,
-      nextId,
-      fail,
-      collect,
-      tick: (now) => local.prune(now, host.issuedAt),
-      changed: () => {
-        dirty = true
-      },
-      held: () => lines.open.length,
-      armed: (armed) => {
-        sendArmed = armed
-      },
+  })
+  const schedule = createSendSchedule({
+    platform,
+    backoff: settings.backoff,
+    tick: (now) => local.prune(now, tokens.issuedAt),
+    due: () =>
+      void sender.drain().then(() => {
+        const now = platform.now()
+        if (pending() > 0) schedule.wake(Math.max(schedule.holdLeft(now), flushIntervalMs))
+      }),
+  })
+  const sender = createSender({
+    platform,
+    maxInFlight: settings.maxInFlight,
+    queue,
+    setAside,
+    schedule,
+    send: around.send,
+    background: around.background,
+    sealOpenLines,
+    acknowledged: (line, at) => {
+      stats.sent++
+      local.acknowledge(line, at)
     },
-  )
-  let persistTimer: unknown
-  /** Whether the sender's timer is set: read on every record, so mirrored here rather than asked for. */
-  let sendArmed = false
-  let dirty = false
+    retried: () => {
+      stats.retried++
+    },
+    journalChanged: () => persistence.touched(),
+    fail,
+  })
+  const persistence = createPersistence({
+    platform,
+    persistIntervalMs: settings.persistIntervalMs,
+    contents: () => ({
+      batches: [...queue.unsent().failed, ...sender.inFlight()],
+      waiting: queue.unsent().waiting,
+      open: lines.open,
+      setAside: setAside.lines(),
+      confirmed: local.confirmedUnits(platform.now()),
+    }),
+    unconfirmed: pending,
+    read: around.journal.read,
+    write: around.journal.write,
+    fail,
+  })
   let closed = false
   let dropReported = 0
 
   function fail(error: EntitlementError): void {
     stats.lastError = error
-    host.report(error)
+    around.report(error)
   }
 
   /**
-   * Seals every open line and queues it, or sets it aside when the protocol's rules would have the server refuse
-   * it (a subject the wire cannot carry): checked once per line, never per record.
+   * Seals every open line into the queue, or sets it aside when the protocol's rules would have the server refuse
+   * it (a subject the wire cannot carry).
    */
-  function collect(): void {
-    const taken = lines.take()
-    let refused = 0
-    let first: string | undefined
-    for (const line of taken) {
-      const reason = sealLine(line, host.subjectOf(line.key))
-      if (reason === undefined) {
-        sender.enqueue(line)
-        continue
-      }
-      sender.keepAside(line, reason)
-      refused++
-      first ??= reason
-    }
-    if (refused > 0)
-      fail(
-        new EntitlementError(
-          'usage_rejected',
-          `${refused} usage line(s) set aside unsent: the license server would refuse them (first: ${first})`,
-        ),
-      )
+  function sealOpenLines(): void {
+    const { ready, refused } = lines.seal(tokens.subjectOf)
+    for (const line of ready) queue.enqueue(line)
+    if (refused.length === 0) return
+    for (const line of refused) setAside.add(line, line.reason!)
+    fail(
+      new EntitlementError(
+        'usage_rejected',
+        `${refused.length} usage line(s) set aside unsent: the license server would refuse them (first: ${refused[0]!.reason})`,
+      ),
+    )
   }
 
   function drop(amount: number): void {
@@ -135,7 +191,7 @@ export function createUsageMeter(options: UsageOptions, host: MeterHost) {
     stats.recorded++
     let counter = counters.get(key)?.get(metric)
     if (counter === undefined || counter.source !== source || now >= counter.windowEnd) {
-      counter = local.counterFor(key, metric, host.windowFor(source, metric, now), now)
+      counter = local.counterFor(key, metric, tokens.windowFor(source, metric, now), now)
       counter.source = source
     }
     counter.pending += amount
@@ -143,9 +199,8 @@ export function createUsageMeter(options: UsageOptions, host: MeterHost) {
       drop(amount)
       return
     }
-    if (!sendArmed) sender.wake(flushIntervalMs)
-    if (persistTimer === undefined) schedulePersist()
-    dirty = true
+    if (!schedule.armed) schedule.wake(flushIntervalMs)
+    persistence.changed()
     // The hot path: one more record for the customer's open plain line.
     if (!raw && dimensions === undefined && sumInto(counter.line, amount, now)) {
       stats.aggregated++
@@ -153,59 +208,21 @@ export function createUsageMeter(options: UsageOptions, host: MeterHost) {
     }
     const added = lines.add(counter, key, metric, amount, now, dimensions, properties)
     if (added === 'opened') {
-      if (sender.full(lines.open.length, lines.openBytes)) sender.wake(0)
+      if (queue.full(lines.open.length, lines.openBytes)) schedule.wake(0)
     } else if (added === 'dropped') drop(amount)
   }
-
-  // --- persistence ---------------------------------------------------------------------------------------------
-
-  function schedulePersist(): void {
-    if (closed) return
-    persistTimer = platform.setTimeout(() => {
-      persistTimer = undefined
-      persist()
-      if (queued() > 0) schedulePersist()
-    }, persistIntervalMs)
-  }
-
-  /** Writes the journal, when anything it holds changed; returns the lines not confirmed. */
-  function persist(): number {
-    if (!dirty) return queued()
-    dirty = false
-    const { text, unconfirmed } = writeJournal({
-      ...sender.unconfirmed(),
-      open: lines.open,
-      confirmed: local.confirmedUnits(platform.now()),
-    })
-    host.write(JOURNAL_KEY, text)
-    return unconfirmed
-  }
-
-  /** Takes back what an earlier run left (`journal.ts`); an unreadable journal is kept for a person. */
-  async function restore(): Promise<void> {
-    const text = await host.read(JOURNAL_KEY)
-    if (text === undefined) return
-    const read = readJournal(text, { now: platform.now(), local, sender, subjectOf: host.subjectOf })
-    if (!read) {
-      // Unreadable, yet it may be someone's invoice: kept under another key for a person to look at.
-      host.write(`${JOURNAL_KEY}.unreadable`, text)
-      fail(
-        new EntitlementError(
-          'storage_failed',
-          `the usage journal is unreadable; kept as ${JOURNAL_KEY}.unreadable`,
-        ),
-      )
-      return
-    }
-    if (queued() > 0) sender.wake(0)
-  }
-
-  // --- the meter -----------------------------------------------------------------------------------------------
 
   return {
     record,
     unreported: local.unreported,
-    restore,
+
+    /** Takes back what an earlier run left, and sends it soon. */
+    async restore(): Promise<void> {
+      const restored = await persistence.restore((text) =>
+        readJournal(text, { now: platform.now(), local, queue, setAside, subjectOf: tokens.subjectOf }),
+      )
+      if (restored && pending() > 0) schedule.wake(0)
+    },
 
     /**
      * Sends everything queued now, ignoring any backoff, and resolves when it is confirmed, or when a batch failed
@@ -215,14 +232,11 @@ export function createUsageMeter(options: UsageOptions, host: MeterHost) {
     async flush(keepalive = false): Promise<FlushResult> {
       const before = stats.sent
       if (keepalive) {
-        collect()
-        dirty = true
-        persist()
+        sealOpenLines()
+        persistence.now()
         await sender.flushKeepalive()
       } else await sender.flushNow()
-      dirty = true
-      const pending = persist()
-      return { sent: stats.sent - before, pending }
+      return { sent: stats.sent - before, pending: persistence.now() }
     },
 
     /** Stops the timers, sends what it can before `deadlineMs`, and persists the rest. Never rejects. */
@@ -239,27 +253,32 @@ export function createUsageMeter(options: UsageOptions, host: MeterHost) {
         }
         closed = true
         sender.stop()
-        platform.clearTimeout(persistTimer)
-        persistTimer = undefined
+        persistence.stop()
       }
-      dirty = true
-      const persisted = persist()
-      return { sent: stats.sent - before, persisted, dropped: stats.dropped }
+      return { sent: stats.sent - before, persisted: persistence.now(), dropped: stats.dropped }
     },
 
     stats(): UsageStats {
-      return { ...stats, pending: queued(), setAside: sender.setAside().length }
+      return { ...stats, pending: pending(), setAside: setAside.lines().length }
     },
 
     setAside(): readonly UsageLine[] {
-      return sender.setAside().map((line) => ({
+      return setAside.lines().map((line) => ({
         ...(JSON.parse(line.json) as UsageLine),
         ...(line.reason === undefined ? {} : { reason: line.reason }),
       }))
     },
 
-    /** Queues the set-aside lines again (same ids) after the cause was fixed. */
-    resendSetAside: sender.resendSetAside,
+    /** Queues the set-aside lines again (same ids) after the cause was fixed; returns how many. */
+    resendSetAside(): number {
+      const taken = setAside.takeAll()
+      for (const line of taken) queue.enqueue(line)
+      if (taken.length > 0) {
+        persistence.touched()
+        schedule.wake(0)
+      }
+      return taken.length
+    },
   }
 }
 

@@ -1,5 +1,4 @@
-import type { EntitlementError } from '../errors.js'
-import type { Platform } from '../platform.js'
+import type { EntitlementError } from '../core/errors.js'
 
 /** Options of the usage meter: `usage` in `createEntitlements` options. Every default is in `docs/metering.md`. */
 export interface UsageOptions {
@@ -94,45 +93,6 @@ export interface UsageStats {
   readonly setAside: number
   /** The last error, if any. */
   readonly lastError: EntitlementError | undefined
-}
-
-/**
- * What became of a usage batch: `ok` (stored; `refused` lists the lines the server refused one by one), `retry`
- * (not known to be stored: send the same ids again later), `too_large` (413: split it), `rejected` (400, 422: the
- * batch as a whole could not be read; set aside), `refused` (401, 403, 404: stop sending until the app intervenes
- * or a long wait passes).
- */
-export type UsageResponse =
-  | {
-      readonly kind: 'ok'
-      readonly at: number
-      readonly refused: ReadonlyArray<{ readonly id: string; readonly reason: string }>
-    }
-  | { readonly kind: 'retry'; readonly error: EntitlementError; readonly retryAfterMs: number | undefined }
-  | { readonly kind: 'too_large' | 'rejected' | 'refused'; readonly error: EntitlementError }
-
-/** What the meter needs from the client around it. */
-export interface MeterHost {
-  readonly platform: Platform
-  /** Sends one batch; never throws. */
-  send(batchId: string, body: string, keepalive: boolean): Promise<UsageResponse>
-  /** The customer a cache key stands for on the wire (the single-tenant key resolves to its token's subject). */
-  subjectOf(key: string): string | undefined
-  /**
-   * The end of the usage window `metric` is in at `now`, given `source` (what the host knows about the customer:
-   * the client passes its cache entry). Asked only when `source` changed or the last window ended.
-   */
-  windowFor(source: unknown, metric: string, now: number): number
-  /** When the token in memory for a cache key was issued (epoch ms), if one is there. */
-  issuedAt(key: string): number | undefined
-  /** Reads the journal. */
-  read(key: string): Promise<string | undefined>
-  /** Writes the journal (serialized per key by the host; awaited by its `close()`). */
-  write(key: string, value: string): void
-  /** Reports a background failure. */
-  report(error: EntitlementError): void
-  /** Hands background work to the platform (`waitUntil`) without an unobserved rejection. */
-  background(work: Promise<unknown>): void
 }
 
 /** The stats of a meter that has recorded nothing (and of a client that has no meter). */

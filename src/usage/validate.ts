@@ -1,4 +1,4 @@
-import { EntitlementError } from '../errors.js'
+import { EntitlementError } from '../core/errors.js'
 import { USAGE_LIMITS, USAGE_LINE_RULES } from '../protocol/usage-rules.js'
 
 /*

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { decodeJwt } from 'jose'
 import { beforeAll, describe, expect, it } from 'vitest'
-import type { EntitlementClaim } from '../../src/claims.js'
+import type { EntitlementClaim } from '../../src/core/claims.js'
 import { verifyEntitlementToken } from '../../src/index.js'
 
 const CLI = join(process.cwd(), 'dist/cli.js')

@@ -1,7 +1,7 @@
 import { delay, HttpResponse, http } from 'msw'
 import type { SetupServer } from 'msw/node'
-import type { EntitlementClaim } from '../../src/claims.js'
-import type { Platform } from '../../src/platform.js'
+import type { EntitlementClaim } from '../../src/core/claims.js'
+import type { Platform } from '../../src/platform/platform.js'
 import { createTestIssuer, type TestIssuer } from '../../src/testing.js'
 import { NOW } from '../helpers.js'
 

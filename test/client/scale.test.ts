@@ -1,7 +1,7 @@
 import { HttpResponse, http } from 'msw'
 import { setupServer } from 'msw/node'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import type { EntitlementClaim } from '../../src/claims.js'
+import type { EntitlementClaim } from '../../src/core/claims.js'
 import {
   createEntitlements,
   createMemoryStorage,

@@ -1,7 +1,7 @@
 import { HttpResponse, http } from 'msw'
 import { setupServer } from 'msw/node'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import type { EntitlementClaim } from '../../src/claims.js'
+import type { EntitlementClaim } from '../../src/core/claims.js'
 import {
   type ChangeEvent,
   createEntitlements,
@@ -10,10 +10,10 @@ import {
   type EntitlementsClient,
   type EntitlementsClientOptions,
 } from '../../src/index.js'
+import { MAX_TIMER_MS, withLongTimers } from '../../src/platform/timers.js'
 import { createRedisUsageStore } from '../../src/redis/index.js'
-import { createEventStreamParser, type ServerSentEvent } from '../../src/sse.js'
 import { createTestIssuer, type TestIssuer } from '../../src/testing.js'
-import { MAX_TIMER_MS, withLongTimers } from '../../src/timers.js'
+import { createEventStreamParser, type ServerSentEvent } from '../../src/transport/sse.js'
 import { NOW } from '../helpers.js'
 import { fakeLicenseServer, manualPlatform, SERVER } from './harness.js'
 

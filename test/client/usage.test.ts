@@ -1,6 +1,6 @@
 import { setupServer } from 'msw/node'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import type { EntitlementClaim } from '../../src/claims.js'
+import type { EntitlementClaim } from '../../src/core/claims.js'
 import {
   createEntitlements,
   createMemoryStorage,

@@ -1,7 +1,7 @@
 import { compactVerify, importJWK } from 'jose'
 import { describe, expect, it } from 'vitest'
+import { createKeyResolver } from '../../src/core/keys.js'
 import { createEntitlementVerifier } from '../../src/index.js'
-import { createKeyResolver } from '../../src/keys.js'
 import { frozen, NOW_SEC, rejectionCode, signRawEd25519 } from '../helpers.js'
 
 // RFC 8037, Appendix A.1, A.4 and A.5: the Ed25519 key and the JWS over "Example of Ed25519 signing".

@@ -1,7 +1,7 @@
 import { OpenFeature, ProviderEvents } from '@openfeature/server-sdk'
 import { OpenFeature as OpenFeatureWeb } from '@openfeature/web-sdk'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import type { EntitlementClaim } from '../../src/claims.js'
+import type { EntitlementClaim } from '../../src/core/claims.js'
 import {
   createEntitlements,
   createMemoryStorage,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { describeClaimIssues } from '../../src/claim-issues.js'
-import { entitlementTokenClaimsSchema } from '../../src/claims.js'
-import { checkClaims, formatClaimProblems } from '../../src/claims-check.js'
+import { describeClaimIssues } from '../../src/core/claim-issues.js'
+import { entitlementTokenClaimsSchema } from '../../src/core/claims.js'
+import { checkClaims, formatClaimProblems } from '../../src/core/claims-check.js'
 import { seeded } from '../helpers.js'
 
 /** A payload with every field of the format filled in. */

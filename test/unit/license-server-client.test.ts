@@ -1,8 +1,11 @@
 import { getEventListeners } from 'node:events'
 import { describe, expect, it, vi } from 'vitest'
-import { createEventStream } from '../../src/client/event-stream.js'
-import { createLicenseServerClient, type LicenseServerClient } from '../../src/license-server.js'
-import { defaultPlatform } from '../../src/platform.js'
+import { defaultPlatform } from '../../src/platform/platform.js'
+import { createEventStream } from '../../src/transport/event-stream.js'
+import {
+  createLicenseServerClient,
+  type LicenseServerClient,
+} from '../../src/transport/license-server-client.js'
 
 describe('the license server client', () => {
   it('leaves no listener on the caller’s signal per request: a stream that reconnects all week does not leak', async () => {
@@ -10,7 +13,10 @@ describe('the license server client', () => {
       ...defaultPlatform(),
       fetch: async () => new Response(': hi\n\n', { headers: { 'content-type': 'text/event-stream' } }),
     }
-    const server = createLicenseServerClient({ url: 'https://license.example.com' }, platform)
+    const server = createLicenseServerClient(
+      { url: 'https://license.example.com', apiKey: undefined, headers: undefined, timeoutMs: 10_000 },
+      platform,
+    )
     const stream = new AbortController()
     for (let i = 0; i < 50; i++) {
       const body = await server.openEvents(stream.signal, undefined)
@@ -40,7 +46,7 @@ describe('answers too long to be what they claim', () => {
   }
   const serverAnswering = (respond: () => Response) =>
     createLicenseServerClient(
-      { url: 'https://license.example.com' },
+      { url: 'https://license.example.com', apiKey: undefined, headers: undefined, timeoutMs: 10_000 },
       { ...defaultPlatform(), fetch: async () => respond() },
     )
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
+import type { Entry } from '../../src/client/cache-entry.js'
 import { createDecisionStats } from '../../src/client/decision-stats.js'
 import { createMemoTable } from '../../src/client/memo-table.js'
-import type { Entry } from '../../src/client/token-cache.js'
-import type { Decision } from '../../src/decision.js'
+import type { Decision } from '../../src/core/decision.js'
 
 // The memo table names each slot's entry by id in an Int32Array. A long-running service installs a token for
 // every renewal (a million customers on ten-minute tokens: about 2 000 a second, 2^31 in twelve days), so ids

@@ -1,6 +1,6 @@
 import { inspect } from 'node:util'
 import { describe, expect, it } from 'vitest'
-import type { Feature } from '../../src/entitlements.js'
+import type { Feature } from '../../src/core/entitlements.js'
 import { createEntitlementVerifier, decide } from '../../src/index.js'
 import { createTestIssuer } from '../../src/testing.js'
 import { frozen, NOW } from '../helpers.js'

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { createRenewals, type Scheduled } from '../../src/client/renewals.js'
-import type { Platform } from '../../src/platform.js'
+import type { Platform } from '../../src/platform/platform.js'
 
 /** A platform that counts live timers and fires them when told. */
 function timers() {

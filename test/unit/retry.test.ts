@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createRetryState, MAX_RETRY_AFTER_MS, retryAfterMs } from '../../src/retry.js'
+import { createRetryState, MAX_RETRY_AFTER_MS, retryAfterMs } from '../../src/transport/retry.js'
 
 const NOW = Date.parse('2026-12-01T12:00:00Z')
 const DAY = 86_400_000
@@ -24,7 +24,13 @@ describe('Retry-After', () => {
   })
 
   it('is honoured over maxMs, so a retry state never waits less than it asks, nor more than a day', () => {
-    const retry = createRetryState({ initialMs: 1000, maxMs: 2000, random: () => 0.5 })
+    const retry = createRetryState({
+      initialMs: 1000,
+      maxMs: 2000,
+      random: () => 0.5,
+      minMs: 0,
+      resetAfterHealthyMs: 0,
+    })
     expect(retry.recordFailure(NOW, retryAfterMs('120', NOW))).toBe(120_000)
     expect(retry.recordFailure(NOW, retryAfterMs('99999999999', NOW))).toBe(DAY)
     expect(retry.recordFailure(NOW, undefined)).toBe(1000)

@@ -7,8 +7,8 @@ import {
   type JWTVerifyGetKey,
   type KeyObject,
 } from 'jose'
+import { importPem } from '../platform/pem-import.js'
 import { EntitlementError } from './errors.js'
-import { importPem } from './pem-import.js'
 
 /**
  * Where the verifier's trusted public keys come from:

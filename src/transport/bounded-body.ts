@@ -1,4 +1,4 @@
-import { EntitlementError, type EntitlementErrorCode } from './errors.js'
+import { EntitlementError, type EntitlementErrorCode } from '../core/errors.js'
 
 /**
  * A response body as text, read up to `maxBytes`: past that, the body is cancelled and an `EntitlementError` with

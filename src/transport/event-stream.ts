@@ -1,7 +1,7 @@
-import type { LicenseServerClient } from '../license-server.js'
-import type { Platform } from '../platform.js'
-import { type BackoffOptions, createRetryState } from '../retry.js'
-import { createEventStreamParser } from '../sse.js'
+import type { Platform } from '../platform/platform.js'
+import type { LicenseServerClient } from './license-server-client.js'
+import { type BackoffOptions, createRetryState } from './retry.js'
+import { createEventStreamParser } from './sse.js'
 
 /** A stream counts as healthy once it has stayed open this long: only then is its backoff forgotten. */
 export const HEALTHY_STREAM_MS = 60_000

@@ -53,6 +53,11 @@ export type EntitlementErrorCode =
 export class EntitlementError extends Error {
   /** The stable code to branch on. */
   readonly code: EntitlementErrorCode
+  /**
+   * `server_unavailable` only: how long the license server asked the client to wait (its `Retry-After`, in
+   * milliseconds, at most a day), when it said.
+   */
+  declare readonly retryAfterMs?: number
 
   /**
    * @example
@@ -64,10 +69,16 @@ export class EntitlementError extends Error {
    * }
    * ```
    */
-  constructor(code: EntitlementErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(
+    code: EntitlementErrorCode,
+    message: string,
+    options?: { cause?: unknown; retryAfterMs?: number | undefined },
+  ) {
     super(message, options)
     this.name = 'EntitlementError'
     this.code = code
+    // Set only when the server said, so every other error logs as it always did.
+    if (options?.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs
   }
 }
 

@@ -22,14 +22,14 @@ export interface RetryState {
   recordSuccess(now: number): void
 }
 
-/** Options of {@link createRetryState}. */
-export interface RetryStateOptions extends BackoffOptions {
+/** Options of {@link createRetryState}, every one given (the defaults are the callers' to resolve). */
+export interface RetryStateOptions extends Required<BackoffOptions> {
   /** A number in [0, 1): the jitter source. */
   random: () => number
-  /** Forget failures only after this long healthy (see {@link RetryState.recordSuccess}). Default 0: at once. */
-  resetAfterHealthyMs?: number
-  /** The shortest wait, whatever the jitter draws. Default 0. */
-  minMs?: number
+  /** Forget failures only after this long healthy (see {@link RetryState.recordSuccess}); 0: at once. */
+  resetAfterHealthyMs: number
+  /** The shortest wait, whatever the jitter draws. */
+  minMs: number
 }
 
 /** The delay before retry number `attempt` (0-based): uniformly random in [0, min(max, initial · 2^attempt)]. */
@@ -43,9 +43,8 @@ export function backoffDelay(attempt: number, random: number, options: Required<
  * the client retries share it, so none of them can reset early by hand.
  */
 export function createRetryState(options: RetryStateOptions): RetryState {
-  const backoff = { initialMs: options.initialMs ?? 1000, maxMs: options.maxMs ?? 300_000 }
-  const resetAfter = options.resetAfterHealthyMs ?? 0
-  const minMs = options.minMs ?? 0
+  const { resetAfterHealthyMs: resetAfter, minMs } = options
+  const backoff = { initialMs: options.initialMs, maxMs: options.maxMs }
   let failures = 0
   let healthySince: number | undefined
   return {

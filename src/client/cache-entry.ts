@@ -1,0 +1,96 @@
+import type { JWK } from 'jose'
+import type { DecisionReason } from '../core/decision.js'
+import type { Entitlements } from '../core/entitlements.js'
+import type { EntitlementErrorCode } from '../core/errors.js'
+import { FrozenMap, type KeyLayout } from '../core/frozen-map.js'
+import type { RetryState } from '../transport/retry.js'
+import type { Scheduled } from './renewals.js'
+import type { Verified } from './token-verifier.js'
+
+/**
+ * The cache key of a single-tenant client's one token. A multi-tenant client keys by customer id, which is never
+ * empty, so the two cannot meet.
+ */
+export const SINGLE_TENANT_KEY = ''
+
+/** Where an entry's next answer says it came from. */
+export type Origin = 'fresh' | 'stored' | 'cache'
+
+/**
+ * A customer's verified token in memory: the read model and what renewing it needs, not the token itself (a
+ * multi-tenant service holding a million customers would keep a million copies of 1–2 KB it never reads again).
+ */
+export interface Entry extends Scheduled {
+  /** Unique in this client: names the entry in the memo table. */
+  readonly id: number
+  /** Where the entry's block of memo slots starts (see the memo table's `allocate`). */
+  readonly memoBase: number
+  /** Whether an answer of this entry was ever memoized: if not, a record() has nothing to forget. */
+  memoized: boolean
+  readonly subject: string
+  /** The app's own token (single-tenant), kept to notice when its source hands back a new one. */
+  readonly token: string | undefined
+  readonly entitlements: Entitlements
+  /** `entitlements.expiresAt`, kept here so a memoized answer touches one object less. */
+  readonly expiresAt: number
+  readonly etag: string | undefined
+  /** The remote key that verified it, stored with it so a restart can verify it while the key set is away. */
+  readonly key: JWK | undefined
+  /** When the source last vouched for this token (a fetch or a 304). */
+  confirmedAt: number
+  /**
+   * `fresh`: loaded by the check that is waiting for it (said once); `stored`: read from storage and not yet
+   * vouched for by the source (said until it is); `cache`: vouched for and in memory.
+   */
+  origin: Origin
+  /** Made at the first failed refresh: most entries never need one. */
+  retry: RetryState | undefined
+  /** Changes when the entry's answers must be worked out again (its origin changed): memoized ones are void. */
+  generation: number
+  /** The feature layout of the token, shared by everyone on its plan: memoized answers are placed by it. */
+  readonly layout: KeyLayout | undefined
+  /** When a lookup last moved the entry up the LRU order, in lookups (see the subject index). */
+  touched: number
+}
+
+/**
+ * What is known of a customer with no usable token, remembered for a minute: the server said there is no license
+ * (`not_in_plan`) or it ended (`revoked`), or the token it handed out was proven bad (its error code).
+ */
+export type Verdict =
+  | { readonly reason: Extract<DecisionReason, 'not_in_plan' | 'revoked'>; readonly error?: undefined }
+  | { readonly reason?: undefined; readonly error: EntitlementErrorCode }
+
+/** What an entry is made of, beside what the cache decides (its id and its place in the memo table). */
+export interface EntryInput {
+  readonly key: string
+  readonly verified: Verified
+  readonly etag: string | undefined
+  readonly confirmedAt: number
+  readonly origin: Origin
+  readonly token: string
+}
+
+/** A new entry, not yet indexed, scheduled or memoized. */
+export function createEntry(input: EntryInput, id: number, memoBase: number): Entry {
+  const { entitlements } = input.verified
+  return {
+    id,
+    memoBase,
+    memoized: false,
+    subject: input.key,
+    token: input.key === SINGLE_TENANT_KEY ? input.token : undefined,
+    entitlements,
+    expiresAt: entitlements.expiresAt,
+    etag: input.etag,
+    key: input.verified.key,
+    confirmedAt: input.confirmedAt,
+    origin: input.origin,
+    retry: undefined,
+    generation: 0,
+    layout: entitlements.features instanceof FrozenMap ? entitlements.features.layout : undefined,
+    touched: 0,
+    due: 0,
+    slot: -1,
+  }
+}

@@ -1,0 +1,87 @@
+import type { Decision } from '../core/decision.js'
+import { EntitlementError } from '../core/errors.js'
+import { NEVER } from '../protocol/usage-rules.js'
+import { type Answerer, fallbackDecision } from './answer.js'
+import type { Entry } from './cache-entry.js'
+import type { DecisionStats } from './decision-stats.js'
+import type { FleetLedger } from './fleet-ledger.js'
+import type { CheckContext, ErrorEvent } from './options.js'
+import { counterKeyOf, snapshotBaseline, windowFor } from './usage-window.js'
+
+/**
+ * `consume()` over the fleet's shared store: the decision, then one atomic step of the store. When the store
+ * fails, `onStoreError` says what happens: deny (`closed`), or count in this instance from the last fleet count
+ * it saw (`local`, through the outage ledger).
+ */
+export function createConsumeInFleet(parts: {
+  readonly answerer: Answerer
+  readonly stats: DecisionStats
+  readonly ledger: FleetLedger
+  readonly onStoreError: 'closed' | 'local'
+  readonly now: () => number
+  readonly use: (key: string, entry: Entry | undefined, feature: string, amount: number) => void
+  readonly report: (during: ErrorEvent['during'], subject: string | undefined, error: unknown) => void
+}) {
+  const { answerer, stats, ledger, use } = parts
+
+  return async function consumeInFleet(
+    entry: Entry | undefined,
+    key: string,
+    feature: string,
+    context: CheckContext,
+  ): Promise<Decision> {
+    const checked = answerer.answer(entry, key, feature, context, true)
+    const amount = context.amount ?? 1
+    if (!checked.allowed) return checked
+    const cap = entry?.entitlements.features.get(feature)?.cap
+    if (cap === undefined || entry === undefined) {
+      use(key, entry, feature, amount)
+      return checked
+    }
+    const entitlements = entry.entitlements
+    const now = parts.now()
+    const windowEnd = windowFor(entitlements, feature, now)
+    const baseline = snapshotBaseline(cap, now)
+    const counterKey = counterKeyOf(entitlements.subject, feature, windowEnd)
+    const hint = entitlements.features.get(feature)?.upgrade ?? entitlements.upgrade
+    const decided = (used: number, allowed: boolean): Decision =>
+      stats.recount(checked, {
+        ...checked,
+        allowed,
+        reason: allowed ? checked.reason : 'usage_cap_reached',
+        used: allowed ? used - amount : used,
+        remaining: Math.max(0, cap.limit - used),
+        upgrade: allowed ? checked.upgrade : hint,
+      })
+    const view = ledger.view(counterKey, baseline)
+    const request = {
+      key: counterKey,
+      amount,
+      limit: cap.limit,
+      baseline,
+      expiresAt: windowEnd === NEVER ? undefined : windowEnd,
+    }
+    try {
+      const result = await ledger.count(view, request)
+      if (result.allowed) use(key, entry, feature, amount)
+      return decided(result.used, result.allowed)
+    } catch (error) {
+      parts.report(
+        'fleet',
+        context.subject,
+        new EntitlementError('store_unavailable', 'the shared usage store failed', { cause: error }),
+      )
+      if (parts.onStoreError === 'closed') {
+        return stats.recount(checked, {
+          ...fallbackDecision(feature, 'closed', entitlements.subject),
+          plan: entitlements.plan.id,
+          source: checked.source,
+          age: checked.age,
+        })
+      }
+      const local = ledger.countLocally(view, baseline, amount, cap.limit)
+      if (local.allowed) use(key, entry, feature, amount)
+      return decided(local.used, local.allowed)
+    }
+  }
+}

@@ -1,0 +1,42 @@
+import type { EntitlementError } from '../core/errors.js'
+import type { Platform } from '../platform/platform.js'
+import { createLicenseServerClient, type LicenseServerClient } from '../transport/license-server-client.js'
+import { createUsageMeter, type UsageMeter } from '../usage/meter.js'
+import { type Entry, SINGLE_TENANT_KEY } from './cache-entry.js'
+import type { UsageConfig } from './config.js'
+import type { SerializedStorage } from './serialized-storage.js'
+import { windowFor } from './usage-window.js'
+
+/**
+ * The client's usage meter, sending to the license server (or to the endpoint `usage` names): it reads the
+ * customer's token in memory (`peek`) for the cap's window and the subject on the wire, and journals into the
+ * client's storage.
+ */
+export function createClientMeter(
+  usage: UsageConfig,
+  server: LicenseServerClient | undefined,
+  parts: {
+    readonly platform: Platform
+    readonly storage: SerializedStorage
+    readonly peek: (key: string) => Entry | undefined
+    readonly report: (error: EntitlementError) => void
+    readonly background: (work: Promise<unknown>) => void
+  },
+): UsageMeter {
+  const { endpoint, ...settings } = usage
+  const destination =
+    endpoint.same && server !== undefined ? server : createLicenseServerClient(endpoint, parts.platform)
+  return createUsageMeter(settings, {
+    platform: parts.platform,
+    send: (batchId, body, keepalive) => destination.sendUsage(batchId, body, keepalive),
+    tokens: {
+      windowFor: (entry, metric, now) => windowFor((entry as Entry | undefined)?.entitlements, metric, now),
+      subjectOf: (key) =>
+        key === SINGLE_TENANT_KEY ? parts.peek(SINGLE_TENANT_KEY)?.entitlements.subject : key,
+      issuedAt: (key) => parts.peek(key)?.entitlements.issuedAt,
+    },
+    journal: { read: parts.storage.read, write: parts.storage.write },
+    report: parts.report,
+    background: parts.background,
+  })
+}

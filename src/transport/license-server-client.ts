@@ -1,0 +1,120 @@
+import { EntitlementError } from '../core/errors.js'
+import type { Platform } from '../platform/platform.js'
+import { readBoundedText } from './bounded-body.js'
+import { createRequester, type Endpoint, failure, parseJson } from './requester.js'
+import { classifyUsageAnswer, type UsageResponse, unanswered } from './usage-response.js'
+
+export type { Endpoint, LicenseServerOptions } from './requester.js'
+
+export type TokenResponse =
+  | { readonly status: 'ok'; readonly token: string; readonly etag: string | undefined }
+  | { readonly status: 'not_modified' }
+  | { readonly status: 'not_found' }
+  /** 410: the customer's license ended (revoked, cancelled). */
+  | { readonly status: 'gone' }
+
+export interface RevocationsResponse {
+  readonly status: 'ok' | 'not_modified'
+  readonly revoked: readonly string[]
+  readonly etag: string | undefined
+}
+
+/**
+ * The most a body may hold before it is refused (`readBoundedText`): a token is at most a few KB (the verifier's
+ * default limit is 16 384 characters), a revocation list lists every revoked token still alive, and a usage answer
+ * one short answer per line of a batch.
+ */
+const MAX_TOKEN_BYTES = 1_048_576
+const MAX_REVOCATIONS_BYTES = 16_777_216
+const MAX_USAGE_ANSWER_BYTES = 4_194_304
+const MAX_PROBLEM_BYTES = 65_536
+
+/**
+ * The license server as the SDK sees it (protocol v1): one mapper per endpoint from its HTTP answer to a value the
+ * client acts on. The requests themselves (timeout, abort, bounded reads, failures) are the requester's.
+ */
+export function createLicenseServerClient(endpoint: Endpoint, platform: Platform) {
+  const request = createRequester(endpoint, platform)
+
+  return {
+    fetchToken(subject: string, etag: string | undefined): Promise<TokenResponse> {
+      const headers = {
+        accept: 'application/entitlement+jwt, application/jwt, text/plain',
+        ...(etag ? { 'if-none-match': etag } : {}),
+      }
+      return request(`v1/entitlements/${encodeURIComponent(subject)}`, { headers }, async (response) => {
+        if (response.status === 304) return { status: 'not_modified' }
+        if (response.status === 404) return { status: 'not_found' }
+        if (response.status === 410) return { status: 'gone' }
+        if (!response.ok) throw failure(response, undefined, platform.now())
+        const token = (await readBoundedText(response, MAX_TOKEN_BYTES, 'token_too_large')).trim()
+        return { status: 'ok', token, etag: response.headers.get('etag') ?? undefined }
+      })
+    },
+
+    fetchRevocations(etag: string | undefined): Promise<RevocationsResponse> {
+      const headers = { accept: 'application/json', ...(etag ? { 'if-none-match': etag } : {}) }
+      return request('v1/revocations', { headers }, async (response): Promise<RevocationsResponse> => {
+        if (response.status === 304) return { status: 'not_modified', revoked: [], etag }
+        if (!response.ok) throw failure(response, undefined, platform.now())
+        const body = parseJson(await readBoundedText(response, MAX_REVOCATIONS_BYTES, 'server_rejected')) as
+          | { revoked?: unknown }
+          | undefined
+        const revoked = body?.revoked
+        if (!Array.isArray(revoked) || !revoked.every((id) => typeof id === 'string')) {
+          throw new EntitlementError('server_rejected', 'the revocation list is not { "revoked": [string] }')
+        }
+        return { status: 'ok', revoked, etag: response.headers.get('etag') ?? undefined }
+      })
+    },
+
+    /**
+     * Opens the event stream; resolves with its body once connected. The stream has no timeout once open, and
+     * `signal` aborts only the opening: cancel the body to end it.
+     */
+    openEvents(signal: AbortSignal, lastEventId: string | undefined): Promise<ReadableStream<Uint8Array>> {
+      const headers = {
+        accept: 'text/event-stream',
+        ...(lastEventId ? { 'last-event-id': lastEventId } : {}),
+      }
+      return request(
+        'v1/events',
+        { headers },
+        async (response) => {
+          if (!response.ok || response.body === null) throw failure(response, undefined, platform.now())
+          return response.body
+        },
+        signal,
+      )
+    },
+
+    /**
+     * Sends one usage batch (`POST v1/usage`, its id as `Idempotency-Key` and in the body, since a beacon-like
+     * keepalive request is the one place a header could be lost). Never throws: every outcome is a value the
+     * meter acts on.
+     */
+    sendUsage(batchId: string, body: string, keepalive: boolean): Promise<UsageResponse> {
+      const headers = {
+        accept: 'application/json',
+        'content-type': 'application/json',
+        'idempotency-key': batchId,
+      }
+      return request('v1/usage', { method: 'post', headers, body, keepalive }, async (response) => {
+        const limit = response.ok ? MAX_USAGE_ANSWER_BYTES : MAX_PROBLEM_BYTES
+        const text = await readBoundedText(response, limit, 'server_rejected').catch(() => '')
+        const now = platform.now()
+        return classifyUsageAnswer(
+          {
+            status: response.status,
+            body: text,
+            date: response.headers.get('date'),
+            failure: response.ok ? undefined : failure(response, text, now),
+          },
+          now,
+        )
+      }).catch(unanswered)
+    },
+  }
+}
+
+export type LicenseServerClient = ReturnType<typeof createLicenseServerClient>
