@@ -193,6 +193,13 @@ export function requireEntitlement(
       })
       return
     }
+    const subject = context.subject
+    const customerUnknown = () =>
+      problem(res, 401, { type: 'urn:entitle:problem:customer-unknown', title: 'Customer unknown' })
+    if (subject !== undefined && (typeof subject !== 'string' || subject.length === 0)) {
+      customerUnknown()
+      return
+    }
     let decision: Decision
     try {
       decision =
@@ -200,9 +207,10 @@ export function requireEntitlement(
           ? await client.consume(feature, { ...context, amount })
           : await client.check(feature, amount > 0 ? { ...context, amount } : context)
     } catch (error) {
-      // A multi-tenant client without a subject throws TypeError: the request named no customer we can use.
-      if (error instanceof TypeError) {
-        problem(res, 401, { type: 'urn:entitle:problem:customer-unknown', title: 'Customer unknown' })
+      // A multi-tenant client asked with no subject throws a TypeError: the request named no customer. Any other
+      // error (a bug in the app's context function or in a client) is not the customer's: it goes to next().
+      if (error instanceof TypeError && subject === undefined) {
+        customerUnknown()
         return
       }
       throw error

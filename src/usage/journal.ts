@@ -98,7 +98,7 @@ export interface RestoreTarget {
 /**
  * The journal of what the meter holds now: every line not confirmed (in flight too: it may not have arrived), with
  * the batch it last went in, the set-aside lines, and confirmed units no token counts yet. Returns the text to
- * store and how many lines are unconfirmed.
+ * write and how many lines are unconfirmed.
  */
 export function writeJournal(parts: JournalParts): { text: string; unconfirmed: number } {
   const lines: JournalLine[] = []

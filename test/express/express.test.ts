@@ -239,6 +239,42 @@ describe.each([
     })
   })
 
+  it('answers 401 for a customer it cannot use, and lets any other TypeError be the bug it is', async () => {
+    const entitlements = client()
+    // A client that fails for a reason of its own (a wrapper with a bug), with a perfectly good customer.
+    const broken = {
+      ...entitlements,
+      check: async () => {
+        throw new TypeError('cannot read properties of undefined')
+      },
+    }
+    const made = express()
+    made.get(
+      '/numeric',
+      requireEntitlement(entitlements, 'export', { context: () => ({ subject: 42 as unknown as string }) }),
+      (_req, res) => res.json({ ok: true }),
+    )
+    made.get(
+      '/broken',
+      requireEntitlement(broken, 'export', { context: () => ({ subject: 'acme' }) }),
+      (_req, res) => res.json({ ok: true }),
+    )
+    // Express's own error handler answers the bug: a 500, never a 401 that would send the user to log in again.
+    made.use(
+      (
+        _error: unknown,
+        _req: unknown,
+        res: { status: (code: number) => { end: () => void } },
+        _next: unknown,
+      ) => res.status(500).end(),
+    )
+    const base = await listen(made)
+    const numeric = await get(base, '/numeric')
+    expect(numeric.status).toBe(401)
+    expect(await numeric.json()).toMatchObject({ title: 'Customer unknown' })
+    expect((await get(base, '/broken')).status).toBe(500)
+  })
+
   it('refuses a customerHeader that is not a header name', () => {
     expect(() => requireEntitlement(client(), 'export', { customerHeader: '' })).toThrow(TypeError)
   })
