@@ -1,12 +1,12 @@
 import type { Decision } from '../core/decision.js'
 import { NO_USAGE_STATS } from '../usage/types.js'
 import { checkRecord, cleanRecordExtras } from '../usage/validate.js'
-import { emptyDecision } from './answer.js'
+import { emptyDecision } from './answers/answer.js'
+import { takeSnapshot } from './answers/snapshot.js'
 import { assembleClient } from './assemble.js'
-import { type Entry, SINGLE_TENANT_KEY } from './cache-entry.js'
 import { resolveOptions } from './config.js'
 import type { CheckContext, EntitlementsClient, EntitlementsClientOptions, RecordContext } from './options.js'
-import { takeSnapshot } from './snapshot.js'
+import { type Entry, SINGLE_TENANT_KEY } from './tokens/cache-entry.js'
 
 export type * from './options.js'
 

@@ -2,9 +2,9 @@ import type { EntitlementError } from '../core/errors.js'
 import type { Platform } from '../platform/platform.js'
 import { createLicenseServerClient, type LicenseServerClient } from '../transport/license-server-client.js'
 import { createUsageMeter, type UsageMeter } from '../usage/meter.js'
-import { type Entry, SINGLE_TENANT_KEY } from './cache-entry.js'
 import type { UsageConfig } from './config.js'
 import type { SerializedStorage } from './serialized-storage.js'
+import { type Entry, SINGLE_TENANT_KEY } from './tokens/cache-entry.js'
 import { windowFor } from './usage-window.js'
 
 /**

@@ -8,6 +8,7 @@ import {
   type KeyObject,
 } from 'jose'
 import { importPem } from '../platform/pem-import.js'
+import { DEFAULTS } from './defaults.js'
 import { EntitlementError } from './errors.js'
 
 /**
@@ -158,11 +159,11 @@ function remoteResolver(url: URL, options: RemoteJwksOptions, now: () => number)
   // jose never refetches on a miss by itself (an endless cool-down): the policy above decides, on our clock.
   const jwks = createRemoteJWKSet(url, {
     cooldownDuration: Number.POSITIVE_INFINITY,
-    cacheMaxAge: options.cacheMaxAgeMs ?? 600_000,
-    timeoutDuration: options.timeoutMs ?? 5_000,
+    cacheMaxAge: options.cacheMaxAgeMs ?? DEFAULTS.jwks.cacheMaxAgeMs,
+    timeoutDuration: options.timeoutMs ?? DEFAULTS.jwks.timeoutMs,
     ...(options.fetch ? { [customFetch]: options.fetch } : {}),
   })
-  const mayRefetch = createRefetchPolicy(options.cooldownMs ?? 30_000, now)
+  const mayRefetch = createRefetchPolicy(options.cooldownMs ?? DEFAULTS.jwks.cooldownMs, now)
   const unavailable = (error: unknown) => {
     const code = (error as { code?: unknown }).code
     // Key selection outcomes are the verifier's to map; anything else means the set could not be had.

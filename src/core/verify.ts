@@ -1,5 +1,6 @@
 import { type JSONWebKeySet, type JWTPayload, type JWTVerifyResult, jwtVerify } from 'jose'
 import { checkClaims, formatClaimProblems } from './claims-check.js'
+import { DEFAULTS } from './defaults.js'
 import { type Entitlements, toEntitlements } from './entitlements.js'
 import { EntitlementError, type EntitlementErrorCode } from './errors.js'
 import {
@@ -55,7 +56,6 @@ export interface RevocationList {
   readonly issuedAt: number
 }
 
-const DEFAULT_ALGORITHMS: readonly Algorithm[] = ['EdDSA', 'Ed25519', 'ES256']
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 /** A revocation list lists every revoked token still alive: it may be far longer than a token. */
 const MAX_REVOCATION_LIST_LENGTH = 1_048_576
@@ -80,7 +80,7 @@ function nonEmptyStrings(value: unknown, option: string): string | string[] {
 
 function normalize(options: VerifyOptions): VerifierConfig {
   if (typeof options !== 'object' || options === null) throw new TypeError('verify options are required')
-  const algorithms = [...(options.algorithms ?? DEFAULT_ALGORITHMS)]
+  const algorithms: Algorithm[] = [...(options.algorithms ?? DEFAULTS.verify.algorithms)]
   if (algorithms.length === 0) throw new TypeError('algorithms must not be empty')
   for (const alg of algorithms) {
     if (!(ASYMMETRIC_ALGORITHMS as readonly string[]).includes(alg)) {
@@ -89,11 +89,11 @@ function normalize(options: VerifyOptions): VerifierConfig {
       )
     }
   }
-  const clockTolerance = options.clockToleranceSec ?? 60
+  const clockTolerance = options.clockToleranceSec ?? DEFAULTS.verify.clockToleranceSec
   if (!Number.isFinite(clockTolerance) || clockTolerance < 0) {
     throw new TypeError('clockToleranceSec must be a finite number of seconds, zero or more')
   }
-  const maxTokenLength = options.maxTokenLength ?? 16_384
+  const maxTokenLength = options.maxTokenLength ?? DEFAULTS.verify.maxTokenLength
   if (!Number.isInteger(maxTokenLength) || maxTokenLength < 64) {
     throw new TypeError('maxTokenLength must be an integer of at least 64')
   }

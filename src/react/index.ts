@@ -6,7 +6,7 @@ import {
   useMemo,
   useSyncExternalStore,
 } from 'react'
-import { emptyDecision } from '../client/answer.js'
+import { emptyDecision } from '../client/answers/answer.js'
 import type { CheckContext, EntitlementsClient, EntitlementsSnapshot } from '../client/options.js'
 import type { Decision } from '../core/decision.js'
 import { createEntitlementsStore, type EntitlementsStore } from './store.js'

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { DEFAULTS } from '../core/defaults.js'
 import { MAX_TIMER_MS } from '../platform/timers.js'
 import type { UsageCounterRequest, UsageCounterStore } from '../usage/counter-store.js'
 
@@ -60,8 +61,8 @@ export function createRedisUsageStore(
 ): UsageCounterStore {
   if (typeof redis?.evalsha !== 'function' || typeof redis.eval !== 'function')
     throw new TypeError('createRedisUsageStore needs a Redis client with evalsha and eval (ioredis)')
-  const prefix = options.prefix ?? 'entitle:usage:'
-  const timeoutMs = options.timeoutMs ?? 250
+  const prefix = options.prefix ?? DEFAULTS.redis.prefix
+  const timeoutMs = options.timeoutMs ?? DEFAULTS.redis.timeoutMs
   // A timer past 2^31-1 ms fires at once: every consume() would time out.
   if (!(Number.isFinite(timeoutMs) && timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS))
     throw new TypeError(`timeoutMs must be a number of milliseconds from 1 to ${MAX_TIMER_MS}`)

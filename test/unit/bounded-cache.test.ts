@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { createBoundedCache as onMap } from '../../src/client/bounded-cache.browser.js'
-import { createBoundedCache as onLruCache } from '../../src/client/bounded-cache.js'
+import { createBoundedCache as onMap } from '../../src/client/tokens/bounded-cache.browser.js'
+import { createBoundedCache as onLruCache } from '../../src/client/tokens/bounded-cache.js'
 import { seeded } from '../helpers.js'
 
 /** Drives both caches with the same random operations and expects the same answers and the same disposals. */

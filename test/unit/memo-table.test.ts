@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import type { Entry } from '../../src/client/cache-entry.js'
-import { createDecisionStats } from '../../src/client/decision-stats.js'
-import { createMemoTable } from '../../src/client/memo-table.js'
+import { createDecisionStats } from '../../src/client/answers/decision-stats.js'
+import { createMemoTable } from '../../src/client/answers/memo-table.js'
+import type { Entry } from '../../src/client/tokens/cache-entry.js'
 import type { Decision } from '../../src/core/decision.js'
 
 // The memo table names each slot's entry by id in an Int32Array. A long-running service installs a token for

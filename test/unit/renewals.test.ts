@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createRenewals, type Scheduled } from '../../src/client/renewals.js'
+import { createRenewals, type Scheduled } from '../../src/client/tokens/renewals.js'
 import type { Platform } from '../../src/platform/platform.js'
 
 /** A platform that counts live timers and fires them when told. */

@@ -1,6 +1,6 @@
-import type { Decision } from '../core/decision.js'
-import type { Platform } from '../platform/platform.js'
-import type { DecisionSummaryEvent, FeatureDecisionCounts } from './options.js'
+import type { Decision } from '../../core/decision.js'
+import type { Platform } from '../../platform/platform.js'
+import type { DecisionSummaryEvent, FeatureDecisionCounts } from '../options.js'
 
 /** Feature names may come from user input: past this many, counts go to '(other)' instead of growing forever. */
 const MAX_COUNTED_FEATURES = 1000

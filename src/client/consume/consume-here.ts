@@ -1,10 +1,10 @@
-import type { Decision } from '../core/decision.js'
-import { NEVER } from '../protocol/usage-rules.js'
-import type { MemoryUsageStore } from '../usage/counter-store.js'
-import type { Answerer } from './answer.js'
-import type { Entry } from './cache-entry.js'
-import type { CheckContext } from './options.js'
-import { counterKeyOf, snapshotBaseline, windowFor } from './usage-window.js'
+import type { Decision } from '../../core/decision.js'
+import { NEVER } from '../../protocol/usage-rules.js'
+import type { MemoryUsageStore } from '../../usage/counter-store.js'
+import type { Answerer } from '../answers/answer.js'
+import type { CheckContext } from '../options.js'
+import type { Entry } from '../tokens/cache-entry.js'
+import { counterKeyOf, snapshotBaseline, windowFor } from '../usage-window.js'
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 

@@ -1,6 +1,6 @@
-import type { Decision } from '../core/decision.js'
-import type { Entitlements } from '../core/entitlements.js'
-import type { Entry } from './cache-entry.js'
+import type { Decision } from '../../core/decision.js'
+import type { Entitlements } from '../../core/entitlements.js'
+import type { Entry } from '../tokens/cache-entry.js'
 import type { DecisionStats, Memo } from './decision-stats.js'
 
 /** One slot, reused in place: which customer's answer to which feature it holds, and until when. */

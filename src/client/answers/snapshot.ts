@@ -1,8 +1,8 @@
-import { featureNames } from '../core/decide-all.js'
-import type { Decision } from '../core/decision.js'
-import type { ClientParts } from './assemble.js'
-import { SINGLE_TENANT_KEY } from './cache-entry.js'
-import type { CheckContext, EntitlementsSnapshot } from './options.js'
+import { featureNames } from '../../core/decide-all.js'
+import type { Decision } from '../../core/decision.js'
+import type { ClientParts } from '../assemble.js'
+import type { CheckContext, EntitlementsSnapshot } from '../options.js'
+import { SINGLE_TENANT_KEY } from '../tokens/cache-entry.js'
 
 const NO_DECISIONS = Object.freeze(Object.create(null) as Record<string, Decision>)
 

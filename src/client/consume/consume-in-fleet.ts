@@ -1,12 +1,12 @@
-import type { Decision } from '../core/decision.js'
-import { EntitlementError } from '../core/errors.js'
-import { NEVER } from '../protocol/usage-rules.js'
-import { type Answerer, fallbackDecision } from './answer.js'
-import type { Entry } from './cache-entry.js'
-import type { DecisionStats } from './decision-stats.js'
+import type { Decision } from '../../core/decision.js'
+import { EntitlementError } from '../../core/errors.js'
+import { NEVER } from '../../protocol/usage-rules.js'
+import { type Answerer, fallbackDecision } from '../answers/answer.js'
+import type { DecisionStats } from '../answers/decision-stats.js'
+import type { CheckContext, ErrorEvent } from '../options.js'
+import type { Entry } from '../tokens/cache-entry.js'
+import { counterKeyOf, snapshotBaseline, windowFor } from '../usage-window.js'
 import type { FleetLedger } from './fleet-ledger.js'
-import type { CheckContext, ErrorEvent } from './options.js'
-import { counterKeyOf, snapshotBaseline, windowFor } from './usage-window.js'
 
 /**
  * `consume()` over the fleet's shared store: the decision, then one atomic step of the store. When the store

@@ -1,5 +1,5 @@
-import type { UsageCounterRequest, UsageCounterStore } from '../usage/counter-store.js'
-import { createBoundedCache } from './bounded-cache.js'
+import type { UsageCounterRequest, UsageCounterStore } from '../../usage/counter-store.js'
+import { createBoundedCache } from '../tokens/bounded-cache.js'
 
 /** What this instance knows of one fleet counter: the count it last saw, and what it used while it was away. */
 export interface FleetView {

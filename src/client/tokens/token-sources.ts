@@ -1,7 +1,7 @@
-import type { DecisionReason } from '../core/decision.js'
-import { EntitlementError } from '../core/errors.js'
-import type { Platform } from '../platform/platform.js'
-import type { LicenseServerClient } from '../transport/license-server-client.js'
+import type { DecisionReason } from '../../core/decision.js'
+import { EntitlementError } from '../../core/errors.js'
+import type { Platform } from '../../platform/platform.js'
+import type { LicenseServerClient } from '../../transport/license-server-client.js'
 import type { Entry } from './cache-entry.js'
 import type { TokenVerifier, Verified } from './token-verifier.js'
 

@@ -1,7 +1,7 @@
-import type { Platform } from '../platform/platform.js'
-import { createRetryState } from '../transport/retry.js'
+import type { Platform } from '../../platform/platform.js'
+import { createRetryState } from '../../transport/retry.js'
+import type { Backoff } from '../config.js'
 import type { Entry } from './cache-entry.js'
-import type { Backoff } from './config.js'
 import { createRenewals } from './renewals.js'
 
 /** The soonest a renewal is asked again after a failure or a token handed back already due. */

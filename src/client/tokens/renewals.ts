@@ -1,4 +1,4 @@
-import type { Platform } from '../platform/platform.js'
+import type { Platform } from '../../platform/platform.js'
 
 /** Something with a due time and its place in the queue (-1: not queued). */
 export interface Scheduled {

@@ -1,7 +1,8 @@
 import type { JWK } from 'jose'
-import type { Entitlements } from '../core/entitlements.js'
-import { EntitlementError } from '../core/errors.js'
-import { createEntitlementVerifier, type EntitlementVerifier, type VerifyOptions } from '../core/verify.js'
+import { DEFAULTS } from '../../core/defaults.js'
+import type { Entitlements } from '../../core/entitlements.js'
+import { EntitlementError } from '../../core/errors.js'
+import { createEntitlementVerifier, type EntitlementVerifier, type VerifyOptions } from '../../core/verify.js'
 
 /** A token that verified, and the public key of a remote set that verified it (kept with it in storage). */
 export interface Verified {
@@ -56,7 +57,7 @@ export function createTokenVerifier(
   now: () => number,
   staleGraceMs: number,
 ): TokenVerifier {
-  const tolerance = options.clockToleranceSec ?? 60
+  const tolerance = options.clockToleranceSec ?? DEFAULTS.verify.clockToleranceSec
   const base: VerifyOptions = {
     keys: options.keys,
     issuer: options.issuer,

@@ -1,16 +1,16 @@
-import { diffEntitlements } from '../core/changes.js'
-import type { EntitlementError } from '../core/errors.js'
+import { diffEntitlements } from '../../core/changes.js'
+import type { EntitlementError } from '../../core/errors.js'
+import type { MemoTable } from '../answers/memo-table.js'
+import type { ClientConfig } from '../config.js'
+import type { ChangeEvent, ErrorEvent } from '../options.js'
+import type { SerializedStorage } from '../serialized-storage.js'
+import type { TrustedClock } from '../trusted-clock.js'
 import { createEntry, type Entry, type EntryInput, SINGLE_TENANT_KEY } from './cache-entry.js'
-import type { ClientConfig } from './config.js'
-import type { MemoTable } from './memo-table.js'
-import type { ChangeEvent, ErrorEvent } from './options.js'
 import { createRenewalSchedule } from './renewal-schedule.js'
-import type { SerializedStorage } from './serialized-storage.js'
 import { createStoredTokens } from './stored-tokens.js'
 import { createSubjectIndex } from './subject-index.js'
 import type { SourceOutcome, TokenSource } from './token-sources.js'
 import { cannotKnow, type TokenVerifier } from './token-verifier.js'
-import type { TrustedClock } from './trusted-clock.js'
 
 /** What the token cache counts: renewals asked for, and fetches that failed. */
 export interface TokenCacheStats {

@@ -1,6 +1,6 @@
 import type { JWK } from 'jose'
-import { EntitlementError } from '../core/errors.js'
-import type { SerializedStorage } from './serialized-storage.js'
+import { EntitlementError } from '../../core/errors.js'
+import type { SerializedStorage } from '../serialized-storage.js'
 import { provesBad, type TokenVerifier, type Verified } from './token-verifier.js'
 
 const TOKEN_KEY = 'entitle:token:'
