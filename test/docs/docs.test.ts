@@ -50,6 +50,7 @@ async function referenceServer() {
   process.env.ENTITLE_SERVICE_KEY = reference.serviceKey
   for (const [id, sku] of [
     ['acme', 'starter'],
+    ['hooli', 'starter'],
     ['globex', 'team'],
     ['initech', 'business'],
   ] as const)
@@ -116,15 +117,15 @@ const RUNS: Record<string, () => Promise<void>> = {
     process.env.ENTITLE_STATE_DIR = mkdtempSync(join(tmpdir(), 'entitle-docs-metering-'))
     const { search, flushOnShutdown, entitlements } = await import('../../examples/docs/metering.js')
     const total = async () => {
-      const response = await fetch(`${server.url}/admin/customers/acme/usage`, {
+      const response = await fetch(`${server.url}/admin/customers/hooli/usage`, {
         headers: { authorization: `Bearer ${server.adminKey}` },
       })
       return ((await response.json()) as { usage: Array<{ total: number }> }).usage[0]?.total ?? 0
     }
     try {
-      // Starter: 5 API calls a month.
-      for (let left = 4; left >= 0; left--) expect(await search('acme')).toBe(`ok, ${left} left`)
-      expect(await search('acme')).toMatch(/^over the cap of 5 until /)
+      // Starter: 5 API calls a month (hooli's own: the Express example spends acme's).
+      for (let left = 4; left >= 0; left--) expect(await search('hooli')).toBe(`ok, ${left} left`)
+      expect(await search('hooli')).toMatch(/^over the cap of 5 until /)
       flushOnShutdown('SIGUSR2')
       process.kill(process.pid, 'SIGUSR2')
       await expect.poll(total, { timeout: 5000 }).toBe(5)
@@ -167,7 +168,10 @@ const RUNS: Record<string, () => Promise<void>> = {
       expect((await call('/api/search', 'forged')).status).toBe(401)
       const spoofed = await fetch(`${base}/api/search`, { headers: { 'x-customer-id': 'initech' } })
       expect(spoofed.status).toBe(401)
-      // acme's Starter cap is spent by the metering example: 429 with Retry-After.
+      // acme's Starter cap is 5 calls a month: the sixth is 429 with Retry-After.
+      const statuses = []
+      for (let i = 0; i < 6; i++) statuses.push((await call('/api/search')).status)
+      expect(statuses).toEqual([200, 200, 200, 200, 200, 429])
       const spent = await call('/api/search')
       expect(spent.status).toBe(429)
       expect(spent.headers.get('retry-after')).toMatch(/^\d+$/)
@@ -226,8 +230,23 @@ const RUNS: Record<string, () => Promise<void>> = {
     const { load } = await import('../../examples/docs/handle-errors.js')
     await expect(load()).resolves.toBeUndefined()
   },
-  // Reads the files steps 2 and 3 of the page made: the standalone run (test/docs/snippets.test.ts) runs it there.
-  'examples/docs/getting-started.ts': async () => {},
+  // Steps 2 and 3 of the page (the shell blocks) make the keys and the token in a folder; step 4 runs there.
+  'examples/docs/getting-started.ts': async () => {
+    const { dir, results } = runShell('docs/getting-started.md')
+    expect(results.every((result) => result.status === 0)).toBe(true)
+    const { transform } = await import('esbuild')
+    const source = readFileSync('examples/docs/getting-started.ts', 'utf8').replace(
+      "from 'entitle'",
+      `from ${JSON.stringify(join(process.cwd(), 'dist/index.js'))}`,
+    )
+    writeFileSync(join(dir, 'check.mjs'), (await transform(source, { loader: 'ts', format: 'esm' })).code)
+    const ran = spawnSync(process.execPath, ['check.mjs'], { cwd: dir, encoding: 'utf8' })
+    expect({ status: ran.status, stderr: ran.stderr, stdout: ran.stdout }).toEqual({
+      status: 0,
+      stderr: '',
+      stdout: 'globex may invite one more: 9 of 10 seats in use\n',
+    })
+  },
 }
 
 describe('docs code blocks', () => {

@@ -475,7 +475,33 @@ describe('decide() on a context of the wrong shape: an invalid request, never a 
     expect(decide(entitlements, 'seats', { activeDevices: 3 }, NOW).reason).toBe('device_not_allowed')
   })
 
-  it('never throws, whatever the context holds (a fuzz of 5 000 contexts)', () => {
+  /**
+   * What the decision must be, worked out independently of `decide` from the documented order of conditions
+   * (context types -> subject -> plan -> request -> device -> region -> role -> limit) for these entitlements.
+   */
+  function expectedReason(feature: string, c: Record<string, unknown>): DecisionReason {
+    const isString = (v: unknown): v is string => typeof v === 'string'
+    const typed =
+      (c.subject === undefined || isString(c.subject)) &&
+      (c.roles === undefined || (Array.isArray(c.roles) && c.roles.every(isString))) &&
+      (c.region === undefined || isString(c.region)) &&
+      (c.device === undefined || isString(c.device)) &&
+      (c.activeDevices === undefined ||
+        (Number.isSafeInteger(c.activeDevices) && (c.activeDevices as number) >= 0))
+    if (!typed) return 'invalid_request'
+    if (c.subject !== undefined && c.subject !== 'customer-1') return 'subject_mismatch'
+    if (feature === 'missing') return 'not_in_plan'
+    const amount = (v: unknown) => v === undefined || (typeof v === 'number' && Number.isFinite(v) && v >= 0)
+    if (!amount(c.amount) || !amount(c.usage)) return 'invalid_request'
+    if (c.activeDevices !== undefined && (c.activeDevices as number) > 2) return 'device_not_allowed'
+    if (feature === 'eu' && (c.region as string | undefined)?.toUpperCase() !== 'DE') return 'region_blocked'
+    if (feature === 'reports' && !(c.roles as string[] | undefined)?.includes('admin')) return 'role_missing'
+    const asked = ((c.usage as number | undefined) ?? 0) + ((c.amount as number | undefined) ?? 1)
+    if (feature === 'seats' && asked > 3) return 'limit_exceeded'
+    return 'granted'
+  }
+
+  it('never throws, whatever the context holds, and decides as the documented order says (5 000 contexts)', () => {
     const values: unknown[] = [
       undefined,
       null,
@@ -500,9 +526,15 @@ describe('decide() on a context of the wrong shape: an invalid request, never a 
     for (let i = 0; i < 5000; i++) {
       const context: Record<string, unknown> = {}
       for (const field of fields) if (pick([true, false])) context[field] = pick(values)
-      const answer = decide(entitlements, pick(['reports', 'eu', 'seats', 'missing']), context as never, NOW)
-      expect(typeof answer.allowed).toBe('boolean')
-      if (answer.allowed) expect(answer.reason).toBe('granted')
+      const feature = pick(['reports', 'eu', 'seats', 'missing'])
+      const answer = decide(entitlements, feature, context as never, NOW)
+      const reason = expectedReason(feature, context)
+      expect({ feature, context, reason: answer.reason, allowed: answer.allowed }).toEqual({
+        feature,
+        context,
+        reason,
+        allowed: reason === 'granted',
+      })
     }
   })
 })
