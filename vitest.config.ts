@@ -49,11 +49,52 @@ export default defineConfig({
     ],
   },
   test: {
-    include: ['test/**/*.test.ts'],
-    // The package tests build dist once; everything else is in-process.
-    globalSetup: ['test/global-setup.ts'],
     reporters: ['default', './test/summary-reporter.ts'],
     testTimeout: 30_000,
     hookTimeout: 120_000,
+    // `npm test` runs every project; `npm test -- --project unit` is the inner loop (no build, no processes).
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          // In-process: pure functions, the client on a manual clock and msw, adapters on loopback.
+          include: [
+            'test/unit/**/*.test.ts',
+            'test/client/**/*.test.ts',
+            'test/openfeature/**/*.test.ts',
+            'test/express/**/*.test.ts',
+            'test/integration/rfc8037.test.ts',
+            'test/integration/remote-jwks.test.ts',
+          ],
+          exclude: ['test/client/process-exit.test.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          // The reference server, Redis, real processes, the CLI and the examples: some read dist/.
+          include: [
+            'test/server/**/*.test.ts',
+            'test/fleet/**/*.test.ts',
+            'test/cli/**/*.test.ts',
+            'test/examples/**/*.test.ts',
+            'test/integration/usage-soak.test.ts',
+            'test/client/process-exit.test.ts',
+          ],
+          globalSetup: ['test/global-setup.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'package',
+          // The packed artifact as users get it: exports, bundles, docs snippets, the browser.
+          include: ['test/package/**/*.test.ts', 'test/docs/**/*.test.ts', 'test/browser/**/*.test.ts'],
+          globalSetup: ['test/global-setup.ts'],
+        },
+      },
+    ],
   },
 })

@@ -1,22 +1,17 @@
 import { HttpResponse, http } from 'msw'
-import { setupServer } from 'msw/node'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { EntitlementClaim } from '../../src/core/claims.js'
 import {
   type ChangeEvent,
   createEntitlements,
   createMemoryStorage,
   type EntitlementsClient,
-  type EntitlementsClientOptions,
   type ErrorEvent,
 } from '../../src/index.js'
 import { createTestIssuer } from '../../src/testing.js'
 import { NOW } from '../helpers.js'
-import { fakeLicenseServer, manualPlatform, SERVER } from './harness.js'
-
-const msw = setupServer()
-beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
-afterAll(() => msw.close())
+import { clientFixture } from './fixture.js'
+import { SERVER } from './harness.js'
 
 const MIN = 60_000
 const HOUR = 60 * MIN
@@ -29,32 +24,8 @@ const BUSINESS: Partial<EntitlementClaim> = {
   features: { export: true, sso: true, seats: { limit: 50 } },
 }
 
-let clock: ReturnType<typeof manualPlatform>
-let server: Awaited<ReturnType<typeof fakeLicenseServer>>
-let clients: EntitlementsClient[]
-
-beforeEach(async () => {
-  msw.resetHandlers()
-  clock = manualPlatform()
-  server = await fakeLicenseServer(msw, clock)
-  clients = []
-})
-afterEach(async () => {
-  await Promise.all(clients.map((client) => client.close()))
-})
-
-function client(overrides: Partial<EntitlementsClientOptions> = {}): EntitlementsClient {
-  const made = createEntitlements({
-    server: { url: SERVER, apiKey: 'sk_test', revocationIntervalMs: 5 * MIN },
-    keys: server.issuer.jwks,
-    issuer: SERVER,
-    audience: 'app',
-    platform: clock.platform,
-    ...overrides,
-  })
-  clients.push(made)
-  return made
-}
+const fx = clientFixture({ revocationIntervalMs: 5 * MIN })
+const client = fx.client
 
 /** A client listening to the server's event stream, with revocation polling off. */
 const streamingClient = () => client({ server: { url: SERVER, events: true, revocationIntervalMs: 0 } })
@@ -67,7 +38,7 @@ function collect<K extends 'change' | 'error'>(made: EntitlementsClient, type: K
 
 describe('multi-tenant: fetching and caching', () => {
   it('fetches a customer on first check, then answers from memory', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const entitlements = client()
     const first = await entitlements.check('export', { subject: 'acme' })
     expect(first).toMatchObject({
@@ -78,35 +49,37 @@ describe('multi-tenant: fetching and caching', () => {
       source: 'fresh',
       age: 0,
     })
-    await clock.advance(5_000)
+    await fx.clock.advance(5_000)
     const second = await entitlements.check('seats', { subject: 'acme', usage: 10 })
     expect(second).toMatchObject({ allowed: false, reason: 'limit_exceeded', source: 'cache', age: 5_000 })
-    expect(server.count('entitlements/acme')).toBe(1)
-    expect(server.requests.find((r) => r.path === 'entitlements/acme')?.authorization).toBe('Bearer sk_test')
+    expect(fx.server.count('entitlements/acme')).toBe(1)
+    expect(fx.server.requests.find((r) => r.path === 'entitlements/acme')?.authorization).toBe(
+      'Bearer sk_test',
+    )
     expect(entitlements.stats()).toMatchObject({ hits: 1, misses: 1, fetches: 1, cached: 1 })
   })
 
   it('collapses a thousand concurrent misses for one customer into one request', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const entitlements = client()
     const decisions = await Promise.all(
       Array.from({ length: 1000 }, () => entitlements.check('export', { subject: 'acme' })),
     )
     expect(decisions.every((d) => d.allowed)).toBe(true)
-    expect(server.count('entitlements/acme')).toBe(1)
+    expect(fx.server.count('entitlements/acme')).toBe(1)
   })
 
   it('keeps customers apart', async () => {
-    server.sell('acme', TEAM)
-    server.sell('globex', BUSINESS)
+    fx.server.sell('acme', TEAM)
+    fx.server.sell('globex', BUSINESS)
     const entitlements = client()
     expect((await entitlements.check('sso', { subject: 'acme' })).reason).toBe('not_in_plan')
     expect((await entitlements.check('sso', { subject: 'globex' })).allowed).toBe(true)
   })
 
   it('rejects a token the server sent for another customer', async () => {
-    server.sell('acme', TEAM)
-    server.state.wrongSubject = true
+    fx.server.sell('acme', TEAM)
+    fx.server.state.wrongSubject = true
     const entitlements = client()
     const errors = collect(entitlements, 'error')
     expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({
@@ -118,7 +91,7 @@ describe('multi-tenant: fetching and caching', () => {
   })
 
   it('denies an unknown feature instead of granting it', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     expect(await client().check('exprot', { subject: 'acme' })).toMatchObject({
       allowed: false,
       reason: 'not_in_plan',
@@ -127,7 +100,7 @@ describe('multi-tenant: fetching and caching', () => {
 
   it('answers revoked for a customer whose license ended (410), and remembers it like a 404', async () => {
     let asked = 0
-    msw.use(
+    fx.msw.use(
       http.get(`${SERVER}/v1/entitlements/initech`, () => {
         asked++
         return new HttpResponse(null, { status: 410 })
@@ -154,14 +127,14 @@ describe('multi-tenant: fetching and caching', () => {
       allowed: false,
       reason: 'not_in_plan',
     })
-    expect(server.count('entitlements/nobody')).toBe(1)
-    await clock.advance(61_000)
+    expect(fx.server.count('entitlements/nobody')).toBe(1)
+    await fx.clock.advance(61_000)
     await entitlements.check('export', { subject: 'nobody' })
-    expect(server.count('entitlements/nobody')).toBe(2)
+    expect(fx.server.count('entitlements/nobody')).toBe(2)
   })
 
   it('keeps at most maxSubjects customers, dropping the least recently used and its timer', async () => {
-    for (const name of ['a', 'b', 'c']) server.sell(name, TEAM)
+    for (const name of ['a', 'b', 'c']) fx.server.sell(name, TEAM)
     const entitlements = client({ maxSubjects: 2 })
     await entitlements.check('export', { subject: 'a' })
     await entitlements.check('export', { subject: 'b' })
@@ -179,30 +152,30 @@ describe('multi-tenant: fetching and caching', () => {
 
 describe('refresh', () => {
   it('refreshes in the background before the token expires, and the new token is used', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const entitlements = client()
     await entitlements.check('export', { subject: 'acme' })
     const firstJti = entitlements.entitlements('acme')!.tokenId
     // Refresh is due at 80% of a one-hour life, minus up to 10% jitter (random fixed at 0.5: 75%).
-    await clock.advance(44 * MIN)
-    expect(server.count('entitlements/acme')).toBe(1)
-    await clock.advance(2 * MIN)
-    expect(server.count('entitlements/acme')).toBe(2)
-    const tokenRequests = server.requests.filter((r) => r.path === 'entitlements/acme')
+    await fx.clock.advance(44 * MIN)
+    expect(fx.server.count('entitlements/acme')).toBe(1)
+    await fx.clock.advance(2 * MIN)
+    expect(fx.server.count('entitlements/acme')).toBe(2)
+    const tokenRequests = fx.server.requests.filter((r) => r.path === 'entitlements/acme')
     expect(tokenRequests[1]?.ifNoneMatch).toBe(firstJti)
     expect(entitlements.entitlements('acme')!.tokenId).not.toBe(firstJti)
-    await clock.advance(30 * MIN)
+    await fx.clock.advance(30 * MIN)
     expect((await entitlements.check('export', { subject: 'acme' })).allowed).toBe(true)
   })
 
   it('sends If-None-Match and keeps the token on 304', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const entitlements = client()
     await entitlements.check('export', { subject: 'acme' })
     const jti = entitlements.entitlements('acme')!.tokenId
-    await clock.advance(10 * MIN)
+    await fx.clock.advance(10 * MIN)
     await entitlements.refresh('acme')
-    expect(server.requests.filter((r) => r.path === 'entitlements/acme')[1]?.ifNoneMatch).toBe(jti)
+    expect(fx.server.requests.filter((r) => r.path === 'entitlements/acme')[1]?.ifNoneMatch).toBe(jti)
     expect(entitlements.stats().notModified).toBe(1)
     expect(entitlements.entitlements('acme')!.tokenId).toBe(jti)
     // A 304 confirms the token: its age starts again.
@@ -210,23 +183,23 @@ describe('refresh', () => {
   })
 
   it('backs off instead of polling every second when a server answers 304 late in a token’s life', async () => {
-    server.sell('acme', TEAM)
-    server.state.always304 = true
+    fx.server.sell('acme', TEAM)
+    fx.server.state.always304 = true
     const entitlements = client({ backoff: { initialMs: 10_000, maxMs: 120_000 } })
     await entitlements.check('export', { subject: 'acme' })
-    await clock.advance(55 * MIN) // the refresh at ~45 minutes gets a 304, and so does every retry
+    await fx.clock.advance(55 * MIN) // the refresh at ~45 minutes gets a 304, and so does every retry
     // The load, the refresh at 45:00, then retries after 5, 10, 20 and 40 s (random fixed at 0.5), then every 60 s
     // (the 120 s cap, halved) until 55:00: 1 + 1 + 12 requests, where a one-second loop would have made about 600.
-    expect(server.count('entitlements/acme')).toBe(14)
+    expect(fx.server.count('entitlements/acme')).toBe(14)
   })
 
   it('sees an upgrade right after refresh(subject), with what changed', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const entitlements = client()
     const changes = collect(entitlements, 'change')
     await entitlements.check('export', { subject: 'acme' })
     expect((await entitlements.check('sso', { subject: 'acme' })).allowed).toBe(false)
-    server.sell('acme', BUSINESS)
+    fx.server.sell('acme', BUSINESS)
     await entitlements.refresh('acme')
     expect((await entitlements.check('sso', { subject: 'acme' })).allowed).toBe(true)
     expect(changes.at(-1)).toMatchObject({
@@ -240,11 +213,11 @@ describe('refresh', () => {
   })
 
   it('sees a downgrade at the next scheduled refresh with nothing for the user to do', async () => {
-    server.sell('acme', BUSINESS)
+    fx.server.sell('acme', BUSINESS)
     const entitlements = client()
     await entitlements.check('sso', { subject: 'acme' })
-    server.sell('acme', TEAM)
-    await clock.advance(46 * MIN)
+    fx.server.sell('acme', TEAM)
+    await fx.clock.advance(46 * MIN)
     expect(await entitlements.check('sso', { subject: 'acme' })).toMatchObject({
       allowed: false,
       reason: 'not_in_plan',
@@ -252,114 +225,106 @@ describe('refresh', () => {
   })
 
   it('hears changes pushed over Server-Sent Events and refreshes that customer at once', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const entitlements = streamingClient()
     const changes = collect(entitlements, 'change')
     await entitlements.check('export', { subject: 'acme' })
-    await clock.idle()
-    expect(server.streaming).toBe(true)
-    server.sell('acme', BUSINESS)
-    server.push('entitlements', { subject: 'acme' })
-    await clock.idle()
+    await fx.clock.idle()
+    expect(fx.server.streaming).toBe(true)
+    fx.server.sell('acme', BUSINESS)
+    fx.server.push('entitlements', { subject: 'acme' })
+    await fx.clock.idle()
     expect(changes.at(-1)?.current.plan.id).toBe('business')
     expect((await entitlements.check('sso', { subject: 'acme' })).allowed).toBe(true)
     // Events for customers this client does not hold cost nothing.
-    server.push('entitlements', { subject: 'stranger' })
-    await clock.idle()
-    expect(server.count('entitlements/stranger')).toBe(0)
+    fx.server.push('entitlements', { subject: 'stranger' })
+    await fx.clock.idle()
+    expect(fx.server.count('entitlements/stranger')).toBe(0)
   })
 })
 
 describe('when the server fails', () => {
   it('retries with capped exponential backoff and full jitter', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const entitlements = client({ backoff: { initialMs: 10_000, maxMs: 40_000 } })
     const errors = collect(entitlements, 'error')
     await entitlements.check('export', { subject: 'acme' })
-    server.state.fail = 'error500'
-    await clock.advance(45 * MIN) // the scheduled refresh fails
-    const after = server.count('entitlements/acme')
+    fx.server.state.fail = 'error500'
+    await fx.clock.advance(45 * MIN) // the scheduled refresh fails
+    const after = fx.server.count('entitlements/acme')
     expect(errors.filter((e) => e.during === 'refresh').at(-1)).toMatchObject({
       subject: 'acme',
       error: { code: 'server_unavailable' },
     })
     // Retry n waits random · min(max, initial · 2^n): 0.5 · 10 s, then 0.5 · 20 s, then 0.5 · 40 s, then capped.
-    await clock.advance(5_000)
-    expect(server.count('entitlements/acme')).toBe(after + 1)
-    await clock.advance(10_000)
-    expect(server.count('entitlements/acme')).toBe(after + 2)
-    await clock.advance(20_000)
-    expect(server.count('entitlements/acme')).toBe(after + 3)
-    await clock.advance(20_000)
-    expect(server.count('entitlements/acme')).toBe(after + 4)
+    await fx.clock.advance(5_000)
+    expect(fx.server.count('entitlements/acme')).toBe(after + 1)
+    await fx.clock.advance(10_000)
+    expect(fx.server.count('entitlements/acme')).toBe(after + 2)
+    await fx.clock.advance(20_000)
+    expect(fx.server.count('entitlements/acme')).toBe(after + 3)
+    await fx.clock.advance(20_000)
+    expect(fx.server.count('entitlements/acme')).toBe(after + 4)
   })
 
   it('honours Retry-After', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const entitlements = client({ backoff: { initialMs: 1000, maxMs: 2000 } })
     await entitlements.check('export', { subject: 'acme' })
-    server.state.fail = 'retry-after'
-    await clock.advance(45 * MIN)
-    const after = server.count('entitlements/acme')
-    await clock.advance(119_000)
-    expect(server.count('entitlements/acme')).toBe(after)
-    await clock.advance(1_000)
-    expect(server.count('entitlements/acme')).toBe(after + 1)
+    fx.server.state.fail = 'retry-after'
+    await fx.clock.advance(45 * MIN)
+    const after = fx.server.count('entitlements/acme')
+    await fx.clock.advance(119_000)
+    expect(fx.server.count('entitlements/acme')).toBe(after)
+    await fx.clock.advance(1_000)
+    expect(fx.server.count('entitlements/acme')).toBe(after + 1)
   })
 
   it('takes a Retry-After of 3 000 years as a day: renewals stall for that long, not for good', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const entitlements = client({ backoff: { initialMs: 1000, maxMs: 2000 } })
     await entitlements.check('export', { subject: 'acme' })
-    server.state.fail = 'retry-after'
-    server.state.retryAfter = '99999999999'
-    await clock.advance(45 * MIN)
-    const after = server.count('entitlements/acme')
-    server.state.fail = undefined
-    await clock.advance(23 * 60 * MIN)
-    expect(server.count('entitlements/acme')).toBe(after)
-    await clock.advance(61 * MIN)
-    expect(server.count('entitlements/acme')).toBeGreaterThan(after)
+    fx.server.state.fail = 'retry-after'
+    fx.server.state.retryAfter = '99999999999'
+    await fx.clock.advance(45 * MIN)
+    const after = fx.server.count('entitlements/acme')
+    fx.server.state.fail = undefined
+    await fx.clock.advance(23 * 60 * MIN)
+    expect(fx.server.count('entitlements/acme')).toBe(after)
+    await fx.clock.advance(61 * MIN)
+    expect(fx.server.count('entitlements/acme')).toBeGreaterThan(after)
     expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({ allowed: true })
   })
 
-  it('times out a hanging server on the injected clock', async () => {
-    server.sell('acme', TEAM)
-    server.state.fail = 'hang'
+  it.each([
+    ['a hanging server', 'hang'],
+    ['a server that sends headers and then stalls the body', 'stall-body'],
+  ] as const)('times out %s on the injected clock', async (_name, fail) => {
+    fx.server.sell('acme', TEAM)
+    fx.server.state.fail = fail
     const entitlements = client({ server: { url: SERVER, timeoutMs: 2_000, revocationIntervalMs: 0 } })
     const errors = collect(entitlements, 'error')
     const pending = entitlements.check('export', { subject: 'acme' })
-    await clock.advance(2_000)
-    expect(await pending).toMatchObject({ allowed: false, reason: 'unavailable', source: 'fallback' })
-    expect(errors[0]?.error.code).toBe('server_unavailable')
-  })
-
-  it('times out a server that sends headers and then stalls the body', async () => {
-    server.sell('acme', TEAM)
-    server.state.fail = 'stall-body'
-    const entitlements = client({ server: { url: SERVER, timeoutMs: 2_000, revocationIntervalMs: 0 } })
-    const errors = collect(entitlements, 'error')
-    const pending = entitlements.check('export', { subject: 'acme' })
-    await clock.advance(2_000)
+    await fx.clock.advance(2_000)
     expect(await pending).toMatchObject({ allowed: false, reason: 'unavailable', source: 'fallback' })
     expect(errors[0]?.error.code).toBe('server_unavailable')
   })
 
   it('serves the stale token inside the grace window, then follows the failure policy', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const entitlements = client({
       staleGraceMs: 30 * MIN,
       featurePolicies: { export: 'open', seats: { allowed: true, limit: 3 } },
     })
     await entitlements.check('export', { subject: 'acme' })
-    server.state.fail = 'network'
-    await clock.advance(HOUR + 10 * MIN) // the token expired 10 minutes ago; every refresh failed
+    fx.server.state.fail = 'network'
+    await fx.clock.advance(HOUR + 10 * MIN) // the token expired 10 minutes ago; every refresh failed
     expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({
       allowed: true,
       source: 'stale',
       age: 70 * MIN,
     })
-    await clock.advance(21 * MIN) // grace is over
+    await fx.clock.advance(21 * MIN) // grace is over
     expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({
       allowed: true,
       reason: 'fallback',
@@ -377,20 +342,20 @@ describe('when the server fails', () => {
   })
 
   it('recovers by itself when the server comes back', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const entitlements = client({ backoff: { initialMs: 1000, maxMs: 60_000 } })
     await entitlements.check('export', { subject: 'acme' })
-    server.state.fail = 'error500'
-    await clock.advance(50 * MIN)
-    server.state.fail = undefined
-    server.sell('acme', BUSINESS)
-    await clock.advance(2 * MIN)
+    fx.server.state.fail = 'error500'
+    await fx.clock.advance(50 * MIN)
+    fx.server.state.fail = undefined
+    fx.server.sell('acme', BUSINESS)
+    await fx.clock.advance(2 * MIN)
     expect(entitlements.entitlements('acme')?.plan.id).toBe('business')
   })
 
   it('reports a 401 as server_rejected', async () => {
-    server.sell('acme', TEAM)
-    server.state.fail = 'unauthorized'
+    fx.server.sell('acme', TEAM)
+    fx.server.state.fail = 'unauthorized'
     const entitlements = client()
     const errors = collect(entitlements, 'error')
     await entitlements.check('export', { subject: 'acme' })
@@ -400,13 +365,13 @@ describe('when the server fails', () => {
 
 describe('revocation', () => {
   it('denies a revoked token once the revocation list says so', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const entitlements = client()
     await entitlements.check('export', { subject: 'acme' })
-    server.revoke(entitlements.entitlements('acme')!.tokenId)
-    server.state.fail = 'error500'
-    server.state.failTokensOnly = true // the revocation list arrives; a successor token cannot be fetched
-    await clock.advance(5 * MIN)
+    fx.server.revoke(entitlements.entitlements('acme')!.tokenId)
+    fx.server.state.fail = 'error500'
+    fx.server.state.failTokensOnly = true // the revocation list arrives; a successor token cannot be fetched
+    await fx.clock.advance(5 * MIN)
     expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({
       allowed: false,
       reason: 'revoked',
@@ -416,13 +381,13 @@ describe('revocation', () => {
   })
 
   it('fetches the successor of a revoked token at once', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const entitlements = client()
     await entitlements.check('export', { subject: 'acme' })
     const revokedJti = entitlements.entitlements('acme')!.tokenId
-    server.revoke(revokedJti)
-    await clock.advance(5 * MIN)
-    expect(server.count('entitlements/acme')).toBe(2)
+    fx.server.revoke(revokedJti)
+    await fx.clock.advance(5 * MIN)
+    expect(fx.server.count('entitlements/acme')).toBe(2)
     expect(entitlements.entitlements('acme')!.tokenId).not.toBe(revokedJti)
     expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({
       allowed: true,
@@ -431,12 +396,12 @@ describe('revocation', () => {
   })
 
   it('denies a customer whose license was cancelled and revoked', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const entitlements = client()
     await entitlements.check('export', { subject: 'acme' })
-    server.cancel('acme')
-    server.revoke(entitlements.entitlements('acme')!.tokenId)
-    await clock.advance(5 * MIN)
+    fx.server.cancel('acme')
+    fx.server.revoke(entitlements.entitlements('acme')!.tokenId)
+    await fx.clock.advance(5 * MIN)
     expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({
       allowed: false,
       reason: 'not_in_plan',
@@ -444,48 +409,48 @@ describe('revocation', () => {
   })
 
   it('picks up revocations pushed over the event stream', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const entitlements = streamingClient()
     await entitlements.check('export', { subject: 'acme' })
-    await clock.idle()
-    const before = server.count('revocations')
-    server.revoke(entitlements.entitlements('acme')!.tokenId)
-    server.push('revocations', {})
-    await clock.idle()
-    expect(server.count('revocations')).toBe(before + 1)
+    await fx.clock.idle()
+    const before = fx.server.count('revocations')
+    fx.server.revoke(entitlements.entitlements('acme')!.tokenId)
+    fx.server.push('revocations', {})
+    await fx.clock.idle()
+    expect(fx.server.count('revocations')).toBe(before + 1)
   })
 })
 
 describe('offline resilience', () => {
   it('restarts from storage with the network down', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const storage = createMemoryStorage()
     const first = client({ storage })
     await first.check('export', { subject: 'acme' })
     await first.close()
-    server.state.fail = 'network'
-    await clock.advance(10 * MIN)
+    fx.server.state.fail = 'network'
+    await fx.clock.advance(10 * MIN)
     const second = client({ storage })
     const decision = await second.check('export', { subject: 'acme' })
     expect(decision).toMatchObject({ allowed: true, reason: 'granted', age: 10 * MIN })
-    expect(server.count('entitlements/acme')).toBe(1)
+    expect(fx.server.count('entitlements/acme')).toBe(1)
   })
 
   it('restores an expired token as stale inside the grace window, not beyond', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const storage = createMemoryStorage()
     const first = client({ storage })
     await first.check('export', { subject: 'acme' })
     await first.close()
-    server.state.fail = 'network'
-    clock.setClock(NOW + HOUR + 20 * MIN)
+    fx.server.state.fail = 'network'
+    fx.clock.setClock(NOW + HOUR + 20 * MIN)
     expect(
       await client({ storage, staleGraceMs: 30 * MIN }).check('export', { subject: 'acme' }),
     ).toMatchObject({
       allowed: true,
       source: 'stale',
     })
-    clock.setClock(NOW + HOUR + 40 * MIN)
+    fx.clock.setClock(NOW + HOUR + 40 * MIN)
     expect(
       await client({ storage, staleGraceMs: 30 * MIN }).check('export', { subject: 'acme' }),
     ).toMatchObject({
@@ -495,7 +460,7 @@ describe('offline resilience', () => {
   })
 
   it('keeps checking from memory when storage fails, and says so', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const broken = {
       get: () => Promise.reject(new Error('disk gone')),
       set: () => {
@@ -515,14 +480,14 @@ describe('offline resilience', () => {
 
 describe('clock rollback', () => {
   it('denies with clock_rollback when the clock is set back beyond the tolerance', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const entitlements = client()
     await entitlements.check('export', { subject: 'acme' })
-    await clock.advance(10 * MIN)
+    await fx.clock.advance(10 * MIN)
     await entitlements.check('export', { subject: 'acme' })
-    clock.setClock(clock.now - 30_000)
+    fx.clock.setClock(fx.clock.now - 30_000)
     expect((await entitlements.check('export', { subject: 'acme' })).allowed).toBe(true) // inside the 60 s tolerance
-    clock.setClock(clock.now - 5 * MIN)
+    fx.clock.setClock(fx.clock.now - 5 * MIN)
     expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({
       allowed: false,
       reason: 'clock_rollback',
@@ -530,19 +495,19 @@ describe('clock rollback', () => {
   })
 
   it('keeps the server-corrected trusted time across a restart, after a clock that ran fast is fixed', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const storage = createMemoryStorage()
-    clock.setClock(NOW + 2 * HOUR) // the machine's clock runs two hours fast
+    fx.clock.setClock(NOW + 2 * HOUR) // the machine's clock runs two hours fast
     const first = client({ storage })
     await first.check('export', { subject: 'acme' })
     await first.close()
-    clock.setClock(NOW) // fixed; the server, online, vouches for the real time
-    server.sell('acme', TEAM) // (the fake server shares the test clock: make it issue at the real time)
+    fx.clock.setClock(NOW) // fixed; the server, online, vouches for the real time
+    fx.server.sell('acme', TEAM) // (the fake server shares the test clock: make it issue at the real time)
     const second = client({ storage })
     await second.refresh('acme')
     expect((await second.check('export', { subject: 'acme' })).allowed).toBe(true)
     await second.close()
-    server.state.fail = 'network' // a restart offline, with the correct clock
+    fx.server.state.fail = 'network' // a restart offline, with the correct clock
     const third = client({ storage })
     expect(await third.check('export', { subject: 'acme' })).toMatchObject({
       allowed: true,
@@ -551,68 +516,42 @@ describe('clock rollback', () => {
   })
 
   it('remembers trusted time across a restart, so an expired offline license is not revived', async () => {
-    const issuer = await createTestIssuer({ now: () => clock.now })
+    const issuer = await createTestIssuer({ now: () => fx.clock.now })
     const token = await issuer.issue({ features: { export: true } }, { expiresInSec: 30 * 86_400 })
     const storage = createMemoryStorage()
-    const first = client({
-      server: undefined,
-      token,
-      keys: issuer.jwks,
-      issuer: issuer.issuer,
-      audience: issuer.audience,
-      storage,
-    })
-    await clock.advance(40 * 86_400_000) // the license has expired
+    const first = fx.singleTenant(issuer, token, { storage })
+    await fx.clock.advance(40 * 86_400_000) // the license has expired
     expect((await first.check('export')).allowed).toBe(false)
     await first.close()
-    clock.setClock(NOW + 86_400_000) // the user sets the clock back to a day after purchase
-    const second = client({
-      server: undefined,
-      token,
-      keys: issuer.jwks,
-      issuer: issuer.issuer,
-      audience: issuer.audience,
-      storage,
-    })
+    fx.clock.setClock(NOW + 86_400_000) // the user sets the clock back to a day after purchase
+    const second = fx.singleTenant(issuer, token, { storage })
     expect(await second.check('export')).toMatchObject({ allowed: false, reason: 'clock_rollback' })
   })
 })
 
 describe('single-tenant', () => {
   it('works fully offline from the app’s own token until its end', async () => {
-    const issuer = await createTestIssuer({ now: () => clock.now })
+    const issuer = await createTestIssuer({ now: () => fx.clock.now })
     const token = await issuer.issue(
       { plan: { id: 'desktop' }, features: { export: true } },
       { expiresInSec: 86_400 },
     )
-    const entitlements = client({
-      server: undefined,
-      token,
-      keys: issuer.jwks,
-      issuer: issuer.issuer,
-      audience: issuer.audience,
-    })
+    const entitlements = fx.singleTenant(issuer, token)
     expect(await entitlements.check('export')).toMatchObject({
       allowed: true,
       plan: 'desktop',
       source: 'fresh',
     })
-    await clock.advance(23 * HOUR)
+    await fx.clock.advance(23 * HOUR)
     expect(await entitlements.check('export')).toMatchObject({ allowed: true, source: 'cache' })
-    await clock.advance(10_000) // trusted time is written down within seconds
-    expect(clock.pending()).toBe(1) // only the decision summary: a static token has nothing to refresh
+    await fx.clock.advance(10_000) // trusted time is written down within seconds
+    expect(fx.clock.pending()).toBe(1) // only the decision summary: a static token has nothing to refresh
   })
 
   it('never reuses an answer for another subject than the one it was given for', async () => {
-    const issuer = await createTestIssuer({ now: () => clock.now })
+    const issuer = await createTestIssuer({ now: () => fx.clock.now })
     const token = await issuer.issue({ features: { export: true } }, { subject: 'globex' })
-    const entitlements = client({
-      server: undefined,
-      token,
-      keys: issuer.jwks,
-      issuer: issuer.issuer,
-      audience: issuer.audience,
-    })
+    const entitlements = fx.singleTenant(issuer, token)
     await entitlements.check('export', { subject: 'globex' }) // fresh
     expect((await entitlements.check('export', { subject: 'globex' })).allowed).toBe(true) // memoized
     expect(await entitlements.check('export', { subject: 'initech' })).toMatchObject({
@@ -627,7 +566,7 @@ describe('single-tenant', () => {
   })
 
   it('uses the token it is given over an older one in storage', async () => {
-    const issuer = await createTestIssuer({ now: () => clock.now })
+    const issuer = await createTestIssuer({ now: () => fx.clock.now })
     const storage = createMemoryStorage()
     const options = {
       server: undefined,
@@ -651,7 +590,7 @@ describe('single-tenant', () => {
   })
 
   it('asks getToken() again before the token expires', async () => {
-    const issuer = await createTestIssuer({ now: () => clock.now })
+    const issuer = await createTestIssuer({ now: () => fx.clock.now })
     let calls = 0
     const getToken = async () => {
       calls++
@@ -660,30 +599,18 @@ describe('single-tenant', () => {
         { expiresInSec: 3600 },
       )
     }
-    const entitlements = client({
-      server: undefined,
-      token: getToken,
-      keys: issuer.jwks,
-      issuer: issuer.issuer,
-      audience: issuer.audience,
-    })
+    const entitlements = fx.singleTenant(issuer, getToken)
     expect((await entitlements.check('export')).plan).toBe('basic')
-    await clock.advance(46 * MIN)
+    await fx.clock.advance(46 * MIN)
     expect(calls).toBe(2)
     expect((await entitlements.check('export')).plan).toBe('pro')
   })
 
   it('denies a token signed by a stranger and reports why', async () => {
-    const stranger = await createTestIssuer({ now: () => clock.now })
-    const trusted = await createTestIssuer({ now: () => clock.now })
+    const stranger = await createTestIssuer({ now: () => fx.clock.now })
+    const trusted = await createTestIssuer({ now: () => fx.clock.now })
     const token = await stranger.issue({ features: { export: true } })
-    const entitlements = client({
-      server: undefined,
-      token,
-      keys: trusted.jwks,
-      issuer: trusted.issuer,
-      audience: trusted.audience,
-    })
+    const entitlements = fx.singleTenant(trusted, token)
     const errors = collect(entitlements, 'error')
     // A forged token is an answer, not an outage: no failure policy can grant it.
     expect(await entitlements.check('export')).toMatchObject({
@@ -697,13 +624,13 @@ describe('single-tenant', () => {
 
 describe('checkSync', () => {
   it('answers not_loaded and starts a load, then answers from memory', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const entitlements = client()
     expect(entitlements.checkSync('export', { subject: 'acme' })).toMatchObject({
       allowed: false,
       reason: 'not_loaded',
     })
-    await clock.idle()
+    await fx.clock.idle()
     expect(entitlements.checkSync('export', { subject: 'acme' })).toMatchObject({
       allowed: true,
       source: 'fresh',
@@ -712,20 +639,20 @@ describe('checkSync', () => {
       allowed: true,
       source: 'cache',
     })
-    expect(server.count('entitlements/acme')).toBe(1)
+    expect(fx.server.count('entitlements/acme')).toBe(1)
   })
 })
 
 describe('observability and lifecycle', () => {
   it('aggregates decision counts per feature and reports them periodically, not per check', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const entitlements = client({ decisionSummaryIntervalMs: MIN })
     const summaries: unknown[] = []
     entitlements.on('decision', (event) => summaries.push(event))
     for (let i = 0; i < 5; i++) await entitlements.check('export', { subject: 'acme' })
     await entitlements.check('sso', { subject: 'acme' })
     expect(summaries).toHaveLength(0)
-    await clock.advance(MIN)
+    await fx.clock.advance(MIN)
     expect(summaries).toEqual([
       {
         at: NOW + MIN,
@@ -739,7 +666,7 @@ describe('observability and lifecycle', () => {
   })
 
   it('keeps memory bounded when feature names come from requests', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const entitlements = client()
     await entitlements.check('export', { subject: 'acme' })
     for (let i = 0; i < 5000; i++) {
@@ -751,7 +678,7 @@ describe('observability and lifecycle', () => {
   })
 
   it('survives a listener that throws', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const entitlements = client()
     entitlements.on('change', () => {
       throw new Error('listener bug')
@@ -760,17 +687,17 @@ describe('observability and lifecycle', () => {
   })
 
   it('stops every timer on close, and still answers from memory', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const entitlements = client({ server: { url: SERVER, events: true, revocationIntervalMs: MIN } })
     await entitlements.check('export', { subject: 'acme' })
-    await clock.idle()
-    expect(clock.pending()).toBeGreaterThan(0)
+    await fx.clock.idle()
+    expect(fx.clock.pending()).toBeGreaterThan(0)
     await entitlements.close()
-    await clock.idle()
-    expect(clock.pending()).toBe(0)
-    const before = server.requests.length
-    await clock.advance(2 * HOUR)
-    expect(server.requests.length).toBe(before)
+    await fx.clock.idle()
+    expect(fx.clock.pending()).toBe(0)
+    const before = fx.server.requests.length
+    await fx.clock.advance(2 * HOUR)
+    expect(fx.server.requests.length).toBe(before)
     expect((await entitlements.check('export', { subject: 'acme' })).reason).toBe('unavailable')
   })
 

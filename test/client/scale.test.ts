@@ -1,60 +1,27 @@
 import { HttpResponse, http } from 'msw'
-import { setupServer } from 'msw/node'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it } from 'vitest'
 import type { EntitlementClaim } from '../../src/core/claims.js'
-import {
-  createEntitlements,
-  createMemoryStorage,
-  createMemoryUsageStore,
-  decide,
-  type EntitlementsClient,
-  type EntitlementsClientOptions,
-} from '../../src/index.js'
+import { createMemoryStorage, createMemoryUsageStore, decide } from '../../src/index.js'
 import { createTestIssuer } from '../../src/testing.js'
 import { seeded } from '../helpers.js'
-import { fakeLicenseServer, manualPlatform, SERVER } from './harness.js'
+import { clientFixture } from './fixture.js'
+import { SERVER } from './harness.js'
 
-const msw = setupServer()
-beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
-afterAll(() => msw.close())
-
-let clock: ReturnType<typeof manualPlatform>
-let server: Awaited<ReturnType<typeof fakeLicenseServer>>
-let clients: EntitlementsClient[]
+const fx = clientFixture()
+const client = fx.client
 let usageLines: number
-
-beforeEach(async () => {
-  msw.resetHandlers()
-  clock = manualPlatform()
-  server = await fakeLicenseServer(msw, clock)
+beforeEach(() => {
   usageLines = 0
-  msw.use(
+  fx.msw.use(
     http.post(`${SERVER}/v1/usage`, async ({ request }) => {
       const body = (await request.json()) as { lines: Array<{ id: string }> }
       usageLines += body.lines.length
       return HttpResponse.json({ lines: body.lines.map(({ id }) => ({ id, status: 'accepted' })) })
     }),
   )
-  clients = []
-})
-afterEach(async () => {
-  await Promise.all(clients.map((client) => client.close({ deadlineMs: 0 })))
 })
 
-function client(overrides: Partial<EntitlementsClientOptions> = {}): EntitlementsClient {
-  const made = createEntitlements({
-    server: { url: SERVER, apiKey: 'sk_test', revocationIntervalMs: 0 },
-    keys: server.issuer.jwks,
-    issuer: SERVER,
-    audience: 'app',
-    platform: clock.platform,
-    ...overrides,
-  })
-  clients.push(made)
-  return made
-}
-
-const resetsAt = () => Math.floor(clock.now / 1000) + 86_400
+const resetsAt = () => Math.floor(fx.clock.now / 1000) + 86_400
 
 describe('many customers in one client', () => {
   it('never answers one customer with another’s memoized answer, though many share the memo slots', async () => {
@@ -72,7 +39,7 @@ describe('many customers in one client', () => {
               ? { limit: n * 10 + i }
               : true
       }
-      server.sell(subject, { plan: { id: `plan-${n % 5}` }, features })
+      fx.server.sell(subject, { plan: { id: `plan-${n % 5}` }, features })
     }
     // 16 customers x 40 features and made-up names, in 256 slots: they collide.
     const entitlements = client({ maxSubjects: 16 })
@@ -91,14 +58,14 @@ describe('many customers in one client', () => {
       const held = entitlements.entitlements(subject)!
       // What decide() says from this customer's own token, with what was recorded here for a metered cap.
       const usage = held.features.get(feature)?.cap ? (recorded.get(`${subject} ${feature}`) ?? 0) : 0
-      const expected = decide(held, feature, usage > 0 ? { subject, usage } : { subject }, clock.now)
+      const expected = decide(held, feature, usage > 0 ? { subject, usage } : { subject }, fx.clock.now)
       expect({ ...answer, source: undefined, age: undefined }).toEqual(expected)
       expect(answer.subject).toBe(subject)
     }
   })
 
   it('counts records into memoized answers: a check after record() sees the unit', async () => {
-    server.sell('acme', {
+    fx.server.sell('acme', {
       plan: { id: 'team' },
       features: { calls: { cap: { limit: 3, period: 'month', used: 0, resetsAt: resetsAt() } } },
     })
@@ -117,47 +84,48 @@ describe('many customers in one client', () => {
 
   it('keeps no hidden second copy of tokens: without a storage, an evicted customer is fetched again', async () => {
     for (const subject of ['a', 'b', 'c'])
-      server.sell(subject, { plan: { id: 'team' }, features: { export: true } })
+      fx.server.sell(subject, { plan: { id: 'team' }, features: { export: true } })
     const entitlements = client({ maxSubjects: 2 })
     for (const subject of ['a', 'b', 'c']) await entitlements.load(subject)
     expect(entitlements.stats().cached).toBe(2)
-    server.state.fail = 'network'
+    fx.server.state.fail = 'network'
     expect(await entitlements.check('export', { subject: 'a' })).toMatchObject({
       allowed: false,
       reason: 'unavailable',
     })
 
     // With a storage, each customer's last token is kept there, evicted or not: a restart during an outage answers.
-    server.state.fail = undefined
+    fx.server.state.fail = undefined
     const storage = createMemoryStorage()
     const stored = client({ maxSubjects: 2, storage })
     for (const subject of ['a', 'b', 'c']) await stored.load(subject)
-    await clock.idle()
-    server.state.fail = 'network'
+    await fx.clock.idle()
+    fx.server.state.fail = 'network'
     expect(await stored.check('export', { subject: 'a' })).toMatchObject({ allowed: true, source: 'stored' })
   })
 
   it('renews every customer with one timer, not one each', async () => {
     const subjects = Array.from({ length: 200 }, (_, i) => `customer-${i}`)
-    for (const subject of subjects) server.sell(subject, { plan: { id: 'team' }, features: { export: true } })
+    for (const subject of subjects)
+      fx.server.sell(subject, { plan: { id: 'team' }, features: { export: true } })
     const entitlements = client()
     await Promise.all(subjects.map((subject) => entitlements.load(subject)))
-    await clock.idle()
+    await fx.clock.idle()
     // One renewal timer and the decision summary.
-    expect(clock.pending()).toBe(2)
-    const fetched = server.requests.length
-    await clock.advance(50 * 60_000) // past 80% of the hour every token lives
-    expect(server.requests.length - fetched).toBe(200)
-    expect(clock.pending()).toBe(2)
+    expect(fx.clock.pending()).toBe(2)
+    const fetched = fx.server.requests.length
+    await fx.clock.advance(50 * 60_000) // past 80% of the hour every token lives
+    expect(fx.server.requests.length - fetched).toBe(200)
+    expect(fx.clock.pending()).toBe(2)
   })
 
   it('keeps a customer checked regularly while thousands of others come and go', async () => {
     const subjects = Array.from({ length: 1000 }, (_, i) => `customer-${i}`)
     for (const subject of ['hot', ...subjects])
-      server.sell(subject, { plan: { id: 'team' }, features: { export: true } })
+      fx.server.sell(subject, { plan: { id: 'team' }, features: { export: true } })
     const entitlements = client({ maxSubjects: 100 })
     await entitlements.load('hot')
-    const fetchesOf = () => server.requests.filter((r) => r.path.endsWith('/hot')).length
+    const fetchesOf = () => fx.server.requests.filter((r) => r.path.endsWith('/hot')).length
     const before = fetchesOf()
     for (const [i, subject] of subjects.entries()) {
       await entitlements.load(subject)
@@ -180,7 +148,7 @@ describe('consumeSync(): a check and a use, with nothing to wait for', () => {
   })
 
   it('holds the cap exactly, mixed with consume(), and a plain check sees it', async () => {
-    server.sell('acme', capped(3))
+    fx.server.sell('acme', capped(3))
     const entitlements = client()
     expect(entitlements.consumeSync('calls', { subject: 'acme' })).toMatchObject({
       allowed: false,
@@ -213,15 +181,9 @@ describe('consumeSync(): a check and a use, with nothing to wait for', () => {
   })
 
   it('counts in the process when there is nowhere to send usage (a license file)', async () => {
-    const issuer = await createTestIssuer({ now: () => clock.now })
+    const issuer = await createTestIssuer({ now: () => fx.clock.now })
     const token = await issuer.issue(capped(8), { subject: 'acme' })
-    const entitlements = client({
-      server: undefined,
-      token,
-      keys: issuer.jwks,
-      issuer: issuer.issuer,
-      audience: issuer.audience,
-    })
+    const entitlements = fx.singleTenant(issuer, token)
     await entitlements.load()
     expect(entitlements.consumeSync('calls')).toMatchObject({ allowed: true, used: 8, remaining: 1 })
     expect(entitlements.consumeSync('calls', { amount: 2 })).toMatchObject({ allowed: false, used: 9 })
@@ -231,7 +193,7 @@ describe('consumeSync(): a check and a use, with nothing to wait for', () => {
   })
 
   it('refuses to run with a fleet store, whose count is only reached asynchronously', async () => {
-    server.sell('acme', capped())
+    fx.server.sell('acme', capped())
     const entitlements = client({ fleet: { store: createMemoryUsageStore() } })
     await entitlements.load('acme')
     expect(() => entitlements.consumeSync('calls', { subject: 'acme' })).toThrow(TypeError)
@@ -241,7 +203,7 @@ describe('consumeSync(): a check and a use, with nothing to wait for', () => {
 
 describe('snapshot(): every feature of a customer at once', () => {
   it('says not_loaded and starts a load, then answers every feature as checkSync does', async () => {
-    server.sell('acme', {
+    fx.server.sell('acme', {
       plan: { id: 'team' },
       features: { export: true, reports: { roles: ['admin'] }, seats: { limit: 10 } },
       upgrades: { sso: { plan: 'business' } },
@@ -252,11 +214,11 @@ describe('snapshot(): every feature of a customer at once', () => {
       subject: 'acme',
       decisions: {},
     })
-    await clock.idle()
+    await fx.clock.idle()
     const first = entitlements.snapshot('acme')
     expect(Object.values(first.decisions).map((d) => d.source)).toEqual(['fresh', 'fresh', 'fresh', 'fresh'])
     const snapshot = entitlements.snapshot('acme', { roles: ['admin'] })
-    expect(snapshot).toMatchObject({ status: 'loaded', subject: 'acme', plan: 'team', at: clock.now })
+    expect(snapshot).toMatchObject({ status: 'loaded', subject: 'acme', plan: 'team', at: fx.clock.now })
     expect(Object.keys(snapshot.decisions)).toEqual(['export', 'reports', 'seats', 'sso'])
     for (const [feature, decision] of Object.entries(snapshot.decisions))
       expect(decision).toEqual(entitlements.checkSync(feature, { subject: 'acme', roles: ['admin'] }))
@@ -264,7 +226,7 @@ describe('snapshot(): every feature of a customer at once', () => {
     expect(entitlements.snapshot('acme').decisions.reports).toMatchObject({ reason: 'role_missing' })
     // A customer with no license: said once it is known.
     expect(entitlements.snapshot('nobody').status).toBe('not_loaded')
-    await clock.idle()
+    await fx.clock.idle()
     expect(entitlements.snapshot('nobody')).toMatchObject({ status: 'not_in_plan', decisions: {} })
   })
 })

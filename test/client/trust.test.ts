@@ -1,13 +1,10 @@
 import { HttpResponse, http } from 'msw'
-import { setupServer } from 'msw/node'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it } from 'vitest'
 import type { EntitlementClaim } from '../../src/core/claims.js'
 import {
   type ChangeEvent,
-  createEntitlements,
   createMemoryStorage,
   EntitlementError,
-  type EntitlementsClient,
   type EntitlementsClientOptions,
 } from '../../src/index.js'
 import { MAX_TIMER_MS, withLongTimers } from '../../src/platform/timers.js'
@@ -15,14 +12,11 @@ import { createRedisUsageStore } from '../../src/redis/index.js'
 import { createTestIssuer, type TestIssuer } from '../../src/testing.js'
 import { createEventStreamParser, type ServerSentEvent } from '../../src/transport/sse.js'
 import { NOW } from '../helpers.js'
-import { fakeLicenseServer, manualPlatform, SERVER } from './harness.js'
+import { clientFixture } from './fixture.js'
+import { SERVER } from './harness.js'
 
 // The client's promise, each way it broke: the answer is right, and the last-known-good license survives anything
 // short of proof that it is bad.
-
-const msw = setupServer()
-beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
-afterAll(() => msw.close())
 
 const SECOND = 1000
 const MIN = 60 * SECOND
@@ -33,45 +27,17 @@ const TEAM: Partial<EntitlementClaim> = {
   features: { export: true, seats: { limit: 10 } },
 }
 
-let clock: ReturnType<typeof manualPlatform>
-let server: Awaited<ReturnType<typeof fakeLicenseServer>>
-let clients: EntitlementsClient[]
 let issuer: TestIssuer
 
+const fx = clientFixture({ revocationIntervalMs: 5 * MIN })
+const client = fx.client
 beforeEach(async () => {
-  msw.resetHandlers()
-  clock = manualPlatform()
-  server = await fakeLicenseServer(msw, clock)
-  issuer = await createTestIssuer({ now: () => clock.now })
-  clients = []
+  issuer = await createTestIssuer({ now: () => fx.clock.now })
 })
-afterEach(async () => {
-  await Promise.all(clients.map((client) => client.close()))
-})
-
-function client(overrides: Partial<EntitlementsClientOptions> = {}): EntitlementsClient {
-  const made = createEntitlements({
-    server: { url: SERVER, apiKey: 'sk_test', revocationIntervalMs: 5 * MIN },
-    keys: server.issuer.jwks,
-    issuer: SERVER,
-    audience: 'app',
-    platform: clock.platform,
-    ...overrides,
-  })
-  clients.push(made)
-  return made
-}
 
 /** A single-tenant client of the test issuer's tokens. */
 function own(token: EntitlementsClientOptions['token'], overrides: Partial<EntitlementsClientOptions> = {}) {
-  return client({
-    server: undefined,
-    token,
-    keys: issuer.jwks,
-    issuer: issuer.issuer,
-    audience: issuer.audience,
-    ...overrides,
-  })
+  return fx.singleTenant(issuer, token, overrides)
 }
 
 describe('long-lived tokens', () => {
@@ -91,13 +57,13 @@ describe('long-lived tokens', () => {
         { decisionSummaryIntervalMs: 30 * DAY },
       )
       expect((await license.check('export')).allowed).toBe(true)
-      await clock.advance(3 * SECOND)
-      await clock.advance(DAY)
+      await fx.clock.advance(3 * SECOND)
+      await fx.clock.advance(DAY)
       expect(reads).toBe(1)
       // Renewal is due at 80% of the life, minus up to 10% jitter (random is 0.5 here: 75%).
-      await clock.advance(lifeSec * 1000 * 0.74 - DAY)
+      await fx.clock.advance(lifeSec * 1000 * 0.74 - DAY)
       expect(reads).toBe(1)
-      await clock.advance(lifeSec * 1000 * 0.02)
+      await fx.clock.advance(lifeSec * 1000 * 0.02)
       expect(reads).toBe(2)
     })
   }
@@ -145,7 +111,7 @@ describe('long-lived tokens', () => {
 
 describe('a token proven bad is an answer, never an outage', () => {
   it('denies a forged token even when the failure policy is open', async () => {
-    const stranger = await createTestIssuer({ now: () => clock.now, issuer: issuer.issuer })
+    const stranger = await createTestIssuer({ now: () => fx.clock.now, issuer: issuer.issuer })
     const forged = await stranger.issue({ features: { export: true } })
     const license = own(forged, { failurePolicy: 'open', featurePolicies: { export: 'open' } })
     expect(await license.check('export')).toMatchObject({
@@ -182,8 +148,8 @@ describe('a token proven bad is an answer, never an outage', () => {
   })
 
   it('denies a token the server signed with an unknown key under an open policy', async () => {
-    const stranger = await createTestIssuer({ now: () => clock.now, issuer: SERVER, audience: 'app' })
-    msw.use(
+    const stranger = await createTestIssuer({ now: () => fx.clock.now, issuer: SERVER, audience: 'app' })
+    fx.msw.use(
       http.get(`${SERVER}/v1/entitlements/:subject`, async ({ params }) =>
         HttpResponse.text(await stranger.issue(TEAM, { subject: String(params.subject), kid: 'rogue' })),
       ),
@@ -197,7 +163,7 @@ describe('a token proven bad is an answer, never an outage', () => {
   })
 
   it('still applies the failure policy when no answer can be had (the server is down)', async () => {
-    server.state.fail = 'network'
+    fx.server.state.fail = 'network'
     const entitlements = client({ featurePolicies: { export: 'open' } })
     expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({
       allowed: true,
@@ -214,14 +180,14 @@ describe('a token proven bad is an answer, never an outage', () => {
 
 describe('clock rollback', () => {
   it('catches a clock set back after a crash 1.5 s after the first check', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const storage = createMemoryStorage()
     const first = client({ storage })
     await first.check('export', { subject: 'acme' })
-    await clock.advance(1500)
+    await fx.clock.advance(1500)
     // Killed: no close(). The clock is then set back three days, and the app starts offline.
-    server.state.fail = 'network'
-    clock.setClock(clock.now - 3 * DAY)
+    fx.server.state.fail = 'network'
+    fx.clock.setClock(fx.clock.now - 3 * DAY)
     const second = client({ storage })
     expect(await second.check('export', { subject: 'acme' })).toMatchObject({
       allowed: false,
@@ -234,17 +200,17 @@ describe('clock rollback', () => {
     const storage = createMemoryStorage()
     const first = own(token, { storage })
     await first.check('export')
-    clock.setClock(clock.now + 2 * HOUR) // a one-off jump ahead
+    fx.clock.setClock(fx.clock.now + 2 * HOUR) // a one-off jump ahead
     expect((await first.check('export')).allowed).toBe(true)
-    await clock.advance(10 * SECOND)
-    clock.setClock(clock.now - 2 * HOUR) // corrected
+    await fx.clock.advance(10 * SECOND)
+    fx.clock.setClock(fx.clock.now - 2 * HOUR) // corrected
     expect(await first.check('export')).toMatchObject({ allowed: true, reason: 'granted' })
-    await clock.advance(10 * SECOND)
+    await fx.clock.advance(10 * SECOND)
     await first.close()
     const second = own(token, { storage })
     expect(await second.check('export')).toMatchObject({ allowed: true, reason: 'granted' })
     // Set back for real, beyond the tolerance: still caught.
-    clock.setClock(clock.now - 10 * MIN)
+    fx.clock.setClock(fx.clock.now - 10 * MIN)
     expect(await second.check('export')).toMatchObject({ allowed: false, reason: 'clock_rollback' })
   })
 })
@@ -252,32 +218,32 @@ describe('clock rollback', () => {
 describe('key rotation', () => {
   it('accepts a token signed with a key rotated in half a second ago, fetching the key set at once', async () => {
     const next = await createTestIssuer({
-      now: () => clock.now,
+      now: () => fx.clock.now,
       issuer: SERVER,
       audience: 'app',
       kid: 'key-2',
     })
-    let keys = [server.issuer.publicJwk]
+    let keys = [fx.server.issuer.publicJwk]
     let jwksFetches = 0
-    msw.use(
+    fx.msw.use(
       http.get(`${SERVER}/.well-known/jwks.json`, () => {
         jwksFetches++
         return HttpResponse.json({ keys })
       }),
     )
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const entitlements = client({ keys: new URL('/.well-known/jwks.json', SERVER) })
     expect((await entitlements.check('export', { subject: 'acme' })).allowed).toBe(true)
     // The server rotates: it publishes key-2 and signs the next token with it.
-    keys = [server.issuer.publicJwk, next.publicJwk]
-    msw.use(
+    keys = [fx.server.issuer.publicJwk, next.publicJwk]
+    fx.msw.use(
       http.get(`${SERVER}/v1/entitlements/:subject`, async ({ params }) =>
         HttpResponse.text(await next.issue(TEAM, { subject: String(params.subject) }), {
           headers: { etag: 'rotated' },
         }),
       ),
     )
-    await clock.advance(500)
+    await fx.clock.advance(500)
     await entitlements.refresh('acme')
     expect(entitlements.entitlements('acme')?.keyId).toBe('key-2')
     expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({ allowed: true })
@@ -286,7 +252,7 @@ describe('key rotation', () => {
 
   it('does not refetch the key set for the same unknown kid twice within the cool-down', async () => {
     let jwksFetches = 0
-    msw.use(
+    fx.msw.use(
       http.get(`${SERVER}/.well-known/jwks.json`, () => {
         jwksFetches++
         return HttpResponse.json({ keys: [issuer.publicJwk] })
@@ -303,7 +269,7 @@ describe('key rotation', () => {
     jwksFetches = 0
     const license = own(rogue, { keys })
     await license.check('export')
-    await clock.advance(61 * SECOND) // the verdict is remembered for a minute; then the token is verified again
+    await fx.clock.advance(61 * SECOND) // the verdict is remembered for a minute; then the token is verified again
     await license.check('export')
     await license.check('export')
     expect(jwksFetches).toBe(3)
@@ -312,21 +278,21 @@ describe('key rotation', () => {
 
 describe('revocation list changes', () => {
   it('fetches a successor at once when the list changes, even to one of the same length', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     let list = ['someone-elses-token']
-    msw.use(
+    fx.msw.use(
       http.get(`${SERVER}/v1/revocations`, () =>
         HttpResponse.json({ revoked: list }, { headers: { etag: list.join() } }),
       ),
     )
     const entitlements = client()
     expect((await entitlements.check('export', { subject: 'acme' })).allowed).toBe(true)
-    const first = server.currentJti('acme')!
-    server.revoke(first) // the fake server hands out a new token from now on
+    const first = fx.server.currentJti('acme')!
+    fx.server.revoke(first) // the fake server hands out a new token from now on
     list = [first]
-    const fetches = server.count('entitlements/acme')
-    await clock.advance(5 * MIN)
-    expect(server.count('entitlements/acme')).toBe(fetches + 1)
+    const fetches = fx.server.count('entitlements/acme')
+    await fx.clock.advance(5 * MIN)
+    expect(fx.server.count('entitlements/acme')).toBe(fetches + 1)
     expect(entitlements.entitlements('acme')?.tokenId).not.toBe(first)
     expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({ allowed: true })
   })
@@ -337,8 +303,8 @@ describe('revocations without a multi-tenant server', () => {
     const token = await issuer.issue({ features: { export: true } }, { tokenId: 'license-1' })
     const license = own(token, { revocations: { url: SERVER, intervalMs: 5 * MIN } })
     expect((await license.check('export')).allowed).toBe(true)
-    server.revoke('license-1')
-    await clock.advance(5 * MIN)
+    fx.server.revoke('license-1')
+    await fx.clock.advance(5 * MIN)
     expect(await license.check('export')).toMatchObject({ allowed: false, reason: 'revoked' })
   })
 
@@ -350,7 +316,7 @@ describe('revocations without a multi-tenant server', () => {
     const list = await issuer.revocationList(['license-1', 'license-0'])
     expect(await first.importRevocations(list)).toBe(2)
     expect(await first.check('export')).toMatchObject({ allowed: false, reason: 'revoked' })
-    const older = await issuer.revocationList([], { issuedAt: Math.floor(clock.now / 1000) - 60 })
+    const older = await issuer.revocationList([], { issuedAt: Math.floor(fx.clock.now / 1000) - 60 })
     expect(await first.importRevocations(older)).toBe(2)
     await first.close()
     const second = own(token, { storage })
@@ -358,7 +324,7 @@ describe('revocations without a multi-tenant server', () => {
   })
 
   it('refuses a revocation list that is forged, or is an entitlement token', async () => {
-    const stranger = await createTestIssuer({ now: () => clock.now, issuer: issuer.issuer })
+    const stranger = await createTestIssuer({ now: () => fx.clock.now, issuer: issuer.issuer })
     const license = own(await issuer.issue({ features: { export: true } }))
     await expect(license.importRevocations(await stranger.revocationList(['x']))).rejects.toMatchObject({
       code: 'signature_invalid',
@@ -372,7 +338,12 @@ describe('revocations without a multi-tenant server', () => {
       code: 'token_malformed',
     })
     const noList = await issuer.sign(
-      { iss: issuer.issuer, aud: issuer.audience, iat: Math.floor(clock.now / 1000), revoked: 'license-1' },
+      {
+        iss: issuer.issuer,
+        aud: issuer.audience,
+        iat: Math.floor(fx.clock.now / 1000),
+        revoked: 'license-1',
+      },
       { typ: 'revocation-list+jwt' },
     )
     await expect(license.importRevocations(noList)).rejects.toMatchObject({ code: 'claims_invalid' })
@@ -380,7 +351,7 @@ describe('revocations without a multi-tenant server', () => {
   })
 
   it('reports an unreadable stored token, forgets it, and loads a fresh one', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const storage = createMemoryStorage()
     storage.set('entitle:token:acme', '{ not json')
     const entitlements = client({ storage })
@@ -399,14 +370,14 @@ describe('revocations without a multi-tenant server', () => {
 describe('event stream', () => {
   it('backs off a stream that opens and closes at once, instead of reconnecting every second', async () => {
     let opens = 0
-    msw.use(
+    fx.msw.use(
       http.get(`${SERVER}/v1/events`, () => {
         opens++
         return new HttpResponse(': hello\n\n', { headers: { 'content-type': 'text/event-stream' } })
       }),
     )
     client({ server: { url: SERVER, events: true, revocationIntervalMs: 0 } })
-    await clock.advance(60 * SECOND)
+    await fx.clock.advance(60 * SECOND)
     // 1 s, 2 s, 4 s, … (full jitter at 0.5, at least 1 s): a handful, not sixty.
     expect(opens).toBeLessThanOrEqual(8)
     expect(opens).toBeGreaterThan(2)
@@ -443,13 +414,13 @@ describe('event stream', () => {
 
 describe('change events', () => {
   it('fires no change for a first load, and one for a real change', async () => {
-    server.sell('acme', TEAM)
+    fx.server.sell('acme', TEAM)
     const entitlements = client()
     const changes: ChangeEvent[] = []
     entitlements.on('change', (event) => changes.push(event))
     await entitlements.check('export', { subject: 'acme' })
     expect(changes).toEqual([])
-    server.sell('acme', { plan: { id: 'business' }, features: { export: true, sso: true } })
+    fx.server.sell('acme', { plan: { id: 'business' }, features: { export: true, sso: true } })
     await entitlements.refresh('acme')
     expect(changes.map((change) => change.changes.map((c) => c.type))).toEqual([
       expect.arrayContaining(['plan_changed', 'feature_added']),
@@ -459,7 +430,7 @@ describe('change events', () => {
 
 describe('names and contexts from outside', () => {
   it('looks failure policies up by own keys: __proto__ and constructor fall to the default policy', async () => {
-    server.state.fail = 'error500'
+    fx.server.state.fail = 'error500'
     const made = client({ failurePolicy: 'closed', featurePolicies: { export: 'open' } })
     for (const feature of ['__proto__', 'constructor', 'toString', 'hasOwnProperty'])
       expect(await made.check(feature, { subject: 'acme' })).toMatchObject({
@@ -474,7 +445,7 @@ describe('names and contexts from outside', () => {
   })
 
   it('a context of the wrong types is an invalid request from the client too, never a throw or a pass', async () => {
-    server.sell('acme', { plan: { id: 'team' }, features: { reports: { roles: ['admin'] } } })
+    fx.server.sell('acme', { plan: { id: 'team' }, features: { reports: { roles: ['admin'] } } })
     const made = client()
     await made.load('acme')
     for (const context of [

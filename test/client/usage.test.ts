@@ -1,21 +1,15 @@
-import { setupServer } from 'msw/node'
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it } from 'vitest'
 import type { EntitlementClaim } from '../../src/core/claims.js'
 import {
   createEntitlements,
   createMemoryStorage,
   type EntitlementStorage,
-  type EntitlementsClient,
-  type EntitlementsClientOptions,
   type ErrorEvent,
 } from '../../src/index.js'
 import { NOW, NOW_SEC, rejectionCode } from '../helpers.js'
-import { fakeLicenseServer, manualPlatform, SERVER } from './harness.js'
+import { clientFixture } from './fixture.js'
+import { SERVER } from './harness.js'
 import { fakeUsageIngest } from './usage-ingest.js'
-
-const msw = setupServer()
-beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }))
-afterAll(() => msw.close())
 
 const DAY_SEC = 86_400
 /** The current window of the cap ends ten days after NOW. */
@@ -31,43 +25,21 @@ function metered(used: number, limit = 10, resetsAt = RESETS_AT_SEC): Partial<En
   }
 }
 
-let clock: ReturnType<typeof manualPlatform>
-let server: Awaited<ReturnType<typeof fakeLicenseServer>>
 let ingest: ReturnType<typeof fakeUsageIngest>
-let clients: EntitlementsClient[]
 let errors: ErrorEvent[]
 
-beforeEach(async () => {
-  msw.resetHandlers()
-  clock = manualPlatform()
-  server = await fakeLicenseServer(msw, clock)
-  ingest = fakeUsageIngest(msw, clock)
-  clients = []
+const fx = clientFixture({ made: (made) => made.on('error', (event) => errors.push(event)) })
+const client = fx.client
+beforeEach(() => {
+  ingest = fakeUsageIngest(fx.msw, fx.clock)
   errors = []
 })
-afterEach(async () => {
-  await Promise.all(clients.map((client) => client.close({ deadlineMs: 0 })))
-})
-
-function client(overrides: Partial<EntitlementsClientOptions> = {}): EntitlementsClient {
-  const made = createEntitlements({
-    server: { url: SERVER, apiKey: 'sk_test', revocationIntervalMs: 0 },
-    keys: server.issuer.jwks,
-    issuer: SERVER,
-    audience: 'app',
-    platform: clock.platform,
-    ...overrides,
-  })
-  made.on('error', (event) => errors.push(event))
-  clients.push(made)
-  return made
-}
 
 const ids = (batch: { lines: Array<{ id: string }> }) => batch.lines.map((line) => line.id)
 
 describe('record() and checks of a metered cap', () => {
   it('counts a record in the very next check, against the snapshot in the token', async () => {
-    server.sell('acme', metered(7))
+    fx.server.sell('acme', metered(7))
     const meter = client()
     expect(await meter.check('api-calls', { subject: 'acme' })).toMatchObject({
       allowed: true,
@@ -90,7 +62,7 @@ describe('record() and checks of a metered cap', () => {
   })
 
   it('counts usage once when the server confirms it and a newer token carries it in its snapshot', async () => {
-    server.sell('acme', metered(2))
+    fx.server.sell('acme', metered(2))
     const meter = client()
     await meter.load('acme')
     meter.record('api-calls', 3, { subject: 'acme' })
@@ -99,19 +71,19 @@ describe('record() and checks of a metered cap', () => {
     // Confirmed, but the token in memory was signed before: still counted locally.
     expect(meter.checkSync('api-calls', { subject: 'acme' }).used).toBe(5)
     // The server signs a new token whose snapshot includes the three units.
-    await clock.advance(1000)
-    server.sell('acme', metered(5))
+    await fx.clock.advance(1000)
+    fx.server.sell('acme', metered(5))
     await meter.refresh('acme')
     expect(meter.checkSync('api-calls', { subject: 'acme' }).used).toBe(5)
   })
 
   it('a token signed within the same second as the confirmation counts it locally too: never too few', async () => {
-    server.sell('acme', metered(0))
+    fx.server.sell('acme', metered(0))
     const meter = client()
     await meter.load('acme')
     meter.record('api-calls', 3, { subject: 'acme' })
     await meter.flush()
-    server.sell('acme', metered(3))
+    fx.server.sell('acme', metered(3))
     await meter.refresh('acme')
     // Ambiguous within the second: the client errs on counting twice until the next token, not on missing usage.
     expect(meter.checkSync('api-calls', { subject: 'acme' }).used).toBe(6)
@@ -120,12 +92,12 @@ describe('record() and checks of a metered cap', () => {
   it('starts the count from zero when the cap window resets, and sends each window on its own line', async () => {
     // The window ends in 30 minutes, while the token is still valid.
     const resetsAt = NOW_SEC + 1800
-    server.sell('acme', metered(9, 10, resetsAt))
+    fx.server.sell('acme', metered(9, 10, resetsAt))
     const meter = client()
     await meter.load('acme')
     meter.record('api-calls', 1, { subject: 'acme' })
     expect(meter.checkSync('api-calls', { subject: 'acme' }).allowed).toBe(false)
-    clock.setClock(resetsAt * 1000 + 1)
+    fx.clock.setClock(resetsAt * 1000 + 1)
     expect(meter.checkSync('api-calls', { subject: 'acme', amount: 1 })).toMatchObject({
       allowed: true,
       used: 0,
@@ -140,7 +112,7 @@ describe('record() and checks of a metered cap', () => {
   })
 
   it('refuses bad records with usage_invalid and counts nothing', async () => {
-    server.sell('acme', metered(0))
+    fx.server.sell('acme', metered(0))
     const meter = client()
     const attempt = (fn: () => void) => rejectionCode(Promise.resolve().then(fn))
     expect(await attempt(() => meter.record('api-calls', -1, { subject: 'acme' }))).toBe('usage_invalid')
@@ -168,7 +140,7 @@ describe('record() and checks of a metered cap', () => {
   })
 
   it('single-tenant: sends usage under the subject of its own token to usage.url, and counts it in checks', async () => {
-    const token = await server.issuer.issue(metered(1), { subject: 'desktop-42', expiresInSec: 3600 })
+    const token = await fx.server.issuer.issue(metered(1), { subject: 'desktop-42', expiresInSec: 3600 })
     const app = client({ server: undefined, token, usage: { url: SERVER, apiKey: 'lk_desktop' } })
     await app.load()
     app.record('api-calls', 4)
@@ -179,14 +151,14 @@ describe('record() and checks of a metered cap', () => {
   })
 
   it('the journal learns what the server confirmed: a restart does not count it again', async () => {
-    server.sell('acme', metered(0))
+    fx.server.sell('acme', metered(0))
     const storage = createMemoryStorage()
     const first = client({ storage, usage: { flushIntervalMs: 5000, persistIntervalMs: 1000 } })
     await first.load('acme')
     first.record('api-calls', 3, { subject: 'acme' })
-    await clock.advance(1000) // journaled, unsent
-    await clock.advance(4000) // sent and confirmed
-    await clock.advance(1000) // the journal is told
+    await fx.clock.advance(1000) // journaled, unsent
+    await fx.clock.advance(4000) // sent and confirmed
+    await fx.clock.advance(1000) // the journal is told
     expect(ingest.total('acme', 'api-calls')).toBe(3)
     const second = client({ storage })
     await second.flush()
@@ -195,14 +167,7 @@ describe('record() and checks of a metered cap', () => {
   })
 
   it('needs somewhere to send usage', () => {
-    const offline = createEntitlements({
-      token: 'x.y.z',
-      keys: server.issuer.jwks,
-      issuer: SERVER,
-      audience: 'app',
-      platform: clock.platform,
-    })
-    clients.push(offline)
+    const offline = client({ server: undefined, token: 'x.y.z' })
     expect(() => offline.record('api-calls')).toThrow(/usage\.url/)
   })
 })
@@ -232,9 +197,9 @@ describe('aggregation and batching', () => {
   it('sends on a timer: nothing before flushIntervalMs, everything at it', async () => {
     const meter = client({ usage: { flushIntervalMs: 5000 } })
     meter.record('api-calls', 1, { subject: 'acme' })
-    await clock.advance(4999)
+    await fx.clock.advance(4999)
     expect(ingest.received).toHaveLength(0)
-    await clock.advance(1)
+    await fx.clock.advance(1)
     expect(ingest.received).toHaveLength(1)
     expect(ingest.received[0]).toMatchObject({ authorization: 'Bearer sk_test' })
     expect(ingest.received[0]!.idempotencyKey).toBe(ingest.received[0]!.batch)
@@ -243,7 +208,7 @@ describe('aggregation and batching', () => {
   it('sends a full batch at once, by line count', async () => {
     const meter = client({ usage: { maxBatchLines: 10 } })
     for (let i = 0; i < 25; i++) meter.record('api-calls', 1, { subject: `c${i}` })
-    await clock.advance(0)
+    await fx.clock.advance(0)
     expect(ingest.received.map((batch) => batch.lines.length)).toEqual([10, 10, 5])
   })
 
@@ -259,7 +224,7 @@ describe('aggregation and batching', () => {
   it('raw mode sends every record as its own line, with its time and properties', async () => {
     const meter = client({ usage: { mode: 'raw' } })
     meter.record('api-calls', 1, { subject: 'acme', properties: { route: '/export', user: 'u1' } })
-    await clock.advance(250)
+    await fx.clock.advance(250)
     meter.record('api-calls', 1, { subject: 'acme', properties: { route: '/import' } })
     await meter.flush()
     const lines = ingest.received.flatMap((batch) => batch.lines)
@@ -275,13 +240,13 @@ describe('delivery', () => {
     const meter = client({ usage: { flushIntervalMs: 5000, backoff: { initialMs: 1000, maxMs: 60_000 } } })
     ingest.script.push('500', 'network', 'ok')
     meter.record('api-calls', 7, { subject: 'acme' })
-    await clock.advance(5000)
+    await fx.clock.advance(5000)
     // Random is 0.5: the retries wait 0.5 · 1 s, then 0.5 · 2 s.
-    await clock.advance(499)
+    await fx.clock.advance(499)
     expect(ingest.received).toHaveLength(1)
-    await clock.advance(1)
+    await fx.clock.advance(1)
     expect(ingest.received).toHaveLength(2)
-    await clock.advance(1000)
+    await fx.clock.advance(1000)
     expect(ingest.received).toHaveLength(3)
     const [first, second, third] = ingest.received
     expect(second!.batch).toBe(first!.batch)
@@ -310,14 +275,14 @@ describe('delivery', () => {
     const meter = client({ usage: { flushIntervalMs: 1000 } })
     ingest.script.push({ status: 429, retryAfter: '30' }, { status: 503, retryAfter: '120' })
     meter.record('api-calls', 1, { subject: 'acme' })
-    await clock.advance(1000)
-    await clock.advance(29_999)
+    await fx.clock.advance(1000)
+    await fx.clock.advance(29_999)
     expect(ingest.received).toHaveLength(1)
-    await clock.advance(1)
+    await fx.clock.advance(1)
     expect(ingest.received).toHaveLength(2)
-    await clock.advance(119_999)
+    await fx.clock.advance(119_999)
     expect(ingest.received).toHaveLength(2)
-    await clock.advance(1)
+    await fx.clock.advance(1)
     expect(ingest.received).toHaveLength(3)
     expect(ingest.total('acme', 'api-calls')).toBe(1)
   })
@@ -373,10 +338,10 @@ describe('delivery', () => {
     const meter = client({ usage: { flushIntervalMs: 1000, backoff: { maxMs: 60_000 } } })
     ingest.script.push({ status: 401 })
     meter.record('api-calls', 1, { subject: 'acme' })
-    await clock.advance(1000)
+    await fx.clock.advance(1000)
     expect(errors.at(-1)?.error.code).toBe('server_rejected')
     meter.record('api-calls', 1, { subject: 'acme' })
-    await clock.advance(30_000)
+    await fx.clock.advance(30_000)
     expect(ingest.received).toHaveLength(1)
     expect(meter.stats().usage.pending).toBe(2)
     await meter.flush()
@@ -387,14 +352,14 @@ describe('delivery', () => {
     const one = client({ usage: { maxBatchLines: 2 } })
     ingest.script.push('hang')
     for (let i = 0; i < 6; i++) one.record('api-calls', 1, { subject: `c${i}` })
-    await clock.advance(0)
+    await fx.clock.advance(0)
     expect(ingest.received).toHaveLength(1)
     await one.close({ deadlineMs: 0 })
     ingest.received.length = 0
     ingest.script.push('hang', 'hang', 'hang')
     const three = client({ usage: { maxBatchLines: 2, maxInFlight: 3 } })
     for (let i = 0; i < 6; i++) three.record('api-calls', 1, { subject: `c${i}` })
-    await clock.advance(0)
+    await fx.clock.advance(0)
     expect(ingest.received).toHaveLength(3)
   })
 })
@@ -425,7 +390,7 @@ describe('persistence', () => {
     const first = client({ storage, usage: { persistIntervalMs: 1000, flushIntervalMs: 60_000 } })
     first.record('api-calls', 4, { subject: 'acme' })
     first.record('api-calls', 1, { subject: 'globex', dimensions: { region: 'eu' } })
-    await clock.advance(1000)
+    await fx.clock.advance(1000)
     // The process dies here: no close(). A new one starts on the same storage.
     const second = client({ storage })
     await second.flush()
@@ -439,8 +404,8 @@ describe('persistence', () => {
     const first = client({ storage, usage: { flushIntervalMs: 1000 } })
     ingest.script.push('store-then-500')
     first.record('api-calls', 6, { subject: 'acme' })
-    await clock.advance(1000)
-    await clock.advance(1000)
+    await fx.clock.advance(1000)
+    await fx.clock.advance(1000)
     const second = client({ storage })
     await second.flush()
     expect(ingest.received).toHaveLength(2)
@@ -452,9 +417,9 @@ describe('persistence', () => {
     const storage = createMemoryStorage()
     const first = client({ storage, usage: { flushIntervalMs: 1000 } })
     first.record('api-calls', 5, { subject: 'acme' })
-    await clock.advance(1000) // persisted at 5 (timer), then sent at 5
+    await fx.clock.advance(1000) // persisted at 5 (timer), then sent at 5
     first.record('api-calls', 3, { subject: 'acme' })
-    await clock.advance(1000)
+    await fx.clock.advance(1000)
     const second = client({ storage })
     second.record('api-calls', 2, { subject: 'acme' })
     await second.flush()
@@ -465,16 +430,16 @@ describe('persistence', () => {
     const storage = createMemoryStorage()
     const first = createEntitlements({
       server: { url: SERVER, revocationIntervalMs: 0 },
-      keys: server.issuer.jwks,
+      keys: fx.server.issuer.jwks,
       issuer: SERVER,
       audience: 'app',
-      platform: clock.platform,
+      platform: fx.clock.platform,
       storage,
     })
     ingest.script.push('hang')
     first.record('api-calls', 9, { subject: 'acme' })
     const closing = first.close({ deadlineMs: 2000 })
-    await clock.advance(2000)
+    await fx.clock.advance(2000)
     expect(await closing).toEqual({ sent: 0, persisted: 1, dropped: 0 })
     first.record('api-calls', 1, { subject: 'acme' })
     expect(first.stats().usage).toMatchObject({ dropped: 1, droppedUnits: 1 })
@@ -530,20 +495,20 @@ describe('entitle/browser: flushOnPageHide', () => {
     const stop = flushOnPageHide(meter, { window: win, document: doc })
     meter.record('api-calls', 1, { subject: 'acme' })
     doc.dispatchEvent(new Event('visibilitychange'))
-    await clock.idle()
+    await fx.clock.idle()
     expect(ingest.received).toHaveLength(0)
     doc.visibilityState = 'hidden'
     doc.dispatchEvent(new Event('visibilitychange'))
-    await clock.idle()
+    await fx.clock.idle()
     expect(ingest.received).toMatchObject([{ keepalive: true }])
     meter.record('api-calls', 1, { subject: 'acme' })
     win.dispatchEvent(new Event('pagehide'))
-    await clock.idle()
+    await fx.clock.idle()
     expect(ingest.received).toHaveLength(2)
     stop()
     meter.record('api-calls', 1, { subject: 'acme' })
     win.dispatchEvent(new Event('pagehide'))
-    await clock.idle()
+    await fx.clock.idle()
     expect(ingest.received).toHaveLength(2)
     expect(ingest.total('acme', 'api-calls')).toBe(2)
   })

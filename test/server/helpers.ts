@@ -81,7 +81,14 @@ export async function startTestServer(
 
   const admin = (method: string, path: string, body?: unknown) => call(method, `/admin${path}`, ADMIN, body)
 
-  return { ...running, url, call, order, purchase, admin }
+  /** The customer's current entitlement token, as a service (or the given key) fetches it. */
+  async function tokenOf(customer: string, key = SERVICE): Promise<string> {
+    const response = await call('GET', `/v1/entitlements/${customer}`, key)
+    if (response.status !== 200) throw new Error(`no token for ${customer}: ${response.status}`)
+    return response.text()
+  }
+
+  return { ...running, url, call, order, purchase, admin, tokenOf }
 }
 
 export type TestServer = Awaited<ReturnType<typeof startTestServer>>
