@@ -238,11 +238,16 @@ describe('hostile input, every route', () => {
     await response.body?.cancel()
   })
 
-  it('left the data alone: acme and globex are as they were bought', async () => {
+  it('left the data alone: hostile bodies on every route change no customer of the three bought', async () => {
+    // Its own hostile requests, so it holds alone and in any order; the other tests of this file add more.
+    const before = sequence
+    for (const route of ROUTES.filter((candidate) => candidate.body !== undefined))
+      for (const body of mutations(VALID[route.body!]!()).slice(0, 40))
+        await expectProblemOrSuccess(await send(route, { raw: JSON.stringify(body) }), route.path)
+    expect(sequence - before).toBeGreaterThan(100)
     const { customers } = (await (await server.admin('GET', '/customers')).json()) as {
       customers: Array<{ id: string; license: { sku: string; status: string } }>
     }
     expect(customers.map((c) => c.id).sort()).toEqual(['acme', 'globex', 'initech'])
-    expect(sequence).toBeGreaterThan(500)
   })
 })
