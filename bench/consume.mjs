@@ -1,7 +1,6 @@
 // consume() and consumeSync() in one process (no fleet): a check and a use in one step, for one customer with a
 // metered cap and usage going to the license server, beside the least a check-and-add can do in memory.
-import { createEntitlements } from '../dist/index.js'
-import { createTestIssuer } from '../dist/testing.js'
+import { createEntitlements, createTestIssuer } from './dist.mjs'
 import { compare } from './harness.mjs'
 
 export async function consumeRows() {

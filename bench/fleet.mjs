@@ -6,9 +6,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Redis from 'ioredis'
-import { createEntitlements } from '../dist/index.js'
-import { createRedisUsageStore } from '../dist/redis.js'
-import { createTestIssuer } from '../dist/testing.js'
+import { createEntitlements, createRedisUsageStore, createTestIssuer } from './dist.mjs'
 import { compare } from './harness.mjs'
 
 async function freePort() {

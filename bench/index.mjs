@@ -2,10 +2,9 @@
 // in the same run. Run on an idle machine for stable figures; the ratios are what to compare across runs.
 import { createPublicKey, verify as nodeVerify } from 'node:crypto'
 import { createLocalJWKSet, jwtVerify } from 'jose'
-import { createEntitlementVerifier, decide } from '../dist/index.js'
-import { createTestIssuer } from '../dist/testing.js'
 import { clientRows } from './client.mjs'
 import { consumeRows } from './consume.mjs'
+import { createEntitlementVerifier, createTestIssuer, decide } from './dist.mjs'
 import { fleetRow } from './fleet.mjs'
 import { compare, report } from './harness.mjs'
 import { realisticEntitlement } from './realistic-token.mjs'

@@ -5,8 +5,7 @@
 import { createPublicKey, verify as nodeVerify } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
-import { createEntitlements } from '../dist/index.js'
-import { createTestIssuer } from '../dist/testing.js'
+import { createEntitlements, createTestIssuer } from './dist.mjs'
 import { compare } from './harness.mjs'
 import { FEATURE_NAMES, realisticEntitlement } from './realistic-token.mjs'
 

@@ -1,8 +1,7 @@
 // The meter's hot path: record() calls, aggregated, for 1,000 customers and 20 metrics, beside a bare nested Map
 // increment on the same keys; and the memory the meter holds after a million records. Customer and metric are
 // drawn independently at random (from a fixed seed), so every one of the 20,000 lines is touched, as in an app.
-import { createEntitlements } from '../dist/index.js'
-import { createTestIssuer } from '../dist/testing.js'
+import { createEntitlements, createTestIssuer } from './dist.mjs'
 import { compare } from './harness.mjs'
 
 const CUSTOMERS = 1000

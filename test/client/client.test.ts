@@ -713,4 +713,49 @@ describe('observability and lifecycle', () => {
     expect(() => createEntitlements({ ...base, token: 'a', maxSubjects: 0 })).toThrow(TypeError)
     expect(() => createEntitlements({ ...base, token: 'a', staleGraceMs: -1 })).toThrow(TypeError)
   })
+
+  it('checks every option at construction, the backoffs and the meter settings included, naming the option', () => {
+    const base = { keys: fx.server.issuer.jwks, issuer: SERVER, audience: 'app', platform: fx.clock.platform }
+    const server = { url: SERVER }
+    for (const [options, named] of [
+      [{ backoff: { maxMs: -5 } }, 'backoff'],
+      [{ backoff: { initialMs: Number.NaN } }, 'backoff'],
+      [{ backoff: 'fast' }, 'backoff'],
+      [{ usage: { backoff: { maxMs: 0 } } }, 'usage.backoff'],
+      [{ usage: { flushIntervalMs: 2 ** 40 } }, 'usage.flushIntervalMs'],
+      [{ usage: { maxBatchLines: 1.5 } }, 'usage.maxBatchLines'],
+      [{ usage: { mode: 'sampled' } }, 'usage.mode'],
+      [{ server: { ...server, timeoutMs: 0 } }, 'server.timeoutMs'],
+      [{ server: { ...server, events: 'yes' } }, 'server.events'],
+      [{ server: { url: 'not a url' } }, 'server.url'],
+      [{ server: { ...server, headers: { 'x-a': 1 } } }, 'server.headers'],
+      [{ decisionSummaryIntervalMs: -1 }, 'decisionSummaryIntervalMs'],
+      [
+        { fleet: { store: { consume: async () => ({ allowed: true, used: 0 }) }, onStoreError: 'open' } },
+        'fleet.onStoreError',
+      ],
+    ] as const) {
+      const made = () => createEntitlements({ ...base, server, ...(options as object) } as never)
+      expect(made, JSON.stringify(options)).toThrow(TypeError)
+      expect(made, JSON.stringify(options)).toThrow(new RegExp(`^${named.replace('.', '\\.')} must be`))
+    }
+    // A backoff given in part keeps the default of the other bound, and the meter's is checked with no destination.
+    expect(() => client({ backoff: { maxMs: 60_000 } })).not.toThrow()
+    expect(() =>
+      createEntitlements({ ...base, token: 'a', usage: { persistIntervalMs: -1 } } as never),
+    ).toThrow(/^usage\.persistIntervalMs must be/)
+  })
+
+  it('sends no decision summaries with decisionSummaryIntervalMs: 0, and arms no timer for them', async () => {
+    fx.server.sell('acme', TEAM)
+    const entitlements = client({
+      decisionSummaryIntervalMs: 0,
+      server: { url: SERVER, revocationIntervalMs: 0 },
+    })
+    const summaries: unknown[] = []
+    entitlements.on('decision', (event) => summaries.push(event))
+    await entitlements.check('export', { subject: 'acme' })
+    await fx.clock.advance(10 * MIN)
+    expect(summaries).toEqual([])
+  })
 })

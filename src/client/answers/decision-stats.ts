@@ -75,6 +75,8 @@ export function startDecisionSummary(
   fold: () => void,
   send: (event: DecisionSummaryEvent) => void,
 ): () => void {
+  // 0 turns the summary off: a timer of 0 ms re-armed at every fire would be a busy loop.
+  if (intervalMs === 0) return () => {}
   let stopped = false
   let timer: unknown
   const summarize = () => {
