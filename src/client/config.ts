@@ -5,22 +5,14 @@ import { createMemoryStorage, type EntitlementStorage } from '../platform/storag
 import { MAX_TIMER_MS, withLongTimers } from '../platform/timers.js'
 import type { Endpoint } from '../transport/requester.js'
 import type { UsageCounterStore } from '../usage/counter-store.js'
+import type { MeterSettings } from '../usage/meter.js'
 import type { UsageOptions } from '../usage/types.js'
 import type { EntitlementsClientOptions, FailurePolicy } from './options.js'
 
-/** The meter's settings, every one filled in. */
-export interface UsageConfig {
+/** The meter's settings, every one filled in, and where usage goes. */
+export interface UsageConfig extends MeterSettings {
   /** Where usage goes; `same` when it is the license server's own endpoint and credentials. */
   readonly endpoint: Endpoint & { readonly same: boolean }
-  readonly mode: 'aggregate' | 'raw'
-  readonly flushIntervalMs: number
-  readonly maxBatchLines: number
-  readonly maxBatchBytes: number
-  readonly maxInFlight: number
-  readonly maxQueuedLines: number
-  readonly maxSetAsideLines: number
-  readonly persistIntervalMs: number
-  readonly backoff: Backoff
 }
 
 /** A backoff with both bounds filled in. */

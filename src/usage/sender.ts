@@ -10,6 +10,32 @@ import type { SetAside } from './set-aside.js'
 const KEEPALIVE_BUDGET = 60_000
 
 /**
+ * The server stored the batch: each line is acknowledged, but those it refused one by one (`refused`), which are set
+ * aside with the reason, and reported once.
+ */
+function stored(
+  batch: Batch,
+  at: number,
+  refused: ReadonlyArray<{ id: string; reason: string }>,
+  setAside: SetAside,
+  outcome: { acknowledged: (line: Line, at: number) => void; fail: (error: EntitlementError) => void },
+): void {
+  const reasons = refused.length === 0 ? undefined : new Map(refused.map((line) => [line.id, line.reason]))
+  for (const line of batch.lines) {
+    const reason = reasons?.get(line.id)
+    if (reason !== undefined) setAside.add(line, reason)
+    else outcome.acknowledged(line, at)
+  }
+  if (reasons === undefined) return
+  outcome.fail(
+    new EntitlementError(
+      'usage_rejected',
+      `the license server refused ${refused.length} usage line(s), set aside (first: ${refused[0]!.reason})`,
+    ),
+  )
+}
+
+/**
  * Delivers batches from the queue, up to `maxInFlight` at once, and acts on each answer: a delivered batch's lines
  * are acknowledged (or set aside one by one where the server refused them), a batch that may not have arrived goes
  * back to the head of the queue as it was and the schedule backs off, a 413 splits it, a batch the server could not
@@ -48,25 +74,6 @@ export function createSender(parts: {
     return queue.next()
   }
 
-  /** The server stored the batch; `refused` lists the lines it would not take. */
-  function stored(batch: Batch, at: number, refused: ReadonlyArray<{ id: string; reason: string }>): void {
-    const reasons = refused.length === 0 ? undefined : new Map(refused.map((line) => [line.id, line.reason]))
-    for (const line of batch.lines) {
-      const reason = reasons?.get(line.id)
-      if (reason !== undefined) setAside.add(line, reason)
-      else parts.acknowledged(line, at)
-    }
-    if (reasons !== undefined) {
-      const first = refused[0]!
-      parts.fail(
-        new EntitlementError(
-          'usage_rejected',
-          `the license server refused ${refused.length} usage line(s), set aside (first: ${first.reason})`,
-        ),
-      )
-    }
-  }
-
   /** What the answer means for the batch; `true` when the next batch may follow at once. */
   function settle(batch: Batch, response: UsageResponse): boolean {
     const now = platform.now()
@@ -74,7 +81,7 @@ export function createSender(parts: {
       case 'ok':
         schedule.delivered(now)
         queue.delivered()
-        stored(batch, response.at, response.refused)
+        stored(batch, response.at, response.refused, setAside, parts)
         return true
       case 'too_large':
         if (batch.lines.length === 1) {

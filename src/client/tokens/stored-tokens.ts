@@ -80,3 +80,5 @@ export function createStoredTokens(
     },
   }
 }
+
+export type StoredTokens = ReturnType<typeof createStoredTokens>

@@ -1,11 +1,11 @@
-import { diffEntitlements } from '../../core/changes.js'
 import type { EntitlementError } from '../../core/errors.js'
 import type { MemoTable } from '../answers/memo-table.js'
 import type { ClientConfig } from '../config.js'
 import type { ChangeEvent, ErrorEvent } from '../options.js'
 import type { SerializedStorage } from '../serialized-storage.js'
 import type { TrustedClock } from '../trusted-clock.js'
-import { createEntry, type Entry, type EntryInput, SINGLE_TENANT_KEY } from './cache-entry.js'
+import { type Entry, SINGLE_TENANT_KEY } from './cache-entry.js'
+import { createInstaller } from './install.js'
 import { createRenewalSchedule } from './renewal-schedule.js'
 import { createStoredTokens } from './stored-tokens.js'
 import { createSubjectIndex } from './subject-index.js'
@@ -18,16 +18,8 @@ export interface TokenCacheStats {
   failures: number
 }
 
-/**
- * Each customer's token: loaded once (concurrent loads merged), restored from storage, fetched from the source,
- * installed, renewed before it expires. The parts: the subject index (which customers are in memory, and the
- * verdicts on those with no usable token), the token source (asked, never touching the cache), the renewal
- * schedule, the stored tokens. The rules it keeps:
- * - a token proven bad is an answer (a verdict), never an outage;
- * - a stored token is forgotten only when proven bad, never because the key set or the server is out of reach;
- * - a first load is not a change.
- */
-export function createTokenCache(parts: {
+/** What the token cache is made of: its settings, the verifier and the source, storage, trusted time, memo blocks. */
+export interface TokenCacheParts {
   readonly config: ClientConfig
   readonly verifier: TokenVerifier
   readonly source: TokenSource
@@ -41,7 +33,18 @@ export function createTokenCache(parts: {
   readonly emitChange: (event: ChangeEvent) => void
   readonly report: (during: ErrorEvent['during'], subject: string | undefined, error: unknown) => void
   readonly background: (work: Promise<unknown>) => void
-}) {
+}
+
+/**
+ * Each customer's token: loaded once (concurrent loads merged), restored from storage, fetched from the source,
+ * installed, renewed before it expires. The parts: the subject index (which customers are in memory, and the
+ * verdicts on those with no usable token), the token source (asked, never touching the cache), the renewal
+ * schedule, the stored tokens. The rules it keeps:
+ * - a token proven bad is an answer (a verdict), never an outage;
+ * - a stored token is forgotten only when proven bad, never because the key set or the server is out of reach;
+ * - a first load is not a change.
+ */
+export function createTokenCache(parts: TokenCacheParts) {
   const { config, verifier, source, clock } = parts
   const { platform } = config
   const stats: TokenCacheStats = { refreshes: 0, failures: 0 }
@@ -62,31 +65,17 @@ export function createTokenCache(parts: {
   const stored = createStoredTokens(parts.storage, verifier, (during, key, error) =>
     parts.report(during, subjectOf(key), error),
   )
+  const install = createInstaller({
+    subjects,
+    memos: parts.memos,
+    clock: parts.clock,
+    signsNow: source.signsNow,
+    persistTokens: config.persistTokens,
+    stored,
+    schedule,
+    emitChange: parts.emitChange,
+  })
   let closed = false
-  let installed = 0
-
-  function install(input: EntryInput): Entry {
-    const { key, verified, origin } = input
-    const { entitlements } = verified
-    const previous = subjects.current(key)?.entitlements
-    const entry = createEntry(input, ++installed, parts.memos.allocate(entitlements))
-    subjects.put(key, entry)
-    // A token the license server just issued vouches for the time: it re-anchors trusted time, so a clock that once
-    // ran fast recovers online. A token the app supplies (a license file) or one read from storage is no such
-    // evidence, and only raises it.
-    if (origin === 'fresh' && source.signsNow) clock.anchorToServer(entitlements.issuedAt)
-    else clock.observeIssuedAt(entitlements.issuedAt)
-    if (origin === 'fresh' && config.persistTokens) {
-      const { token, etag, confirmedAt } = input
-      stored.save(key, { token, etag, confirmedAt, ...(verified.key ? { key: verified.key } : {}) })
-    }
-    if (previous !== undefined && previous.tokenId !== entitlements.tokenId) {
-      const changes = diffEntitlements(previous, entitlements)
-      if (changes.length > 0) parts.emitChange({ subject: key, previous, current: entitlements, changes })
-    }
-    schedule.installed(entry)
-    return entry
-  }
 
   /** The source vouched for the token in memory: it is current, and answers say `cache` from now on. */
   function vouchedFor(entry: Entry, whenDueMs: number | undefined): Entry {
