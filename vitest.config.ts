@@ -82,6 +82,7 @@ export default defineConfig({
             'test/examples/**/*.test.ts',
             'test/integration/usage-soak.test.ts',
             'test/client/process-exit.test.ts',
+            'test/crash/**/*.test.ts',
           ],
           globalSetup: ['test/global-setup.ts'],
         },

@@ -11,7 +11,9 @@ const SAVE_EVERY_MS = 5000
  *   tolerance): a wall clock that jumps ahead once, then is set right, never leaves a mark in the future.
  * - A token freshly issued by the license server re-anchors it to the server's signed time (`iat`), so a mark that
  *   an earlier run left too high (a clock fast at start-up) comes down as soon as the app is online.
- * - It is written down at the first check of a process, then at most every five seconds while it rises, so a crash
+ * - The first mark a process vouches for, at its first check, is written at once, whatever was written before it
+ *   (a token's `iat` at install may have been): a process killed a second after its first check still leaves the
+ *   time of that check behind. After that it is written at most every five seconds while it rises, so a crash
  *   loses seconds of it, not a minute.
  */
 export interface TrustedClock {
@@ -43,6 +45,8 @@ export function createTrustedClock(
   let anchorMono = 0
   let saveTimer: unknown
   let everSaved = false
+  /** Whether a check has raised the mark yet in this process: the first such rise is written at once. */
+  let vouched = false
   let lastLook = Number.NaN
 
   function save(): void {
@@ -79,7 +83,11 @@ export function createTrustedClock(
       const next = Math.min(reachable, now)
       if (next > mark) {
         mark = next
-        changed()
+        if (vouched) changed()
+        else {
+          vouched = true
+          save()
+        }
       }
       return false
     },
