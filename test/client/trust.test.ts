@@ -13,7 +13,7 @@ import { createTestIssuer, type TestIssuer } from '../../src/testing.js'
 import { createEventStreamParser, type ServerSentEvent } from '../../src/transport/sse.js'
 import { NOW } from '../helpers.js'
 import { clientFixture } from './fixture.js'
-import { SERVER } from './harness.js'
+import { fakeLicenseServer, SERVER } from './harness.js'
 
 // The client's promise, each way it broke: the answer is right, and the last-known-good license survives anything
 // short of proof that it is bad.
@@ -175,6 +175,68 @@ describe('a token proven bad is an answer, never an outage', () => {
         allowed: false,
         reason: 'unavailable',
       })
+  })
+})
+
+describe('a token expired on arrival is an answer, not an outage', () => {
+  const POLICIES = [
+    ['closed', 'closed'],
+    ['open', 'open'],
+    ['a declared fallback', { allowed: true, limit: 5 }],
+  ] as const
+
+  it.each(POLICIES)(
+    'a token() source handing out an expired token denies it expired, failure policy %s',
+    async (_name, policy) => {
+      // Expired 30 minutes ago: inside the stale grace of an hour, which is for tokens good when received.
+      const late = await createTestIssuer({ now: () => fx.clock.now - 90 * MIN })
+      const expired = await late.issue({ features: { export: true } }, { expiresInSec: 3600 })
+      const app = fx.singleTenant(late, async () => expired, { failurePolicy: policy })
+      expect(await app.check('export')).toMatchObject({
+        allowed: false,
+        reason: 'expired',
+        error: 'token_expired',
+      })
+      expect(app.snapshot().decisions.export).toMatchObject({ allowed: false, reason: 'expired' })
+    },
+  )
+
+  it.each(POLICIES)(
+    'a license server handing out an expired token: expired, failure policy %s',
+    async (_name, policy) => {
+      const late = await fakeLicenseServer(fx.msw, {
+        get now() {
+          return fx.clock.now - 90 * MIN
+        },
+      })
+      late.sell('acme', TEAM)
+      const entitlements = client({ keys: late.issuer.jwks, failurePolicy: policy })
+      expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({
+        allowed: false,
+        reason: 'expired',
+        error: 'token_expired',
+      })
+    },
+  )
+
+  it('still serves a token good when received, stale, while its refreshes fail', async () => {
+    fx.server.sell('acme', TEAM)
+    const entitlements = client()
+    expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({ allowed: true })
+    fx.server.state.fail = 'network'
+    await fx.clock.advance(HOUR + 10 * MIN)
+    expect(await entitlements.check('export', { subject: 'acme' })).toMatchObject({
+      allowed: true,
+      source: 'stale',
+    })
+  })
+
+  it('a token string past its end is expired at once: nothing renews it, so there is no refresh to wait for', async () => {
+    const token = await issuer.issue({ features: { export: true } }, { expiresInSec: 3600 })
+    const app = own(token)
+    expect((await app.check('export')).allowed).toBe(true)
+    await fx.clock.advance(HOUR + MIN)
+    expect(await app.check('export')).toMatchObject({ allowed: false, reason: 'expired' })
   })
 })
 

@@ -179,13 +179,11 @@ export function createAnswerer(parts: {
     }
     let at = now
     if (now >= expiresAt) {
-      if (now >= expiresAt + staleGraceMs) {
-        if (tokens.renews && entry.confirmedAt < expiresAt) {
-          // Past the grace and its source has not vouched for it since it expired: no answer can be had.
-          tokens.forget(key)
-          return stats.count(fallbackDecision(feature, config.policyFor(feature), subject))
-        }
-        // Nothing renews it (a token string), or its source handed it back after it expired: it expired.
+      // Stale only for a token that was good when its source last vouched for it and whose refreshes fail since. A
+      // token that nothing renews (a token string), or that its source handed out (or back) already expired, is
+      // an answer: it expired.
+      const goodWhenReceived = tokens.renews && entry.confirmedAt < expiresAt
+      if (!goodWhenReceived) {
         const decision = emptyDecision(feature, false, 'expired', entitlements.subject, source)
         return stats.count({
           ...decision,
@@ -194,6 +192,11 @@ export function createAnswerer(parts: {
           error: 'token_expired',
           age,
         })
+      }
+      if (now >= expiresAt + staleGraceMs) {
+        // Past the grace and its source has not vouched for it since it expired: no answer can be had.
+        tokens.forget(key)
+        return stats.count(fallbackDecision(feature, config.policyFor(feature), subject))
       }
       // Stale: decide as of the last moment the token was valid, and say so.
       at = expiresAt - 1
