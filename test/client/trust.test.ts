@@ -277,6 +277,42 @@ describe('clock rollback', () => {
   })
 })
 
+describe('a clock judgement never destroys data', () => {
+  it('keeps every stored token through a start with the clock two hours fast while the server is down', async () => {
+    fx.server.sell('acme', TEAM)
+    fx.server.sell('globex', TEAM)
+    const storage = createMemoryStorage()
+    const first = client({ storage })
+    for (const subject of ['acme', 'globex']) await first.check('export', { subject })
+    await first.close()
+    expect([...Array.from(['acme', 'globex'], (s) => storage.get(`entitle:token:${s}`))]).not.toContain(
+      undefined,
+    )
+
+    // One start with the clock 2 h 1 min fast (past exp and the stale grace) while the license server is down.
+    fx.server.state.fail = 'network'
+    fx.clock.setClock(fx.clock.now + 2 * HOUR + MIN)
+    const fast = client({ storage })
+    expect(await fast.check('export', { subject: 'acme' })).toMatchObject({ allowed: false })
+    await fast.close()
+    // Judged expired by a clock the client cannot trust: kept, not deleted.
+    expect(storage.get('entitle:token:acme')).toBeDefined()
+    expect(storage.get('entitle:token:globex')).toBeDefined()
+
+    // Back at the right time, still offline: a customer never seen answers as the failure policy says (there is
+    // no token a clock set back could revive); a stored one answers clock_rollback, as the mark the fast start left
+    // says (it cannot be told from a clock set back), until the server vouches for the time again.
+    fx.clock.setClock(fx.clock.now - 2 * HOUR - MIN)
+    const back = client({ storage })
+    expect(await back.check('export', { subject: 'initech' })).toMatchObject({ reason: 'unavailable' })
+    expect(await back.check('export', { subject: 'acme' })).toMatchObject({ reason: 'clock_rollback' })
+    fx.server.state.fail = undefined
+    await back.refresh('acme')
+    expect(await back.check('export', { subject: 'acme' })).toMatchObject({ allowed: true })
+    expect(await back.check('export', { subject: 'globex' })).toMatchObject({ allowed: true })
+  })
+})
+
 describe('key rotation', () => {
   it('accepts a token signed with a key rotated in half a second ago, fetching the key set at once', async () => {
     const next = await createTestIssuer({

@@ -152,11 +152,15 @@ export function createAnswerer(parts: {
   ): Decision {
     const now = platform.now()
     const subject = key === SINGLE_TENANT_KEY ? context.subject : key
-    if (clock.rolledBack(now))
-      return stats.count(
-        emptyDecision(feature, false, 'clock_rollback', subject, entry ? 'cache' : 'fallback'),
-      )
-    if (entry === undefined) return withoutToken(key, feature, subject)
+    // Every check moves trusted time. A clock set back denies the tokens it could revive: one held, or one stored
+    // that this clock cannot use; a customer with no token at all answers as the failure policy says.
+    const rolledBack = clock.rolledBack(now)
+    if (entry === undefined) {
+      if (rolledBack && tokens.judgedByClock(key))
+        return stats.count(emptyDecision(feature, false, 'clock_rollback', subject, 'fallback'))
+      return withoutToken(key, feature, subject)
+    }
+    if (rolledBack) return stats.count(emptyDecision(feature, false, 'clock_rollback', subject, 'cache'))
     let source: DecisionSource = entry.origin
     if (source === 'fresh') entry.origin = 'cache'
     const expiresAt = entry.expiresAt

@@ -21,6 +21,12 @@ export interface RestoredToken {
   readonly verified: Verified
 }
 
+/** What restoring found: the token, or that one is stored that this machine's clock does not accept now. */
+export type Restored = RestoredToken | { readonly judgedByClock: true } | undefined
+
+/** Verification errors that are this machine's clock's judgement, not the token's. */
+const CLOCK_JUDGEMENTS = new Set(['token_expired', 'token_not_yet_valid'])
+
 /**
  * Each customer's last token in the client's storage. The rule it keeps: a stored token is forgotten only when
  * proven bad (unreadable, a signature that fails under a key set that loaded, expired past the grace), never
@@ -51,7 +57,7 @@ export function createStoredTokens(
     forget,
 
     /** The customer's stored token, verified; `undefined` when there is none or it cannot be used now. */
-    async restore(key: string): Promise<RestoredToken | undefined> {
+    async restore(key: string): Promise<Restored> {
       const raw = await storage.read(`${TOKEN_KEY}${key}`)
       if (raw === undefined) return undefined
       let stored: StoredToken
@@ -72,10 +78,14 @@ export function createStoredTokens(
       try {
         return { stored, verified: await verify(stored) }
       } catch (error) {
-        // Kept when nothing is proven (the key set is out of reach, the configuration may be fixed).
-        if (provesBad(error)) forget(key)
-        else report('load', key, error)
-        return undefined
+        // Kept when nothing is proven (the key set is out of reach, the configuration may be fixed, the clock
+        // may be wrong).
+        if (provesBad(error)) {
+          forget(key)
+          return undefined
+        }
+        report('load', key, error)
+        return CLOCK_JUDGEMENTS.has((error as EntitlementError).code) ? { judgedByClock: true } : undefined
       }
     },
   }

@@ -32,6 +32,12 @@ export function createSubjectIndex(options: {
     ttlMs: VERDICT_TTL_MS,
     now: options.now,
   })
+  /** Customers whose stored token the clock would not accept (expired or not yet valid by it), lately. */
+  const clockJudged = createBoundedCache<true>({
+    max: options.maxSubjects,
+    ttlMs: VERDICT_TTL_MS,
+    now: options.now,
+  })
   let lookups = 0
   const touchEvery = Math.max(1, Math.floor(options.maxSubjects / 4))
 
@@ -63,6 +69,7 @@ export function createSubjectIndex(options: {
       index.set(key, entry)
       lookups++
       verdicts.delete(key)
+      clockJudged.delete(key)
     },
     /** Takes the customer's entry out of memory. */
     remove: (key: string) => cache.delete(key),
@@ -72,6 +79,10 @@ export function createSubjectIndex(options: {
     judge(key: string, verdict: Verdict): void {
       verdicts.set(key, verdict)
     },
+    judgedByClock(key: string): void {
+      clockJudged.set(key, true)
+    },
+    isJudgedByClock: (key: string) => clockJudged.has(key),
     entries: () => cache.entries(),
     values: () => cache.values(),
     get size() {

@@ -92,6 +92,10 @@ export function createTokenCache(parts: TokenCacheParts) {
   async function restore(key: string): Promise<Entry | undefined> {
     const restored = await stored.restore(key)
     if (restored === undefined) return undefined
+    if ('judgedByClock' in restored) {
+      subjects.judgedByClock(key)
+      return undefined
+    }
     const { entitlements } = restored.verified
     if (
       (key !== SINGLE_TENANT_KEY && entitlements.subject !== key) ||
@@ -138,7 +142,9 @@ export function createTokenCache(parts: TokenCacheParts) {
     if (closed) return current
     if (during === 'refresh') stats.refreshes++
     try {
-      return settle(key, current, await source.fetch(key, current))
+      // A clock that looks set back is corrected only by a token signed now: ask for one, not for a 304.
+      const held = parts.clock.rolledBack(platform.now()) ? undefined : current
+      return settle(key, current, await source.fetch(key, held))
     } catch (error) {
       stats.failures++
       parts.report(during, subjectOf(key), error)
@@ -172,6 +178,8 @@ export function createTokenCache(parts: TokenCacheParts) {
     has: subjects.has,
     verdict: subjects.verdict,
     hasVerdict: subjects.hasVerdict,
+    /** Whether a token is stored for the customer that this machine's clock would not accept, lately. */
+    judgedByClock: subjects.isJudgedByClock,
     /** A token past its stale grace that the source can no longer vouch for: it leaves memory. */
     forget: subjects.remove,
     load,

@@ -23,13 +23,16 @@ export interface TokenVerifier {
 }
 
 /**
- * Verification errors that prove nothing about the token: the key set could not be fetched, the clock is behind
- * the token, or this app is configured for another issuer or audience (a fix to the configuration makes the same
- * token good). Anything else a stored token fails with proves it bad, and it is forgotten.
+ * Verification errors that prove nothing about a stored token: the key set could not be fetched, the clock is
+ * behind the token or past it (this machine's clock is not to be trusted with a judgement that destroys data: a
+ * clock two hours fast at one start must not delete every stored license), or this app is configured for another
+ * issuer or audience (a fix to the configuration makes the same token good). Anything else a stored token fails
+ * with (a signature, its claims, its type) proves it bad, and it is forgotten.
  */
 const PROVES_NOTHING = new Set([
   'jwks_unavailable',
   'token_not_yet_valid',
+  'token_expired',
   'issuer_invalid',
   'audience_invalid',
 ])
