@@ -161,6 +161,8 @@ export function decideCounting(
   now: number,
   counted: number,
 ): Decision {
+  // `now` not a number (null, a string, NaN) compares false with every time: it would pass every window.
+  if (typeof now !== 'number' || Number.isNaN(now)) return denied(name, 'invalid_request', entitlements)
   if (!contextIsValid(context)) return denied(name, 'invalid_request', entitlements)
   if (context.subject !== undefined && context.subject !== entitlements.subject) {
     return { ...denied(name, 'subject_mismatch', undefined), subject: context.subject }

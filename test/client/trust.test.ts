@@ -563,4 +563,29 @@ describe('names and contexts from outside', () => {
     // A multi-tenant client is told who the customer is, or it is a TypeError at the boundary (documented).
     expect(() => made.checkSync('reports', null as never)).toThrow(TypeError)
   })
+
+  it.each(['x', 1, true, 5n])(
+    'a single-tenant context of %s is an invalid request that poisons no plain answer, and is answered by none',
+    async (bad) => {
+      const token = await issuer.issue({ features: { export: true } }, { expiresInSec: 3600 })
+      const app = own(token)
+      await app.load()
+      // A bad context first: it must not become the plain answer.
+      expect(app.checkSync('export', bad as never)).toMatchObject({
+        allowed: false,
+        reason: 'invalid_request',
+      })
+      expect(app.checkSync('export')).toMatchObject({ allowed: true, reason: 'granted' })
+      expect(await app.check('export')).toMatchObject({ allowed: true, reason: 'granted' })
+      // A plain answer memoized first: it must not answer the bad context.
+      expect(app.checkSync('export', bad as never)).toMatchObject({
+        allowed: false,
+        reason: 'invalid_request',
+      })
+      expect(await app.check('export', bad as never)).toMatchObject({
+        allowed: false,
+        reason: 'invalid_request',
+      })
+    },
+  )
 })

@@ -446,6 +446,20 @@ describe('decide: subject and order of reasons', () => {
   })
 })
 
+describe('decide() at a time that is not a number', () => {
+  const ent = entitlementsOf({ features: { export: true, seats: { limit: 3 } } })
+  it.each([null, undefined, '2026-12-03', '1764763200000', Number.NaN, {}, 5n])(
+    'denies at %s, never grants',
+    (now) => {
+      for (const feature of ['export', 'seats'])
+        expect(decide(ent, feature, {}, now as never)).toMatchObject({
+          allowed: false,
+          reason: 'invalid_request',
+        })
+    },
+  )
+})
+
 describe('decide() on a context of the wrong shape: an invalid request, never a match, a pass or a throw', () => {
   const entitlements = entitlementsOf({
     features: { reports: { roles: ['admin'] }, eu: { regions: { allow: ['DE'] } }, seats: { limit: 3 } },

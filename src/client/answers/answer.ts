@@ -64,6 +64,9 @@ export function fallbackDecision(
  */
 export function isPlain(context: CheckContext, key: string): boolean {
   return (
+    // Only an object can be plain: a string, number, boolean or bigint in its place is an invalid request, worked
+    // out each time and never memoized, so it can neither poison the plain answer nor be answered by it.
+    typeof context === 'object' &&
     (key !== SINGLE_TENANT_KEY || context.subject === undefined) &&
     context.roles === undefined &&
     context.region === undefined &&
