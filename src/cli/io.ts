@@ -1,5 +1,6 @@
 import { createPrivateKey } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { importJWK, importPKCS8, type JWK } from 'jose'
 import type { Algorithm, KeySource } from '../core/keys.js'
 
@@ -15,7 +16,18 @@ export class CliError extends Error {
 }
 
 /** Exit codes: documented in docs/cli.md. */
-export const EXIT = { ok: 0, problems: 1, usage: 2, input: 3 } as const
+export const EXIT = { ok: 0, problems: 1, usage: 2, input: 3, bug: 70 } as const
+
+/** Writes a file the command makes; a folder that cannot be made or written is exit 3, naming the path and why. */
+export function writeText(path: string, text: string, options: { mode?: number } = {}): void {
+  try {
+    mkdirSync(dirname(path), { recursive: true })
+    writeFileSync(path, text, options)
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? 'unwritable'
+    throw new CliError(`cannot write ${path}: ${reason}`, EXIT.input, 'file_unwritable')
+  }
+}
 
 export function readText(path: string, what: string): string {
   try {

@@ -1,9 +1,8 @@
-import { writeFileSync } from 'node:fs'
 import { type FeatureClaim, usagePeriodSchema } from '../core/claims.js'
 import type { Algorithm } from '../core/keys.js'
 import { currentWindowEnd } from '../core/period.js'
 import { claimProblems, signEntitlementToken } from '../protocol/sign.js'
-import { CliError, EXIT, loadSigningKey, parseDuration, parseMoment, readJson } from './io.js'
+import { CliError, EXIT, loadSigningKey, parseDuration, parseMoment, readJson, writeText } from './io.js'
 
 export const ISSUE_HELP = `entitle issue: sign an entitlement token
 
@@ -176,7 +175,7 @@ export async function issue(options: IssueOptions, nowSec: number): Promise<stri
   const signing = await loadSigningKey(options.key, options.alg as Algorithm | undefined, options.kid)
   const token = await signEntitlementToken(payload, signing)
   if (options.out !== undefined) {
-    writeFileSync(options.out, `${token}\n`)
+    writeText(options.out, `${token}\n`)
     return `wrote ${options.out} (${token.length} characters, expires ${new Date((payload.exp as number) * 1000).toISOString()})\n`
   }
   return `${token}\n`

@@ -1,7 +1,7 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { calculateJwkThumbprint, exportJWK, exportPKCS8, exportSPKI, generateKeyPair } from 'jose'
-import { CliError, EXIT } from './io.js'
+import { CliError, EXIT, writeText } from './io.js'
 
 export const KEYGEN_HELP = `entitle keygen: make a signing key pair for entitlement tokens
 
@@ -52,12 +52,11 @@ export async function keygen(options: KeygenOptions): Promise<string> {
   const privateEntry = { ...(await exportJWK(privateKey)), kid, alg, use: 'sig' }
   const jwks = { keys: [publicEntry] }
 
-  mkdirSync(dir, { recursive: true })
   const secret = { mode: 0o600 }
-  writeFileSync(join(dir, 'entitle-private.jwk.json'), `${JSON.stringify(privateEntry, null, 2)}\n`, secret)
-  writeFileSync(join(dir, 'entitle-private.pem'), await exportPKCS8(privateKey), secret)
-  writeFileSync(join(dir, 'entitle-public.jwk.json'), `${JSON.stringify(publicEntry, null, 2)}\n`)
-  writeFileSync(join(dir, 'entitle-public.pem'), await exportSPKI(publicKey))
-  writeFileSync(join(dir, 'jwks.json'), `${JSON.stringify(jwks, null, 2)}\n`)
+  writeText(join(dir, 'entitle-private.jwk.json'), `${JSON.stringify(privateEntry, null, 2)}\n`, secret)
+  writeText(join(dir, 'entitle-private.pem'), await exportPKCS8(privateKey), secret)
+  writeText(join(dir, 'entitle-public.jwk.json'), `${JSON.stringify(publicEntry, null, 2)}\n`)
+  writeText(join(dir, 'entitle-public.pem'), await exportSPKI(publicKey))
+  writeText(join(dir, 'jwks.json'), `${JSON.stringify(jwks, null, 2)}\n`)
   return `${JSON.stringify(jwks, null, 2)}\n`
 }

@@ -118,10 +118,12 @@ export async function runCli(argv: string[]): Promise<Outcome> {
         exitCode: error.exitCode,
       }
     }
+    // A bug of this command, not the user's: exit 70 (EX_SOFTWARE), the message, and the stack only on request.
+    const detail = process.env.ENTITLE_DEBUG ? (error as Error).stack : (error as Error).message
     return {
       stdout: '',
-      stderr: `entitle ${name}: unexpected error: ${(error as Error).stack}\n`,
-      exitCode: 70,
+      stderr: `entitle ${name}: unexpected error (a bug; ENTITLE_DEBUG=1 shows where): ${detail}\n`,
+      exitCode: EXIT.bug,
     }
   }
 }

@@ -77,6 +77,30 @@ describe('entitle keygen', () => {
     expect(readFileSync(join(out, 'entitle-public.pem'), 'utf8')).toMatch(/^-----BEGIN PUBLIC KEY-----/)
   })
 
+  it('says which folder it cannot write, exit 3, with no stack trace', async () => {
+    const blocked = join(mkdtempSync(join(tmpdir(), 'entitle-keygen-')), 'a-file')
+    writeFileSync(blocked, 'not a folder')
+    for (const out of [join(blocked, 'keys'), join(blocked, 'deeper/keys')]) {
+      const result = await entitle(['keygen', '--out', out])
+      expect(result).toMatchObject({ status: 3, stderr: expect.stringContaining('[file_unwritable]') })
+      expect(result.stderr).toContain('cannot write')
+      expect(result.stderr).not.toMatch(/at \w+ \(/)
+    }
+    const scratch = mkdtempSync(join(tmpdir(), 'entitle-issue-'))
+    const issued = await entitle(
+      [
+        'issue',
+        '--key',
+        join(dir, 'keys/entitle-private.jwk.json'),
+        ...issueArgs,
+        '--out',
+        join(blocked, 't.jwt'),
+      ],
+      { cwd: scratch },
+    )
+    expect(issued).toMatchObject({ status: 3, stderr: expect.stringContaining('[file_unwritable]') })
+  })
+
   it('makes ES256 keys on request', async () => {
     const out = mkdtempSync(join(tmpdir(), 'entitle-keygen-'))
     const result = await entitle(['keygen', '--alg', 'ES256', '--out', out])
