@@ -137,9 +137,12 @@ export function createAnswerer(parts: {
     const verdict = tokens.verdict(key)
     if (verdict === undefined)
       return stats.count(fallbackDecision(feature, config.policyFor(feature), subject))
+    // The first answer from a verdict the source gave just now says so, as a token's first answer does.
+    const source = verdict.fresh ? 'fresh' : 'cache'
+    verdict.fresh = false
     if (verdict.error !== undefined)
-      return stats.count({ ...deniedForError(feature, verdict.error, subject), source: 'cache' })
-    return stats.count(emptyDecision(feature, false, verdict.reason, subject, 'cache'))
+      return stats.count({ ...deniedForError(feature, verdict.error, subject), source })
+    return stats.count(emptyDecision(feature, false, verdict.reason, subject, source))
   }
 
   /**

@@ -57,9 +57,13 @@ export interface Entry extends Scheduled {
  * What is known of a customer with no usable token, remembered for a minute: the server said there is no license
  * (`not_in_plan`) or it ended (`revoked`), or the token it handed out was proven bad (its error code).
  */
-export type Verdict =
+export type Verdict = (
   | { readonly reason: Extract<DecisionReason, 'not_in_plan' | 'revoked'>; readonly error?: undefined }
   | { readonly reason?: undefined; readonly error: EntitlementErrorCode }
+) & {
+  /** Until the first answer from it: reached by the check that is waiting for it, which answers `fresh`. */
+  fresh?: boolean
+}
 
 /** What an entry is made of, beside what the cache decides (its id and its place in the memo table). */
 export interface EntryInput {

@@ -116,7 +116,7 @@ export function createTokenCache(parts: TokenCacheParts) {
       schedule.retryLater(current)
       return current
     }
-    subjects.judge(key, { error: error.code })
+    subjects.judge(key, { error: error.code, fresh: true })
     return undefined
   }
 
@@ -131,7 +131,7 @@ export function createTokenCache(parts: TokenCacheParts) {
         return current === undefined ? undefined : vouchedFor(current, outcome.whenDueMs)
       case 'ended':
         subjects.remove(key)
-        subjects.judge(key, { reason: outcome.reason })
+        subjects.judge(key, { reason: outcome.reason, fresh: true })
         stored.forget(key)
         return undefined
     }
