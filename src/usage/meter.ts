@@ -6,6 +6,9 @@ import type { CloseResult, FlushResult, UsageLine, UsageStats } from './types.js
 
 export type { MeterJournalStorage, MeterSettings, MeterSurroundings, MeterTokens } from './pipeline.js'
 
+/** The shortest pause between attempts while `close()` sends before its deadline. */
+const CLOSE_RETRY_MIN_MS = 50
+
 /**
  * The batched usage reporter: sums records in memory (`aggregator.ts`), keeps the local counts checks read
  * (`local-usage.ts`), queues sealed lines (`batch-queue.ts`) that the sender delivers with stable ids so a retry is
@@ -33,6 +36,20 @@ export function createUsageMeter(settings: MeterSettings, around: MeterSurroundi
   const { counters } = local
   let closed = false
   let dropReported = 0
+
+  /**
+   * Sends everything queued, and after a failed batch tries again as its backoff says, until all is confirmed or
+   * `over()`: a close with a deadline uses the time it was given, not only one attempt.
+   */
+  async function sendUntil(over: () => boolean): Promise<void> {
+    for (;;) {
+      await sender.flushNow()
+      if (pending() === 0 || over()) return
+      const wait = Math.max(CLOSE_RETRY_MIN_MS, schedule.holdLeft(platform.now()))
+      await new Promise<void>((resolve) => platform.setTimeout(resolve, wait))
+      if (over()) return
+    }
+  }
 
   function drop(amount: number): void {
     stats.dropped++
@@ -122,10 +139,14 @@ export function createUsageMeter(settings: MeterSettings, around: MeterSurroundi
       if (!closed) {
         if (deadlineMs > 0) {
           let timer: unknown
+          let over = false
           const deadline = new Promise<void>((resolve) => {
-            timer = platform.setTimeout(resolve, deadlineMs)
+            timer = platform.setTimeout(() => {
+              over = true
+              resolve()
+            }, deadlineMs)
           })
-          await Promise.race([sender.flushNow(), deadline])
+          await Promise.race([sendUntil(() => over), deadline])
           platform.clearTimeout(timer)
         }
         closed = true

@@ -448,6 +448,16 @@ describe('persistence', () => {
     expect(ingest.total('acme', 'api-calls')).toBe(9)
   })
 
+  it('close() with a deadline retries through a network that fails some requests, and uses the time it was given', async () => {
+    const meter = client({ usage: { backoff: { initialMs: 500, maxMs: 1000 } } })
+    ingest.script.push({ status: 503 }, 'network', { status: 503 })
+    meter.record('api-calls', 4, { subject: 'acme' })
+    const closing = meter.close({ deadlineMs: 6000 })
+    await fx.clock.advance(6000)
+    expect(await closing).toEqual({ sent: 1, persisted: 0, dropped: 0 })
+    expect(ingest.total('acme', 'api-calls')).toBe(4)
+  })
+
   it('close() sends what is queued when the server is up', async () => {
     const meter = client()
     meter.record('api-calls', 3, { subject: 'acme' })
