@@ -117,11 +117,13 @@ export function assembleClient(config: ClientConfig) {
           platform,
           server,
           backoff: config.backoff,
+          pollIntervalMs: config.server.pollIntervalMs,
           onEntitlements: (subject) => {
             if (tokens.has(subject)) background(tokens.refresh(subject, 'refresh'))
           },
           onRevocations: () => background(revocations.refresh()),
           report: (error) => report('events', undefined, error),
+          background,
         })
       : undefined
   const stopSummary = startDecisionSummary(

@@ -30,8 +30,11 @@ export interface ClientConfig {
    * second copy of every token the cache holds, bounded by nothing, to survive a restart it cannot survive.
    */
   readonly persistTokens: boolean
-  /** Multi-tenant: the license server tokens come from, and whether to hear its event stream. */
-  readonly server: (Endpoint & { readonly events: boolean }) | undefined
+  /**
+   * Multi-tenant: the license server tokens come from, whether to hear its event stream, and how often to poll for
+   * changes while no stream can be held.
+   */
+  readonly server: (Endpoint & { readonly events: boolean; readonly pollIntervalMs: number }) | undefined
   /** Single-tenant: the app's own token, or the function that returns it. */
   readonly token: string | (() => string | Promise<string>) | undefined
   /** Where the revocation list comes from: the server, or a single-tenant client's `revocations`. */
@@ -117,6 +120,7 @@ const VALIDATORS: Readonly<Record<string, Check>> = {
   timeoutMs: timeout,
   events: /*@__PURE__*/ oneOf(true, false),
   revocationIntervalMs: duration,
+  pollIntervalMs: timeout,
   intervalMs: duration,
   mode: /*@__PURE__*/ oneOf('aggregate', 'raw'),
   flushIntervalMs: timeout,

@@ -25,6 +25,11 @@ export interface EntitlementsClientOptions extends Omit<VerifyOptions, 'now'> {
   server?: LicenseServerOptions & {
     /** Listen to the server's event stream so changes arrive at once. Default `false`. */
     events?: boolean
+    /**
+     * With `events`: while no stream can be held (the server refused it, `429`, or it is down), ask
+     * `GET v1/changes` this often instead, so changes still arrive. Default 30 000 ms.
+     */
+    pollIntervalMs?: number
     /** How often to fetch the revocation list; 0 turns it off. Default 300 000 ms. */
     revocationIntervalMs?: number
   }

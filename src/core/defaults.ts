@@ -21,7 +21,7 @@ export const DEFAULTS = {
     backoff: { initialMs: 1_000, maxMs: 300_000 },
     clockToleranceSec: 60,
   },
-  server: { timeoutMs: 10_000, events: false, revocationIntervalMs: 300_000 },
+  server: { timeoutMs: 10_000, events: false, revocationIntervalMs: 300_000, pollIntervalMs: 30_000 },
   revocations: { timeoutMs: 10_000, intervalMs: 300_000 },
   usage: {
     timeoutMs: 10_000,

@@ -48,6 +48,8 @@ export type EntitlementErrorCode =
   | 'usage_dropped'
   /** The shared usage store (`entitle/redis`) failed or timed out; `consume()` followed `fleet.onStoreError`. */
   | 'store_unavailable'
+  /** The license server refused the event stream (`429` too many, or no stream here); the client polls for changes. */
+  | 'events_refused'
 
 /** A verification failure with a stable {@link EntitlementErrorCode}. */
 export class EntitlementError extends Error {

@@ -1,3 +1,4 @@
+import type { EntitlementError } from '../core/errors.js'
 import type { Platform } from '../platform/platform.js'
 import type { LicenseServerClient } from './license-server-client.js'
 import { type BackoffOptions, createRetryState } from './retry.js'
@@ -10,15 +11,18 @@ export const HEALTHY_STREAM_MS = 60_000
  * The license server's event stream, kept open: `entitlements` events name a customer to refresh, `revocations`
  * events say the list changed. It reconnects with backoff and `Last-Event-ID`; the backoff is forgotten only after
  * a connection stayed healthy for a minute, so a stream that opens and closes at once does not reconnect every
- * second.
+ * second. While no stream is held (the server refused one, `429`, or it is down), it asks `GET v1/changes` every
+ * `pollIntervalMs` from the same cursor, so no instance is left without changes.
  */
 export function createEventStream(options: {
   platform: Platform
   server: LicenseServerClient
   backoff: Required<BackoffOptions>
+  pollIntervalMs: number
   onEntitlements: (subject: string) => void
   onRevocations: () => void
   report: (error: unknown) => void
+  background: (work: Promise<unknown>) => void
 }) {
   const { platform, server } = options
   const controller = new AbortController()
@@ -29,23 +33,53 @@ export function createEventStream(options: {
     minMs: 1000,
   })
   let lastEventId: string | undefined
+  let connected = false
+  let pollTimer: unknown
+
+  function hear(type: string, subject: unknown): void {
+    if (type === 'revocations') options.onRevocations()
+    else if (type === 'entitlements' && typeof subject === 'string') options.onEntitlements(subject)
+  }
 
   function onEvent(event: { event: string; data: string; id: string | undefined }): void {
     lastEventId = event.id ?? lastEventId
-    if (event.event === 'revocations') options.onRevocations()
-    if (event.event !== 'entitlements') return
-    let subject: unknown
+    if (event.event !== 'entitlements') return hear(event.event, undefined)
     try {
-      subject = (JSON.parse(event.data) as { subject?: unknown }).subject
+      hear(event.event, (JSON.parse(event.data) as { subject?: unknown }).subject)
     } catch {
-      return
+      // Not JSON: nothing to act on.
     }
-    if (typeof subject === 'string') options.onEntitlements(subject)
+  }
+
+  /** Asks for the changes since the cursor (every page of them), then again in `pollIntervalMs`, while no stream. */
+  async function poll(): Promise<void> {
+    pollTimer = undefined
+    if (connected || controller.signal.aborted) return
+    try {
+      for (;;) {
+        const answer = await options.server.fetchChanges(lastEventId)
+        if (connected || controller.signal.aborted) return
+        for (const change of answer.changes) hear(change.event, change.subject)
+        lastEventId = answer.last
+        if (!answer.more) break
+      }
+    } catch (error) {
+      options.report(error)
+    }
+    keepPolling()
+  }
+
+  function keepPolling(): void {
+    if (connected || controller.signal.aborted || pollTimer !== undefined) return
+    pollTimer = platform.setTimeout(() => options.background(poll()), options.pollIntervalMs)
   }
 
   async function readOnce(): Promise<void> {
     const body = await server.openEvents(controller.signal, lastEventId)
     retry.recordSuccess(platform.now())
+    connected = true
+    platform.clearTimeout(pollTimer)
+    pollTimer = undefined
     const decoder = new TextDecoder()
     const parse = createEventStreamParser(onEvent)
     const reader = body.getReader()
@@ -60,6 +94,7 @@ export function createEventStream(options: {
         parse(decoder.decode(value, { stream: true }))
       }
     } finally {
+      connected = false
       controller.signal.removeEventListener('abort', cancel)
     }
   }
@@ -80,20 +115,27 @@ export function createEventStream(options: {
 
   async function run(): Promise<void> {
     while (!controller.signal.aborted) {
+      let error: unknown
       try {
         await readOnce()
-      } catch (error) {
+      } catch (failed) {
         if (controller.signal.aborted) return
-        options.report(error)
+        error = failed
+        options.report(failed)
       }
       if (controller.signal.aborted) return
+      // No stream now: changes come by polling until one is held again.
+      if (pollTimer === undefined) options.background(poll())
       // A stream that ended is a failure too: reconnecting at once after each end is the loop to avoid.
-      await pause(retry.recordFailure(platform.now()))
+      await pause(retry.recordFailure(platform.now(), (error as EntitlementError | undefined)?.retryAfterMs))
     }
   }
 
   return {
     start: () => void run(),
-    stop: () => controller.abort(),
+    stop(): void {
+      controller.abort()
+      platform.clearTimeout(pollTimer)
+    },
   }
 }

@@ -13,6 +13,21 @@ export type TokenResponse =
   /** 410: the customer's license ended (revoked, cancelled). */
   | { readonly status: 'gone' }
 
+/** One change, as `GET v1/changes` lists it: what an event of the stream would have said. */
+export interface Change {
+  readonly id: string
+  readonly event: string
+  readonly subject: string | null
+}
+
+/** `GET v1/changes`: the changes after a cursor, and the cursor to ask from next. */
+export interface ChangesResponse {
+  readonly changes: readonly Change[]
+  readonly last: string
+  /** More changes wait past this page: ask again at once. */
+  readonly more: boolean
+}
+
 export interface RevocationsResponse {
   readonly status: 'ok' | 'not_modified'
   readonly revoked: readonly string[]
@@ -28,6 +43,26 @@ const MAX_TOKEN_BYTES = 1_048_576
 const MAX_REVOCATIONS_BYTES = 16_777_216
 const MAX_USAGE_ANSWER_BYTES = 4_194_304
 const MAX_PROBLEM_BYTES = 65_536
+const MAX_CHANGES_BYTES = 1_048_576
+
+/** Statuses that say this server will not hold an event stream for this client: polling is the way. */
+const STREAM_REFUSED = new Set([403, 404, 405, 429, 501])
+
+function readChanges(body: unknown): ChangesResponse {
+  const answer = body as { events?: unknown; last?: unknown; more?: unknown } | undefined
+  if (!Array.isArray(answer?.events) || typeof answer.last !== 'string')
+    throw new EntitlementError('server_rejected', 'the changes answer is not { events: [...], last }')
+  const changes: Change[] = []
+  for (const item of answer.events as Array<{ id?: unknown; event?: unknown; subject?: unknown } | null>) {
+    if (typeof item?.id !== 'string' || typeof item.event !== 'string') continue
+    changes.push({
+      id: item.id,
+      event: item.event,
+      subject: typeof item.subject === 'string' ? item.subject : null,
+    })
+  }
+  return { changes, last: answer.last, more: answer.more === true }
+}
 
 /**
  * The license server as the SDK sees it (protocol v1): one mapper per endpoint from its HTTP answer to a value the
@@ -81,11 +116,28 @@ export function createLicenseServerClient(endpoint: Endpoint, platform: Platform
         'v1/events',
         { headers },
         async (response) => {
+          if (STREAM_REFUSED.has(response.status)) {
+            const cause = failure(response, undefined, platform.now())
+            throw new EntitlementError(
+              'events_refused',
+              `the license server refused the event stream (${response.status}${response.status === 429 ? ': too many streams for this credential' : ''})`,
+              { cause, retryAfterMs: cause.retryAfterMs },
+            )
+          }
           if (!response.ok || response.body === null) throw failure(response, undefined, platform.now())
           return response.body
         },
         signal,
       )
+    },
+
+    /** `GET v1/changes?after=…`: what the event stream would have said since `after` (no cursor: where to start). */
+    fetchChanges(after: string | undefined): Promise<ChangesResponse> {
+      const path = after === undefined ? 'v1/changes' : `v1/changes?after=${encodeURIComponent(after)}`
+      return request(path, { headers: { accept: 'application/json' } }, async (response) => {
+        if (!response.ok) throw failure(response, undefined, platform.now())
+        return readChanges(parseJson(await readBoundedText(response, MAX_CHANGES_BYTES, 'server_rejected')))
+      })
     },
 
     /**

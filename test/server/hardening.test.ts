@@ -239,7 +239,7 @@ describe('event streams', () => {
     expect(again.status).toBe(401)
   })
 
-  it('holds at most 16 streams per credential: the next is a 429 problem with Retry-After', async () => {
+  it('holds at most 16 streams per customer credential: the next is a 429 problem with Retry-After', async () => {
     const acme = await server.purchase('acme', 'team')
     const controllers: AbortController[] = []
     const open = () => {

@@ -92,11 +92,14 @@ describe('the event stream', () => {
             },
           })
         },
+        fetchChanges: async () => ({ changes: [], last: '0', more: false }),
       } as unknown as LicenseServerClient,
       backoff: { initialMs: 1, maxMs: 1 },
+      pollIntervalMs: 60_000,
       onEntitlements: () => {},
       onRevocations: () => {},
       report: () => {},
+      background: () => {},
     })
     stream.start()
     await vi.waitFor(() => expect(opened).toBe(11))

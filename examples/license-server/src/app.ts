@@ -37,8 +37,10 @@ export interface LicenseServerOptions {
   signatureToleranceSec?: number
   /** How often an idle event stream sends a comment, so proxies keep it open. Default 15 000 ms. */
   heartbeatMs?: number
-  /** Event streams one credential may hold open at once. Default 16. */
-  maxStreamsPerCredential?: number
+  /** Event streams the service key may hold open at once: one per instance of the vendor's app. Default 256. */
+  maxStreamsPerService?: number
+  /** Event streams one customer's credential may hold open at once. Default 16. */
+  maxStreamsPerCustomer?: number
   /** Key rotation: how long a new key is published before it signs, and a retired key after its last token. */
   keys?: KeyringOptions
   now?: () => number
@@ -69,7 +71,8 @@ export async function createLicenseServer(options: LicenseServerOptions) {
   const auth = credentials(services.customers, options.serviceKey)
   const events = eventRoutes(services, auth, {
     heartbeatMs: options.heartbeatMs ?? 15_000,
-    maxPerCredential: options.maxStreamsPerCredential ?? 16,
+    maxPerService: options.maxStreamsPerService ?? 256,
+    maxPerCustomer: options.maxStreamsPerCustomer ?? 16,
   })
 
   const app = new Hono<AppEnv>()

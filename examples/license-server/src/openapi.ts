@@ -123,6 +123,14 @@ export function openApiDocument(serverUrl: string) {
           },
         },
       },
+      '/v1/changes': {
+        get: {
+          summary: 'The events of /v1/events after a cursor, as JSON, for a client that polls',
+          security: [{ bearer: [] }],
+          parameters: [{ name: 'after', in: 'query', required: false, schema: { type: 'string' } }],
+          responses: { 200: json('{ events, last, more }'), ...errors(401, 422) },
+        },
+      },
       '/v1/usage': {
         post: {
           summary: 'Ingest a usage batch; each line id counts once',

@@ -411,6 +411,7 @@ function events(db: Db) {
       `SELECT id, type, customer_id AS customerId FROM events
        WHERE id > ? AND (? IS NULL OR customer_id = ?) ORDER BY id LIMIT ?`,
     ),
+    last: prepare<{ id: number | null }>(db, 'SELECT MAX(id) AS id FROM events'),
   }
   return {
     insertEvent: (type: EventRow['type'], customerId: string | null, at: number) =>
@@ -418,6 +419,8 @@ function events(db: Db) {
     /** Events after `afterId`: every customer's (`null`), or one's; the oldest `limit`. */
     eventsSince: (afterId: number, customerId: string | null, limit: number) =>
       q.since.all(afterId, customerId, customerId, limit),
+    /** The id of the newest event, 0 when there is none. */
+    lastEventId: () => q.last.get()?.id ?? 0,
   }
 }
 

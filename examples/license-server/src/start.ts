@@ -37,7 +37,8 @@ export interface StartOptions {
   /** The server's clock (tests move it). */
   now?: () => number
   heartbeatMs?: number
-  maxStreamsPerCredential?: number
+  maxStreamsPerService?: number
+  maxStreamsPerCustomer?: number
   keys?: LicenseServerOptions['keys']
 }
 
@@ -109,9 +110,8 @@ export async function startLicenseServer(options: StartOptions = {}) {
       ...(options.tokenTtlSec ? { tokenTtlSec: options.tokenTtlSec } : {}),
       ...(options.now ? { now: options.now } : {}),
       ...(options.heartbeatMs ? { heartbeatMs: options.heartbeatMs } : {}),
-      ...(options.maxStreamsPerCredential
-        ? { maxStreamsPerCredential: options.maxStreamsPerCredential }
-        : {}),
+      ...(options.maxStreamsPerService ? { maxStreamsPerService: options.maxStreamsPerService } : {}),
+      ...(options.maxStreamsPerCustomer ? { maxStreamsPerCustomer: options.maxStreamsPerCustomer } : {}),
       ...(options.keys ? { keys: options.keys } : {}),
     })
   } catch (error) {

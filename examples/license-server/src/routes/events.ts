@@ -3,7 +3,7 @@ import { streamSSE } from 'hono/streaming'
 import type { AppEnv } from '../env.js'
 import { DomainError } from '../errors.js'
 import type { Scope } from '../services/credentials.js'
-import { type LicenseEvent, visible } from '../services/events.js'
+import { type LicenseEvent, REPLAY_LIMIT, visible } from '../services/events.js'
 import type { Services } from '../services/index.js'
 
 interface OpenStream {
@@ -14,13 +14,15 @@ interface OpenStream {
 /**
  * Server-Sent Events (`GET /v1/events`): `entitlements` and `revocations` as they happen, `Last-Event-ID` replays
  * what a reconnecting client missed (its own events, filtered before the replay's limit), a comment every
- * `heartbeatMs`. At most `maxPerCredential` streams per credential (`429` beyond); streams opened with a customer's
- * credentials end when those are replaced.
+ * `heartbeatMs`. At most `maxPerService` streams on the service key (a fleet of instances shares it) and
+ * `maxPerCustomer` on one customer's credential (`429` beyond, with `Retry-After`); streams opened with a
+ * customer's credentials end when those are replaced. `GET /v1/changes?after=ID` answers the same events as JSON,
+ * for a client that polls because it could not hold a stream.
  */
 export function eventRoutes(
   services: Services,
   auth: MiddlewareHandler<AppEnv>,
-  options: { heartbeatMs: number; maxPerCredential: number },
+  options: { heartbeatMs: number; maxPerService: number; maxPerCustomer: number },
 ) {
   const router = new Hono<AppEnv>()
   const byCredential = new Map<string, Set<OpenStream>>()
@@ -35,11 +37,12 @@ export function eventRoutes(
     const { scope, credential } = c.var
     const streams = byCredential.get(credential) ?? new Set<OpenStream>()
     byCredential.set(credential, streams)
-    if (streams.size >= options.maxPerCredential)
+    const limit = scope.kind === 'service' ? options.maxPerService : options.maxPerCustomer
+    if (streams.size >= limit)
       throw new DomainError(
         'too_many',
         'Too many event streams',
-        `at most ${options.maxPerCredential} event streams per credential`,
+        `at most ${limit} event streams per ${scope.kind === 'service' ? 'service key' : 'customer credential'}: poll GET /v1/changes instead`,
         {},
         30,
       )
@@ -89,6 +92,29 @@ export function eventRoutes(
         wake = undefined
         if (idle && !open.abort.signal.aborted) await stream.write(': heartbeat\n\n')
       }
+    })
+  })
+
+  router.get('/v1/changes', auth, (c) => {
+    const { scope } = c.var
+    const after = c.req.query('after')
+    // No cursor yet: where to start from, so the next poll hears only what happens after it.
+    if (after === undefined) return c.json({ events: [], last: String(services.events.lastId()) })
+    const afterId = Number(after)
+    if (!Number.isSafeInteger(afterId) || afterId < 0)
+      throw new DomainError('invalid', 'Invalid cursor', 'after must be an event id from an earlier answer')
+    const events = services.events.since(scope, afterId)
+    return c.json({
+      events: events.map((event) => ({ id: String(event.id), event: event.type, subject: event.customerId })),
+      // The cursor moves past events this scope may not see, so a quiet customer does not re-read a busy log.
+      last: String(
+        Math.max(
+          afterId,
+          events.at(-1)?.id ?? 0,
+          events.length < REPLAY_LIMIT ? services.events.lastId() : 0,
+        ),
+      ),
+      more: events.length >= REPLAY_LIMIT,
     })
   })
 

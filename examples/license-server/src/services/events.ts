@@ -6,7 +6,7 @@ import type { Scope } from './credentials.js'
 export type LicenseEvent = EventRow
 
 /** Replays after a reconnect hold at most this many events: a client further behind refreshes everything. */
-const REPLAY_LIMIT = 1000
+export const REPLAY_LIMIT = 1000
 
 /**
  * The server's changes as events: recorded inside a transaction, stored and published once it commits, dropped
@@ -52,6 +52,8 @@ export function createEventBus(repo: Repository, now: () => number) {
     since(scope: Scope, afterId: number): LicenseEvent[] {
       return repo.eventsSince(afterId, scope.kind === 'service' ? null : scope.customerId, REPLAY_LIMIT)
     },
+    /** The newest event's id: where a client that polls starts from. */
+    lastId: () => repo.lastEventId(),
   }
 }
 
