@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
-import { request as httpRequest } from 'node:http'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -267,15 +267,54 @@ describe('event streams', () => {
   })
 })
 
+/** Sends `text` on a raw socket and reads the whole answer: what a client that writes its own requests gets. */
+function rawRequest(url: string, text: string): Promise<{ status: number; type: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(new URL(url).port), '127.0.0.1', () => socket.write(text))
+    let answer = ''
+    socket.on('data', (chunk) => {
+      answer += chunk
+    })
+    socket.on('error', reject)
+    socket.on('close', () => {
+      const [head = '', body = ''] = answer.split('\r\n\r\n')
+      const type = /content-type: ([^\r\n]+)/i.exec(head)?.[1] ?? ''
+      resolve({
+        status: Number(head.split(' ')[1]),
+        type,
+        body: body.replace(/^[0-9a-f]+\r\n|\r\n0\r\n$/g, ''),
+      })
+    })
+  })
+}
+
 describe('every answer is problem+json', () => {
-  it('headers over 16 KB get a 431 problem, not Node’s bare answer', async () => {
-    const url = new URL('/healthz', server.url)
-    const response = await new Promise<{ status: number; type: string; body: string }>((resolve, reject) => {
-      const request = httpRequest(url, { headers: { 'x-padding': 'x'.repeat(20_000) } }, (res) => {
-        let body = ''
-        res.on('data', (chunk) => {
-          body += chunk
-        })
+  it('headers over 16 KiB are a 431 problem, in one header or in many', async () => {
+    const many = Array.from({ length: 23 }, (_, i) => `x-pad-${i}: ${'x'.repeat(1000)}\r\n`).join('')
+    for (const headers of [`x-pad: ${'x'.repeat(23_000)}\r\n`, many]) {
+      const answer = await rawRequest(
+        server.url,
+        `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n${headers}Connection: close\r\n\r\n`,
+      )
+      expect(answer).toMatchObject({ status: 431, type: 'application/problem+json' })
+      expect(JSON.parse(answer.body)).toMatchObject({ status: 431, title: 'Headers too large' })
+    }
+  })
+
+  it('more than 1 000 headers (Node dropped those past 1 000, Host among them) get an answer, not a bare 400', async () => {
+    const many = Array.from({ length: 1100 }, (_, i) => `x-h${i}: a\r\n`).join('')
+    const answer = await rawRequest(
+      server.url,
+      `GET /healthz HTTP/1.1\r\n${many}Host: 127.0.0.1\r\nConnection: close\r\n\r\n`,
+    )
+    expect(answer.status).toBe(200)
+  })
+
+  it('a request with no Host is a 400 problem', async () => {
+    const answer = await rawRequest(server.url, 'GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n')
+    expect(answer).toMatchObject({ status: 400, type: 'application/problem+json' })
+    expect(JSON.parse(answer.body)).toMatchObject({ status: 400, title: 'Bad request' })
+  })
         res.on('end', () =>
           resolve({ status: res.statusCode!, type: res.headers['content-type'] ?? '', body }),
         )

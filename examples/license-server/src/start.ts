@@ -1,14 +1,15 @@
 // Starts the reference license server in this process: used by main.ts (the command), the demo and the tests.
 import { existsSync, mkdirSync } from 'node:fs'
+import { createServer } from 'node:http'
 import type { Socket } from 'node:net'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { serve } from '@hono/node-server'
+import { getRequestListener } from '@hono/node-server'
 import { createLicenseServer, type LicenseServerOptions } from './app.js'
 import { loadCatalog } from './catalog.js'
 import { openDatabase } from './db.js'
 import { DomainError } from './errors.js'
-import { problemOf } from './problem.js'
+import { problemOf, problemResponse } from './problem.js'
 import { type LoadedSecrets, loadSecrets } from './secrets.js'
 
 /** The example catalog, found from the source (src/start.ts) and from the build (examples/.build/). */
@@ -85,7 +86,30 @@ export async function startLicenseServer(options: StartOptions = {}) {
   const host = options.host ?? '127.0.0.1'
   // The issuer must be known before the port is: bind first, then build the app around the actual address.
   let handler: ((request: Request) => Response | Promise<Response>) | undefined
-  const server = serve({ fetch: (request) => handler!(request), port: options.port ?? 8787, hostname: host })
+  // A request Node parsed but the adapter cannot make a Request of (no Host, a bad URL) is a problem+json too.
+  const listener = getRequestListener((request) => handler!(request), {
+    hostname: host,
+    errorHandler: () =>
+      problemResponse(new DomainError('malformed', 'Bad request', 'the request has no usable Host or URL')),
+  })
+  // No cap on the number of headers: Node drops those past 1 000, Host among them, while the 16 KiB size limit
+  // (431) is the bound that matters. An HTTP/1.1 request with no Host is refused here, as a problem: Node's own
+  // refusal is a bare 400.
+  const server = createServer({ maxHeaderSize: 16_384, requireHostHeader: false }, (req, res) => {
+    if (req.httpVersion !== '1.1' || req.headers.host !== undefined) return listener(req, res)
+    const { status, body } = problemOf(
+      new DomainError('malformed', 'Bad request', 'an HTTP/1.1 request needs a Host'),
+    )
+    const text = JSON.stringify(body)
+    res.writeHead(status, {
+      'content-type': 'application/problem+json',
+      'content-length': Buffer.byteLength(text),
+      connection: 'close',
+    })
+    res.end(text)
+  })
+  server.maxHeadersCount = 0
+  server.listen(options.port ?? 8787, host)
   server.on('clientError', answerClientErrors)
   try {
     await new Promise<void>((resolve, reject) => {
