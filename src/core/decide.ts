@@ -216,6 +216,10 @@ export function decideCounting(
     if (context.device === undefined || !devices.fingerprints.includes(context.device)) {
       return denied(name, 'device_not_allowed', entitlements, expiresAt)
     }
+  } else if (devices.max !== undefined && context.device !== undefined) {
+    // A license limited to some devices, in a token bound to none: it cannot vouch for the device asking, or one
+    // seat would run on every machine. A device gets a token that names it (an activation).
+    return denied(name, 'device_not_allowed', entitlements, expiresAt)
   }
   if (
     devices.max !== undefined &&

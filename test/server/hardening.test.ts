@@ -318,6 +318,26 @@ describe('every answer is problem+json', () => {
 })
 
 describe('trials', () => {
+  it('one trial per plan per customer, remembered across a cancellation; another plan has its own', async () => {
+    const trial = (orderId: string, sku: string) =>
+      server.order({ orderId, type: 'purchase', customer: { id: 'globex' }, sku, trialDays: 30 })
+    expect((await trial('t-1', 'team')).status).toBe(201)
+    expect(
+      (await server.order({ orderId: 'c-1', type: 'cancellation', customer: { id: 'globex' } })).status,
+    ).toBe(200)
+    // Bought again after the cancellation: no fresh 30 days.
+    const again = await trial('t-2', 'team')
+    expect(again.status).toBe(409)
+    expect(await problemOf(again)).toMatchObject({ title: 'Trial already taken' })
+    // A trial of another plan is its own; a paid purchase of the same plan is always possible.
+    expect((await trial('t-3', 'business')).status).toBe(201)
+    await server.order({ orderId: 'c-2', type: 'cancellation', customer: { id: 'globex' } })
+    expect(
+      (await server.order({ orderId: 'p-1', type: 'purchase', customer: { id: 'globex' }, sku: 'team' }))
+        .status,
+    ).toBe(201)
+  })
+
   it('a purchase can start a trial (trial end in the token); a later purchase converts it', async () => {
     const trial = await server.order({
       orderId: 'trial-1',

@@ -273,6 +273,52 @@ describe('embedded apps: activation by license key and device', () => {
     ).toBe(422)
   })
 
+  it('hands a license key device-bound tokens only: the plain token would make one seat five machines', async () => {
+    const { licenseKey, apiKey } = await server.purchase('acme', 'team', { seats: 1 })
+    const plain = await server.call('GET', '/v1/entitlements/acme', licenseKey)
+    expect(plain.status).toBe(403)
+    expect(await problemOf(plain)).toMatchObject({ title: 'Device-bound tokens only' })
+    // The customer's server-side API key reads the plain token; no device may use it as its own.
+    const token = await server.tokenOf('acme', apiKey)
+    const entitlements = await verifier().verify(token)
+    for (const device of ['laptop-0001', 'desktop-0002'])
+      expect(decide(entitlements, 'export', { device }, clock.now).reason).toBe('device_not_allowed')
+    expect(decide(entitlements, 'export', {}, clock.now).allowed).toBe(true)
+  })
+
+  it('a downgrade to fewer seats frees the newest devices at once and revokes their tokens; the oldest keep theirs', async () => {
+    const { licenseKey } = await server.purchase('acme', 'team', { seats: 3 })
+    const tokens: Record<string, string> = {}
+    for (const fingerprint of ['device-a-0001', 'device-b-0002', 'device-c-0003']) {
+      clock.now += 1000
+      const answer = await server.call('POST', '/v1/activations', undefined, { licenseKey, fingerprint })
+      tokens[fingerprint] = ((await answer.json()) as { token: string }).token
+    }
+    const down = await server.order({
+      orderId: 'down-1',
+      type: 'downgrade',
+      customer: { id: 'acme' },
+      seats: 1,
+    })
+    expect(down.status).toBe(200)
+    const detail = (await (await server.admin('GET', '/customers/acme')).json()) as {
+      devices: Array<{ fingerprint: string }>
+    }
+    expect(detail.devices.map((device) => device.fingerprint)).toEqual(['device-a-0001'])
+    const { revoked } = (await (await server.call('GET', '/v1/revocations', licenseKey)).json()) as {
+      revoked: string[]
+    }
+    const idOf = async (token: string) => (await verifier().verify(token)).tokenId
+    expect(revoked).toContain(await idOf(tokens['device-b-0002']!))
+    expect(revoked).toContain(await idOf(tokens['device-c-0003']!))
+    expect(revoked).not.toContain(await idOf(tokens['device-a-0001']!))
+    const again = await server.call('POST', '/v1/activations', undefined, {
+      licenseKey,
+      fingerprint: 'device-c-0003',
+    })
+    expect(again.status).toBe(409)
+  })
+
   it('issues a long-lived offline license that lasts to the end of the grace period', async () => {
     const { licenseKey } = await server.purchase('acme', 'team', { termMonths: 12 })
     const response = await server.call('POST', '/v1/offline-licenses', undefined, {
@@ -449,7 +495,10 @@ describe("one customer's credentials reach nothing of another's", () => {
       const read = await server.call('GET', '/v1/entitlements/globex', key)
       expect(read.status).toBe(403)
       expect((await problemOf(read)).title).toBe('Forbidden')
-      expect((await server.call('GET', '/v1/entitlements/acme', key)).status).toBe(200)
+      // The API key reads the customer's own token; the license key (a device's) gets device-bound ones only.
+      const own = await server.call('GET', '/v1/entitlements/acme', key)
+      expect(own.status).toBe(key === acme.apiKey ? 200 : 403)
+      if (key === acme.licenseKey) expect((await problemOf(own)).title).toBe('Device-bound tokens only')
       const usage = await (
         await server.call('POST', '/v1/usage', key, {
           lines: [
@@ -572,6 +621,7 @@ describe('the database', () => {
       { version: 2 },
       { version: 3 },
       { version: 4 },
+      { version: 5 },
     ])
     db.close()
   })

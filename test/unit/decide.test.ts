@@ -291,6 +291,18 @@ describe('decide: devices', () => {
     })
     expect(decide(counted, 'core', { activeDevices: 3 }, NOW).allowed).toBe(true)
   })
+
+  it('denies a device that names itself to a device-limited token bound to none: one seat is not every machine', () => {
+    expect(decide(counted, 'core', { device: 'fp-a' }, NOW)).toMatchObject({
+      allowed: false,
+      reason: 'device_not_allowed',
+    })
+    // Server-side checks name no device: the token answers them.
+    expect(decide(counted, 'core', {}, NOW).allowed).toBe(true)
+    // A token with no device limit at all has nothing to say about devices.
+    const unlimited = entitlementsOf({ features: { core: true } })
+    expect(decide(unlimited, 'core', { device: 'fp-a' }, NOW).allowed).toBe(true)
+  })
 })
 
 describe('decide: regions', () => {
@@ -507,6 +519,8 @@ describe('decide() on a context of the wrong shape: an invalid request, never a 
     if (feature === 'missing') return 'not_in_plan'
     const amount = (v: unknown) => v === undefined || (typeof v === 'number' && Number.isFinite(v) && v >= 0)
     if (!amount(c.amount) || !amount(c.usage)) return 'invalid_request'
+    // A token limited to 2 devices and bound to none cannot vouch for a device that names itself.
+    if (c.device !== undefined) return 'device_not_allowed'
     if (c.activeDevices !== undefined && (c.activeDevices as number) > 2) return 'device_not_allowed'
     if (feature === 'eu' && (c.region as string | undefined)?.toUpperCase() !== 'DE') return 'region_blocked'
     if (feature === 'reports' && !(c.roles as string[] | undefined)?.includes('admin')) return 'role_missing'
@@ -535,7 +549,8 @@ describe('decide() on a context of the wrong shape: an invalid request, never a 
     let seed = 7
     const pick = <T>(items: readonly T[]) => {
       seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0
-      return items[seed % items.length]!
+      // The high bits: an LCG's low bit only alternates, which would pair every field with the same choices.
+      return items[(seed >>> 16) % items.length]!
     }
     for (let i = 0; i < 5000; i++) {
       const context: Record<string, unknown> = {}

@@ -35,6 +35,8 @@ export const catalogFileSchema = z.strictObject({
       tier: z.int().nonnegative(),
       /** No longer sold: orders for it are refused, licenses that hold it keep working as sold. */
       retired: z.boolean().default(false),
+      /** How many trials of this plan one customer may take, ever (cancelled ones count). Default 1. */
+      trialsPerCustomer: z.int().min(0).max(100).default(1),
       features,
     }),
   ),
@@ -59,6 +61,7 @@ export interface CatalogGroup {
 }
 export interface CatalogPlan extends CatalogGroup {
   readonly tier: number
+  readonly trialsPerCustomer: number
 }
 
 /**
@@ -83,7 +86,10 @@ export function catalogOf(file: z.output<typeof catalogFileSchema>): Catalog {
     features: new Map(Object.entries(g.features)),
   })
   const plans = new Map(
-    Object.entries(file.plans).map(([id, plan]) => [id, { ...group(plan), tier: plan.tier }]),
+    Object.entries(file.plans).map(([id, plan]) => [
+      id,
+      { ...group(plan), tier: plan.tier, trialsPerCustomer: plan.trialsPerCustomer },
+    ]),
   )
   const addons = new Map(Object.entries(file.addons).map(([id, addon]) => [id, group(addon)]))
   const meters = new Set(file.meters)

@@ -163,6 +163,18 @@ const MIGRATIONS: ReadonlyArray<string | ((db: Db) => void)> = [
       setKid.run(header.kid ?? null, row.jti)
     }
   },
+  // Trials taken, per customer and plan: remembered across cancellations, so a trial cannot be bought again and
+  // again. Licenses that are or were in a trial count as one each.
+  `
+  CREATE TABLE trials (
+    customer_id TEXT NOT NULL REFERENCES customers(id),
+    sku TEXT NOT NULL,
+    started_at INTEGER NOT NULL
+  );
+  CREATE INDEX trials_by_customer ON trials (customer_id, sku);
+  INSERT INTO trials (customer_id, sku, started_at)
+    SELECT customer_id, sku, term_start FROM licenses WHERE trial_end IS NOT NULL;
+  `,
 ]
 
 /** Opens (or creates) the database at `path` (`:memory:` for tests) and brings its schema up to date. */

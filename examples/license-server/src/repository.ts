@@ -402,6 +402,21 @@ function accessRequests(db: Db) {
   }
 }
 
+function trials(db: Db) {
+  const q = {
+    insert: prepare(db, 'INSERT INTO trials (customer_id, sku, started_at) VALUES (?, ?, ?)'),
+    count: prepare<{ taken: number }>(
+      db,
+      'SELECT COUNT(*) AS taken FROM trials WHERE customer_id = ? AND sku = ?',
+    ),
+  }
+  return {
+    recordTrial: (customerId: string, sku: string, at: number) => void q.insert.run(customerId, sku, at),
+    /** How many trials of `sku` the customer has taken, cancelled or not. */
+    trialsTaken: (customerId: string, sku: string) => q.count.get(customerId, sku)?.taken ?? 0,
+  }
+}
+
 function events(db: Db) {
   const q = {
     insert: prepare(db, 'INSERT INTO events (type, customer_id, at) VALUES (?, ?, ?)'),
@@ -439,6 +454,7 @@ export function createRepository(db: Db) {
     ...usage(db),
     ...accessRequests(db),
     ...events(db),
+    ...trials(db),
     /** Runs `work` in one SQLite transaction (nested calls are savepoints). */
     transaction: <T>(work: () => T): T => db.transaction(work)(),
   }

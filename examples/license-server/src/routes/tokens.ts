@@ -18,6 +18,13 @@ export function tokenRoutes(services: Services, auth: MiddlewareHandler<AppEnv>)
     const who = customerFor(c.var.scope, idParam(c, 'subject', SUBJECT_PATTERN))
     if ('refused' in who)
       throw new DomainError('forbidden', 'Forbidden', 'these credentials belong to another customer')
+    // The token here binds no device: a license key (a device's credential) would make one seat many machines.
+    if (c.var.scope.kind === 'customer' && c.var.scope.device)
+      throw new DomainError(
+        'forbidden',
+        'Device-bound tokens only',
+        'a license key gets tokens bound to a device: POST /v1/activations with its fingerprint',
+      )
     const { token, etag } = await services.tokens.entitlementToken(who.customerId)
     c.header('etag', etag)
     c.header('cache-control', 'private, no-store')

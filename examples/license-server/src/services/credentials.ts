@@ -1,7 +1,12 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 
-/** Who is asking: the vendor's multi-tenant app (every customer) or one customer (by API key or license key). */
-export type Scope = { readonly kind: 'service' } | { readonly kind: 'customer'; readonly customerId: string }
+/**
+ * Who is asking: the vendor's multi-tenant app (every customer) or one customer, by its API key (a server-side
+ * install) or its license key (`device`: an embedded or desktop app, which gets device-bound tokens only).
+ */
+export type Scope =
+  | { readonly kind: 'service' }
+  | { readonly kind: 'customer'; readonly customerId: string; readonly device?: true }
 
 /** A secret for a person or a program to hold, and the hash the database keeps instead. */
 export function hashSecret(secret: string): string {

@@ -25,8 +25,10 @@ export function createCustomerService(options: {
     /** Resolves a customer's bearer credential (an API key or a license key) to its scope. */
     scopeOfCredential(secret: string): Scope | undefined {
       const hash = hashSecret(secret)
-      const customerId = repo.customerIdByApiKey(hash) ?? repo.customerIdByLicenseKey(hash)
-      return customerId === undefined ? undefined : { kind: 'customer', customerId }
+      const byApiKey = repo.customerIdByApiKey(hash)
+      if (byApiKey !== undefined) return { kind: 'customer', customerId: byApiKey }
+      const byLicenseKey = repo.customerIdByLicenseKey(hash)
+      return byLicenseKey === undefined ? undefined : { kind: 'customer', customerId: byLicenseKey, device: true }
     },
 
     list() {

@@ -50,6 +50,42 @@ export function createOrderService(options: {
 }) {
   const { repo, catalog, events, now } = options
 
+  /**
+   * Fewer seats than devices: the newest devices beyond the seats lose theirs at once, their tokens revoked (the
+   * apps learn it at their next revocation poll or event, and must activate again, which a full license refuses).
+   * A device holding an offline license keeps its seat until that license ends: it cannot be called back, so such
+   * devices count first, and when they alone fill the seats no online device keeps one.
+   */
+  function releaseSeatsPast(customerId: string, seats: number, at: number): void {
+    const devices = repo.devices(customerId)
+    const offline = devices.filter((device) => device.offline_until > at)
+    let kept = offline.length
+    for (const device of devices) {
+      if (device.offline_until > at) continue
+      if (kept < seats) {
+        kept++
+        continue
+      }
+      repo.deleteDevice(customerId, device.fingerprint)
+      repo.revokeLive(customerId, at, device.fingerprint)
+      events.record('revocations', customerId)
+    }
+  }
+
+  /** Starts a trial of a plan: as many as the catalog allows one customer (`trialsPerCustomer`), cancelled ones too. */
+  function takeTrial(customerId: string, sku: string, at: number): void {
+    const allowed = catalog.plans.get(sku)?.trialsPerCustomer ?? 1
+    const taken = repo.trialsTaken(customerId, sku)
+    if (taken >= allowed)
+      throw new DomainError(
+        'conflict',
+        'Trial already taken',
+        `${customerId} has had ${taken} trial(s) of ${sku}, the most the catalog allows: place a purchase`,
+        { taken, allowed },
+      )
+    repo.recordTrial(customerId, sku, at)
+  }
+
   /** A purchase: a new license (with credentials, handed out once), or a trial converted to a paid term. */
   function purchase(order: Order, existing: LicenseRow | undefined, at: number) {
     const customerId = order.customer.id
@@ -88,6 +124,7 @@ export function createOrderService(options: {
       repo.insertCustomer(customerId, order.customer.name ?? customerId, hashSecret(credentials.apiKey), at)
     else repo.setApiKey(customerId, hashSecret(credentials.apiKey))
     const trialEnd = order.trialDays === undefined ? null : start + order.trialDays * DAY_MS
+    if (trialEnd !== null) takeTrial(customerId, order.sku, at)
     repo.upsertLicense({
       customerId,
       licenseKeyHash: hashSecret(credentials.licenseKey),
@@ -123,7 +160,9 @@ export function createOrderService(options: {
             `${license.sku} (tier ${from.tier}) to ${order.sku} (tier ${to.tier}) is not a ${order.type}`,
           )
         const addons = order.addons ?? (JSON.parse(license.addons) as string[])
-        repo.changePlan(customerId, order.sku ?? license.sku, order.seats ?? license.seats, addons, at)
+        const seats = order.seats ?? license.seats
+        repo.changePlan(customerId, order.sku ?? license.sku, seats, addons, at)
+        if (seats < license.seats) releaseSeatsPast(customerId, seats, at)
         return
       }
       case 'renewal': {
