@@ -42,7 +42,16 @@ export interface ClientConfig {
   readonly revocationIntervalMs: number
   /** The meter's settings, when usage has somewhere to go. */
   readonly usage: UsageConfig | undefined
-  readonly fleet: { readonly store: UsageCounterStore; readonly onStoreError: 'closed' | 'local' } | undefined
+  readonly fleet:
+    | {
+        readonly store: UsageCounterStore
+        readonly onStoreError: 'closed' | 'local'
+        /** How many instances share the store: each may use its share of what it last saw left, in an outage. */
+        readonly instances: number
+        /** A count the store gave longer ago than this is too stale to count from in an outage. */
+        readonly viewMaxAgeMs: number
+      }
+    | undefined
   readonly maxSubjects: number
   readonly refreshAt: number
   readonly staleGraceMs: number
@@ -131,6 +140,8 @@ const VALIDATORS: Readonly<Record<string, Check>> = {
   maxSetAsideLines: positiveInteger,
   persistIntervalMs: timeout,
   onStoreError: /*@__PURE__*/ oneOf('closed', 'local'),
+  instances: positiveInteger,
+  viewMaxAgeMs: duration,
   platform: object,
 }
 

@@ -80,11 +80,15 @@ export interface EntitlementsClientOptions extends Omit<VerifyOptions, 'now'> {
   fleet?: {
     store: UsageCounterStore
     /**
-     * When the store fails: `'closed'` (default) denies `consume()` with `unavailable`; `'local'` counts in this
-     * instance from the last fleet count it saw (the overshoot bound is in `docs/fleets.md`) and adds what it
-     * consumed to the store once it answers again.
+     * When the store fails: `'closed'` (default) denies `consume()` with `unavailable`; `'local'` lets this instance
+     * use its share (`1 / instances`) of what it last saw left, from a count no older than `viewMaxAgeMs`, and
+     * adds what it consumed to the store once it answers again. The bound this gives is in `docs/fleets.md`.
      */
     onStoreError?: 'closed' | 'local'
+    /** With `'local'`: how many instances share the store (an upper bound is fine). Default 1. */
+    instances?: number
+    /** With `'local'`: the oldest count from the store an instance may count from in an outage. Default 30 000 ms. */
+    viewMaxAgeMs?: number
   }
 }
 

@@ -35,7 +35,7 @@ export const DEFAULTS = {
     persistIntervalMs: 1_000,
     backoff: { initialMs: 1_000, maxMs: 60_000 },
   },
-  fleet: { onStoreError: 'closed' },
+  fleet: { onStoreError: 'closed', instances: 1, viewMaxAgeMs: 30_000 },
   /** `close()`: how long to keep sending queued usage before the rest is persisted. */
   close: { deadlineMs: 5_000 },
   redis: { prefix: 'entitle:usage:', timeoutMs: 250 },

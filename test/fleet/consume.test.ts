@@ -119,3 +119,59 @@ describe('consume(): check and use in one step', () => {
     expect(await made.consume('api-calls')).toMatchObject({ allowed: false, used: 10 })
   })
 })
+
+describe("the fleet's outage bound, with instances whose views differ", () => {
+  /** An instance of a fleet of `instances` on `store`, cap 100 a month. */
+  async function instance(store: UsageCounterStore, instances: number) {
+    const resetsAt = Math.floor(Date.now() / 1000) + 86_400
+    const token = await issuer.issue(
+      { features: { 'api-calls': { cap: { limit: 100, period: 'month', used: 0, resetsAt } } } },
+      { subject: 'acme' },
+    )
+    const made = createEntitlements({
+      token,
+      keys: issuer.jwks,
+      issuer: ISSUER,
+      audience: 'app',
+      fleet: { store, onStoreError: 'local', instances, viewMaxAgeMs: 30_000 },
+    })
+    clients.push(made)
+    return made
+  }
+  const allowedOf = async (made: EntitlementsClient, times: number) => {
+    let allowed = 0
+    for (let i = 0; i < times; i++) if ((await made.consume('api-calls')).allowed) allowed++
+    return allowed
+  }
+
+  it('an instance that never saw the fleet’s count allows nothing in an outage; one that did, its share of what was left', async () => {
+    const { store, state } = flaky()
+    const a = await instance(store, 2)
+    const b = await instance(store, 2)
+    expect(await allowedOf(b, 90)).toBe(90)
+    state.down = true
+    // It used to be 100 more from A (counting from its token's snapshot) and 10 from B: 200 of 100.
+    const during = (await allowedOf(a, 100)) + (await allowedOf(b, 100))
+    expect(during).toBe(5)
+    state.down = false
+    // Back: what B used in the outage reaches the store first; the fleet never passed its cap.
+    expect(await a.consume('api-calls')).toMatchObject({ allowed: true })
+    expect(await allowedOf(b, 10)).toBe(100 - 90 - 5 - 1)
+  })
+
+  it('views that differ pass the cap by no more than the fleet consumed in viewMaxAgeMs before the outage', async () => {
+    const { store, state } = flaky()
+    const a = await instance(store, 2)
+    const b = await instance(store, 2)
+    expect(await allowedOf(a, 5)).toBe(5)
+    // B consumes 85 after A last looked: A's view (5) is stale by 85, within the 30 s window.
+    expect(await allowedOf(b, 85)).toBe(85)
+    state.down = true
+    const during = (await allowedOf(a, 100)) + (await allowedOf(b, 100))
+    const left = 100 - 90
+    expect(during - left).toBeGreaterThan(0)
+    expect(during - left).toBeLessThanOrEqual(85)
+    // A counts from 5: its share is (100 - 5) / 2; B's, (100 - 90) / 2.
+    expect(during).toBe(47 + 5)
+  })
+})

@@ -50,7 +50,12 @@ export function createConsume(parts: {
       : createConsumeInFleet({
           answerer,
           stats: parts.stats,
-          ledger: createFleetLedger(fleet.store, config.maxSubjects),
+          ledger: createFleetLedger(fleet.store, {
+            maxCounters: config.maxSubjects,
+            instances: fleet.instances,
+            viewMaxAgeMs: fleet.viewMaxAgeMs,
+            now,
+          }),
           onStoreError: fleet.onStoreError,
           now,
           use,
