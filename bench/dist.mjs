@@ -9,3 +9,4 @@ const dir = process.env.ENTITLE_BENCH_DIST
 export const { createEntitlements, createEntitlementVerifier, decide } = await import(`${dir}index.js`)
 export const { createTestIssuer } = await import(`${dir}testing.js`)
 export const { createRedisUsageStore } = await import(`${dir}redis.js`)
+export const { createFileStorage } = await import(`${dir}node.js`)

@@ -44,7 +44,7 @@ export type { EntitlementVerifier, RevocationList, VerifyOptions } from './core/
 export { createEntitlementVerifier, verifyEntitlementToken } from './core/verify.js'
 export type { Platform } from './platform/platform.js'
 export { defaultPlatform } from './platform/platform.js'
-export type { EntitlementStorage } from './platform/storage.js'
+export type { EntitlementStorage, StorageOwners } from './platform/storage.js'
 export { createMemoryStorage } from './platform/storage.js'
 export type { LicenseServerOptions } from './transport/license-server-client.js'
 export type { BackoffOptions } from './transport/retry.js'

@@ -6,9 +6,12 @@ import { createDecisionStats, startDecisionSummary } from './answers/decision-st
 import { createMemoTable } from './answers/memo-table.js'
 import type { ClientConfig } from './config.js'
 import { createConsume } from './consume/consume.js'
+import { createReservations } from './consume/reservations.js'
 import { createEmitter } from './emitter.js'
+import { createOwnership } from './ownership.js'
 import { createRevocations } from './revocations.js'
 import { createSerializedStorage } from './serialized-storage.js'
+import { createTakeover } from './takeover.js'
 import { SINGLE_TENANT_KEY } from './tokens/cache-entry.js'
 import { createTokenCache } from './tokens/token-cache.js'
 import { createAppSource, createServerSource } from './tokens/token-sources.js'
@@ -17,6 +20,14 @@ import { createTrustedClock } from './trusted-clock.js'
 import { createClientMeter } from './usage-destination.js'
 
 const TIME_KEY = 'entitle:trusted-time'
+const NOTHING_GRANTED: Readonly<Record<string, number>> = Object.freeze({})
+
+/** An id for this client among the writers of its storage: random, new at each start. */
+function randomId(): string {
+  let id = ''
+  for (const byte of crypto.getRandomValues(new Uint8Array(8))) id += byte.toString(16).padStart(2, '0')
+  return id
+}
 
 /** A power of two between 256 and 65 536: 16 slots a customer. */
 const memoSlotsFor = (maxSubjects: number) =>
@@ -63,16 +74,42 @@ export function assembleClient(config: ClientConfig) {
     report: (error) => report('revocations', undefined, error),
     background,
   })
+  const ownership = createOwnership(config.storage, randomId())
+  // Only a storage the app gave outlives the process: the default one needs no reservation to survive a crash.
+  const reservations =
+    config.persistTokens && config.fleet === undefined
+      ? createReservations({
+          storage: config.storage,
+          key: ownership.reservationsKey,
+          owner: ownership.record,
+          now: () => platform.now(),
+          failed: (error) => report('storage', undefined, error),
+        })
+      : undefined
   const meter =
     config.usage &&
     createClientMeter(config.usage, server, {
       platform,
       storage,
+      journal: {
+        key: ownership.journalKey,
+        owner: ownership.record,
+        granted: () => reservations?.grantedNow() ?? NOTHING_GRANTED,
+      },
       peek: (key) => tokens.peek(key),
       report: (error) => report('usage', undefined, error),
       background,
     })
-  const ready = Promise.all([storage.read(TIME_KEY), revocations.restore(), meter?.restore()]).then(
+  const takeover = createTakeover({
+    ownership,
+    storage,
+    meter,
+    reservations,
+    platform,
+    keepLooking: config.persistTokens,
+    background,
+  })
+  const ready = Promise.all([storage.read(TIME_KEY), revocations.restore(), takeover.restore()]).then(
     ([time]) => clock.restore(Number(time)),
   )
   const serverSource = server && createServerSource(server, verifier)
@@ -90,7 +127,17 @@ export function assembleClient(config: ClientConfig) {
     background,
   })
   const localCounters = config.fleet === undefined ? createMemoryUsageStore(() => platform.now()) : undefined
-  const answerer = createAnswerer({ config, tokens, clock, revocations, stats, memos, meter, localCounters })
+  const answerer = createAnswerer({
+    config,
+    tokens,
+    clock,
+    revocations,
+    stats,
+    memos,
+    meter,
+    localCounters,
+    reservations,
+  })
 
   /** The cache key of the customer a context names: a multi-tenant client needs one. */
   function keyOf(context: { subject?: string | undefined } | undefined): string {
@@ -107,6 +154,7 @@ export function assembleClient(config: ClientConfig) {
     stats,
     meter,
     localCounters,
+    reservations,
     keyOf,
     isClosed: () => lifecycle.closed,
     report,
@@ -153,8 +201,11 @@ export function assembleClient(config: ClientConfig) {
     consume,
     keyOf,
     ready,
+    ownership,
+    reservations,
     /** Stops every timer and stream but the meter's (which `close()` drains first). */
     stopBackground(): void {
+      takeover.stop()
       events?.stop()
       revocations.stop()
       stopSummary()

@@ -148,7 +148,10 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       }
       const loads = tokens.close()
       await ready
+      // What this client leaves (unsent usage) is for whichever starts next, or runs beside it, to take.
+      parts.ownership.close()
       const usage = (await meter?.close(deadlineMs)) ?? { sent: 0, persisted: 0, dropped: 0 }
+      await parts.reservations?.release()
       await loads
       parts.clock.save()
       parts.clock.stop()

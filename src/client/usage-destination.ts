@@ -1,7 +1,7 @@
 import type { EntitlementError } from '../core/errors.js'
 import type { Platform } from '../platform/platform.js'
 import { createLicenseServerClient, type LicenseServerClient } from '../transport/license-server-client.js'
-import { createUsageMeter, type UsageMeter } from '../usage/meter.js'
+import { createUsageMeter, type MeterJournalStorage, type UsageMeter } from '../usage/meter.js'
 import type { UsageConfig } from './config.js'
 import type { SerializedStorage } from './serialized-storage.js'
 import { type Entry, SINGLE_TENANT_KEY } from './tokens/cache-entry.js'
@@ -18,6 +18,8 @@ export function createClientMeter(
   parts: {
     readonly platform: Platform
     readonly storage: SerializedStorage
+    /** This writer's journal key, who writes it, and what consume() granted (recorded with each write). */
+    readonly journal: Pick<MeterJournalStorage, 'key' | 'owner' | 'granted'>
     readonly peek: (key: string) => Entry | undefined
     readonly report: (error: EntitlementError) => void
     readonly background: (work: Promise<unknown>) => void
@@ -35,7 +37,7 @@ export function createClientMeter(
         key === SINGLE_TENANT_KEY ? parts.peek(SINGLE_TENANT_KEY)?.entitlements.subject : key,
       issuedAt: (key) => parts.peek(key)?.entitlements.issuedAt,
     },
-    journal: { read: parts.storage.read, write: parts.storage.write },
+    journal: { ...parts.journal, read: parts.storage.read, write: parts.storage.write },
     report: parts.report,
     background: parts.background,
   })

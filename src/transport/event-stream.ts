@@ -43,7 +43,10 @@ export function createEventStream(options: {
 
   function onEvent(event: { event: string; data: string; id: string | undefined }): void {
     lastEventId = event.id ?? lastEventId
-    if (event.event !== 'entitlements') return hear(event.event, undefined)
+    if (event.event !== 'entitlements') {
+      hear(event.event, undefined)
+      return
+    }
     try {
       hear(event.event, (JSON.parse(event.data) as { subject?: unknown }).subject)
     } catch {

@@ -3,9 +3,6 @@ import { createLine, type Line, sealLine } from './line.js'
 import type { ConfirmedUnits, LocalUsage } from './local-usage.js'
 import type { SetAside } from './set-aside.js'
 
-/** Where the journal lives in the client's storage; an unreadable one is kept under `${JOURNAL_KEY}.unreadable`. */
-export const JOURNAL_KEY = 'entitle:usage'
-
 /** One line as the journal keeps it: the line, the window it counts in, and the batch it was last sent in. */
 export interface JournalLine {
   id: string
@@ -26,6 +23,8 @@ export interface Journal {
   readonly lines: readonly JournalLine[]
   readonly setAside: readonly JournalLine[]
   readonly confirmed: readonly ConfirmedUnits[]
+  /** Units `consume()` had granted per cap counter when this was written (see the cap reservations). */
+  readonly granted: Readonly<Record<string, number>>
 }
 
 const isCount = (n: unknown): n is number => typeof n === 'number' && Number.isFinite(n) && n >= 0
@@ -84,6 +83,9 @@ export interface JournalParts {
   readonly open: readonly Line[]
   readonly setAside: readonly Line[]
   readonly confirmed: readonly ConfirmedUnits[]
+  /** Who wrote it (the writers of a shared storage tell each other apart by it). */
+  readonly owner: Readonly<Record<string, unknown>>
+  readonly granted: Readonly<Record<string, number>>
 }
 
 /** Where a journal read back goes. */
@@ -109,8 +111,9 @@ export function writeJournal(parts: JournalParts): { text: string; unconfirmed: 
     lines,
     setAside: parts.setAside.map((line) => journalLine(line)),
     confirmed: parts.confirmed,
+    granted: parts.granted,
   }
-  return { text: JSON.stringify({ v: 1, ...journal }), unconfirmed: lines.length }
+  return { text: JSON.stringify({ v: 1, owner: parts.owner, ...journal }), unconfirmed: lines.length }
 }
 
 function lineOf(entry: JournalLine): Line {
@@ -131,13 +134,14 @@ function lineOf(entry: JournalLine): Line {
 }
 
 /**
- * Takes back what an earlier run left: every line sealed (its id may have reached the server) and queued, batches
- * kept whole with their ids, set-aside lines aside, confirmed units counted. A line the protocol's rules now refuse
- * is set aside, not sent. `false` when the text is not a journal (the caller keeps it for a person).
+ * Takes back what an earlier run (or a writer that is gone) left: every line sealed (its id may have reached the
+ * server) and queued, batches kept whole with their ids, set-aside lines aside, confirmed units counted. A line the
+ * protocol's rules now refuse is set aside, not sent. Returns what the journal recorded as granted per cap counter,
+ * or `undefined` when the text is not a journal (the caller keeps it for a person).
  */
-export function readJournal(text: string, into: RestoreTarget): boolean {
+export function readJournal(text: string, into: RestoreTarget): Journal['granted'] | undefined {
   const journal = decodeJournal(text)
-  if (journal === undefined) return false
+  if (journal === undefined) return undefined
   const { now, local, queue, setAside, subjectOf } = into
   const batches = new Map<string, Batch>()
   for (const entry of journal.lines) {
@@ -163,12 +167,12 @@ export function readJournal(text: string, into: RestoreTarget): boolean {
     setAside.restore(line)
   }
   for (const entry of journal.confirmed) local.restoreConfirmed(entry, now)
-  return true
+  return journal.granted
 }
 
 /** Parses a journal: `undefined` when it is not one. Entries that fail the checks are skipped one by one. */
 function decodeJournal(text: string): Journal | undefined {
-  let journal: { v?: unknown; lines?: unknown; setAside?: unknown; confirmed?: unknown }
+  let journal: { v?: unknown; lines?: unknown; setAside?: unknown; confirmed?: unknown; granted?: unknown }
   try {
     journal = JSON.parse(text) as typeof journal
   } catch {
@@ -180,5 +184,19 @@ function decodeJournal(text: string): Journal | undefined {
     lines: journal.lines.filter(isJournalLine),
     setAside: Array.isArray(journal.setAside) ? journal.setAside.filter(isJournalLine) : [],
     confirmed: Array.isArray(journal.confirmed) ? journal.confirmed.filter(isConfirmedUnits) : [],
+    granted: countsOf(journal.granted),
   }
+}
+
+/** What a journal text recorded as granted per cap counter (nothing, when it is not a journal). */
+export function grantedOf(text: string | undefined): Journal['granted'] {
+  return text === undefined ? {} : (decodeJournal(text)?.granted ?? {})
+}
+
+/** A record of counts, with anything that is not one left out. */
+function countsOf(value: unknown): Record<string, number> {
+  const counts: Record<string, number> = {}
+  if (typeof value !== 'object' || value === null) return counts
+  for (const [key, count] of Object.entries(value)) if (isCount(count)) counts[key] = count
+  return counts
 }

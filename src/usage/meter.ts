@@ -34,6 +34,8 @@ export function createUsageMeter(settings: MeterSettings, around: MeterSurroundi
     sealOpenLines,
   } = createPipeline(settings, around)
   const { counters } = local
+  const read = (text: string) =>
+    readJournal(text, { now: platform.now(), local, queue, setAside, subjectOf: tokens.subjectOf })
   let closed = false
   let dropReported = 0
 
@@ -110,12 +112,25 @@ export function createUsageMeter(settings: MeterSettings, around: MeterSurroundi
     record,
     unreported: local.unreported,
 
-    /** Takes back what an earlier run left, and sends it soon. */
-    async restore(): Promise<void> {
-      const restored = await persistence.restore((text) =>
-        readJournal(text, { now: platform.now(), local, queue, setAside, subjectOf: tokens.subjectOf }),
-      )
-      if (restored && pending() > 0) schedule.wake(0)
+    /**
+     * Takes back what this writer's key holds (an earlier run's journal, where the storage is one process's), and
+     * sends it soon. Resolves to what it recorded as granted per cap counter.
+     */
+    async restore(): Promise<Readonly<Record<string, number>> | undefined> {
+      const granted = await persistence.restore(around.journal.key, read)
+      if (granted !== undefined && pending() > 0) schedule.wake(0)
+      return granted
+    },
+
+    /**
+     * Takes over the journal a gone writer left under `key`: its lines are sent from here, with their ids, and it
+     * is written down under this writer's key at once. Returns what it recorded as granted per cap counter.
+     */
+    adopt(key: string, text: string): Readonly<Record<string, number>> | undefined {
+      const granted = persistence.adopt(key, text, read)
+      persistence.now()
+      if (pending() > 0) schedule.wake(0)
+      return granted
     },
 
     /**

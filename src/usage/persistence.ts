@@ -1,6 +1,6 @@
 import { EntitlementError } from '../core/errors.js'
 import type { Platform } from '../platform/platform.js'
-import { JOURNAL_KEY, type JournalParts, writeJournal } from './journal.js'
+import { type JournalParts, writeJournal } from './journal.js'
 
 /**
  * When the meter's journal is written: at most `persistIntervalMs` after anything it holds changed, while anything
@@ -9,6 +9,8 @@ import { JOURNAL_KEY, type JournalParts, writeJournal } from './journal.js'
  */
 export function createPersistence(parts: {
   readonly platform: Platform
+  /** Where the journal is written: this writer's own key. */
+  readonly key: string
   readonly persistIntervalMs: number
   /** What the journal holds now. */
   readonly contents: () => JournalParts
@@ -28,7 +30,7 @@ export function createPersistence(parts: {
     if (!dirty) return parts.unconfirmed()
     dirty = false
     const { text, unconfirmed } = writeJournal(parts.contents())
-    parts.write(JOURNAL_KEY, text)
+    parts.write(parts.key, text)
     return unconfirmed
   }
 
@@ -58,22 +60,25 @@ export function createPersistence(parts: {
     },
 
     /**
-     * Reads back what an earlier run left, through `take` (`readJournal`: `false` when the text is not a journal);
-     * an unreadable journal is kept for a person. Resolves to whether a journal was taken back.
+     * Reads back the journal under `key` through `take` (`readJournal`: `undefined` when the text is not a
+     * journal); an unreadable journal is kept for a person. Resolves to what `take` returned, if it read one.
      */
-    async restore(take: (text: string) => boolean): Promise<boolean> {
-      const text = await parts.read(JOURNAL_KEY)
-      if (text === undefined) return false
-      if (take(text)) return true
+    async restore<T>(key: string, take: (text: string) => T | undefined): Promise<T | undefined> {
+      const text = await parts.read(key)
+      if (text === undefined) return undefined
+      return this.adopt(key, text, take)
+    },
+
+    /** `restore` of a text already read (a gone writer's journal). */
+    adopt<T>(key: string, text: string, take: (text: string) => T | undefined): T | undefined {
+      const taken = take(text)
+      if (taken !== undefined) return taken
       // Unreadable, yet it may be someone's invoice: kept under another key for a person to look at.
-      parts.write(`${JOURNAL_KEY}.unreadable`, text)
+      parts.write(`${key}.unreadable`, text)
       parts.fail(
-        new EntitlementError(
-          'storage_failed',
-          `the usage journal is unreadable; kept as ${JOURNAL_KEY}.unreadable`,
-        ),
+        new EntitlementError('storage_failed', `the usage journal is unreadable; kept as ${key}.unreadable`),
       )
-      return false
+      return undefined
     },
 
     /** Stops the timer; `now()` still writes. */

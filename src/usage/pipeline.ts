@@ -39,6 +39,12 @@ export interface MeterTokens {
 
 /** Where the meter's journal lives: the client's storage (writes serialized per key, awaited by `close()`). */
 export interface MeterJournalStorage {
+  /** This writer's own key for it. */
+  readonly key: string
+  /** Who writes it, recorded with each write. */
+  readonly owner: () => Readonly<Record<string, unknown>>
+  /** What `consume()` has granted per cap counter, recorded with each write (see the cap reservations). */
+  readonly granted: () => Readonly<Record<string, number>>
   read(key: string): Promise<string | undefined>
   write(key: string, value: string): void
 }
@@ -109,6 +115,7 @@ export function createPipeline(settings: MeterSettings, around: MeterSurrounding
   })
   const persistence = createPersistence({
     platform,
+    key: around.journal.key,
     persistIntervalMs: settings.persistIntervalMs,
     contents: () => ({
       batches: [...queue.unsent().failed, ...sender.inFlight()],
@@ -116,6 +123,8 @@ export function createPipeline(settings: MeterSettings, around: MeterSurrounding
       open: lines.open,
       setAside: setAside.lines(),
       confirmed: local.confirmedUnits(platform.now()),
+      owner: around.journal.owner(),
+      granted: around.journal.granted(),
     }),
     unconfirmed: pending,
     read: around.journal.read,

@@ -489,7 +489,9 @@ describe('keepalive flush (a page being hidden)', () => {
     expect(sent.reduce((sum, batch) => sum + batch.bytes, 0)).toBeLessThanOrEqual(64 * 1024)
     expect(result.pending).toBe(2000 - result.sent)
     expect(result.pending).toBeGreaterThan(0)
-    const journal = JSON.parse((await storage.get('entitle:usage'))!) as { lines: unknown[] }
+    // The journal is this client's own, under its id: a storage may be shared by several writers.
+    const [key] = await storage.keys!('entitle:usage:')
+    const journal = JSON.parse((await storage.get(key!))!) as { lines: unknown[] }
     expect(journal.lines).toHaveLength(result.pending)
     await meter.flush()
     expect(ingest.stored.size).toBe(2000)

@@ -26,8 +26,9 @@ for (const step of config.steps) {
   } else if (step.consume) {
     const answers = []
     for (let i = 0; i < (step.times ?? 1); i++) {
+      if (step.sync) await client.load(subject)
       const decision = step.sync
-        ? (await client.load(subject), client.consumeSync(step.consume, context))
+        ? client.consumeSync(step.consume, context)
         : await client.consume(step.consume, context)
       answers.push(decision.allowed ? 'allowed' : decision.reason)
     }

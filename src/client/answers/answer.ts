@@ -4,6 +4,7 @@ import type { Entitlements } from '../../core/entitlements.js'
 import type { MemoryUsageStore } from '../../usage/counter-store.js'
 import type { UsageMeter } from '../../usage/meter.js'
 import type { ClientConfig } from '../config.js'
+import type { Reservations } from '../consume/reservations.js'
 import type { CheckContext, FailurePolicy } from '../options.js'
 import type { Revocations } from '../revocations.js'
 import { type Entry, SINGLE_TENANT_KEY } from '../tokens/cache-entry.js'
@@ -111,25 +112,33 @@ export function createAnswerer(parts: {
   readonly meter: UsageMeter | undefined
   /** What consume() counted in this process when there is no meter (and no fleet). */
   readonly localCounters: MemoryUsageStore | undefined
+  /** The reservations of metered caps: what a crashed run may have granted counts too. */
+  readonly reservations: Reservations | undefined
 }) {
-  const { config, tokens, clock, revocations, stats, memos, meter } = parts
+  const { config, tokens, clock, revocations, stats, memos, meter, reservations } = parts
   const { localCounters } = parts
   const { platform, staleGraceMs } = config
 
-  /** Usage recorded here that the token's snapshot does not count yet. */
+  /** Usage recorded here that the token's snapshot does not count yet, and what a crashed run may have granted. */
   function localUsage(entry: Entry, key: string, feature: string, now: number): number {
-    // Looked up only when something could have counted it (a meter, or consume() without one), so a plain check
-    // pays nothing for metering.
-    if (meter === undefined && (localCounters === undefined || localCounters.size === 0)) return 0
+    // Looked up only when something could have counted it (a meter, consume() without one, a crashed run's
+    // reservations), so a plain check pays nothing for metering.
+    const unknown = reservations?.hasUnknown() === true
+    if (meter === undefined && !unknown && (localCounters === undefined || localCounters.size === 0)) return 0
     const { entitlements } = entry
     const cap = entitlements.features.get(feature)?.cap
     if (cap === undefined) return 0
-    if (meter !== undefined) return meter.unreported(key, feature, now, cap.asOf ?? entitlements.issuedAt)
-    const counted = localCounters!.peek(
-      counterKeyOf(entitlements.subject, feature, windowFor(entitlements, feature, now)),
-    )
-    const baseline = snapshotBaseline(cap, now)
-    return counted === undefined ? 0 : Math.max(0, counted - baseline)
+    // The counter's key costs two encodings: made only when the local counters or a crashed run's units need it.
+    const counted = meter === undefined && localCounters !== undefined
+    if (!counted && !unknown) return meter!.unreported(key, feature, now, cap.asOf ?? entitlements.issuedAt)
+    let units =
+      meter === undefined ? 0 : meter.unreported(key, feature, now, cap.asOf ?? entitlements.issuedAt)
+    const counterKey = counterKeyOf(entitlements.subject, feature, windowFor(entitlements, feature, now))
+    if (counted) {
+      const here = localCounters.peek(counterKey)
+      if (here !== undefined) units += Math.max(0, here - snapshotBaseline(cap, now))
+    }
+    return unknown ? units + reservations!.unknown(counterKey, now) : units
   }
 
   /** No token in memory: a verdict if one is known (an answer), else the failure policy (no answer). */

@@ -18,6 +18,8 @@ export interface DecisionStats {
   count(decision: Decision): Decision
   /** Moves one counted decision from `before`'s bucket to `after`'s (consume() corrects what a check counted). */
   recount(before: Decision, after: Decision): Decision
+  /** Takes back one counted decision (a consume() decided again once its reservation was written). */
+  uncount(decision: Decision): void
   /** Adds a memo's hits (counted lazily, so the hot path pays one increment) to the totals. */
   fold(memo: Memo): void
   readonly size: number
@@ -41,15 +43,20 @@ export function createDecisionStats(): DecisionStats {
     return decision
   }
 
+  function uncount(decision: Decision): void {
+    const counts = decisions.get(decision.feature)
+    if (counts === undefined) return
+    if (decision.allowed) counts.allowed--
+    else counts.denied--
+    const reasons = counts.reasons as Record<string, number>
+    reasons[decision.reason] = (reasons[decision.reason] ?? 1) - 1
+  }
+
   return {
     count,
+    uncount,
     recount(before, after) {
-      const counts = decisions.get(before.feature)
-      if (counts === undefined) return count(after)
-      if (before.allowed) counts.allowed--
-      else counts.denied--
-      const reasons = counts.reasons as Record<string, number>
-      reasons[before.reason] = (reasons[before.reason] ?? 1) - 1
+      uncount(before)
       return count(after)
     },
     fold(memo) {

@@ -5,6 +5,7 @@ import type { Answerer } from '../answers/answer.js'
 import type { CheckContext } from '../options.js'
 import type { Entry } from '../tokens/cache-entry.js'
 import { counterKeyOf, snapshotBaseline, windowFor } from '../usage-window.js'
+import type { Reservation, Reservations } from './reservations.js'
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
@@ -13,32 +14,49 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] }
  * units, or the local counters when there is no meter), so when it allows `amount`, the add fits under the cap;
  * the add is made at once, and one thread means nothing can come between the two.
  */
+/** A grant that waits for its cap's reservation to be written (a storage that writes only asynchronously). */
+export interface Uncovered {
+  readonly uncovered: { readonly counter: Reservation; readonly amount: number; readonly left: number }
+  readonly checked: Decision
+}
+
 export function createConsumeHere(parts: {
   readonly answerer: Answerer
   /** Without a meter: where this process counts what it consumed. */
   readonly localCounters: MemoryUsageStore | undefined
+  /** With a storage that outlives the process: what makes a grant safe across a crash. */
+  readonly reservations: Reservations | undefined
   readonly now: () => number
   /** Records the use for the license server and forgets the feature's memoized answer. */
   readonly use: (key: string, entry: Entry | undefined, feature: string, amount: number) => void
 }) {
-  const { answerer, localCounters, use } = parts
+  const { answerer, localCounters, reservations, use } = parts
 
   return function consumeHere(
     entry: Entry | undefined,
     key: string,
     feature: string,
     context: CheckContext,
-  ): Decision {
+  ): Decision | Uncovered {
     const checked = answerer.answer(entry, key, feature, context, true)
     if (!checked.allowed || entry === undefined) return checked
     const amount = context.amount ?? 1
     const cap = entry.entitlements.features.get(feature)?.cap
-    if (cap !== undefined) {
+    if (cap !== undefined && (localCounters !== undefined || reservations !== undefined)) {
+      const now = parts.now()
+      const { subject } = entry.entitlements
+      const windowEnd = windowFor(entry.entitlements, feature, now)
+      if (reservations !== undefined) {
+        // A kill -9 after this grant must not give the units back: the reservation covering it is written first.
+        const counter = reservations.counter(subject, feature, windowEnd)
+        const left = checked.remaining ?? amount
+        if (!reservations.coverNow(counter, amount, left))
+          return { uncovered: { counter, amount, left }, checked }
+        reservations.granted(counter, amount)
+      }
       if (localCounters !== undefined) {
-        const now = parts.now()
-        const windowEnd = windowFor(entry.entitlements, feature, now)
         localCounters.consumeNow({
-          key: counterKeyOf(entry.entitlements.subject, feature, windowEnd),
+          key: counterKeyOf(subject, feature, windowEnd),
           amount,
           limit: cap.limit,
           baseline: snapshotBaseline(cap, now),
@@ -46,6 +64,8 @@ export function createConsumeHere(parts: {
           force: true,
         })
       }
+    }
+    if (cap !== undefined) {
       // A decision worked out for a context with an amount is never memoized: it is this call's own object.
       ;(checked as Mutable<Decision>).remaining = Math.max(0, checked.remaining! - amount)
     }

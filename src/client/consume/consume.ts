@@ -1,7 +1,7 @@
 import type { Decision } from '../../core/decision.js'
 import type { MemoryUsageStore } from '../../usage/counter-store.js'
 import type { UsageMeter } from '../../usage/meter.js'
-import type { Answerer } from '../answers/answer.js'
+import { type Answerer, fallbackDecision } from '../answers/answer.js'
 import type { DecisionStats } from '../answers/decision-stats.js'
 import type { ClientConfig } from '../config.js'
 import type { CheckContext, ErrorEvent } from '../options.js'
@@ -10,6 +10,7 @@ import type { TokenCache } from '../tokens/token-cache.js'
 import { createConsumeHere } from './consume-here.js'
 import { createConsumeInFleet } from './consume-in-fleet.js'
 import { createFleetLedger } from './fleet-ledger.js'
+import type { Reservations } from './reservations.js'
 
 /**
  * `consume()` and `consumeSync()`: a check and a use in one step. Without a fleet the cap is counted in this
@@ -23,6 +24,8 @@ export function createConsume(parts: {
   readonly meter: UsageMeter | undefined
   /** Without a fleet and without a meter: where this process counts what it consumed. */
   readonly localCounters: MemoryUsageStore | undefined
+  /** With a storage that outlives the process: what makes a grant safe across a crash. */
+  readonly reservations: Reservations | undefined
   readonly keyOf: (context: CheckContext) => string
   readonly isClosed: () => boolean
   readonly report: (during: ErrorEvent['during'], subject: string | undefined, error: unknown) => void
@@ -38,12 +41,54 @@ export function createConsume(parts: {
     answerer.invalidate(entry, feature)
   }
 
-  const consumeHere = createConsumeHere({
+  const here = createConsumeHere({
     answerer,
     localCounters: meter === undefined ? parts.localCounters : undefined,
+    reservations: parts.reservations,
     now,
     use,
   })
+
+  /**
+   * `consumeSync()`: a grant whose reservation a storage that writes only asynchronously has not written yet is
+   * denied `unavailable` (the write has started; a later call finds it done). The built-in storages write at once.
+   */
+  function consumeHere(
+    entry: Entry | undefined,
+    key: string,
+    feature: string,
+    context: CheckContext,
+  ): Decision {
+    const answer = here(entry, key, feature, context)
+    if (!('uncovered' in answer)) return answer
+    const { checked } = answer
+    return parts.stats.recount(checked, {
+      ...fallbackDecision(feature, 'closed', checked.subject),
+      plan: checked.plan,
+      source: checked.source,
+      age: checked.age,
+    })
+  }
+
+  /**
+   * `consume()` in process: a grant its reservation covers is answered at once (no promise of its own: `consume()`
+   * is on the hot path); else it waits for the reservation to be written, then decides again.
+   */
+  function consumeHereAsync(
+    entry: Entry | undefined,
+    key: string,
+    feature: string,
+    context: CheckContext,
+  ): Decision | Promise<Decision> {
+    const answer = here(entry, key, feature, context)
+    if (!('uncovered' in answer)) return answer
+    const { uncovered, checked } = answer
+    // The check was counted; deciding again counts it once more: take the first back.
+    parts.stats.uncount(checked)
+    return parts
+      .reservations!.cover(uncovered.counter, uncovered.amount, uncovered.left)
+      .then(() => consumeHereAsync(entry, key, feature, context))
+  }
   const consumeInFleet =
     fleet === undefined
       ? undefined
@@ -67,7 +112,7 @@ export function createConsume(parts: {
     let entry = tokens.get(key)
     if (entry === undefined && !parts.isClosed() && !tokens.hasVerdict(key)) entry = await tokens.load(key)
     return consumeInFleet === undefined
-      ? consumeHere(entry, key, feature, context)
+      ? consumeHereAsync(entry, key, feature, context)
       : consumeInFleet(entry, key, feature, context)
   }
 

@@ -45,7 +45,7 @@ export interface TokenCacheParts {
  * - a first load is not a change.
  */
 export function createTokenCache(parts: TokenCacheParts) {
-  const { config, verifier, source, clock } = parts
+  const { config, verifier, source } = parts
   const { platform } = config
   const stats: TokenCacheStats = { refreshes: 0, failures: 0 }
   const schedule = createRenewalSchedule({

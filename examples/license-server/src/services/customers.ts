@@ -28,7 +28,9 @@ export function createCustomerService(options: {
       const byApiKey = repo.customerIdByApiKey(hash)
       if (byApiKey !== undefined) return { kind: 'customer', customerId: byApiKey }
       const byLicenseKey = repo.customerIdByLicenseKey(hash)
-      return byLicenseKey === undefined ? undefined : { kind: 'customer', customerId: byLicenseKey, device: true }
+      return byLicenseKey === undefined
+        ? undefined
+        : { kind: 'customer', customerId: byLicenseKey, device: true }
     },
 
     list() {
