@@ -25,3 +25,6 @@ export async function canViewAuditLog(customerId: string, roles: string[]): Prom
   const decision = await entitlements.check('audit-log', { subject: customerId, roles })
   return decision.allowed
 }
+
+// Run as a script, it asks for an admin of each customer and exits: the client never holds a process open.
+console.log(await canViewAuditLog('globex', ['admin']), await canViewAuditLog('acme', ['admin']))

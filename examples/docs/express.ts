@@ -1,6 +1,7 @@
 // Guarded Express routes, against the reference license server (`npm run server`; ENTITLE_SERVICE_KEY from its
-// secrets.env). Run it with `npx tsx express.ts`, then `curl -H 'authorization: Bearer acme-api-key'
-// 127.0.0.1:3000/api/search` once acme has a license (`npm run order -- --customer acme --sku starter`).
+// secrets.env). Run it with `npx tsx express.ts` (it listens on PORT, 3000 by default), then `curl -H
+// 'authorization: Bearer acme-api-key' 127.0.0.1:3000/api/search` once acme has a license (`npm run order --
+// --customer acme --sku starter`).
 import { createEntitlements } from 'entitle'
 import { requireEntitlement } from 'entitle/express'
 import express from 'express'
@@ -35,4 +36,4 @@ app.get('/api/search', requireEntitlement(entitlements, 'api-calls', { consume: 
   res.json({ results: [], remaining: req.entitlement?.remaining })
 })
 
-if (process.env.PORT !== undefined) app.listen(Number(process.env.PORT))
+export const server = app.listen(Number(process.env.PORT ?? 3000))

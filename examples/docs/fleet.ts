@@ -30,3 +30,7 @@ export async function shutdown(): Promise<void> {
   await entitlements.close()
   redis.disconnect()
 }
+
+// Run as a script: one call, then shut down (a server would call shutdown() on SIGTERM).
+console.log(await callApi('globex'))
+await shutdown()

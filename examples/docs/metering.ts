@@ -32,3 +32,9 @@ export function flushOnShutdown(signal: NodeJS.Signals = 'SIGTERM'): void {
     )
   })
 }
+
+// Run as a script: two searches, then what a server does on SIGTERM, so the usage reaches the license server.
+flushOnShutdown()
+console.log(await search('acme'))
+console.log(await search('acme'))
+process.kill(process.pid, 'SIGTERM')

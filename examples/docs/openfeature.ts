@@ -24,3 +24,7 @@ export async function planSummary(customerId: string, roles: string[]) {
     sso: await flags.getBooleanDetails('sso', false, context),
   }
 }
+
+// Run as a script: what a Team customer's admin sees, then the process exits by itself.
+const summary = await planSummary('globex', ['admin'])
+console.log(summary.export, summary.seatsLeft, summary.sso.variant, summary.sso.flagMetadata.upgradePlan)

@@ -1,5 +1,6 @@
 import { DEFAULTS } from '../core/defaults.js'
 import type { VerifyOptions } from '../core/verify.js'
+import { unrefFetch } from '../platform/background-fetch.js'
 import { defaultPlatform, type Platform } from '../platform/platform.js'
 import { createMemoryStorage, type EntitlementStorage } from '../platform/storage.js'
 import { MAX_TIMER_MS, withLongTimers } from '../platform/timers.js'
@@ -237,6 +238,15 @@ function policies(
   return (feature) => perFeature.get(feature) ?? fallback
 }
 
+/**
+ * The runtime's platform with the app's parts over it. A `fetch` the app gives (a proxy, a test's fake) carries the
+ * event stream too, unless it gives `fetchInBackground` as well.
+ */
+function platformOf(given: Partial<Platform> | undefined): Platform {
+  const fetchInBackground = given?.fetchInBackground ?? (given?.fetch === undefined ? unrefFetch() : undefined)
+  return { ...defaultPlatform(), ...given, ...(fetchInBackground ? { fetchInBackground } : {}) }
+}
+
 /** Checks the options (a bad one is a `TypeError` now, not a surprise later) and fills in every default, once. */
 export function resolveOptions(options: EntitlementsClientOptions): ClientConfig {
   if (!isObject(options)) throw new TypeError('createEntitlements needs options')
@@ -250,7 +260,7 @@ export function resolveOptions(options: EntitlementsClientOptions): ClientConfig
   const revocations = r && endpoint('revocations.', r, DEFAULTS.revocations)
   return {
     ...client,
-    platform: withLongTimers({ ...defaultPlatform(), ...(platform as Partial<Platform>) }),
+    platform: withLongTimers(platformOf(platform as Partial<Platform> | undefined)),
     storage: storage ?? createMemoryStorage(),
     persistTokens: storage !== undefined,
     server,

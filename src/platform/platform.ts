@@ -20,6 +20,12 @@ export interface Platform {
   /** The `fetch` used to reach the license server. */
   fetch: typeof fetch
   /**
+   * The `fetch` for the event stream, a connection that stays open while the client runs. It must not keep a
+   * process alive. Optional: in Node, `node:http` with its socket `unref()`'d; elsewhere, and whenever `fetch` is
+   * given without it, `fetch`.
+   */
+  fetchInBackground?: typeof fetch
+  /**
    * Receives every promise of background work (refreshes, revocation polls). Serverless runtimes pass their
    * `waitUntil` here so that work is not cut off when a request ends; tests use it to wait for the client to be
    * idle. Optional.

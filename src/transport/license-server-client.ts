@@ -114,7 +114,7 @@ export function createLicenseServerClient(endpoint: Endpoint, platform: Platform
       }
       return request(
         'v1/events',
-        { headers },
+        { headers, background: true },
         async (response) => {
           if (STREAM_REFUSED.has(response.status)) {
             const cause = failure(response, undefined, platform.now())

@@ -28,6 +28,8 @@ export interface ServerRequest {
   readonly method?: 'get' | 'post'
   readonly body?: string
   readonly keepalive?: boolean
+  /** A connection that stays open while the client runs (the event stream): sent with `fetchInBackground`. */
+  readonly background?: boolean
 }
 
 export const parseJson = (text: string): unknown => {
@@ -106,8 +108,9 @@ export function createRequester(endpoint: Endpoint, platform: Platform): Request
       controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true })
     })
     try {
-      const { method = 'get', headers, ...rest } = init
-      const sent = platform.fetch(new URL(path, base), {
+      const { method = 'get', headers, background, ...rest } = init
+      const send = (background && platform.fetchInBackground) || platform.fetch
+      const sent = send(new URL(path, base), {
         ...rest,
         method: method.toUpperCase(),
         headers: { ...common, ...headers },

@@ -13,7 +13,7 @@ export type Said = Record<string, unknown> & { step: string }
 export function runWorker(
   config: Record<string, unknown>,
   options: { killAfterLines?: number; killDelayMs?: number } = {},
-): Promise<{ said: Said[]; stderr: string; killed: boolean }> {
+): Promise<{ said: Said[]; stderr: string; killed: boolean; code: number | null }> {
   return new Promise((resolve, reject) => {
     const child: ChildProcess = spawn(process.execPath, [WORKER, JSON.stringify(config)], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -38,9 +38,9 @@ export function runWorker(
       }
     })
     child.on('error', reject)
-    child.on('exit', () => {
+    child.on('exit', (code) => {
       clearTimeout(timer)
-      resolve({ said, stderr, killed })
+      resolve({ said, stderr, killed, code })
     })
   })
 }

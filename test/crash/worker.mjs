@@ -8,7 +8,7 @@ const config = JSON.parse(process.argv[2])
 const offset = config.clockOffsetMs ?? 0
 const client = createEntitlements({
   ...(config.server ? { server: config.server } : { token: config.token }),
-  keys: config.keys,
+  keys: config.keysUrl ? new URL(config.keysUrl) : config.keys,
   issuer: config.issuer,
   audience: config.audience,
   storage: createFileStorage(config.storageDir),

@@ -5,6 +5,7 @@ import { basename, join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort, startRedis } from '../fleet/redis-server.js'
 import { LIVE_CLOCK, startTestServer, type TestServer } from '../server/helpers.js'
+import { printedRuns, runAsPrinted } from './as-printed.js'
 
 // Every TypeScript snippet in README.md and docs/, as a reader pastes it: a file of its own in a new ESM project
 // ("type": "module") that installs the packed package from its tarball, compiled there with tsc (strict,
@@ -209,29 +210,19 @@ describe('every snippet of the docs, pasted into a new ESM project that installs
     })
   })
 
-  it('the client snippets answer from the reference license server', async () => {
-    expect(
-      await drive(`const { canViewAuditLog, entitlements } = await import('./out/client.js')
-console.log(await canViewAuditLog('globex', ['admin']), await canViewAuditLog('acme', ['admin']))
-await entitlements.close()`),
-    ).toBe('true false')
-    expect(
-      await drive(`const { search, entitlements } = await import('./out/metering.js')
-console.log(await search('acme'), '|', await search('acme'))
-await entitlements.close()`),
-    ).toBe('ok, 4 left | ok, 3 left')
-    expect(
-      await drive(`const { planSummary, entitlements } = await import('./out/openfeature.js')
-const summary = await planSummary('globex', ['admin'])
-console.log(summary.export, summary.seatsLeft, summary.sso.variant)
-await entitlements.close()`),
-    ).toBe('true 1 not_in_plan')
-    expect(
-      await drive(`const fleet = await import('./out/fleet.js')
-console.log(await fleet.callApi('globex'))
-await fleet.shutdown()`),
-    ).toBe('true')
-  })
+  it.each(printedRuns().map((run) => [run.example, run] as const))(
+    '%s, run as its page says, prints what the page shows and exits by itself',
+    async (_example, run) => {
+      const script = join(app, 'out', basename(run.example).replace(/\.ts$/, '.js'))
+      const result = await runAsPrinted(run, script, app)
+      await result.server.close()
+      expect({ code: result.code, stderr: result.stderr, printed: result.printed }).toEqual({
+        code: 0,
+        stderr: '',
+        printed: run.output,
+      })
+    },
+  )
 
   it('the Express snippets serve on a port and answer as the docs say', async () => {
     for (const [file, path, headers, status] of [
