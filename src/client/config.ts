@@ -243,7 +243,8 @@ function policies(
  * event stream too, unless it gives `fetchInBackground` as well.
  */
 function platformOf(given: Partial<Platform> | undefined): Platform {
-  const fetchInBackground = given?.fetchInBackground ?? (given?.fetch === undefined ? unrefFetch() : undefined)
+  const fetchInBackground =
+    given?.fetchInBackground ?? (given?.fetch === undefined ? unrefFetch() : undefined)
   return { ...defaultPlatform(), ...given, ...(fetchInBackground ? { fetchInBackground } : {}) }
 }
 

@@ -11,7 +11,9 @@ export function unrefFetch(): typeof fetch | undefined {
   if (typeof getBuiltin !== 'function') return undefined
   const http = getBuiltin('node:http') as NodeHttp | undefined
   const https = getBuiltin('node:https') as NodeHttp | undefined
-  const stream = getBuiltin('node:stream') as { Readable: { toWeb(readable: unknown): ReadableStream } } | undefined
+  const stream = getBuiltin('node:stream') as
+    | { Readable: { toWeb(readable: unknown): ReadableStream } }
+    | undefined
   if (http === undefined || https === undefined || stream === undefined) return undefined
 
   return (input, init) =>
