@@ -34,13 +34,17 @@ export function createEmitter(platform: Platform) {
       const wrapped =
         error instanceof EntitlementError
           ? error
-          : new EntitlementError(
-              during === 'storage' ? 'storage_failed' : 'server_unavailable',
-              String(error),
-              {
+          : during === 'storage'
+            ? new EntitlementError('storage_failed', `the storage failed (${String(error)})`, {
                 cause: error,
-              },
-            )
+              })
+            : new EntitlementError(
+                'server_unavailable',
+                `the license server could not be used (${String(error)})`,
+                {
+                  cause: error,
+                },
+              )
       emit('error', { subject, during, error: wrapped })
     },
     /** Starts background work, hands it to the platform's `waitUntil`, and never lets it reject unobserved. */

@@ -116,7 +116,11 @@ const named = (values: string | readonly string[]) =>
   (typeof values === 'string' ? [values] : values).map((value) => JSON.stringify(value)).join(' or ')
 
 /** jose's error codes → ours. jose's codes are its public API; its messages are not read. */
-function fromJose(error: unknown, expected: Pick<VerifierConfig, 'issuer' | 'audience'>): EntitlementError {
+function fromJose(
+  error: unknown,
+  expected: Pick<VerifierConfig, 'issuer' | 'audience'>,
+  typ = ENTITLEMENT_TOKEN_TYPE,
+): EntitlementError {
   if (error instanceof EntitlementError) return error
   const { code, claim, reason, payload } = (error ?? {}) as {
     code?: unknown
@@ -160,7 +164,12 @@ function fromJose(error: unknown, expected: Pick<VerifierConfig, 'issuer' | 'aud
         case 'iat':
           return as('token_not_yet_valid', 'the token is not valid yet')
         case 'typ':
-          return as('type_invalid', `the token header typ must be "${ENTITLEMENT_TOKEN_TYPE}"`)
+          return as(
+            'type_invalid',
+            typ === ENTITLEMENT_TOKEN_TYPE
+              ? `the token header typ must be "${typ}"`
+              : `the header typ must be "${typ}": this is not a signed revocation list`,
+          )
         default:
           return as('claims_invalid', `the token claim ${String(claim)} is missing or invalid`)
       }
@@ -280,7 +289,7 @@ export function createEntitlementVerifier(options: VerifyOptions): EntitlementVe
       try {
         ;({ payload } = await verifySignatureAndTime(text, config, REVOCATION_LIST_TYPE, ['iat']))
       } catch (error) {
-        throw fromJose(error, config)
+        throw fromJose(error, config, REVOCATION_LIST_TYPE)
       }
       assertNotIssuedInFuture(payload, config, 'the revocation list')
       const revoked = (payload as { revoked?: unknown }).revoked

@@ -130,5 +130,13 @@ export function flagsChangedOf(changes: readonly EntitlementChange[]): string[] 
 
 /** The answer when a multi-tenant client is asked with no `targetingKey`: the default, and why. */
 export function missingTargetingKey<T>(defaultValue: T, error: unknown): Resolution<T> {
-  return failed(defaultValue, 'TARGETING_KEY_MISSING', (error as Error).message)
+  // In OpenFeature's words: its users set `targetingKey`, not the client's `subject`.
+  const message = (error as Error).message
+  return failed(
+    defaultValue,
+    'TARGETING_KEY_MISSING',
+    message.includes('context.subject')
+      ? 'the evaluation context needs a targetingKey: the customer to check (this provider serves many customers)'
+      : message,
+  )
 }

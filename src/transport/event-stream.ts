@@ -1,4 +1,4 @@
-import type { EntitlementError } from '../core/errors.js'
+import { EntitlementError } from '../core/errors.js'
 import type { Platform } from '../platform/platform.js'
 import type { LicenseServerClient } from './license-server-client.js'
 import { type BackoffOptions, createRetryState } from './retry.js'
@@ -92,7 +92,15 @@ export function createEventStream(options: {
     controller.signal.addEventListener('abort', cancel, { once: true })
     try {
       for (;;) {
-        const { done, value } = await reader.read()
+        const { done, value } = await reader.read().catch((cause: unknown) => {
+          if (controller.signal.aborted) throw cause
+          // The runtime says `TypeError: terminated` or `aborted`: what happened, in the SDK's words.
+          throw new EntitlementError(
+            'server_unavailable',
+            'the event stream was cut off (the license server went away or closed the connection); reconnecting',
+            { cause },
+          )
+        })
         if (done) return
         parse(decoder.decode(value, { stream: true }))
       }

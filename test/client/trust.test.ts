@@ -431,6 +431,10 @@ describe('revocations without a multi-tenant server', () => {
     const error = await license.importRevocations(token).catch((caught: unknown) => caught)
     expect(error).toBeInstanceOf(EntitlementError)
     expect((error as EntitlementError).code).toBe('type_invalid')
+    // It names what it wanted: a revocation list, not the entitlement token it was given.
+    expect((error as EntitlementError).message).toBe(
+      'the header typ must be "revocation-list+jwt": this is not a signed revocation list',
+    )
     await expect(license.importRevocations('not a list')).rejects.toMatchObject({ code: 'token_malformed' })
     await expect(license.importRevocations('a.b.c'.repeat(300_000))).rejects.toMatchObject({
       code: 'token_malformed',

@@ -300,6 +300,11 @@ describe('docs shell sessions', () => {
         status: 0,
         stderr: '',
       })
+    if (page === 'docs/getting-started.md') {
+      const inspect = results.find((r) => r.command.includes('inspect'))!
+      expect(inspect.stdout).toContain('Verification: OK')
+      expect(inspect.stdout).not.toContain('Problems')
+    }
     if (page === 'docs/cli.md') {
       const inspect = results.find((r) => r.command.includes('inspect'))!
       expect(inspect.stdout).toContain('Verification: OK')

@@ -118,7 +118,13 @@ describe('OpenFeature server SDK: evaluation scenarios', () => {
   })
   it('no targeting key on a multi-tenant client: the default, with TARGETING_KEY_MISSING', async () => {
     const details = await (await of()).getBooleanDetails('export', true)
-    expect(details).toMatchObject({ value: true, reason: 'ERROR', errorCode: 'TARGETING_KEY_MISSING' })
+    expect(details).toMatchObject({
+      value: true,
+      reason: 'ERROR',
+      errorCode: 'TARGETING_KEY_MISSING',
+      errorMessage:
+        'the evaluation context needs a targetingKey: the customer to check (this provider serves many customers)',
+    })
   })
   it('a customer with no license: false, not an error; no usable token: the default with GENERAL', async () => {
     const flags = await of()

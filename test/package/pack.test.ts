@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join, normalize } from 'node:path'
 import { describe, expect, it } from 'vitest'
 
 const ENTRIES = [
@@ -31,16 +31,56 @@ describe('the packed artifact (npm pack), as a user installs it', () => {
     return { path: join(folder, packed!.filename), files: packed!.files.map((file) => file.path) }
   }
 
-  it('ships dist, README, CHANGELOG and LICENSE, and no sources, tests or examples', () => {
+  it('ships dist, the docs and the examples they link to, README, CHANGELOG and LICENSE; no sources or tests', () => {
     const { files } = tarball()
     expect(files).toEqual(
-      expect.arrayContaining(['package.json', 'README.md', 'CHANGELOG.md', 'LICENSE', 'dist/index.js']),
+      expect.arrayContaining([
+        'package.json',
+        'README.md',
+        'CHANGELOG.md',
+        'LICENSE',
+        'dist/index.js',
+        'docs/client.md',
+      ]),
     )
     expect(
       files.filter(
-        (file) => !/^(dist\/|docs\/cli\.md$|package\.json$|README\.md$|CHANGELOG\.md$|LICENSE$)/.test(file),
+        (file) =>
+          !/^(dist\/|docs\/[\w-]+\.(md|json)$|examples\/(docs|readme|browser)\/[\w-]+\.ts$|package\.json$|README\.md$|CHANGELOG\.md$|LICENSE$)/.test(
+            file,
+          ),
       ),
     ).toEqual([])
+  })
+
+  it('every relative link of the shipped pages leads to a shipped file', () => {
+    const { files } = tarball()
+    const shipped = new Set(files)
+    const broken: string[] = []
+    for (const page of files.filter((file) => file.endsWith('.md'))) {
+      const text = readFileSync(page, 'utf8')
+      for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^[a-z]+:|^#/.test(target!)) continue
+        const path = normalize(join(dirname(page), target!.split('#')[0]!))
+        if (!shipped.has(path)) broken.push(`${page} → ${target}`)
+      }
+    }
+    expect(broken).toEqual([])
+  })
+
+  it('weighs no more than its budget: maps for the Node ESM build only', () => {
+    const [packed] = JSON.parse(run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'])) as Array<{
+      size: number
+      unpackedSize: number
+      files: Array<{ path: string }>
+    }>
+    // 2026-12-03: 513 KB packed, 1.91 MB unpacked (was 624 KB and 2.32 MB with maps for the browser build and
+    // the CLI, and without the docs).
+    expect(packed!.size).toBeLessThan(530_000)
+    expect(packed!.unpackedSize).toBeLessThan(1_960_000)
+    expect(packed!.files.map((file) => file.path).filter((path) => path.endsWith('.map'))).toEqual(
+      expect.not.arrayContaining(['dist/index.browser.js.map', 'dist/cli.js.map', 'dist/index.cjs.map']),
+    )
   })
 
   it('publint and arethetypeswrong find no problems', () => {

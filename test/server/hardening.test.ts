@@ -7,6 +7,7 @@ import { promisify } from 'node:util'
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { startLicenseServer } from '../../examples/license-server/src/start.js'
 import { createEntitlementVerifier, decide } from '../../src/index.js'
+import { freePort } from '../fleet/redis-server.js'
 import { ADMIN, problemOf, SECRET, SERVICE, startTestServer, type TestServer } from './helpers.js'
 
 const MIN = 60_000
@@ -399,8 +400,60 @@ describe('npm run order', () => {
       })
       const unknown = await run('--customer', 'acme', '--type', 'upgrade', '--sku', 'platinum')
       expect(unknown.code).toBe(1)
-      expect(JSON.parse(unknown.out)).toMatchObject({ status: 422, title: 'Unknown SKU' })
+      expect(JSON.parse(unknown.out)).toMatchObject({
+        status: 422,
+        title: 'Unknown SKU',
+        detail: 'the catalog has no SKU platinum; it sells starter, team, business',
+      })
       expect((await run('--sku', 'team')).code).toBe(2)
+      // No server there: the URL it tried, and how to start one.
+      const port = await freePort()
+      const nobody = await run('--customer', 'acme', '--sku', 'team', '--server', `http://127.0.0.1:${port}`)
+      expect(nobody).toEqual({
+        code: 3,
+        out: `no license server answered at http://127.0.0.1:${port} (ECONNREFUSED): start one with npm run server, or pass --server URL\n`,
+      })
+    } finally {
+      await running.close()
+    }
+  })
+})
+
+describe('npm run server', () => {
+  /** Starts the built server command; resolves with what it printed once it listens or ends. */
+  const serve = (args: string[]) =>
+    new Promise<{ code: number | null; out: string; err: string; stop: () => void }>((resolve) => {
+      const child = execFile(process.execPath, ['examples/.build/license-server.js', ...args])
+      let out = ''
+      let err = ''
+      const stop = () => child.kill()
+      child.stdout!.on('data', (chunk) => {
+        out += chunk
+        if (out.includes('license server on')) resolve({ code: null, out, err, stop })
+      })
+      child.stderr!.on('data', (chunk) => {
+        err += chunk
+      })
+      child.on('exit', (code) => resolve({ code, out, err, stop }))
+    })
+
+  it('--data for a folder that does not exist yet makes it, as the default folder is made', async () => {
+    const data = join(dir, 'not', 'there', 'yet')
+    const started = await serve(['--port', String(await freePort()), '--data', data])
+    started.stop()
+    expect(started).toMatchObject({ code: null, err: '' })
+    expect((await stat(join(data, 'license.db'))).isFile()).toBe(true)
+  })
+
+  it('a port that is taken says so, and how to pick another', async () => {
+    const running = await startLicenseServer({ dataDir: dir, port: 0 })
+    try {
+      const port = new URL(running.url).port
+      const second = await serve(['--port', port, '--data', dir])
+      expect(second.code).toBe(1)
+      expect(second.err).toBe(
+        `port ${port} on 127.0.0.1 is taken (another license server?): stop it, or pick another with --port (npm run server -- --port 8788)\n`,
+      )
     } finally {
       await running.close()
     }

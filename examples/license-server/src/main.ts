@@ -64,6 +64,11 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error)
+  const { code, port, address } = error as { code?: unknown; port?: unknown; address?: unknown }
+  if (code === 'EADDRINUSE')
+    console.error(
+      `port ${port} on ${address} is taken (another license server?): stop it, or pick another with --port (npm run server -- --port 8788)`,
+    )
+  else console.error(error instanceof Error ? error.message : error)
   process.exit(1)
 })

@@ -18,8 +18,10 @@ const HELP = `npm run order -- --customer ID [--sku SKU] [options]
   --term-months N    the paid term (default 12)
   --trial-days N     start the purchase as a trial of N days; a later purchase converts it
   --order-id ID      the order's id, for idempotency (default: a new one)
-  --server URL       the license server (default http://127.0.0.1:8787)
-  --data DIR         where the server keeps secrets.env (default .license-server); ENTITLE_ORDER_SECRET wins`
+  --server URL       the license server (default $ENTITLE_SERVER_URL, else http://127.0.0.1:8787)
+  --data DIR         where the server keeps secrets.env (default .license-server); ENTITLE_ORDER_SECRET wins
+
+Exit status: 0 placed, 1 refused by the server, 2 bad arguments, 3 no server answered.`
 
 async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -72,11 +74,19 @@ async function main(argv: string[]): Promise<number> {
   const body = JSON.stringify(order)
   const t = Math.floor(Date.now() / 1000)
   const v1 = createHmac('sha256', secret).update(`${t}.${body}`).digest('hex')
-  const response = await fetch(new URL('/v1/orders', values.server), {
+  const url = new URL('/v1/orders', values.server)
+  const response = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'entitle-signature': `t=${t},v1=${v1}` },
     body,
+  }).catch((error: unknown) => {
+    const cause = (error as { cause?: { code?: string } }).cause?.code ?? String(error)
+    console.error(
+      `no license server answered at ${url.origin} (${cause}): start one with npm run server, or pass --server URL`,
+    )
+    return undefined
   })
+  if (response === undefined) return 3
   const answer = await response.text()
   const out = response.ok ? console.log : console.error
   try {

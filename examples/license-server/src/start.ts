@@ -68,8 +68,10 @@ export async function startLicenseServer(options: StartOptions = {}) {
     options.dataDir ??
     (options.db !== undefined && options.db !== ':memory:' ? dirname(options.db) : DEFAULT_DATA_DIR)
   const dbPath = options.db ?? join(dataDir, 'license.db')
-  if (dbPath !== ':memory:' && options.db === undefined) mkdirSync(dataDir, { recursive: true, mode: 0o700 })
   const given = [options.adminKey, options.orderSecret, options.serviceKey]
+  // The folders are made as the default one is: `--data DIR` for a folder that does not exist yet just works.
+  if (dbPath !== ':memory:') mkdirSync(dirname(dbPath), { recursive: true, mode: 0o700 })
+  if (given.some((s) => s === undefined)) mkdirSync(dataDir, { recursive: true, mode: 0o700 })
   // Secrets given in full need no file; otherwise the environment, then the data folder's secrets file.
   const loaded: LoadedSecrets | undefined = given.every((s) => s !== undefined)
     ? undefined

@@ -10,11 +10,19 @@ import { activeLicense, licenseView } from './licenses.js'
 
 const DAY_MS = 86_400_000
 
+/** The SKUs the catalog sells (a retired plan is kept for those who hold it, and not named). */
+const onSale = (catalog: Catalog) =>
+  [...catalog.plans].filter(([, plan]) => !plan.retired).map(([sku]) => sku)
+
 /** The plan and add-ons of an order, checked against the catalog: known, on sale (unless already held), of the tier said. */
 function checkCatalog(catalog: Catalog, order: Order, existing: LicenseRow | undefined) {
   const plan = order.sku === undefined ? undefined : catalog.plans.get(order.sku)
   if (order.sku !== undefined && plan === undefined)
-    throw new DomainError('invalid', 'Unknown SKU', `the catalog has no SKU ${order.sku}`)
+    throw new DomainError(
+      'invalid',
+      'Unknown SKU',
+      `the catalog has no SKU ${order.sku}; it sells ${onSale(catalog).join(', ')}`,
+    )
   // A retired plan is honoured for those who hold it, never sold again (a renewal keeps it).
   if (plan?.retired && order.sku !== existing?.sku)
     throw new DomainError('invalid', 'Plan retired', `SKU ${order.sku} is no longer sold`)
