@@ -64,8 +64,8 @@ export function createRedisUsageStore(
   const prefix = options.prefix ?? DEFAULTS.redis.prefix
   const timeoutMs = options.timeoutMs ?? DEFAULTS.redis.timeoutMs
   // A timer past 2^31-1 ms fires at once: every consume() would time out.
-  if (!(Number.isFinite(timeoutMs) && timeoutMs > 0 && timeoutMs <= MAX_TIMER_MS))
-    throw new TypeError(`timeoutMs must be a number of milliseconds from 1 to ${MAX_TIMER_MS}`)
+  if (!(Number.isInteger(timeoutMs) && timeoutMs >= 1 && timeoutMs <= MAX_TIMER_MS))
+    throw new TypeError(`timeoutMs must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}`)
 
   async function run(args: Array<string | number>): Promise<unknown> {
     try {

@@ -70,7 +70,7 @@ describe('long-lived tokens', () => {
 
   it('refuses a Redis timeout no timer can hold, instead of timing out every call at once', () => {
     const redis = { evalsha: async () => [1, '1'], eval: async () => [1, '1'] }
-    for (const timeoutMs of [2 ** 31, Number.POSITIVE_INFINITY, 0, Number.NaN])
+    for (const timeoutMs of [2 ** 31, Number.POSITIVE_INFINITY, 0, Number.NaN, 0.5, 250.5])
       expect(() => createRedisUsageStore(redis as never, { timeoutMs })).toThrow(TypeError)
     expect(() => createRedisUsageStore(redis as never, { timeoutMs: 1000 })).not.toThrow()
   })
