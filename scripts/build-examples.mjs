@@ -11,6 +11,7 @@ const ENTITLE = {
   'entitle/node': source('node/index.ts'),
   'entitle/express': source('express/index.ts'),
   'entitle/testing': source('testing.ts'),
+  'entitle/react': source('react/index.ts'),
 }
 
 /** Resolves `entitle…` to the sources; every other package stays an import. */
@@ -33,6 +34,7 @@ await build({
     'license-server': 'examples/license-server/src/main.ts',
     order: 'examples/license-server/src/order.ts',
     demo: 'examples/demo/demo.ts',
+    examples: 'examples/serve/main.ts',
   },
   outdir: 'examples/.build',
   bundle: true,
