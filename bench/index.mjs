@@ -131,6 +131,12 @@ const rows = [
   ...(fleet ? [fleet] : []),
 ]
 report(rows)
+const memory = {
+  perCustomerKiB: client.perCustomer / 1024,
+  meterMiB: usage.held / 1024 / 1024,
+  meterLines: usage.lines,
+}
+if (process.argv.includes('--record')) await recordRun(rows, memory)
 console.log(
   `\nmemory held by the client per cached customer: ${(client.perCustomer / 1024).toFixed(1)} KiB (heap, after GC)`,
 )
@@ -139,3 +145,34 @@ console.log(
 )
 if (!fleet)
   console.log('no redis-server installed: the fleet row was not measured (apt-get install redis-server)')
+
+/**
+ * `npm run bench -- --record`: appends this run to bench/runs.json (its date, the machine, Node, every row and the
+ * memory figures). docs/performance.md's figures table is made from the last session there
+ * (`node scripts/bench-table.mjs --write`), and a docs test fails when the page and the file disagree.
+ */
+async function recordRun(rows, memory) {
+  const { readFileSync, writeFileSync, existsSync } = await import('node:fs')
+  const os = await import('node:os')
+  const file = new URL('./runs.json', import.meta.url)
+  const runs = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : []
+  runs.push({
+    date: new Date().toISOString().slice(0, 10),
+    machine: `${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB`,
+    node: process.version,
+    command: 'npm run bench -- --record',
+    rows: rows.map(({ name, ours, baseline, ratio }) => ({
+      name,
+      ours: Math.round(ours),
+      baseline: Math.round(baseline),
+      ratio: Number(ratio.toFixed(2)),
+    })),
+    memory: {
+      perCustomerKiB: Number(memory.perCustomerKiB.toFixed(2)),
+      meterMiB: Number(memory.meterMiB.toFixed(1)),
+      meterLines: memory.meterLines,
+    },
+  })
+  writeFileSync(file, `${JSON.stringify(runs, null, 1)}\n`)
+  console.log(`recorded in bench/runs.json (${runs.length} runs)`)
+}

@@ -62,7 +62,7 @@ function client(storage?: EntitlementStorage): EntitlementsClient {
   return made
 }
 
-// Scenarios of OpenFeature's evaluation conformance suite (the specification's test-harness evaluation.feature),
+// Scenarios of OpenFeature's evaluation suite (open-feature/spec, specification/assets/gherkin/evaluation.feature),
 // where they apply to entitlements, run through the real server SDK. The suite's own flags (boolean-flag,
 // string-flag, …) are replaced by features of a plan.
 describe('OpenFeature server SDK: evaluation scenarios', () => {

@@ -131,7 +131,8 @@ export function createReservations(parts: {
         bySubject.set(subject, byMetric)
       }
       let counter = byMetric.get(metric)
-      if (counter === undefined || counter.window !== window || counters.get(counter.key) !== counter) {
+      // A counter pruned when its window ended left with all of bySubject (see text()): what is here is current.
+      if (counter === undefined || counter.window !== window) {
         counter = counterOf(counterKeyOf(subject, metric, window), window)
         byMetric.set(metric, counter)
       }
