@@ -133,6 +133,12 @@ function literal(...values: readonly unknown[]): Rule {
 
 function array(item: Rule, min?: number, max?: number): Rule {
   return (value, path, problems) => {
+    // As zod does: an array past its length bound is only too long (its items are not looked at), and its parent's
+    // own rules do not run after it.
+    if (Array.isArray(value) && max !== undefined && value.length > max) {
+      hard(problems, path, `at most ${max} items`)
+      return value
+    }
     let out = value
     if (!Array.isArray(value)) hard(problems, path, 'expected array')
     else {
@@ -260,6 +266,28 @@ const term = object({
 })
 const regionPolicy = object({ allow: optional(names), deny: optional(names) })
 const devicePolicy = object({ max: optional(count), fingerprints: optional(names) })
+const thresholds = array(number(1, 1000, true), 1, 10)
+
+/** Whether each number is above the one before it (thresholds: ascending, each once). */
+export const isAscending = (values: readonly number[] | undefined): boolean =>
+  !Array.isArray(values) || values.every((value, i) => i === 0 || value > values[i - 1]!)
+
+/** The rules of a soft limit, in the order claims.ts's refinements run (see `softLimitRules` there). */
+function softLimitProblems(
+  value: Record<string, unknown>,
+  limit: unknown,
+  path: Stack,
+  problems: Problems,
+): void {
+  if (!isAscending(value.thresholds as number[] | undefined))
+    soft(problems, [...path, 'thresholds'], 'thresholds must be ascending, each once')
+  if (value.ceiling !== undefined && value.soft !== true)
+    soft(problems, [...path, 'ceiling'], 'a ceiling needs soft: true')
+  if (value.ceiling !== undefined && limit !== undefined && !((value.ceiling as number) >= (limit as number)))
+    soft(problems, [...path, 'ceiling'], 'the ceiling must be at least the limit')
+  if (value.soft !== undefined && limit === undefined) soft(problems, [...path, 'soft'], 'soft needs a limit')
+}
+
 const usageCap = object(
   {
     limit: required(count),
@@ -267,22 +295,32 @@ const usageCap = object(
     used: required(number(0, undefined, false)),
     resetsAt: optional(numericDate),
     asOf: optional(number(0, MAX_DATE, false)),
+    soft: optional(literal(true)),
+    ceiling: optional(count),
+    thresholds: optional(thresholds),
   },
   (cap, path, problems) => {
     if (cap.period !== 'total' && cap.resetsAt === undefined)
       soft(problems, [...path, 'resetsAt'], 'resetsAt is required unless period is "total"')
+    softLimitProblems(cap, cap.limit, path, problems)
   },
 )
-const feature = object({
-  enabled: optional(boolean),
-  addon: optional(name),
-  limit: optional(count),
-  cap: optional(usageCap),
-  term: optional(term),
-  regions: optional(regionPolicy),
-  roles: optional(names),
-  upgrade: optional(upgradeHint),
-})
+const feature = object(
+  {
+    enabled: optional(boolean),
+    addon: optional(name),
+    limit: optional(count),
+    cap: optional(usageCap),
+    term: optional(term),
+    regions: optional(regionPolicy),
+    roles: optional(names),
+    upgrade: optional(upgradeHint),
+    soft: optional(literal(true)),
+    ceiling: optional(count),
+    thresholds: optional(thresholds),
+  },
+  (value, path, problems) => softLimitProblems(value, value.limit, path, problems),
+)
 const plan = object({ id: required(name), name: optional(string(undefined, 256)), tier: optional(count) })
 const ent = object({
   v: required(literal(1)),

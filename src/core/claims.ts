@@ -1,4 +1,5 @@
 import * as z from 'zod/mini'
+import { isAscending } from './claims-check.js'
 
 /*
  * The entitlement token's claims, as a zod schema. This schema is the single source of truth: `entitle/testing`,
@@ -68,6 +69,41 @@ export const devicePolicySchema = schema(() =>
 
 export const usagePeriodSchema = schema(() => z.enum(['hour', 'day', 'week', 'month', 'year', 'total']))
 
+/** Percentages of a limit at which the app and the server are told, ascending, each once (`[80, 100, 150]`). */
+const thresholds = schema(() =>
+  z.array(z.int().check(z.gte(1), z.lte(1000))).check(z.minLength(1), z.maxLength(10)),
+)
+
+/** Thresholds ascending, each once; a ceiling only on a soft limit, and not below the limit. */
+function softLimitRules<T extends SoftLimitFields>(limitOf: (value: T) => number | undefined) {
+  return [
+    z.refine<T>((value: T) => isAscending(value.thresholds), {
+      message: 'thresholds must be ascending, each once',
+      path: ['thresholds'],
+    }),
+    z.refine<T>((value: T) => value.ceiling === undefined || value.soft === true, {
+      message: 'a ceiling needs soft: true',
+      path: ['ceiling'],
+    }),
+    z.refine<T>(
+      (value: T) =>
+        value.ceiling === undefined || limitOf(value) === undefined || value.ceiling >= limitOf(value)!,
+      { message: 'the ceiling must be at least the limit', path: ['ceiling'] },
+    ),
+    z.refine<T>((value: T) => value.soft === undefined || limitOf(value) !== undefined, {
+      message: 'soft needs a limit',
+      path: ['soft'],
+    }),
+  ] as const
+}
+
+/** The fields a soft limit adds to a numeric limit or a metered cap. */
+interface SoftLimitFields {
+  readonly soft?: true | undefined
+  readonly ceiling?: number | undefined
+  readonly thresholds?: readonly number[] | undefined
+}
+
 /** A metered cap: at most `limit` units per period. */
 export const usageCapSchema = schema(() =>
   z
@@ -83,32 +119,45 @@ export const usageCapSchema = schema(() =>
        * usage they reported after this moment; without it they go by `iat`, which is only precise to the second.
        */
       asOf: z.optional(z.number().check(z.gte(0), z.lte(253_402_300_799))),
+      /** Allowed past `limit`: the excess is overage, billed by the server. */
+      soft: z.optional(z.literal(true)),
+      /** With `soft`: nothing past this is ever allowed or counted. */
+      ceiling: z.optional(count),
+      thresholds: z.optional(thresholds),
     })
     .check(
       z.refine((cap) => cap.period === 'total' || cap.resetsAt !== undefined, {
         message: 'resetsAt is required unless period is "total"',
         path: ['resetsAt'],
       }),
+      ...softLimitRules((cap: SoftLimitFields & { limit: number }) => cap.limit),
     ),
 )
 
 export const featureSchema = schema(() =>
-  z.object({
-    /** `false` switches the feature off explicitly (the same as leaving it out). */
-    enabled: z.optional(z.boolean()),
-    /** The add-on that grants this feature; the feature lapses when the add-on is not in `ent.addons`. */
-    addon: z.optional(name),
-    /** A numeric limit (seats, projects…); the app passes what it has in use and what it asks for. */
-    limit: z.optional(count),
-    cap: z.optional(usageCapSchema),
-    /** Overrides the license term for this feature, field by field. */
-    term: z.optional(termSchema),
-    /** Replaces the token-wide region policy for this feature. */
-    regions: z.optional(regionPolicySchema),
-    /** The user needs at least one of these roles. Replaces the token-wide `roles`. */
-    roles: z.optional(names),
-    upgrade: z.optional(upgradeHintSchema),
-  }),
+  z
+    .object({
+      /** `false` switches the feature off explicitly (the same as leaving it out). */
+      enabled: z.optional(z.boolean()),
+      /** The add-on that grants this feature; the feature lapses when the add-on is not in `ent.addons`. */
+      addon: z.optional(name),
+      /** A numeric limit (seats, projects…); the app passes what it has in use and what it asks for. */
+      limit: z.optional(count),
+      cap: z.optional(usageCapSchema),
+      /** Overrides the license term for this feature, field by field. */
+      term: z.optional(termSchema),
+      /** Replaces the token-wide region policy for this feature. */
+      regions: z.optional(regionPolicySchema),
+      /** The user needs at least one of these roles. Replaces the token-wide `roles`. */
+      roles: z.optional(names),
+      upgrade: z.optional(upgradeHintSchema),
+      /** Allowed past `limit` (the numeric limit): the excess is overage. */
+      soft: z.optional(z.literal(true)),
+      /** With `soft`: nothing past this is ever allowed. */
+      ceiling: z.optional(count),
+      thresholds: z.optional(thresholds),
+    })
+    .check(...softLimitRules((feature: SoftLimitFields & { limit?: number | undefined }) => feature.limit)),
 )
 
 export const planSchema = schema(() =>

@@ -18,6 +18,7 @@ function decision(
   expiresAt?: number,
   upgrade?: UpgradeHint,
   error?: EntitlementErrorCode,
+  overage?: number,
 ): Decision {
   return {
     allowed,
@@ -28,6 +29,7 @@ function decision(
     limit,
     used,
     remaining: limit === undefined || used === undefined ? undefined : Math.max(0, limit - used),
+    overage,
     resetsAt,
     expiresAt,
     upgrade,
@@ -246,19 +248,31 @@ export function decideCounting(
     return denied(name, 'role_missing', entitlements, expiresAt)
   }
 
+  return decideAmounts(entitlements, name, feature, usage, amount, now, allowedAs, expiresAt)
+}
+
+/**
+ * The last step of a decision: the numeric limit, then the metered cap. Past a soft one: allowed as overage up to
+ * its ceiling; past a hard one, or the ceiling: denied whole.
+ */
+function decideAmounts(
+  entitlements: Entitlements,
+  name: string,
+  feature: Feature,
+  usage: number,
+  amount: number,
+  now: number,
+  allowedAs: DecisionReason,
+  expiresAt: number | undefined,
+): Decision {
+  let overage: number | undefined
   if (feature.limit !== undefined && usage + amount > feature.limit) {
-    const hint = upgradeFor(entitlements, name, feature)
-    return decision(
-      false,
-      name,
-      'limit_exceeded',
-      entitlements,
-      feature.limit,
-      usage,
-      undefined,
-      expiresAt,
-      hint,
-    )
+    if (!feature.soft || (feature.ceiling !== undefined && usage + amount > feature.ceiling)) {
+      const hint = upgradeFor(entitlements, name, feature)
+      const reason = feature.soft ? 'ceiling_reached' : 'limit_exceeded'
+      return decision(false, name, reason, entitlements, feature.limit, usage, undefined, expiresAt, hint)
+    }
+    overage = usage + amount - feature.limit
   }
 
   const cap = feature.cap
@@ -271,24 +285,45 @@ export function decideCounting(
       resetsAt = currentWindowEnd(cap.period, resetsAt, now)
     }
     used += usage
+    let capOverage: number | undefined
     if (used + amount > cap.limit) {
-      const hint = upgradeFor(entitlements, name, feature)
-      return decision(
-        false,
-        name,
-        'usage_cap_reached',
-        entitlements,
-        cap.limit,
-        used,
-        resetsAt,
-        expiresAt,
-        hint,
-      )
+      if (!cap.soft || (cap.ceiling !== undefined && used + amount > cap.ceiling)) {
+        const hint = upgradeFor(entitlements, name, feature)
+        const reason = cap.soft ? 'ceiling_reached' : 'usage_cap_reached'
+        return decision(false, name, reason, entitlements, cap.limit, used, resetsAt, expiresAt, hint)
+      }
+      capOverage = used + amount - cap.limit
     }
-    return decision(true, name, allowedAs, entitlements, cap.limit, used, resetsAt, expiresAt)
+    const reason = capOverage === undefined ? allowedAs : 'overage'
+    return decision(
+      true,
+      name,
+      reason,
+      entitlements,
+      cap.limit,
+      used,
+      resetsAt,
+      expiresAt,
+      undefined,
+      undefined,
+      capOverage,
+    )
   }
   if (feature.limit !== undefined) {
-    return decision(true, name, allowedAs, entitlements, feature.limit, usage, undefined, expiresAt)
+    const reason = overage === undefined ? allowedAs : 'overage'
+    return decision(
+      true,
+      name,
+      reason,
+      entitlements,
+      feature.limit,
+      usage,
+      undefined,
+      expiresAt,
+      undefined,
+      undefined,
+      overage,
+    )
   }
   return decision(true, name, allowedAs, entitlements, undefined, undefined, undefined, expiresAt)
 }

@@ -2,7 +2,7 @@ import type { UpgradeHint } from './claims.js'
 import type { EntitlementErrorCode } from './errors.js'
 
 /**
- * Why a decision came out as it did. Allowed decisions: `granted`, `trial`, `grace_period`. Every other reason
+ * Why a decision came out as it did. Allowed decisions: `granted`, `trial`, `grace_period`, `overage`. Every other reason
  * denies. Documented, with what a product should do for each, in `docs/decisions.md`.
  */
 export type DecisionReason =
@@ -18,6 +18,13 @@ export type DecisionReason =
   | 'limit_exceeded'
   /** A metered cap for the current period would be exceeded; it resets at `resetsAt`. */
   | 'usage_cap_reached'
+  /**
+   * Allowed past a soft limit or soft cap: `overage` units past `limit` (this request's amount included), billed
+   * by the license server as overage.
+   */
+  | 'overage'
+  /** A soft limit or soft cap would pass its ceiling: denied whole, nothing counted. */
+  | 'ceiling_reached'
   /** The license term (or the feature's) ended, and any grace period with it. */
   | 'expired'
   /** The trial ended without a purchase. */
@@ -71,6 +78,8 @@ export interface Decision {
   readonly used: number | undefined
   /** `limit - used`, never below zero. */
   readonly remaining: number | undefined
+  /** Past a soft limit: the units past `limit` once this request's amount is used (`overage` reason); else `undefined`. */
+  readonly overage: number | undefined
   /** When the metered cap's window resets. */
   readonly resetsAt: number | undefined
   /** When access ends: the trial's end in a trial, the grace period's end in grace, else the term's end. */

@@ -19,6 +19,11 @@ export interface FeatureCap {
   readonly resetsAt: number | undefined
   /** When `used` was counted (epoch milliseconds), if the server said; else `undefined`. */
   readonly asOf: number | undefined
+  /** Past `limit` is allowed as overage, up to `ceiling` if there is one. */
+  readonly soft: boolean
+  readonly ceiling: number | undefined
+  /** Percentages of `limit` to be told of, ascending. */
+  readonly thresholds: readonly number[] | undefined
 }
 
 /** Region policy with codes upper-cased once, at verification. */
@@ -35,6 +40,11 @@ export interface Feature {
   readonly name: string
   readonly addon: string | undefined
   readonly limit: number | undefined
+  /** The numeric limit is soft: past it is allowed as overage, up to `ceiling` if there is one. */
+  readonly soft: boolean
+  readonly ceiling: number | undefined
+  /** Percentages of the numeric limit to be told of, ascending. */
+  readonly thresholds: readonly number[] | undefined
   readonly cap: FeatureCap | undefined
   readonly expiresAt: number | undefined
   readonly graceEndsAt: number | undefined
@@ -124,6 +134,9 @@ function feature(
       name,
       addon: claim.addon,
       limit: claim.limit,
+      soft: claim.soft === true,
+      ceiling: claim.ceiling,
+      thresholds: claim.thresholds === undefined ? undefined : Object.freeze([...claim.thresholds]),
       cap: claim.cap
         ? Object.freeze({
             limit: claim.cap.limit,
@@ -131,6 +144,10 @@ function feature(
             used: claim.cap.used,
             resetsAt: seconds(claim.cap.resetsAt),
             asOf: claim.cap.asOf === undefined ? undefined : Math.round(claim.cap.asOf * 1000),
+            soft: claim.cap.soft === true,
+            ceiling: claim.cap.ceiling,
+            thresholds:
+              claim.cap.thresholds === undefined ? undefined : Object.freeze([...claim.cap.thresholds]),
           })
         : undefined,
       expiresAt: seconds(own?.expiresAt ?? term?.expiresAt),

@@ -111,19 +111,23 @@ function rateLimitHeaders(res: Response, decision: Decision, period: string | un
   res.set('ratelimit', `${name};r=${decision.remaining};t=${reset}`)
 }
 
-/** Answers a denial: 403 (not in the plan, and every other reason), 429 (cap spent), 503 (cannot tell). */
+/** Answers a denial: 403 (not in the plan, and every other reason), 429 (cap spent, or at its ceiling), 503 (cannot tell). */
 function deny(res: Response, decision: Decision): void {
   const common = {
     detail: decision.reason,
     feature: decision.feature,
     ...(decision.upgrade ? { upgrade: decision.upgrade } : {}),
   }
-  if (decision.reason === 'usage_cap_reached') {
+  // A spent cap, or a soft cap at its ceiling: 429 until the window resets.
+  const capSpent =
+    decision.reason === 'usage_cap_reached' ||
+    (decision.reason === 'ceiling_reached' && decision.resetsAt !== undefined)
+  if (capSpent) {
     if (decision.resetsAt !== undefined)
       res.set('retry-after', String(Math.max(1, Math.ceil((decision.resetsAt - Date.now()) / 1000))))
     problem(res, 429, {
-      type: 'urn:entitle:decision:usage_cap_reached',
-      title: 'Usage cap reached',
+      type: `urn:entitle:decision:${decision.reason}`,
+      title: decision.reason === 'ceiling_reached' ? 'Usage ceiling reached' : 'Usage cap reached',
       limit: decision.limit,
       used: decision.used,
       resetsAt: decision.resetsAt === undefined ? undefined : new Date(decision.resetsAt).toISOString(),
@@ -223,6 +227,9 @@ export function requireEntitlement(
       deny(res, decision)
       return
     }
+    // Past a soft limit the request goes on, marked: the units past the limit (billed as overage) in a header, and
+    // `req.entitlement.reason === 'overage'` with its `overage`.
+    if (decision.overage !== undefined) res.set('entitlement-overage', String(decision.overage))
     if (amount > 0 && recordOn === 'success') {
       res.once('finish', () => {
         if (res.statusCode >= 400) return

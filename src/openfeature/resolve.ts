@@ -50,7 +50,7 @@ function metadata(decision: Decision): Record<string, string | number | boolean>
   }
   for (const key of ['plan', 'subject', 'source'] as const)
     if (decision[key] !== undefined) out[key] = decision[key]!
-  for (const key of ['limit', 'used', 'remaining', 'resetsAt', 'expiresAt', 'age'] as const)
+  for (const key of ['limit', 'used', 'remaining', 'overage', 'resetsAt', 'expiresAt', 'age'] as const)
     if (decision[key] !== undefined) out[key] = decision[key]!
   if (decision.upgrade?.plan) out.upgradePlan = decision.upgrade.plan
   if (decision.upgrade?.url) out.upgradeUrl = decision.upgrade.url

@@ -27,6 +27,7 @@ function sameDecision(a: Decision, b: Decision): boolean {
     a.limit === b.limit &&
     a.used === b.used &&
     a.remaining === b.remaining &&
+    a.overage === b.overage &&
     a.resetsAt === b.resetsAt &&
     a.expiresAt === b.expiresAt &&
     a.source === b.source &&

@@ -20,9 +20,24 @@ function fullClaims(): Record<string, unknown> {
       addons: ['sso'],
       features: {
         export: true,
-        seats: { limit: 10, upgrade: { plan: 'business', url: 'https://vendor.example/pricing' } },
+        seats: {
+          limit: 10,
+          soft: true,
+          ceiling: 15,
+          thresholds: [80, 100],
+          upgrade: { plan: 'business', url: 'https://vendor.example/pricing' },
+        },
         calls: {
-          cap: { limit: 1000, period: 'month', used: 1.5, resetsAt: 1_750_000_000, asOf: 1_700_000_000.25 },
+          cap: {
+            limit: 1000,
+            period: 'month',
+            used: 1.5,
+            resetsAt: 1_750_000_000,
+            asOf: 1_700_000_000.25,
+            soft: true,
+            ceiling: 1500,
+            thresholds: [50, 100, 150],
+          },
           roles: ['admin'],
           regions: { allow: ['US'], deny: ['US-NY'] },
           term: { expiresAt: 1_790_000_000, graceEndsAt: 1_795_000_000, trialEndsAt: 1_710_000_000 },

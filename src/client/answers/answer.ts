@@ -31,6 +31,7 @@ export function emptyDecision(
     limit: undefined,
     used: undefined,
     remaining: undefined,
+    overage: undefined,
     resetsAt: undefined,
     expiresAt: undefined,
     upgrade: undefined,

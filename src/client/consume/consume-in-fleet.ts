@@ -44,20 +44,33 @@ export function createConsumeInFleet(parts: {
     const baseline = snapshotBaseline(cap, now)
     const counterKey = counterKeyOf(entitlements.subject, feature, windowEnd)
     const hint = entitlements.features.get(feature)?.upgrade ?? entitlements.upgrade
-    const decided = (used: number, allowed: boolean): Decision =>
-      stats.recount(checked, {
+    // A soft cap is counted up to its ceiling (or without bound): what the fleet counts past the limit is overage.
+    const bound = cap.soft ? (cap.ceiling ?? Number.MAX_SAFE_INTEGER) : cap.limit
+    const decided = (used: number, allowed: boolean): Decision => {
+      const overage = allowed && used > cap.limit ? used - cap.limit : undefined
+      return stats.recount(checked, {
         ...checked,
         allowed,
-        reason: allowed ? checked.reason : 'usage_cap_reached',
+        reason: !allowed
+          ? cap.soft
+            ? 'ceiling_reached'
+            : 'usage_cap_reached'
+          : overage
+            ? 'overage'
+            : checked.reason === 'overage'
+              ? 'granted'
+              : checked.reason,
         used: allowed ? used - amount : used,
         remaining: Math.max(0, cap.limit - used),
+        overage,
         upgrade: allowed ? checked.upgrade : hint,
       })
+    }
     const view = ledger.view(counterKey, baseline)
     const request = {
       key: counterKey,
       amount,
-      limit: cap.limit,
+      limit: bound,
       baseline,
       expiresAt: windowEnd === NEVER ? undefined : windowEnd,
     }
@@ -79,7 +92,7 @@ export function createConsumeInFleet(parts: {
           age: checked.age,
         })
       }
-      const local = ledger.countLocally(view, baseline, amount, cap.limit)
+      const local = ledger.countLocally(view, baseline, amount, bound)
       if (local.allowed) use(key, entry, feature, amount)
       return decided(local.used, local.allowed)
     }
