@@ -11,6 +11,7 @@ export type {
   FailurePolicy,
   FeatureDecisionCounts,
   RecordContext,
+  ThresholdEvent,
 } from './client/index.js'
 export { createEntitlements } from './client/index.js'
 export type { EntitlementChange } from './core/changes.js'

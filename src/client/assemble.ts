@@ -6,27 +6,27 @@ import { createDecisionStats, startDecisionSummary } from './answers/decision-st
 import { createMemoTable } from './answers/memo-table.js'
 import type { ClientConfig } from './config.js'
 import { createConsume } from './consume/consume.js'
-import { createReservations } from './consume/reservations.js'
 import { createEmitter } from './emitter.js'
-import { createOwnership } from './ownership.js'
 import { createRevocations } from './revocations.js'
 import { createSerializedStorage } from './serialized-storage.js'
-import { createTakeover } from './takeover.js'
 import { SINGLE_TENANT_KEY } from './tokens/cache-entry.js'
 import { createTokenCache } from './tokens/token-cache.js'
 import { createAppSource, createServerSource } from './tokens/token-sources.js'
 import { createTokenVerifier } from './tokens/token-verifier.js'
 import { createTrustedClock } from './trusted-clock.js'
-import { createClientMeter } from './usage-destination.js'
+import { assembleUsageState } from './usage-state.js'
 
 const TIME_KEY = 'entitle:trusted-time'
-const NOTHING_GRANTED: Readonly<Record<string, number>> = Object.freeze({})
 
-/** An id for this client among the writers of its storage: random, new at each start. */
-function randomId(): string {
-  let id = ''
-  for (const byte of crypto.getRandomValues(new Uint8Array(8))) id += byte.toString(16).padStart(2, '0')
-  return id
+/** The cache key of a single-tenant client: its one license, whatever the context says. */
+const singleTenantKey = (): string => SINGLE_TENANT_KEY
+
+/** The cache key of the customer a context names: a multi-tenant client needs one. */
+function subjectKey(context: { subject?: string | undefined } | undefined): string {
+  const subject = context?.subject
+  if (typeof subject !== 'string' || subject.length === 0)
+    throw new TypeError('a multi-tenant client needs context.subject: the customer to check')
+  return subject
 }
 
 /** A power of two between 256 and 65 536: 16 slots a customer. */
@@ -74,44 +74,19 @@ export function assembleClient(config: ClientConfig) {
     report: (error) => report('revocations', undefined, error),
     background,
   })
-  const ownership = createOwnership(config.storage, randomId())
-  // Only a storage the app gave outlives the process: the default one needs no reservation to survive a crash.
-  const reservations =
-    config.persistTokens && config.fleet === undefined
-      ? createReservations({
-          storage: config.storage,
-          key: ownership.reservationsKey,
-          owner: ownership.record,
-          now: () => platform.now(),
-          failed: (error) => report('storage', undefined, error),
-        })
-      : undefined
-  const meter =
-    config.usage &&
-    createClientMeter(config.usage, server, {
-      platform,
-      storage,
-      journal: {
-        key: ownership.journalKey,
-        owner: ownership.record,
-        granted: () => reservations?.grantedNow() ?? NOTHING_GRANTED,
-      },
-      peek: (key) => tokens.peek(key),
-      report: (error) => report('usage', undefined, error),
-      background,
-    })
-  const takeover = createTakeover({
-    ownership,
+  const { ownership, reservations, meter, takeover, thresholds } = assembleUsageState(config, server, {
     storage,
-    meter,
-    reservations,
-    platform,
-    keepLooking: config.persistTokens,
+    emit,
+    report,
     background,
+    peek: (key) => tokens.peek(key),
   })
-  const ready = Promise.all([storage.read(TIME_KEY), revocations.restore(), takeover.restore()]).then(
-    ([time]) => clock.restore(Number(time)),
-  )
+  const ready = Promise.all([
+    storage.read(TIME_KEY),
+    revocations.restore(),
+    takeover.restore(),
+    thresholds.restore(),
+  ]).then(([time]) => clock.restore(Number(time)))
   const serverSource = server && createServerSource(server, verifier)
   const tokens = createTokenCache({
     config,
@@ -139,14 +114,7 @@ export function assembleClient(config: ClientConfig) {
     reservations,
   })
 
-  /** The cache key of the customer a context names: a multi-tenant client needs one. */
-  function keyOf(context: { subject?: string | undefined } | undefined): string {
-    if (server === undefined) return SINGLE_TENANT_KEY
-    const subject = context?.subject
-    if (typeof subject !== 'string' || subject.length === 0)
-      throw new TypeError('a multi-tenant client needs context.subject: the customer to check')
-    return subject
-  }
+  const keyOf = server === undefined ? singleTenantKey : subjectKey
   const consume = createConsume({
     config,
     tokens,
@@ -158,6 +126,7 @@ export function assembleClient(config: ClientConfig) {
     keyOf,
     isClosed: () => lifecycle.closed,
     report,
+    thresholds,
   })
   const events =
     server !== undefined && config.server?.events
@@ -197,6 +166,7 @@ export function assembleClient(config: ClientConfig) {
     meter,
     tokens,
     answerer,
+    thresholds,
     stats,
     consume,
     keyOf,

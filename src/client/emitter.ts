@@ -8,6 +8,7 @@ export function createEmitter(platform: Platform) {
     change: new Set(),
     error: new Set(),
     decision: new Set(),
+    threshold: new Set(),
   }
 
   function emit<K extends keyof ClientEvents>(type: K, event: ClientEvents[K]): void {

@@ -130,11 +130,29 @@ export interface DecisionSummaryEvent {
   readonly features: Readonly<Record<string, FeatureDecisionCounts>>
 }
 
+/**
+ * A `threshold` event: a metered cap's usage reached one of its `thresholds` (a percentage of its limit). Once per
+ * customer, feature, window and threshold; in ascending order when one step crosses several; with a fleet store,
+ * once for the whole fleet.
+ */
+export interface ThresholdEvent {
+  readonly subject: string
+  readonly feature: string
+  /** The percentage of `limit` reached (`80`, `100`, `150`). */
+  readonly threshold: number
+  /** Usage in the window when it was reached. */
+  readonly used: number
+  readonly limit: number
+  /** When the window ends (and the thresholds start again); `undefined` for a cap with no window. */
+  readonly resetsAt: number | undefined
+}
+
 /** The events of a client and what their listeners receive. */
 export interface ClientEvents {
   change: ChangeEvent
   error: ErrorEvent
   decision: DecisionSummaryEvent
+  threshold: ThresholdEvent
 }
 
 /** Counters of what the client has done. */

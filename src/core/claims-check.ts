@@ -1,3 +1,4 @@
+import { isAscending } from './ascending.js'
 import type { EntitlementTokenClaims } from './claims.js'
 
 /*
@@ -267,10 +268,6 @@ const term = object({
 const regionPolicy = object({ allow: optional(names), deny: optional(names) })
 const devicePolicy = object({ max: optional(count), fingerprints: optional(names) })
 const thresholds = array(number(1, 1000, true), 1, 10)
-
-/** Whether each number is above the one before it (thresholds: ascending, each once). */
-export const isAscending = (values: readonly number[] | undefined): boolean =>
-  !Array.isArray(values) || values.every((value, i) => i === 0 || value > values[i - 1]!)
 
 /** The rules of a soft limit, in the order claims.ts's refinements run (see `softLimitRules` there). */
 function softLimitProblems(

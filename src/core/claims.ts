@@ -1,5 +1,5 @@
 import * as z from 'zod/mini'
-import { isAscending } from './claims-check.js'
+import { isAscending } from './ascending.js'
 
 /*
  * The entitlement token's claims, as a zod schema. This schema is the single source of truth: `entitle/testing`,

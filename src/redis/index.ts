@@ -77,6 +77,16 @@ export function createRedisUsageStore(
   }
 
   return {
+    async claim(key: string, expiresAt: number | undefined) {
+      // SET NX: the first instance to claim the key gets 'OK', every other nil. It lasts as long as its window.
+      const reply = await redis.eval(
+        "if ARGV[1] == '0' then return redis.call('SET', KEYS[1], '1', 'NX') end return redis.call('SET', KEYS[1], '1', 'NX', 'PXAT', ARGV[1])",
+        1,
+        `${prefix}claim:${key}`,
+        expiresAt === undefined ? '0' : String(Math.ceil(expiresAt)),
+      )
+      return reply === 'OK'
+    },
     async consume(request: UsageCounterRequest) {
       const args = [
         prefix + request.key,

@@ -12,6 +12,12 @@ export interface UsageCounterStore {
    * @returns whether the amount was added, and the counter after (or as it stands, when it was not).
    */
   consume(request: UsageCounterRequest): Promise<{ readonly allowed: boolean; readonly used: number }>
+  /**
+   * Optional: claims the one-time `key` for this instance, until `expiresAt` (epoch ms; `undefined`: for good).
+   * `true` for the first instance to claim it, `false` for every other. A usage alert (`threshold`) fires on the
+   * instance that claims it, once for the whole fleet.
+   */
+  claim?(key: string, expiresAt: number | undefined): Promise<boolean>
 }
 
 /** One atomic step of a {@link UsageCounterStore}. */
@@ -61,10 +67,17 @@ export function createMemoryUsageStore(now: () => number = Date.now): MemoryUsag
     }
     return { allowed: true, used: used + amount }
   }
+  const claimed = new Map<string, number | undefined>()
   return {
     consumeNow,
     async consume(request) {
       return consumeNow(request)
+    },
+    async claim(key, expiresAt) {
+      const held = claimed.get(key)
+      if (claimed.has(key) && (held === undefined || now() < held)) return false
+      claimed.set(key, expiresAt)
+      return true
     },
     peek(key) {
       const counter = counters.get(key)

@@ -1,4 +1,7 @@
+import { mkdtempSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import express from 'express'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -8,7 +11,9 @@ import {
   createEntitlementVerifier,
   decide,
   type EntitlementsClient,
+  type ThresholdEvent,
 } from '../../src/index.js'
+import { createFileStorage } from '../../src/node/index.js'
 import { createRedisUsageStore } from '../../src/redis/index.js'
 import { createTestIssuer } from '../../src/testing.js'
 import { startRedis } from './redis-server.js'
@@ -217,5 +222,88 @@ describe('soft limits', () => {
     ])
       await expect(seatsAndCalls({}, seats), JSON.stringify(seats)).rejects.toThrow()
     await expect(seatsAndCalls({ ceiling: 9 })).rejects.toThrow()
+  })
+
+  it('thresholds fire once per window, ascending on a jump, not while hovering, not after a restart, again next window', async () => {
+    const clock = { now: Date.now() }
+    const token = await issuer.issue(
+      {
+        plan: { id: 'team' },
+        features: {
+          'api-calls': {
+            cap: {
+              limit: 10,
+              period: 'month',
+              used: 0,
+              resetsAt: Math.floor(clock.now / 1000) + 86_400,
+              soft: true,
+              thresholds: [50, 80, 100, 150],
+            },
+          },
+        },
+      },
+      { subject: 'acme', expiresInSec: 365 * 86_400 },
+    )
+    const dir = mkdtempSync(join(tmpdir(), 'entitle-thresholds-'))
+    const start = () => {
+      const made = createEntitlements({
+        token,
+        keys: issuer.jwks,
+        issuer: ISSUER,
+        audience: 'app',
+        storage: createFileStorage(dir),
+        platform: { now: () => clock.now },
+      })
+      clients.push(made)
+      const fired: Array<[number, number]> = []
+      made.on('threshold', (event: ThresholdEvent) => fired.push([event.threshold, event.used]))
+      return { made, fired }
+    }
+    const first = start()
+    await first.made.load()
+    for (let i = 0; i < 4; i++) await first.made.consume('api-calls')
+    expect(first.fired).toEqual([])
+    // One step from 4 to 9 crosses 50 and 80: both, in order.
+    await first.made.consume('api-calls', { amount: 5 })
+    await expect
+      .poll(() => first.fired)
+      .toEqual([
+        [50, 9],
+        [80, 9],
+      ])
+    await first.made.consume('api-calls')
+    await first.made.consume('api-calls')
+    await expect.poll(() => first.fired.length).toBe(3)
+    expect(first.fired[2]).toEqual([100, 10])
+    await first.made.close()
+    // A restart: what fired stays fired; past 150% fires once.
+    const second = start()
+    await second.made.load()
+    for (let i = 0; i < 5; i++) await second.made.consume('api-calls')
+    await expect.poll(() => second.fired).toEqual([[150, 15]])
+    await second.made.consume('api-calls')
+    // The next window starts again from the first threshold.
+    clock.now += 32 * 86_400_000
+    for (let i = 0; i < 5; i++) await second.made.consume('api-calls')
+    await expect
+      .poll(() => second.fired)
+      .toEqual([
+        [150, 15],
+        [50, 5],
+      ])
+  })
+
+  it('two instances on one Redis: each threshold fires once for the whole fleet', async () => {
+    const token = await seatsAndCalls({ soft: true, ceiling: 20, thresholds: [50, 100] })
+    const a = client(token, { prefix: 'soft2:' })
+    const b = client(token, { prefix: 'soft2:' })
+    const fired: string[] = []
+    a.on('threshold', (event) => fired.push(`a ${event.threshold}`))
+    b.on('threshold', (event) => fired.push(`b ${event.threshold}`))
+    await Promise.all([a.load(), b.load()])
+    for (let i = 0; i < 12; i++) await (i % 2 === 0 ? a : b).consume('api-calls')
+    await expect.poll(() => fired.length).toBe(2)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(fired.map((line) => line.split(' ')[1]).sort()).toEqual(['100', '50'])
   })
 })

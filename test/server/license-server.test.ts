@@ -178,6 +178,10 @@ describe('tokens for the SDK', () => {
       used: 0,
       resetsAt: Date.UTC(2026, 11, 25, 12, 0, 0),
       asOf: clock.now,
+      // The catalog's plans have hard caps.
+      soft: false,
+      ceiling: undefined,
+      thresholds: undefined,
     })
     // The cheapest higher plan with a bigger cap is where a spent cap points.
     expect(entitlements.features.get('api-calls')?.upgrade).toEqual({

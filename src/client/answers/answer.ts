@@ -247,7 +247,15 @@ export function createAnswerer(parts: {
     if (entry !== undefined) memos.invalidate(entry, feature)
   }
 
-  return { answer, invalidate, fold }
+  /** A metered cap's usage in its current window as checks count it: the token's snapshot and what is local. */
+  function usedNow(entry: Entry, key: string, feature: string): number {
+    const cap = entry.entitlements.features.get(feature)?.cap
+    if (cap === undefined) return 0
+    const now = platform.now()
+    return snapshotBaseline(cap, now) + localUsage(entry, key, feature, now)
+  }
+
+  return { answer, invalidate, fold, usedNow }
 }
 
 export type Answerer = ReturnType<typeof createAnswerer>

@@ -19,7 +19,13 @@ export function createConsumeInFleet(parts: {
   readonly ledger: FleetLedger
   readonly onStoreError: 'closed' | 'local'
   readonly now: () => number
-  readonly use: (key: string, entry: Entry | undefined, feature: string, amount: number) => void
+  readonly use: (
+    key: string,
+    entry: Entry | undefined,
+    feature: string,
+    amount: number,
+    used?: number,
+  ) => void
   readonly report: (during: ErrorEvent['during'], subject: string | undefined, error: unknown) => void
 }) {
   const { answerer, stats, ledger, use } = parts
@@ -76,7 +82,7 @@ export function createConsumeInFleet(parts: {
     }
     try {
       const result = await ledger.count(view, request)
-      if (result.allowed) use(key, entry, feature, amount)
+      if (result.allowed) use(key, entry, feature, amount, result.used)
       return decided(result.used, result.allowed)
     } catch (error) {
       parts.report(
@@ -93,7 +99,7 @@ export function createConsumeInFleet(parts: {
         })
       }
       const local = ledger.countLocally(view, baseline, amount, bound)
-      if (local.allowed) use(key, entry, feature, amount)
+      if (local.allowed) use(key, entry, feature, amount, local.used)
       return decided(local.used, local.allowed)
     }
   }

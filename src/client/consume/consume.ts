@@ -5,6 +5,7 @@ import { type Answerer, fallbackDecision } from '../answers/answer.js'
 import type { DecisionStats } from '../answers/decision-stats.js'
 import type { ClientConfig } from '../config.js'
 import type { CheckContext, ErrorEvent } from '../options.js'
+import type { Thresholds } from '../thresholds.js'
 import type { Entry } from '../tokens/cache-entry.js'
 import type { TokenCache } from '../tokens/token-cache.js'
 import { createConsumeHere } from './consume-here.js'
@@ -28,17 +29,24 @@ export function createConsume(parts: {
   readonly reservations: Reservations | undefined
   readonly keyOf: (context: CheckContext) => string
   readonly isClosed: () => boolean
+  /** Usage alerts, where a cap has thresholds. */
+  readonly thresholds: Thresholds | undefined
   readonly report: (during: ErrorEvent['during'], subject: string | undefined, error: unknown) => void
 }) {
   const { config, tokens, answerer, meter } = parts
   const { platform, fleet } = config
   const now = () => platform.now()
 
-  /** Records the use for the license server; a memoized answer for the feature no longer counts everything. */
-  function use(key: string, entry: Entry | undefined, feature: string, amount: number): void {
+  /**
+   * Records the use for the license server; a memoized answer for the feature no longer counts everything; a
+   * usage alert it crossed fires. `used` is the count after it where the fleet said (else as checks count it).
+   */
+  function use(key: string, entry: Entry | undefined, feature: string, amount: number, used?: number): void {
     if (meter !== undefined && amount > 0)
       meter.record(key, feature, amount, platform.now(), entry, undefined, undefined)
     answerer.invalidate(entry, feature)
+    if (entry !== undefined && parts.thresholds !== undefined && amount > 0)
+      parts.thresholds.observe(entry.entitlements, feature, used ?? answerer.usedNow(entry, key, feature))
   }
 
   const here = createConsumeHere({

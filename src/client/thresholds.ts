@@ -1,0 +1,95 @@
+import type { Entitlements } from '../core/entitlements.js'
+import type { Platform } from '../platform/platform.js'
+import { NEVER } from '../protocol/usage-rules.js'
+import type { ThresholdEvent } from './options.js'
+import type { SerializedStorage } from './serialized-storage.js'
+import { counterKeyOf, windowFor } from './usage-window.js'
+
+/** Where what fired is kept, so a restart does not fire it again. */
+export const THRESHOLDS_KEY = 'entitle:thresholds'
+
+/**
+ * Usage alerts: a metered cap's `thresholds` (percentages of its limit) each fire one `threshold` event per customer,
+ * feature and window, in ascending order when one step jumps several, never again while usage hovers at the line,
+ * not again after a restart (the highest fired per window is stored), and again in the next window. With a fleet
+ * store that can `claim`, one instance fires each for the whole fleet.
+ */
+export function createThresholds(parts: {
+  readonly platform: Platform
+  readonly storage: SerializedStorage
+  /** The fleet's claim of a one-time key, where there is a fleet: whoever claims it first fires. */
+  readonly claim: ((key: string, expiresAt: number | undefined) => Promise<boolean>) | undefined
+  readonly emit: (event: ThresholdEvent) => void
+  readonly report: (error: unknown) => void
+  readonly background: (work: Promise<unknown>) => void
+}) {
+  const { platform, storage } = parts
+  /** Counter key → the window it belongs to and the highest threshold fired in it. */
+  const fired = new Map<string, { window: number; highest: number }>()
+
+  function save(now: number): void {
+    const kept: Record<string, { window: number; highest: number }> = {}
+    for (const [key, value] of fired) {
+      if (value.window <= now) fired.delete(key)
+      else kept[key] = value
+    }
+    storage.write(THRESHOLDS_KEY, JSON.stringify({ v: 1, fired: kept }))
+  }
+
+  async function announce(events: ThresholdEvent[], key: string, window: number): Promise<void> {
+    for (const event of events) {
+      const mine =
+        parts.claim === undefined ||
+        (await parts.claim(`${key}:${event.threshold}`, window === NEVER ? undefined : window))
+      if (mine) parts.emit(event)
+    }
+  }
+
+  return {
+    /** Takes back what fired before a restart. */
+    async restore(): Promise<void> {
+      const text = await storage.read(THRESHOLDS_KEY)
+      if (text === undefined) return
+      try {
+        const stored = (
+          JSON.parse(text) as { fired?: Record<string, { window?: unknown; highest?: unknown }> }
+        ).fired
+        for (const [key, value] of Object.entries(stored ?? {})) {
+          const { window, highest } = value ?? {}
+          if (typeof window === 'number' && typeof highest === 'number' && !fired.has(key))
+            fired.set(key, { window, highest })
+        }
+      } catch (error) {
+        parts.report(error)
+      }
+    },
+
+    /** `feature`'s usage in the current window is now `used`: fires what it crossed, once. */
+    observe(entitlements: Entitlements, feature: string, used: number): void {
+      const cap = entitlements.features.get(feature)?.cap
+      const thresholds = cap?.thresholds
+      if (cap === undefined || thresholds === undefined || cap.limit === 0) return
+      const now = platform.now()
+      const window = windowFor(entitlements, feature, now)
+      const key = counterKeyOf(entitlements.subject, feature, window)
+      const before = fired.get(key)?.highest ?? 0
+      const crossed = thresholds.filter(
+        (threshold) => threshold > before && used * 100 >= cap.limit * threshold,
+      )
+      if (crossed.length === 0) return
+      fired.set(key, { window, highest: crossed.at(-1)! })
+      save(now)
+      const events = crossed.map((threshold) => ({
+        subject: entitlements.subject,
+        feature,
+        threshold,
+        used,
+        limit: cap.limit,
+        resetsAt: window === NEVER ? undefined : window,
+      }))
+      parts.background(announce(events, key, window).catch(parts.report))
+    },
+  }
+}
+
+export type Thresholds = ReturnType<typeof createThresholds>
