@@ -7,12 +7,37 @@ const featureName = z
   .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'a feature name: lowercase, digits, . _ -')
 const period = z.enum(['hour', 'day', 'week', 'month', 'year', 'total'])
 
+/** A metered cap as the catalog sells it. */
+export interface CatalogCap {
+  readonly limit: number
+  readonly period: Period
+  readonly soft?: true | undefined
+  readonly ceiling?: number | undefined
+  readonly thresholds?: readonly number[] | undefined
+}
+
 /** One feature as the catalog sells it. `limit: "seats"` takes the number of seats of the order. */
 const catalogFeature = z.union([
   z.literal(true),
   z.strictObject({
     limit: z.union([z.int().nonnegative(), z.literal('seats')]).optional(),
-    cap: z.strictObject({ limit: z.int().nonnegative(), period }).optional(),
+    cap: z
+      .strictObject({
+        limit: z.int().nonnegative(),
+        period,
+        // A soft cap: past `limit` is allowed and billed as overage, up to `ceiling` if set.
+        soft: z.literal(true).optional(),
+        ceiling: z.int().nonnegative().optional(),
+        // Percentages of `limit` at which the app (and this server's usage report) tell of usage.
+        thresholds: z.array(z.int().min(1).max(1000)).min(1).max(10).optional(),
+      })
+      .refine((cap) => cap.ceiling === undefined || (cap.soft === true && cap.ceiling >= cap.limit), {
+        message: 'a ceiling needs soft: true and is at least the limit',
+      })
+      .refine((cap) => (cap.thresholds ?? []).every((t, i, all) => i === 0 || t > all[i - 1]!), {
+        message: 'thresholds ascending, each once',
+      })
+      .optional(),
     roles: z.array(z.string().min(1)).max(32).optional(),
     regions: z
       .strictObject({ allow: z.array(z.string()).optional(), deny: z.array(z.string()).optional() })
@@ -167,12 +192,12 @@ export function entitlementFor(
   terms: LicenseTerms,
 ): {
   ent: Omit<EntitlementClaim, 'v'>
-  caps: Map<string, { limit: number; period: Period }>
+  caps: Map<string, CatalogCap>
 } {
   const plan = catalog.plans.get(terms.sku)
   if (plan === undefined) throw new UnknownPlanError(terms.sku)
   const features = new Map<string, FeatureClaim | true>()
-  const caps = new Map<string, { limit: number; period: Period }>()
+  const caps = new Map<string, CatalogCap>()
   const add = (name: string, feature: CatalogFeature) => {
     features.set(name, claimOf(feature, terms.seats))
     if (feature !== true && feature.cap) caps.set(name, feature.cap)

@@ -59,6 +59,9 @@ export function createTokenService(options: TokenServiceOptions) {
           used,
           asOf: at / 1000,
           ...(end ? { resetsAt: Math.floor(end / 1000) } : {}),
+          ...(cap.soft ? { soft: true as const } : {}),
+          ...(cap.ceiling !== undefined ? { ceiling: cap.ceiling } : {}),
+          ...(cap.thresholds ? { thresholds: [...cap.thresholds] } : {}),
         },
       }
     }

@@ -94,12 +94,26 @@ export function createUsageService(options: { repo: Repository; catalog: Catalog
     },
 
     /** Usage totals of a customer, per metric and window, newest window first. */
+    /**
+     * Usage per metric and window; for a metric whose cap is soft (in the customer's plan as it stands), what is
+     * included and what is overage: what a billing system would invoice.
+     */
     totals(customerId: string) {
-      return repo.usage(customerId).map((row) => ({
-        metric: row.metric,
-        windowEnd: row.window_end === NEVER ? null : new Date(row.window_end).toISOString(),
-        total: row.total,
-      }))
+      const license = repo.license(customerId)
+      const caps = license === undefined ? undefined : usageCaps(catalog, repo, license)
+      const capOf = (metric: string) =>
+        caps instanceof Map ? (caps.get(metric) as { limit?: number; soft?: true } | undefined) : undefined
+      return repo.usage(customerId).map((row) => {
+        const cap = capOf(row.metric)
+        return {
+          metric: row.metric,
+          windowEnd: row.window_end === NEVER ? null : new Date(row.window_end).toISOString(),
+          total: row.total,
+          ...(cap?.soft && cap.limit !== undefined
+            ? { included: Math.min(row.total, cap.limit), overage: Math.max(0, row.total - cap.limit) }
+            : {}),
+        }
+      })
     },
   }
 }
