@@ -152,6 +152,10 @@ const RUNS: Record<string, () => Promise<void>> = {
       await server.close()
     }
   },
+  'examples/docs/soft-limits.ts': async () => {
+    const { server } = await runPrintedHere('examples/docs/soft-limits.ts')
+    await server.close()
+  },
   'examples/docs/fleet.ts': async () => {
     const { server } = await runPrintedHere('examples/docs/fleet.ts')
     await server.close()
