@@ -15,20 +15,37 @@ beforeAll(async () => {
   issuer = await createTestIssuer({ issuer: ISSUER, audience: 'app' })
 })
 afterEach(async () => {
-  await Promise.all(clients.map((client) => client.close()))
+  await Promise.all(clients.map((client) => client.close({ deadlineMs: 500 })))
   clients = []
 })
 
 async function client(
-  options: { store?: UsageCounterStore; policy?: 'closed' | 'local'; used?: number } = {},
+  options: {
+    store?: UsageCounterStore
+    policy?: 'closed' | 'local'
+    used?: number
+    trialEndsAt?: number
+    soft?: boolean
+    /** A usage meter that holds what it records (its server never answers). */
+    meter?: boolean
+  } = {},
 ) {
   const resetsAt = Math.floor(Date.now() / 1000) + 86_400
   const token = await issuer.issue(
     {
       plan: { id: 'team' },
+      ...(options.trialEndsAt ? { term: { trialEndsAt: options.trialEndsAt } } : {}),
       features: {
         export: true,
-        'api-calls': { cap: { limit: 10, period: 'month', used: options.used ?? 0, resetsAt } },
+        'api-calls': {
+          cap: {
+            limit: 10,
+            period: 'month',
+            used: options.used ?? 0,
+            resetsAt,
+            ...(options.soft ? { soft: true as const } : {}),
+          },
+        },
       },
     },
     { subject: 'acme' },
@@ -39,6 +56,7 @@ async function client(
     issuer: ISSUER,
     audience: 'app',
     ...(options.store ? { fleet: { store: options.store, onStoreError: options.policy ?? 'closed' } } : {}),
+    ...(options.meter ? { usage: { url: 'http://127.0.0.1:9/', flushIntervalMs: 3_600_000 } } : {}),
   })
   const errors: ErrorEvent[] = []
   made.on('error', (event) => errors.push(event))
@@ -85,6 +103,44 @@ describe('consume(): check and use in one step', () => {
     })
     expect(await made.consume('export')).toMatchObject({ allowed: true, reason: 'granted' })
     expect(await made.consume('sso')).toMatchObject({ allowed: false, reason: 'not_in_plan' })
+  })
+
+  it('with a store: a trial stays a trial, and the decision is the one a check makes at the fleet count', async () => {
+    const store = createMemoryUsageStore()
+    const trialEndsAt = Math.floor(Date.now() / 1000) + 7 * 86_400
+    const [one, other] = [await client({ store, trialEndsAt }), await client({ store, trialEndsAt })]
+    expect(await one.made.consume('api-calls', { amount: 4 })).toMatchObject({
+      allowed: true,
+      reason: 'trial',
+      used: 0,
+      remaining: 6,
+    })
+    // The other instance has counted nothing itself; the fleet's count decides, with the trial's reason.
+    expect(await other.made.consume('api-calls', { amount: 3 })).toMatchObject({
+      allowed: true,
+      reason: 'trial',
+      used: 4,
+      remaining: 3,
+    })
+    expect(await other.made.consume('api-calls', { amount: 4 })).toMatchObject({
+      allowed: false,
+      reason: 'usage_cap_reached',
+      used: 7,
+      remaining: 3,
+    })
+    expect(other.made.stats().decisions['api-calls']).toMatchObject({ allowed: 1, denied: 1 })
+  })
+
+  it('with a store: the fleet count decides, so a trial past a soft cap by this instance alone stays a trial', async () => {
+    const trialEndsAt = Math.floor(Date.now() / 1000) + 7 * 86_400
+    const { made } = await client({ store: createMemoryUsageStore(), trialEndsAt, soft: true, meter: true })
+    await made.check('api-calls')
+    // Recorded here, not consumed: checks in this instance count it, the fleet's counter does not.
+    made.record('api-calls', 11)
+    expect(made.checkSync('api-calls')).toMatchObject({ allowed: true, reason: 'overage', used: 11 })
+    const decision = await made.consume('api-calls')
+    expect(decision).toMatchObject({ allowed: true, reason: 'trial', used: 0, remaining: 9 })
+    expect(decision.overage).toBeUndefined()
   })
 
   it("store down, policy 'closed': denied as unavailable, reported, and back when the store is", async () => {

@@ -157,7 +157,8 @@ export function createAnswerer(parts: {
 
   /**
    * The answer for `feature`. `consuming` (consume(), whose context may leave `amount` to mean 1) is never
-   * memoized: it is about to change what the next answer counts.
+   * memoized: it is about to change what the next answer counts. `counted` replaces what this process counted
+   * beyond the token's snapshot with another count (a fleet's, after its store counted).
    */
   function answer(
     entry: Entry | undefined,
@@ -165,6 +166,7 @@ export function createAnswerer(parts: {
     feature: string,
     context: CheckContext,
     consuming = false,
+    counted?: number,
   ): Decision {
     const now = platform.now()
     const subject = key === SINGLE_TENANT_KEY ? context.subject : key
@@ -228,7 +230,7 @@ export function createAnswerer(parts: {
       feature,
       context,
       at,
-      localUsage(entry, key, feature, now),
+      counted ?? localUsage(entry, key, feature, now),
     ) as {
       -readonly [K in keyof Decision]: Decision[K]
     }

@@ -49,28 +49,24 @@ export function createConsumeInFleet(parts: {
     const windowEnd = windowFor(entitlements, feature, now)
     const baseline = snapshotBaseline(cap, now)
     const counterKey = counterKeyOf(entitlements.subject, feature, windowEnd)
-    const hint = entitlements.features.get(feature)?.upgrade ?? entitlements.upgrade
     // A soft cap is counted up to its ceiling (or without bound): what the fleet counts past the limit is overage.
     const bound = cap.soft ? (cap.ceiling ?? Number.MAX_SAFE_INTEGER) : cap.limit
+    /**
+     * The decision as the fleet's count makes it: decided again from the fleet's usage before this request, so the
+     * reason (trial, grace, overage, the cap), the overage and the upgrade hint come from one place.
+     */
     const decided = (used: number, allowed: boolean): Decision => {
-      const overage = allowed && used > cap.limit ? used - cap.limit : undefined
-      return stats.recount(checked, {
-        ...checked,
-        allowed,
-        reason: !allowed
-          ? cap.soft
-            ? 'ceiling_reached'
-            : 'usage_cap_reached'
-          : overage
-            ? 'overage'
-            : checked.reason === 'overage'
-              ? 'granted'
-              : checked.reason,
-        used: allowed ? used - amount : used,
-        remaining: Math.max(0, cap.limit - used),
-        overage,
-        upgrade: allowed ? checked.upgrade : hint,
-      })
+      stats.uncount(checked)
+      const before = allowed ? used - amount : used
+      const decision = answerer.answer(entry, key, feature, context, true, before - baseline)
+      // As consume() in one process answers: what remains once this request's amount is used.
+      if (decision.allowed && decision.remaining !== undefined)
+        (decision as { remaining: number }).remaining = Math.max(0, decision.remaining - amount)
+      if (decision.allowed === allowed) return decision
+      // The answer moved while the store counted (a revocation heard meanwhile): what the store did stands, since
+      // it counted or did not; what was checked before it counted says why.
+      const capReason = cap.soft ? 'ceiling_reached' : 'usage_cap_reached'
+      return stats.recount(decision, { ...decision, allowed, reason: allowed ? checked.reason : capReason })
     }
     const view = ledger.view(counterKey, baseline)
     const request = {
