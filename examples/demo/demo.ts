@@ -8,7 +8,7 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createEntitlements } from 'entitle'
+import { createEntitlements, type EntitlementsClient } from 'entitle'
 import { createFileStorage } from 'entitle/node'
 import { createApp } from '../express-app/app.js'
 import { startLicenseServer } from '../license-server/src/start.js'
@@ -88,11 +88,7 @@ export async function runDemo(): Promise<void> {
 
     step(4, 'The usage reaches the license server, counted once')
     const flushed = await entitlements.flush()
-    const usage = await (
-      await fetch(`${license.url}/admin/customers/globex/usage`, {
-        headers: { authorization: `Bearer ${license.adminKey}` },
-      })
-    ).json()
+    const usage = await usageReport(license)
     show('client flush', `${flushed.sent} line(s) sent, ${flushed.pending} pending`)
     show('server total for api-calls this month', String(usage.usage[0]?.total))
 
@@ -121,7 +117,9 @@ export async function runDemo(): Promise<void> {
       `${search.status} ${search.status === 200 ? 'ALLOWED' : 'DENIED'} used ${search.body.used}/${search.body.limit}`,
     )
 
-    step(6, 'The license is revoked (a chargeback): the app denies within moments')
+    await passSoftCap(entitlements, call, license, Number(search.body.used))
+
+    step(7, 'The license is revoked (a chargeback): the app denies within moments')
     await fetch(`${license.url}/admin/customers/globex/revoke`, {
       method: 'POST',
       headers: { authorization: `Bearer ${license.adminKey}` },
@@ -149,6 +147,56 @@ export async function runDemo(): Promise<void> {
     await license.close()
     rmSync(folder, { recursive: true, force: true })
   }
+}
+
+type Call = (path: string) => Promise<{ status: number; body: Record<string, unknown> }>
+
+interface UsageReport {
+  usage: Array<{ metric: string; total: number; included?: number; overage?: number }>
+  alerts: Array<{ threshold: number; total: number }>
+}
+
+/** What the license server's admin API says Globex used, and the usage alerts it recorded. */
+async function usageReport(license: { url: string; adminKey: string }): Promise<UsageReport> {
+  const response = await fetch(`${license.url}/admin/customers/globex/usage`, {
+    headers: { authorization: `Bearer ${license.adminKey}` },
+  })
+  return (await response.json()) as UsageReport
+}
+
+/** Step 6: Globex passes Business's soft cap: allowed and billed as overage, alerted in the app and on the server. */
+async function passSoftCap(
+  entitlements: EntitlementsClient,
+  call: Call,
+  license: { url: string; adminKey: string },
+  used: number,
+): Promise<void> {
+  step(
+    6,
+    'Business includes 100,000 API calls a month and allows up to 120,000, billed as overage; alerts at 80% and 100%',
+  )
+  const alerts: string[] = []
+  entitlements.on('threshold', ({ subject, feature, threshold, used, limit }) =>
+    alerts.push(`${subject} ${feature} reached ${threshold}% (${used} of ${limit})`),
+  )
+  // A month's traffic from elsewhere in the app (a batch import), recorded as one amount.
+  entitlements.record('api-calls', 99_998 - used, { subject: 'globex' })
+  show('recorded by a batch import', `${99_998 - used} API calls (now 99998 of 100000)`)
+  for (let i = 1; i <= 4; i++) {
+    const r = await call('/api/search')
+    const billed = r.body.overage === undefined ? '' : `, ${r.body.overage} billed as overage`
+    show(
+      `GET /api/search (call ${99_998 + i})`,
+      `${r.status} ALLOWED used ${r.body.used}/${r.body.limit}${billed}`,
+    )
+  }
+  for (const alert of alerts) show('threshold event in the app', alert)
+  await entitlements.flush()
+  const report = await usageReport(license)
+  const month = report.usage.find((row) => row.metric === 'api-calls')
+  show('server: this month', `${month?.total} calls, ${month?.included} included, ${month?.overage} overage`)
+  for (const alert of report.alerts)
+    show(`server: alert recorded once`, `${alert.threshold}% at ${alert.total} calls`)
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {

@@ -52,13 +52,19 @@ export function createApp(entitlements: EntitlementsClient) {
     res.json({ sso: 'configured', plan: decision.plan })
   })
 
-  // Metered: check the cap for this one call, do the work, then record it. The next check already counts it.
+  // Metered: check the cap for this one call, do the work, then record it. The next check already counts it. Past
+  // a soft cap the call is allowed and billed as overage (`reason: 'overage'`): say so to the caller.
   app.get('/api/search', async (req, res) => {
     const subject = customerOf(req)
     const decision = await entitlements.check('api-calls', { subject, amount: 1 })
     if (!decision.allowed) return deny(res, decision)
     entitlements.record('api-calls', 1, { subject })
-    res.json({ results: [], used: (decision.used ?? 0) + 1, limit: decision.limit })
+    res.json({
+      results: [],
+      used: (decision.used ?? 0) + 1,
+      limit: decision.limit,
+      ...(decision.overage === undefined ? {} : { overage: decision.overage }),
+    })
   })
 
   return app

@@ -27,6 +27,18 @@ describe('the demo (npm run demo): license server + Express app, the whole loop'
     )
     expect(row('GET /api/sso/config (now in the plan)')).toBe('200 ALLOWED')
     expect(row('GET /api/search')).toBe('200 ALLOWED used 6/100000')
+    // A soft cap passed: allowed, billed as overage, alerted once in the app and recorded once on the server.
+    expect(row('GET /api/search (call 100000)')).toBe('200 ALLOWED used 100000/100000')
+    expect(row('GET /api/search (call 100002)')).toBe('200 ALLOWED used 100002/100000, 2 billed as overage')
+    expect(out.split('\n').filter((line) => line.includes('threshold event in the app'))).toEqual([
+      expect.stringMatching(/globex api-calls reached 80% \(99998 of 100000\)$/),
+      expect.stringMatching(/globex api-calls reached 100% \(100000 of 100000\)$/),
+    ])
+    expect(row('server: this month')).toBe('100002 calls, 100000 included, 2 overage')
+    expect(out.split('\n').filter((line) => line.includes('server: alert recorded once'))).toEqual([
+      expect.stringMatching(/80% at 100002 calls$/),
+      expect.stringMatching(/100% at 100002 calls$/),
+    ])
     expect(row('GET /api/reports/export')).toBe('403 DENIED  revoked')
     expect(out).toContain('examples/license-server/src/app.ts')
     const folder = /SQLite in (\S+)\)/.exec(out)?.[1]

@@ -626,6 +626,7 @@ describe('the database', () => {
       { version: 3 },
       { version: 4 },
       { version: 5 },
+      { version: 6 },
     ])
     db.close()
   })

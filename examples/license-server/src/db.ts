@@ -175,6 +175,21 @@ const MIGRATIONS: ReadonlyArray<string | ((db: Db) => void)> = [
   INSERT INTO trials (customer_id, sku, started_at)
     SELECT customer_id, sku, term_start FROM licenses WHERE trial_end IS NOT NULL;
   `,
+  // Usage alerts: each threshold of a cap crossed once per customer, metric and window, whatever number of
+  // instances reported the usage (the primary key is the deduplication); events carry what they are about.
+  `
+  CREATE TABLE usage_alerts (
+    customer_id TEXT NOT NULL REFERENCES customers(id),
+    metric TEXT NOT NULL,
+    window_end INTEGER NOT NULL,
+    threshold INTEGER NOT NULL,
+    cap_limit REAL NOT NULL,
+    total REAL NOT NULL,
+    crossed_at INTEGER NOT NULL,
+    PRIMARY KEY (customer_id, metric, window_end, threshold)
+  );
+  ALTER TABLE events ADD COLUMN data TEXT;
+  `,
 ]
 
 /** Opens (or creates) the database at `path` (`:memory:` for tests) and brings its schema up to date. */

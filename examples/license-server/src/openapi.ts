@@ -112,7 +112,7 @@ export function openApiDocument(serverUrl: string) {
       },
       '/v1/events': {
         get: {
-          summary: 'Server-Sent Events: entitlements, revocations',
+          summary: 'Server-Sent Events: entitlements, revocations, usage thresholds crossed',
           security: [{ bearer: [] }],
           responses: {
             200: {
@@ -195,7 +195,7 @@ export function openApiDocument(serverUrl: string) {
           summary: 'Usage totals',
           security: [{ bearer: [] }],
           parameters: customer,
-          responses: { 200: json('{ usage }'), ...errors(401, 404) },
+          responses: { 200: json('{ usage, alerts }'), ...errors(401, 404) },
         },
       },
       '/admin/customers/{id}/revoke': {

@@ -50,8 +50,19 @@ export interface AccessRequestRow {
 
 export interface EventRow {
   id: number
-  type: 'entitlements' | 'revocations'
+  type: 'entitlements' | 'revocations' | 'threshold'
   customerId: string | null
+  /** What the event is about, beyond its customer (a threshold's metric, window and total), as JSON. */
+  data: string | null
+}
+
+export interface UsageAlertRow {
+  metric: string
+  window_end: number
+  threshold: number
+  cap_limit: number
+  total: number
+  crossed_at: number
 }
 
 export type TokenKind = 'online' | 'device' | 'offline'
@@ -328,6 +339,17 @@ function usage(db: Db) {
       db,
       'SELECT metric, window_end, total FROM usage_totals WHERE customer_id = ? ORDER BY window_end DESC, metric',
     ),
+    // The primary key is the deduplication: a crossing already recorded changes nothing.
+    insertAlert: prepare(
+      db,
+      `INSERT INTO usage_alerts (customer_id, metric, window_end, threshold, cap_limit, total, crossed_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id, metric, window_end, threshold) DO NOTHING`,
+    ),
+    alerts: prepare<UsageAlertRow>(
+      db,
+      `SELECT metric, window_end, threshold, cap_limit, total, crossed_at FROM usage_alerts
+       WHERE customer_id = ? ORDER BY window_end DESC, metric, threshold`,
+    ),
   }
   return {
     total: (customerId: string, metric: string, windowEnd: number) =>
@@ -349,6 +371,19 @@ function usage(db: Db) {
     addTotal: (customerId: string, metric: string, windowEnd: number, amount: number) =>
       void q.addTotal.run(customerId, metric, windowEnd, amount),
     usage: (customerId: string) => q.totals.all(customerId),
+    /** Records a threshold crossing; `false` when this one was recorded before. */
+    insertAlert: (customerId: string, alert: Omit<UsageAlertRow, 'crossed_at'>, at: number) =>
+      q.insertAlert.run(
+        customerId,
+        alert.metric,
+        alert.window_end,
+        alert.threshold,
+        alert.cap_limit,
+        alert.total,
+        at,
+      ).changes === 1,
+    /** A customer's threshold crossings, newest window first. */
+    alerts: (customerId: string) => q.alerts.all(customerId),
   }
 }
 
@@ -419,18 +454,18 @@ function trials(db: Db) {
 
 function events(db: Db) {
   const q = {
-    insert: prepare(db, 'INSERT INTO events (type, customer_id, at) VALUES (?, ?, ?)'),
+    insert: prepare(db, 'INSERT INTO events (type, customer_id, at, data) VALUES (?, ?, ?, ?)'),
     // Filtered by customer before the limit: a busy neighbour cannot push a customer's own events out of a replay.
     since: prepare<EventRow>(
       db,
-      `SELECT id, type, customer_id AS customerId FROM events
+      `SELECT id, type, customer_id AS customerId, data FROM events
        WHERE id > ? AND (? IS NULL OR customer_id = ?) ORDER BY id LIMIT ?`,
     ),
     last: prepare<{ id: number | null }>(db, 'SELECT MAX(id) AS id FROM events'),
   }
   return {
-    insertEvent: (type: EventRow['type'], customerId: string | null, at: number) =>
-      Number(q.insert.run(type, customerId, at).lastInsertRowid),
+    insertEvent: (type: EventRow['type'], customerId: string | null, at: number, data: string | null) =>
+      Number(q.insert.run(type, customerId, at, data).lastInsertRowid),
     /** Events after `afterId`: every customer's (`null`), or one's; the oldest `limit`. */
     eventsSince: (afterId: number, customerId: string | null, limit: number) =>
       q.since.all(afterId, customerId, customerId, limit),

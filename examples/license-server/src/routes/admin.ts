@@ -19,7 +19,7 @@ export function adminRoutes(services: Services, keyring: Keyring, key: string) {
 
   router.get('/customers', (c) => c.json({ customers: services.customers.list() }))
   router.get('/customers/:id', (c) => c.json(services.customers.detail(customer(c))))
-  router.get('/customers/:id/usage', (c) => c.json({ usage: services.customers.usage(customer(c)) }))
+  router.get('/customers/:id/usage', (c) => c.json(services.customers.usage(customer(c))))
   router.post('/customers/:id/revoke', (c) => c.json(services.customers.revoke(customer(c))))
   router.post('/customers/:id/credentials', (c) => c.json(services.customers.rotateCredentials(customer(c))))
   router.post('/customers/:id/devices/:fingerprint/release', (c) =>

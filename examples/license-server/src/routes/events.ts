@@ -3,7 +3,7 @@ import { streamSSE } from 'hono/streaming'
 import type { AppEnv } from '../env.js'
 import { DomainError } from '../errors.js'
 import type { Scope } from '../services/credentials.js'
-import { type LicenseEvent, REPLAY_LIMIT, visible } from '../services/events.js'
+import { eventBody, type LicenseEvent, REPLAY_LIMIT, visible } from '../services/events.js'
 import type { Services } from '../services/index.js'
 
 interface OpenStream {
@@ -12,9 +12,9 @@ interface OpenStream {
 }
 
 /**
- * Server-Sent Events (`GET /v1/events`): `entitlements` and `revocations` as they happen, `Last-Event-ID` replays
- * what a reconnecting client missed (its own events, filtered before the replay's limit), a comment every
- * `heartbeatMs`. At most `maxPerService` streams on the service key (a fleet of instances shares it) and
+ * Server-Sent Events (`GET /v1/events`): `entitlements`, `revocations` and usage `threshold` crossings as they
+ * happen, `Last-Event-ID` replays what a reconnecting client missed (its own events, filtered before the replay's
+ * limit), a comment every `heartbeatMs`. At most `maxPerService` streams on the service key (a fleet of instances shares it) and
  * `maxPerCustomer` on one customer's credential (`429` beyond, with `Retry-After`); streams opened with a
  * customer's credentials end when those are replaced. `GET /v1/changes?after=ID` answers the same events as JSON,
  * for a client that polls because it could not hold a stream.
@@ -79,7 +79,7 @@ export function eventRoutes(
           await stream.writeSSE({
             id: String(event.id),
             event: event.type,
-            data: JSON.stringify({ subject: event.customerId }),
+            data: JSON.stringify(eventBody(event)),
           })
         }
         const idle = await new Promise<boolean>((resolve) => {
@@ -105,7 +105,7 @@ export function eventRoutes(
       throw new DomainError('invalid', 'Invalid cursor', 'after must be an event id from an earlier answer')
     const events = services.events.since(scope, afterId)
     return c.json({
-      events: events.map((event) => ({ id: String(event.id), event: event.type, subject: event.customerId })),
+      events: events.map((event) => ({ id: String(event.id), event: event.type, ...eventBody(event) })),
       // The cursor moves past events this scope may not see, so a quiet customer does not re-read a busy log.
       last: String(
         Math.max(

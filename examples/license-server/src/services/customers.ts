@@ -58,12 +58,14 @@ export function createCustomerService(options: {
             : {}),
         })),
         usage: usage.totals(customerId),
+        alerts: usage.alerts(customerId),
       }
     },
 
+    /** Usage per metric and window (included and overage where a cap is soft), and the thresholds it crossed. */
     usage(customerId: string) {
       requireCustomer(customerId)
-      return usage.totals(customerId)
+      return { usage: usage.totals(customerId), alerts: usage.alerts(customerId) }
     },
 
     /** Ends a license at once: every live token is revoked and clients hear of it. */

@@ -22,16 +22,16 @@ export function createEventBus(repo: Repository, now: () => number) {
     const events = pending
     pending = []
     for (const event of events) {
-      const id = repo.insertEvent(event.type, event.customerId, now())
+      const id = repo.insertEvent(event.type, event.customerId, now(), event.data)
       emitter.emit('event', { ...event, id })
     }
   }
 
   return {
     emitter,
-    /** Notes an event of the running transaction. */
-    record(type: LicenseEvent['type'], customerId: string | null): void {
-      pending.push({ type, customerId })
+    /** Notes an event of the running transaction, with what it is about beyond its customer. */
+    record(type: LicenseEvent['type'], customerId: string | null, data?: Record<string, unknown>): void {
+      pending.push({ type, customerId, data: data === undefined ? null : JSON.stringify(data) })
     },
     /** Runs `work` in a transaction; publishes its events after the commit, drops them on a rollback. */
     transaction<T>(work: () => T): T {
@@ -55,6 +55,11 @@ export function createEventBus(repo: Repository, now: () => number) {
     /** The newest event's id: where a client that polls starts from. */
     lastId: () => repo.lastEventId(),
   }
+}
+
+/** What a client reads of an event: its customer, and what else it is about. */
+export function eventBody(event: LicenseEvent): Record<string, unknown> {
+  return { subject: event.customerId, ...(event.data === null ? {} : JSON.parse(event.data)) }
 }
 
 /** A customer sees its own events; the service sees everything. */

@@ -34,7 +34,7 @@ export function createServices(options: ServicesOptions) {
     ttlSec: options.tokenTtlSec,
     now,
   })
-  const usage = createUsageService({ repo, catalog, now })
+  const usage = createUsageService({ repo, catalog, events, now })
   return {
     events,
     tokens,

@@ -1,6 +1,12 @@
 import type { UsagePeriod } from 'entitle'
 import { currentWindowEnd, NEVER, type UsageRefusalCode } from 'entitle/protocol'
-import { type Catalog, entitlementFor, type LicenseTerms, UnknownPlanError } from '../catalog.js'
+import {
+  type Catalog,
+  type CatalogCap,
+  entitlementFor,
+  type LicenseTerms,
+  UnknownPlanError,
+} from '../catalog.js'
 import { DomainError } from '../errors.js'
 import type { LicenseRow, Repository } from '../repository.js'
 
@@ -70,7 +76,7 @@ export function usageCaps(
   catalog: Catalog,
   repo: Repository,
   license: LicenseRow,
-): ReadonlyMap<string, { period: UsagePeriod }> | { code: UsageRefusalCode; reason: string } {
+): ReadonlyMap<string, CatalogCap> | { code: UsageRefusalCode; reason: string } {
   const priced = priceOf(catalog, repo, license)
   return priced instanceof UnknownPlanError
     ? { code: 'not_priced', reason: `not priced: ${priced.message}` }

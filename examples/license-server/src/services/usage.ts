@@ -11,17 +11,29 @@ import type { Catalog } from '../catalog.js'
 import type { LicenseRow, Repository } from '../repository.js'
 import type { UsageBatchEnvelope } from '../schemas.js'
 import { customerFor, type Scope } from './credentials.js'
+import type { EventBus } from './events.js'
 import { usageCaps, usageWindowEnd } from './licenses.js'
+import { createUsageAlerts } from './usage-alerts.js'
 
 /**
  * Usage ingest, each line judged on its own (protocol v1, `entitle/protocol`): a line id counts once per customer,
  * ever (the exactly-once contract of docs/metering.md); a line that breaks the protocol's rules, that the scope
- * may not write, or that cannot be priced is refused alone, with a code and a reason, and changes nothing.
+ * may not write, or that cannot be priced is refused alone, with a code and a reason, and changes nothing. The
+ * thresholds a batch crosses are recorded and published with it, in its transaction.
  */
-export function createUsageService(options: { repo: Repository; catalog: Catalog; now: () => number }) {
-  const { repo, catalog, now } = options
+export function createUsageService(options: {
+  repo: Repository
+  catalog: Catalog
+  events: EventBus
+  now: () => number
+}) {
+  const { repo, catalog, events, now } = options
+  const alerts = createUsageAlerts({ repo, events, now })
 
   return {
+    /** A customer's threshold crossings, newest window first. */
+    alerts: (customerId: string) => alerts.list(customerId),
+
     ingest(scope: Scope, batch: UsageBatchEnvelope): UsageBatchAnswer {
       const answers: UsageLineAnswer[] = []
       let accepted = 0
@@ -72,11 +84,14 @@ export function createUsageService(options: { repo: Repository; catalog: Catalog
           return
         }
         accepted++
+        const cap = caps.get(line.metric)
+        const before = cap?.thresholds === undefined ? 0 : repo.total(subject, line.metric, end)
         repo.addTotal(subject, line.metric, end, line.amount)
+        alerts.observe(subject, line.metric, end, cap, before, before + line.amount)
         touched.add(subject)
         answers.push({ id: line.id, status: 'accepted' })
       }
-      repo.transaction(() => {
+      events.transaction(() => {
         for (const value of batch.lines) {
           const problem = usageLineSchemaProblem(value)
           if (problem === undefined) store(value as WireUsageLine)
@@ -93,7 +108,6 @@ export function createUsageService(options: { repo: Repository; catalog: Catalog
       return { at: now(), accepted, duplicates, refused: rejected.length, lines: answers, rejected }
     },
 
-    /** Usage totals of a customer, per metric and window, newest window first. */
     /**
      * Usage per metric and window; for a metric whose cap is soft (in the customer's plan as it stands), what is
      * included and what is overage: what a billing system would invoice.
@@ -101,8 +115,7 @@ export function createUsageService(options: { repo: Repository; catalog: Catalog
     totals(customerId: string) {
       const license = repo.license(customerId)
       const caps = license === undefined ? undefined : usageCaps(catalog, repo, license)
-      const capOf = (metric: string) =>
-        caps instanceof Map ? (caps.get(metric) as { limit?: number; soft?: true } | undefined) : undefined
+      const capOf = (metric: string) => (caps instanceof Map ? caps.get(metric) : undefined)
       return repo.usage(customerId).map((row) => {
         const cap = capOf(row.metric)
         return {
