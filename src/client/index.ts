@@ -48,6 +48,17 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     return stats.count(emptyDecision(feature, false, 'not_loaded', subject, 'fallback'))
   }
 
+  /**
+   * A check that states `usage` (seats in use) of a numeric limit with thresholds: the alerts it crossed fire. One
+   * property read on every other check.
+   */
+  function toldUsage(decision: Decision, entry: Entry | undefined, feature: string, context: CheckContext) {
+    if (context.usage === undefined || entry === undefined) return decision
+    if (decision.reason !== 'invalid_request' && decision.reason !== 'subject_mismatch')
+      parts.thresholds.observeLimit(entry.entitlements, feature, context.usage)
+    return decision
+  }
+
   /** The entry in memory for `key`, counted as a hit or a miss. */
   function lookUp(key: string): Entry | undefined {
     const entry = tokens.get(key)
@@ -62,14 +73,14 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       const key = keyOf(context)
       let entry = lookUp(key)
       if (entry === undefined && !lifecycle.closed && !tokens.hasVerdict(key)) entry = await tokens.load(key)
-      return answer(entry, key, feature, context)
+      return toldUsage(answer(entry, key, feature, context), entry, feature, context)
     },
     checkSync(feature, context = {}) {
       checkFeature(feature)
       const key = keyOf(context)
       const entry = lookUp(key)
       if (entry !== undefined || tokens.hasVerdict(key) || lifecycle.closed)
-        return answer(entry, key, feature, context)
+        return toldUsage(answer(entry, key, feature, context), entry, feature, context)
       return notLoadedYet(key, feature, context)
     },
     snapshot(subject, context) {

@@ -8,11 +8,15 @@ import { counterKeyOf, windowFor } from './usage-window.js'
 /** Where what fired is kept, so a restart does not fire it again. */
 export const THRESHOLDS_KEY = 'entitle:thresholds'
 
+/** At most this many (customer, feature, window or limit) crossings are remembered. */
+export const MAX_REMEMBERED = 10_000
+
 /**
  * Usage alerts: a metered cap's `thresholds` (percentages of its limit) each fire one `threshold` event per customer,
  * feature and window, in ascending order when one step jumps several, never again while usage hovers at the line,
- * not again after a restart (the highest fired per window is stored), and again in the next window. With a fleet
- * store that can `claim`, one instance fires each for the whole fleet.
+ * not again after a restart (the highest fired per window is stored), and again in the next window. A numeric
+ * limit's thresholds fire the same way from the `usage` a check states, once per customer, feature and limit. With
+ * a fleet store that can `claim`, one instance fires each for the whole fleet.
  */
 export function createThresholds(parts: {
   readonly platform: Platform
@@ -29,11 +33,45 @@ export function createThresholds(parts: {
 
   function save(now: number): void {
     const kept: Record<string, { window: number; highest: number }> = {}
+    // Bounded: past the bound the oldest remembered go, and could fire once more after a restart.
+    for (const key of fired.keys()) {
+      if (fired.size <= MAX_REMEMBERED) break
+      fired.delete(key)
+    }
     for (const [key, value] of fired) {
       if (value.window <= now) fired.delete(key)
       else kept[key] = value
     }
     storage.write(THRESHOLDS_KEY, JSON.stringify({ v: 1, fired: kept }))
+  }
+
+  /** `used` of `line.limit` under `key` (one window of one counter): fires the thresholds it crossed, once. */
+  function cross(
+    subject: string,
+    feature: string,
+    key: string,
+    window: number,
+    line: { readonly limit: number; readonly thresholds: readonly number[] },
+    used: number,
+    now: number,
+  ): void {
+    if (line.limit === 0) return
+    const before = fired.get(key)?.highest ?? 0
+    const crossed = line.thresholds.filter(
+      (threshold) => threshold > before && used * 100 >= line.limit * threshold,
+    )
+    if (crossed.length === 0) return
+    fired.set(key, { window, highest: crossed.at(-1)! })
+    save(now)
+    const events = crossed.map((threshold) => ({
+      subject,
+      feature,
+      threshold,
+      used,
+      limit: line.limit,
+      resetsAt: window === NEVER ? undefined : window,
+    }))
+    parts.background(announce(events, key, window).catch(parts.report))
   }
 
   async function announce(events: ThresholdEvent[], key: string, window: number): Promise<void> {
@@ -68,26 +106,23 @@ export function createThresholds(parts: {
     observe(entitlements: Entitlements, feature: string, used: number): void {
       const cap = entitlements.features.get(feature)?.cap
       const thresholds = cap?.thresholds
-      if (cap === undefined || thresholds === undefined || cap.limit === 0) return
+      if (cap === undefined || thresholds === undefined) return
       const now = platform.now()
       const window = windowFor(entitlements, feature, now)
       const key = counterKeyOf(entitlements.subject, feature, window)
-      const before = fired.get(key)?.highest ?? 0
-      const crossed = thresholds.filter(
-        (threshold) => threshold > before && used * 100 >= cap.limit * threshold,
-      )
-      if (crossed.length === 0) return
-      fired.set(key, { window, highest: crossed.at(-1)! })
-      save(now)
-      const events = crossed.map((threshold) => ({
-        subject: entitlements.subject,
-        feature,
-        threshold,
-        used,
-        limit: cap.limit,
-        resetsAt: window === NEVER ? undefined : window,
-      }))
-      parts.background(announce(events, key, window).catch(parts.report))
+      cross(entitlements.subject, feature, key, window, { limit: cap.limit, thresholds }, used, now)
+    },
+
+    /**
+     * A check said `feature` (a numeric limit: seats, projects) has `usage` in use: fires what it crossed, once per
+     * customer, feature and limit. A limit has no window; a new limit (an upgrade) is a new line to be told of.
+     */
+    observeLimit(entitlements: Entitlements, feature: string, usage: number): void {
+      const found = entitlements.features.get(feature)
+      if (found?.thresholds === undefined || found.limit === undefined) return
+      const key = `${counterKeyOf(entitlements.subject, feature, NEVER)}:limit:${found.limit}`
+      const limit = { limit: found.limit, thresholds: found.thresholds }
+      cross(entitlements.subject, feature, key, NEVER, limit, usage, platform.now())
     },
   }
 }

@@ -293,6 +293,48 @@ describe('soft limits', () => {
       ])
   })
 
+  it('a numeric limit: the usage a check states fires its thresholds once per limit, and again after an upgrade', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'entitle-limit-thresholds-'))
+    const start = (token: string) => {
+      const made = createEntitlements({
+        token,
+        keys: issuer.jwks,
+        issuer: ISSUER,
+        audience: 'app',
+        storage: createFileStorage(dir),
+      })
+      clients.push(made)
+      const fired: Array<[number, number, number]> = []
+      made.on('threshold', (event: ThresholdEvent) => fired.push([event.threshold, event.used, event.limit]))
+      return { made, fired }
+    }
+    const ten = await seatsAndCalls({}, { limit: 10, soft: true, thresholds: [80, 100] })
+    const first = start(ten)
+    await first.made.load()
+    for (const usage of [5, 7, 9, 8, 9, 10, 10, 12]) first.made.checkSync('seats', { usage })
+    // Bad input states nothing.
+    first.made.checkSync('seats', { usage: -1 })
+    first.made.checkSync('seats', { usage: Number.NaN })
+    await expect
+      .poll(() => first.fired)
+      .toEqual([
+        [80, 9, 10],
+        [100, 10, 10],
+      ])
+    expect(first.made.checkSync('seats', { usage: 12 })).toMatchObject({ allowed: true, reason: 'overage' })
+    await first.made.close()
+    // A restart on the same limit fires nothing again; a new limit (an upgrade to 20) is a new line.
+    const again = start(ten)
+    await again.made.load()
+    await again.made.check('seats', { usage: 12 })
+    const twenty = start(await seatsAndCalls({}, { limit: 20, soft: true, thresholds: [80, 100] }))
+    await twenty.made.load()
+    await twenty.made.check('seats', { usage: 17 })
+    await expect.poll(() => twenty.fired).toEqual([[80, 17, 20]])
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(again.fired).toEqual([])
+  })
+
   it('two instances on one Redis: each threshold fires once for the whole fleet', async () => {
     const token = await seatsAndCalls({ soft: true, ceiling: 20, thresholds: [50, 100] })
     const a = client(token, { prefix: 'soft2:' })
