@@ -23,8 +23,10 @@ export type {
   EntitlementClaim,
   EntitlementTokenClaims,
   FeatureClaim,
+  PerResource,
   Plan,
   RegionPolicy,
+  ResourceGrant,
   Term,
   UpgradeHint,
   UsageCap,
@@ -34,8 +36,22 @@ export { entitlementTokenClaimsSchema } from './core/claims.js'
 export { decide } from './core/decide.js'
 export type { DecisionsByFeature } from './core/decide-all.js'
 export { decideAll } from './core/decide-all.js'
-export type { Decision, DecisionContext, DecisionReason, DecisionSource } from './core/decision.js'
-export type { Entitlements, Feature, FeatureCap, RegionRule } from './core/entitlements.js'
+export type {
+  Decision,
+  DecisionContext,
+  DecisionReason,
+  DecisionSource,
+  LevelNumbers,
+  ResourceDecision,
+} from './core/decision.js'
+export type {
+  Entitlements,
+  Feature,
+  FeatureCap,
+  FeaturePer,
+  RegionRule,
+  ResourceGrantModel,
+} from './core/entitlements.js'
 export type { EntitlementErrorCode } from './core/errors.js'
 export { EntitlementError, isEntitlementError } from './core/errors.js'
 export type { Algorithm, KeySource, RemoteJwksOptions } from './core/keys.js'

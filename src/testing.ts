@@ -1,5 +1,6 @@
 import { exportJWK, generateKeyPair, type JSONWebKeySet, type JWK, type JWTPayload } from 'jose'
 import type { EntitlementClaim } from './core/claims.js'
+import { formatVersionFor } from './core/format-version.js'
 import type { Algorithm } from './core/keys.js'
 import { ENTITLEMENT_TOKEN_TYPE } from './core/token-type.js'
 import type { VerifyOptions } from './core/verify.js'
@@ -111,7 +112,13 @@ export async function createTestIssuer(options: TestIssuerOptions = {}): Promise
         ...(token.notBefore === undefined ? {} : { nbf: token.notBefore }),
         exp: iat + (token.expiresInSec ?? 3600),
         jti: token.tokenId ?? crypto.randomUUID(),
-        ent: { v: 1, plan: { id: 'test' }, features: {}, ...entitlements },
+        // The lowest version that says it (2 for a per-resource feature), unless the test gives one.
+        ent: {
+          v: formatVersionFor(entitlements.features ?? {}),
+          plan: { id: 'test' },
+          features: {},
+          ...entitlements,
+        },
       }
       return signEntitlementToken(payload, { ...signing, kid: token.kid ?? kid })
     },

@@ -1,4 +1,5 @@
 import { type FeatureClaim, usagePeriodSchema } from '../core/claims.js'
+import { formatVersionFor } from '../core/format-version.js'
 import type { Algorithm } from '../core/keys.js'
 import { currentWindowEnd } from '../core/period.js'
 import { claimProblems, signEntitlementToken } from '../protocol/sign.js'
@@ -88,6 +89,8 @@ export function buildPayload(options: IssueOptions, nowSec: number): Payload {
   const { ent: fileEnt, ...fileClaims } = 'ent' in file ? file : { ent: file }
   const ent = { v: 1, ...(fileEnt as Record<string, unknown>) } as unknown as Payload['ent']
   ent.features = { ...((ent.features as Record<string, unknown> | undefined) ?? {}) }
+  // A file that names no version gets the lowest that says what it grants (2 for a per-resource feature).
+  if ((fileEnt as { v?: unknown } | undefined)?.v === undefined) ent.v = formatVersionFor(ent.features)
   const feature = (name: string): FeatureClaim => {
     const current = ent.features[name]
     const next: FeatureClaim = typeof current === 'object' && current !== null ? { ...current } : {}

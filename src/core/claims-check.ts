@@ -1,5 +1,6 @@
 import { isAscending } from './ascending.js'
 import type { EntitlementTokenClaims } from './claims.js'
+import { FORMAT_VERSIONS, needsVersion2 } from './format-version.js'
 
 /*
  * The entitlement token's claims checked without zod: the verifier's path, in Node and in browser bundles. The zod
@@ -285,10 +286,11 @@ function softLimitProblems(
   if (value.soft !== undefined && limit === undefined) soft(problems, [...path, 'soft'], 'soft needs a limit')
 }
 
+const period = literal('hour', 'day', 'week', 'month', 'year', 'total')
 const usageCap = object(
   {
     limit: required(count),
-    period: required(literal('hour', 'day', 'week', 'month', 'year', 'total')),
+    period: required(period),
     used: required(number(0, undefined, false)),
     resetsAt: optional(numericDate),
     asOf: optional(number(0, MAX_DATE, false)),
@@ -302,6 +304,47 @@ const usageCap = object(
     softLimitProblems(cap, cap.limit, path, problems)
   },
 )
+const resourceCap = object(
+  {
+    limit: required(count),
+    period: optional(period),
+    resetsAt: optional(numericDate),
+    soft: optional(literal(true)),
+    ceiling: optional(count),
+    thresholds: optional(thresholds),
+  },
+  (cap, path, problems) => {
+    if (cap.period !== undefined && cap.period !== 'total' && cap.resetsAt === undefined)
+      soft(problems, [...path, 'resetsAt'], 'resetsAt is required unless period is "total"')
+    softLimitProblems(cap, cap.limit, path, problems)
+  },
+)
+const resourceGrant = object({
+  enabled: optional(boolean),
+  limit: optional(count),
+  cap: optional(object({ limit: optional(count), used: optional(number(0, undefined, false)) })),
+})
+const perResource = object({
+  kind: required(name),
+  enabled: optional(boolean),
+  limit: optional(count),
+  cap: optional(resourceCap),
+  resources: optional(record(resourceGrant)),
+})
+
+/** A per-resource feature's own rules, in the order claims.ts's refinements run. */
+function perResourceProblems(value: Record<string, unknown>, path: Stack, problems: Problems): void {
+  const per = value.per as { cap?: { period?: unknown } } | undefined
+  if (per !== undefined && value.limit !== undefined)
+    soft(problems, [...path, 'limit'], 'a per-resource feature has its numeric limit in per.limit')
+  if (per?.cap !== undefined && (value.cap === undefined) !== (per.cap.period !== undefined))
+    soft(
+      problems,
+      [...path, 'per', 'cap', 'period'],
+      "per.cap has a period of its own exactly when the feature has no cap (else it counts in the cap's window)",
+    )
+}
+
 const feature = object(
   {
     enabled: optional(boolean),
@@ -315,22 +358,32 @@ const feature = object(
     soft: optional(literal(true)),
     ceiling: optional(count),
     thresholds: optional(thresholds),
+    per: optional(perResource),
   },
-  (value, path, problems) => softLimitProblems(value, value.limit, path, problems),
+  (value, path, problems) => {
+    softLimitProblems(value, value.limit, path, problems)
+    perResourceProblems(value, path, problems)
+  },
 )
 const plan = object({ id: required(name), name: optional(string(undefined, 256)), tier: optional(count) })
-const ent = object({
-  v: required(literal(1)),
-  plan: required(plan),
-  addons: optional(names),
-  features: required(record(union(literal(true), feature))),
-  term: optional(term),
-  devices: optional(devicePolicy),
-  regions: optional(regionPolicy),
-  roles: optional(names),
-  upgrade: optional(upgradeHint),
-  upgrades: optional(record(upgradeHint)),
-})
+const ent = object(
+  {
+    v: required(literal(...FORMAT_VERSIONS)),
+    plan: required(plan),
+    addons: optional(names),
+    features: required(record(union(literal(true), feature))),
+    term: optional(term),
+    devices: optional(devicePolicy),
+    regions: optional(regionPolicy),
+    roles: optional(names),
+    upgrade: optional(upgradeHint),
+    upgrades: optional(record(upgradeHint)),
+  },
+  (value, path, problems) => {
+    if (value.v !== 2 && needsVersion2(value.features as Record<string, unknown>))
+      soft(problems, [...path, 'v'], 'a per-resource feature (per) needs v: 2')
+  },
+)
 const nonEmpty = string(1)
 const claims = object({
   iss: required(nonEmpty),

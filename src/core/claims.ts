@@ -1,5 +1,6 @@
 import * as z from 'zod/mini'
 import { isAscending } from './ascending.js'
+import { FORMAT_VERSIONS, needsVersion2 } from './format-version.js'
 
 /*
  * The entitlement token's claims, as a zod schema. This schema is the single source of truth: `entitle/testing`,
@@ -134,6 +135,71 @@ export const usageCapSchema = schema(() =>
     ),
 )
 
+/**
+ * Each resource's metered cap within a per-resource feature: `limit` units per window, the window being the
+ * feature's own `cap`'s when it has one, else `period` (and `resetsAt`) here.
+ */
+export const resourceCapSchema = schema(() =>
+  z
+    .object({
+      limit: count,
+      period: z.optional(usagePeriodSchema),
+      resetsAt: z.optional(numericDate),
+      soft: z.optional(z.literal(true)),
+      ceiling: z.optional(count),
+      thresholds: z.optional(thresholds),
+    })
+    .check(
+      z.refine((cap) => cap.period === undefined || cap.period === 'total' || cap.resetsAt !== undefined, {
+        message: 'resetsAt is required unless period is "total"',
+        path: ['resetsAt'],
+      }),
+      ...softLimitRules((cap: SoftLimitFields & { limit: number }) => cap.limit),
+    ),
+)
+
+/** One named resource's own grant: what it bought beyond the default, and its usage when the token was signed. */
+export const resourceGrantSchema = schema(() =>
+  z.object({
+    /** `true`: this resource has the feature though others do not (an add-on for one workspace); `false`: not. */
+    enabled: z.optional(z.boolean()),
+    /** This resource's numeric limit, instead of `per.limit`. */
+    limit: z.optional(count),
+    cap: z.optional(
+      z.object({
+        /** This resource's cap, instead of `per.cap.limit`. */
+        limit: z.optional(count),
+        /** Units the server had counted for this resource in the current window when it signed. */
+        used: z.optional(z.number().check(z.gte(0))),
+      }),
+    ),
+  }),
+)
+
+/**
+ * A feature granted per resource of one kind (`workspace`, `repository`): each resource has its own limit and
+ * counter; the feature's own `cap`, if any, still holds over their sum. Token format version 2.
+ */
+export const perResourceSchema = schema(() =>
+  z.object({
+    kind: name,
+    /** `false`: only the resources listed with `enabled: true` have the feature. Default `true`. */
+    enabled: z.optional(z.boolean()),
+    /** Each resource's numeric limit (members per workspace); the app passes the resource's `usage`. */
+    limit: z.optional(count),
+    cap: z.optional(resourceCapSchema),
+    /** The resources with a grant of their own or a usage snapshot, by id: only those, never every resource. */
+    resources: z.optional(z.record(name, resourceGrantSchema)),
+  }),
+)
+
+/** A per-resource feature's window: its own `cap`'s when it has one, else `per.cap`'s own `period`. */
+interface PerFields {
+  readonly cap?: unknown
+  readonly limit?: number | undefined
+  readonly per?: PerResource | undefined
+}
+
 export const featureSchema = schema(() =>
   z
     .object({
@@ -156,8 +222,26 @@ export const featureSchema = schema(() =>
       /** With `soft`: nothing past this is ever allowed. */
       ceiling: z.optional(count),
       thresholds: z.optional(thresholds),
+      /** Granted per resource of a kind: each its own limit and counter (format version 2). */
+      per: z.optional(perResourceSchema),
     })
-    .check(...softLimitRules((feature: SoftLimitFields & { limit?: number | undefined }) => feature.limit)),
+    .check(
+      ...softLimitRules((feature: SoftLimitFields & { limit?: number | undefined }) => feature.limit),
+      z.refine((feature: PerFields) => feature.per === undefined || feature.limit === undefined, {
+        message: 'a per-resource feature has its numeric limit in per.limit',
+        path: ['limit'],
+      }),
+      z.refine(
+        (feature: PerFields) =>
+          feature.per?.cap === undefined ||
+          (feature.cap === undefined) === (feature.per.cap.period !== undefined),
+        {
+          message:
+            "per.cap has a period of its own exactly when the feature has no cap (else it counts in the cap's window)",
+          path: ['per', 'cap', 'period'],
+        },
+      ),
+    ),
 )
 
 export const planSchema = schema(() =>
@@ -171,23 +255,33 @@ export const planSchema = schema(() =>
 
 /** The `ent` claim: everything the customer bought. */
 export const entitlementClaimSchema = schema(() =>
-  z.object({
-    /** Format version. Bumped when a restriction is added that older SDKs would not enforce. */
-    v: z.literal(1),
-    plan: planSchema,
-    addons: z.optional(names),
-    /** Feature name → grant; `true` is a plain feature flag. */
-    features: z.record(name, z.union([z.literal(true), featureSchema])),
-    term: z.optional(termSchema),
-    devices: z.optional(devicePolicySchema),
-    regions: z.optional(regionPolicySchema),
-    /** Roles a user needs for every feature that does not name its own. */
-    roles: z.optional(names),
-    /** Default upgrade hint. */
-    upgrade: z.optional(upgradeHintSchema),
-    /** Hints for features *not* in this plan: which plan or add-on would unlock them. */
-    upgrades: z.optional(z.record(name, upgradeHintSchema)),
-  }),
+  z
+    .object({
+      /**
+       * Format version. Bumped when a restriction is added that older SDKs would not enforce: `2` adds per-resource
+       * grants (`per`). A token that needs nothing of 2 stays `1`, so older SDKs keep reading it.
+       */
+      v: z.literal(FORMAT_VERSIONS),
+      plan: planSchema,
+      addons: z.optional(names),
+      /** Feature name → grant; `true` is a plain feature flag. */
+      features: z.record(name, z.union([z.literal(true), featureSchema])),
+      term: z.optional(termSchema),
+      devices: z.optional(devicePolicySchema),
+      regions: z.optional(regionPolicySchema),
+      /** Roles a user needs for every feature that does not name its own. */
+      roles: z.optional(names),
+      /** Default upgrade hint. */
+      upgrade: z.optional(upgradeHintSchema),
+      /** Hints for features *not* in this plan: which plan or add-on would unlock them. */
+      upgrades: z.optional(z.record(name, upgradeHintSchema)),
+    })
+    .check(
+      z.refine((ent) => ent.v === 2 || !needsVersion2(ent.features), {
+        message: 'a per-resource feature (per) needs v: 2',
+        path: ['v'],
+      }),
+    ),
 )
 
 /**
@@ -228,6 +322,10 @@ export type DevicePolicy = z.output<typeof devicePolicySchema>
 export type UsagePeriod = z.output<typeof usagePeriodSchema>
 /** A metered cap as signed: `limit` units per `period`, `used` at signing, the window ending at `resetsAt`. */
 export type UsageCap = z.output<typeof usageCapSchema>
+/** A feature granted per resource of a kind (format version 2). */
+export type PerResource = z.output<typeof perResourceSchema>
+/** One resource's own grant within a per-resource feature. */
+export type ResourceGrant = z.output<typeof resourceGrantSchema>
 /** One feature's grant as signed, with its own overrides. */
 export type FeatureClaim = z.output<typeof featureSchema>
 /** The customer's plan: an id, a display name, a tier to compare plans by. */

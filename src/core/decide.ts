@@ -1,66 +1,11 @@
-import type { UpgradeHint } from './claims.js'
+import { decideForResource } from './decide-resource.js'
 import type { Decision, DecisionContext, DecisionReason } from './decision.js'
+import { decision, denied, upgradeFor } from './decision-builders.js'
 import type { Entitlements, Feature, RegionRule } from './entitlements.js'
 import type { EntitlementErrorCode } from './errors.js'
 import { currentWindowEnd } from './period.js'
 
 const NO_CONTEXT: DecisionContext = Object.freeze({})
-
-/** Builds every decision with the same property order, so all decisions share one shape. */
-function decision(
-  allowed: boolean,
-  feature: string,
-  reason: DecisionReason,
-  entitlements: Entitlements | undefined,
-  limit?: number,
-  used?: number,
-  resetsAt?: number,
-  expiresAt?: number,
-  upgrade?: UpgradeHint,
-  error?: EntitlementErrorCode,
-  overage?: number,
-): Decision {
-  return {
-    allowed,
-    feature,
-    reason,
-    subject: entitlements?.subject,
-    plan: entitlements?.plan.id,
-    limit,
-    used,
-    remaining: limit === undefined || used === undefined ? undefined : Math.max(0, limit - used),
-    overage,
-    resetsAt,
-    expiresAt,
-    upgrade,
-    error,
-    source: undefined,
-    age: undefined,
-  }
-}
-
-/** A denial that carries no numbers: most of them. */
-function denied(
-  feature: string,
-  reason: DecisionReason,
-  entitlements: Entitlements | undefined,
-  expiresAt?: number,
-  upgrade?: UpgradeHint,
-  error?: EntitlementErrorCode,
-): Decision {
-  return decision(
-    false,
-    feature,
-    reason,
-    entitlements,
-    undefined,
-    undefined,
-    undefined,
-    expiresAt,
-    upgrade,
-    error,
-  )
-}
 
 /** A denial for a check that could not reach a token at all (see `checkEntitlement`). */
 export function deniedForError(feature: string, error: EntitlementErrorCode, subject?: string): Decision {
@@ -110,23 +55,16 @@ const isStrings = (value: unknown): boolean =>
  */
 function contextIsValid(context: DecisionContext): boolean {
   if (typeof context !== 'object' || context === null) return false
-  const { subject, roles, region, device, activeDevices } = context
+  const { subject, roles, region, device, activeDevices, resource } = context
   return (
     (subject === undefined || typeof subject === 'string') &&
+    (resource === undefined || typeof resource === 'string') &&
     (roles === undefined || isStrings(roles)) &&
     (region === undefined || typeof region === 'string') &&
     (device === undefined || typeof device === 'string') &&
     (activeDevices === undefined ||
       (typeof activeDevices === 'number' && Number.isSafeInteger(activeDevices) && activeDevices >= 0))
   )
-}
-
-function upgradeFor(
-  entitlements: Entitlements,
-  name: string,
-  feature: Feature | undefined,
-): UpgradeHint | undefined {
-  return feature?.upgrade ?? entitlements.upgrades.get(name) ?? entitlements.upgrade
 }
 
 /**
@@ -248,6 +186,11 @@ export function decideCounting(
     return denied(name, 'role_missing', entitlements, expiresAt)
   }
 
+  if (feature.per !== undefined) {
+    const account = () => decideAmounts(entitlements, name, feature, usage, amount, now, allowedAs, expiresAt)
+    const asked = { context, amount, now, allowedAs, expiresAt }
+    return decideForResource(entitlements, name, feature, feature.per, asked, usage, account)
+  }
   return decideAmounts(entitlements, name, feature, usage, amount, now, allowedAs, expiresAt)
 }
 

@@ -14,6 +14,8 @@ export type DecisionReason =
   | 'grace_period'
   /** The feature is not in the customer's plan (or its add-on lapsed, or the name is unknown). */
   | 'not_in_plan'
+  /** The feature is granted per resource, and the check named none, or one of another kind. */
+  | 'resource_required'
   /** A numeric limit (seats, projects…) would be exceeded by the amount asked for. */
   | 'limit_exceeded'
   /** A metered cap for the current period would be exceeded; it resets at `resetsAt`. */
@@ -92,6 +94,33 @@ export interface Decision {
   readonly source: DecisionSource | undefined
   /** Client decisions only: milliseconds since the token behind the answer was last confirmed by its source. */
   readonly age: number | undefined
+  /** A feature granted per resource, checked for one: each level's numbers, and which denied. */
+  readonly resource: ResourceDecision | undefined
+}
+
+/** One level's numbers in a per-resource decision. */
+export interface LevelNumbers {
+  readonly limit: number
+  /** Before this request. */
+  readonly used: number
+  /** `limit - used`, never below zero. */
+  readonly remaining: number
+}
+
+/**
+ * A per-resource feature's decision for one resource: the resource's own limit and the account's over all its
+ * resources. `limit`, `used` and `remaining` of the decision are those of the level that binds (the one with less
+ * remaining, or the one that denied).
+ */
+export interface ResourceDecision {
+  /** The resource asked about, `kind:id`. */
+  readonly id: string
+  /** Which level denied: the resource's own limit, or the account's; `undefined` when allowed, or denied before. */
+  readonly deniedBy: 'resource' | 'account' | undefined
+  /** The resource's own limit or cap and its usage, when it has one. */
+  readonly own: LevelNumbers | undefined
+  /** The account's cap over every resource, when the feature has one. */
+  readonly account: LevelNumbers | undefined
 }
 
 /** What the app knows about the request being checked. */
@@ -110,7 +139,12 @@ export interface DecisionContext {
   amount?: number
   /**
    * For a numeric limit: how much is in use now (seats taken). For a metered cap: units consumed in the current
-   * window that the token's snapshot does not count yet. Default 0.
+   * window that the token's snapshot does not count yet. Default 0. For a per-resource feature, the resource's.
    */
   usage?: number
+  /**
+   * The resource the action is for, `kind:id` (`workspace:ws_9`, `repository:api`): required by a feature granted
+   * per resource, ignored by others.
+   */
+  resource?: string
 }

@@ -1,6 +1,7 @@
 import type {
   EntitlementTokenClaims,
   FeatureClaim,
+  PerResource,
   Plan,
   RegionPolicy,
   Term,
@@ -24,6 +25,37 @@ export interface FeatureCap {
   readonly ceiling: number | undefined
   /** Percentages of `limit` to be told of, ascending. */
   readonly thresholds: readonly number[] | undefined
+}
+
+/** One named resource's own grant in a per-resource feature. */
+export interface ResourceGrantModel {
+  /** Whether this resource has the feature, when it says (else the feature's `per.enabled`). */
+  readonly enabled: boolean | undefined
+  readonly limit: number | undefined
+  readonly capLimit: number | undefined
+  /** What the server had counted for this resource in the window ending at the cap's `resetsAt`. */
+  readonly used: number
+}
+
+/** A feature granted per resource of one kind, as the decision engine reads it. Times are epoch milliseconds. */
+export interface FeaturePer {
+  readonly kind: string
+  /** Whether a resource the token does not name has the feature. */
+  readonly enabled: boolean
+  readonly limit: number | undefined
+  /** Each resource's cap; its window is the feature's `cap`'s, or its own. */
+  readonly cap:
+    | {
+        readonly limit: number
+        readonly period: UsagePeriod
+        readonly resetsAt: number | undefined
+        readonly soft: boolean
+        readonly ceiling: number | undefined
+        readonly thresholds: readonly number[] | undefined
+      }
+    | undefined
+  /** The resources the token names, by id (without the kind). */
+  readonly resources: ReadonlyMap<string, ResourceGrantModel>
 }
 
 /** Region policy with codes upper-cased once, at verification. */
@@ -52,6 +84,8 @@ export interface Feature {
   readonly regions: RegionRule | undefined
   readonly roles: readonly string[] | undefined
   readonly upgrade: UpgradeHint | undefined
+  /** Granted per resource of a kind (format version 2), else `undefined`. */
+  readonly per: FeaturePer | undefined
 }
 
 /** What a verified token says a customer bought. Produced by the verifier; read by the decision engine. */
@@ -121,6 +155,38 @@ function regionRule(policy: RegionPolicy | undefined): RegionRule | undefined {
   )
 }
 
+function perModel(per: PerResource, accountCap: FeatureClaim['cap']): FeaturePer {
+  const ids = Object.keys(per.resources ?? {})
+  const grants = ids.map((id) => {
+    const grant = per.resources![id]!
+    return Object.freeze({
+      enabled: grant.enabled,
+      limit: grant.limit,
+      capLimit: grant.cap?.limit,
+      used: grant.cap?.used ?? 0,
+    })
+  })
+  const cap = per.cap
+  return Object.freeze({
+    kind: per.kind,
+    enabled: per.enabled !== false,
+    limit: per.limit,
+    cap:
+      cap === undefined
+        ? undefined
+        : Object.freeze({
+            limit: cap.limit,
+            // The account's window when the feature has a cap (the schema requires that or a period here).
+            period: accountCap?.period ?? cap.period!,
+            resetsAt: seconds(accountCap?.resetsAt ?? cap.resetsAt),
+            soft: cap.soft === true,
+            ceiling: cap.ceiling,
+            thresholds: cap.thresholds === undefined ? undefined : Object.freeze([...cap.thresholds]),
+          }),
+    resources: frozenMap(ids, grants, layoutFor),
+  })
+}
+
 function feature(
   name: string,
   claim: FeatureClaim,
@@ -156,9 +222,11 @@ function feature(
       regions: claim.regions ? regionRule(claim.regions) : defaults.regions,
       roles: shared('roles', claim.roles) ?? defaults.roles,
       upgrade: shared('upgrade', claim.upgrade) ?? defaults.upgrade,
+      per: claim.per === undefined ? undefined : perModel(claim.per, claim.cap),
     })
-  // A metered cap carries this customer's usage: it is theirs alone, and interning it would only churn the table.
-  if (claim.cap !== undefined) return make()
+  // A metered cap carries this customer's usage, and so do a per-resource feature's resources: theirs alone, and
+  // interning them would only churn the table.
+  if (claim.cap !== undefined || claim.per?.resources !== undefined) return make()
   return intern(`feature${context}\u0000${name}\u0000${JSON.stringify(claim)}`, make)
 }
 

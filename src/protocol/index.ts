@@ -6,6 +6,7 @@
  * Public as `entitle/protocol`, for anyone writing a license server of their own.
  */
 
+export { FORMAT_VERSIONS, formatVersionFor } from '../core/format-version.js'
 export { addMonths, currentWindowEnd } from '../core/period.js'
 export type { SignOptions } from './sign.js'
 export { describeClaimIssues, signEntitlementToken, signRevocationList } from './sign.js'

@@ -156,6 +156,10 @@ const RUNS: Record<string, () => Promise<void>> = {
     const { server } = await runPrintedHere('examples/docs/soft-limits.ts')
     await server.close()
   },
+  'examples/docs/per-resource.ts': async () => {
+    const { server } = await runPrintedHere('examples/docs/per-resource.ts')
+    await server.close()
+  },
   'examples/docs/fleet.ts': async () => {
     const { server } = await runPrintedHere('examples/docs/fleet.ts')
     await server.close()

@@ -160,6 +160,7 @@ describe('every snippet of the docs, pasted into a new ESM project that installs
       'handle-errors.ts',
       'metering.ts',
       'openfeature.ts',
+      'per-resource.ts',
       'soft-limits.ts',
       'testing.ts',
     ])

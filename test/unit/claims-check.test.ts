@@ -15,7 +15,7 @@ function fullClaims(): Record<string, unknown> {
     exp: 1_800_000_000,
     jti: 'tok-1',
     ent: {
-      v: 1,
+      v: 2,
       plan: { id: 'team', name: 'Team', tier: 2 },
       addons: ['sso'],
       features: {
@@ -45,6 +45,27 @@ function fullClaims(): Record<string, unknown> {
           enabled: true,
         },
         total: { cap: { limit: 5, period: 'total', used: 0 } },
+        builds: {
+          cap: { limit: 5000, period: 'month', used: 1200, resetsAt: 1_750_000_000 },
+          per: {
+            kind: 'repository',
+            cap: { limit: 500, soft: true, ceiling: 600, thresholds: [80] },
+            resources: {
+              'repo-big': { cap: { limit: 2000, used: 450 } },
+              'repo-x': { cap: { used: 480 } },
+              'repo-off': { enabled: false },
+            },
+          },
+        },
+        members: { per: { kind: 'workspace', limit: 10, resources: { 'ws-9': { limit: 20 } } } },
+        'sso-per-workspace': {
+          per: {
+            kind: 'workspace',
+            enabled: false,
+            cap: { limit: 5, period: 'day', resetsAt: 1_750_000_000 },
+            resources: { 'ws-9': { enabled: true } },
+          },
+        },
       },
       term: { expiresAt: 1_790_000_000 },
       devices: { max: 3, fingerprints: ['fp-1'] },
@@ -73,6 +94,8 @@ const HOSTILE: unknown[] = [
   true,
   false,
   0,
+  1,
+  2,
   -1,
   1.5,
   -0.5,
@@ -99,6 +122,10 @@ const HOSTILE: unknown[] = [
   { limit: 1 },
   { cap: { limit: 1, period: 'day' } },
   { cap: { limit: 1, period: 'total', used: 0 } },
+  { per: { kind: 'workspace' } },
+  { per: { kind: 'workspace', cap: { limit: 1 } } },
+  { limit: 1, period: 'day' },
+  { cap: { used: 1 } },
   'month',
   'total',
   'decade',
@@ -173,6 +200,58 @@ describe('the claims checker without zod', () => {
     // Both kinds were exercised.
     expect(valid).toBeGreaterThan(1000)
     expect(valid).toBeLessThan(49_000)
+  })
+
+  it('agrees on each rule of per-resource grants, and says what is wrong', () => {
+    const withFeature = (feature: unknown, v = 2) => {
+      const payload = fullClaims()
+      const ent = payload.ent as { v: number; features: Record<string, unknown> }
+      ent.v = v
+      ent.features = { only: feature }
+      return payload
+    }
+    const cases: Array<[unknown, number, string]> = [
+      [{ per: { kind: 'workspace' } }, 1, 'ent.v: a per-resource feature (per) needs v: 2'],
+      [
+        { limit: 3, per: { kind: 'workspace' } },
+        2,
+        'ent.features.only.limit: a per-resource feature has its',
+      ],
+      [
+        { per: { kind: 'repo', cap: { limit: 5 } } },
+        2,
+        'ent.features.only.per.cap.period: per.cap has a period',
+      ],
+      [
+        {
+          cap: { limit: 9, period: 'total', used: 0 },
+          per: { kind: 'repo', cap: { limit: 5, period: 'total' } },
+        },
+        2,
+        'ent.features.only.per.cap.period: per.cap has a period',
+      ],
+      [
+        { per: { kind: 'repo', cap: { limit: 5, period: 'day' } } },
+        2,
+        'ent.features.only.per.cap.resetsAt: resetsAt',
+      ],
+      [{ per: { kind: 'repo', cap: { limit: 5, period: 'total', ceiling: 9 } } }, 2, 'needs soft: true'],
+      [{ per: { kind: '' } }, 2, 'ent.features.only.per.kind: at least 1 characters'],
+      [{ per: { kind: 'w', resources: { '': {} } } }, 2, 'ent.features.only.per.resources.: at least 1'],
+      [
+        { per: { kind: 'w', resources: { a: { cap: { used: -1 } } } } },
+        2,
+        'resources.a.cap.used: at least 0',
+      ],
+    ]
+    for (const [feature, v, expected] of cases) {
+      const { zod, lean } = both(withFeature(feature, v))
+      expect(lean, JSON.stringify(feature)).toEqual(zod)
+      expect(zod.ok).toBe(false)
+      expect(zod.problems!.join('\n')).toContain(expected)
+    }
+    expect(both(withFeature({ per: { kind: 'w', enabled: false } }, 1)).zod.ok).toBe(false)
+    expect(both(withFeature({ per: { kind: 'w', enabled: false } }, 2)).zod.ok).toBe(true)
   })
 
   it('agrees on payloads that are not objects at all, and on prototype names', () => {

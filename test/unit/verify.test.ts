@@ -157,7 +157,7 @@ describe('verifyEntitlementToken', () => {
     const ent = { v: 1, plan: { id: 'pro' }, features: { export: true } }
     const invalid: Array<[string, Record<string, unknown>]> = [
       ['no ent claim', { ...base, sub: 'a', jti: 'j' }],
-      ['an unknown format version', { ...base, sub: 'a', jti: 'j', ent: { ...ent, v: 2 } }],
+      ['an unknown format version', { ...base, sub: 'a', jti: 'j', ent: { ...ent, v: 3 } }],
       [
         'a negative limit',
         { ...base, sub: 'a', jti: 'j', ent: { ...ent, features: { seats: { limit: -1 } } } },

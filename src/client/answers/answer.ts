@@ -38,6 +38,7 @@ export function emptyDecision(
     error: undefined,
     source,
     age: undefined,
+    resource: undefined,
   }
 }
 
@@ -75,7 +76,8 @@ export function isPlain(context: CheckContext, key: string): boolean {
     context.device === undefined &&
     context.activeDevices === undefined &&
     context.amount === undefined &&
-    context.usage === undefined
+    context.usage === undefined &&
+    context.resource === undefined
   )
 }
 

@@ -1,6 +1,12 @@
 import { randomUUID } from 'node:crypto'
 import type { EntitlementTokenClaims, FeatureClaim } from 'entitle'
-import { currentWindowEnd, NEVER, signEntitlementToken, signRevocationList } from 'entitle/protocol'
+import {
+  currentWindowEnd,
+  formatVersionFor,
+  NEVER,
+  signEntitlementToken,
+  signRevocationList,
+} from 'entitle/protocol'
 import type { Catalog } from '../catalog.js'
 import type { Keyring } from '../keys.js'
 import type { LicenseRow, Repository, TokenKind, TokenRow } from '../repository.js'
@@ -75,7 +81,9 @@ export function createTokenService(options: TokenServiceOptions) {
       exp,
       jti: randomUUID(),
       ent: {
-        v: 1,
+        // Version 1 unless the license needs 2 (a per-resource grant): customers who need nothing new keep tokens
+        // every SDK version reads.
+        v: formatVersionFor(ent.features),
         ...ent,
         term,
         ...(device ? { devices: { max: license.seats, fingerprints: [device] } } : {}),

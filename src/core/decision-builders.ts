@@ -1,0 +1,71 @@
+import type { UpgradeHint } from './claims.js'
+import type { Decision, DecisionReason, ResourceDecision } from './decision.js'
+import type { Entitlements, Feature } from './entitlements.js'
+import type { EntitlementErrorCode } from './errors.js'
+
+/** Builds every decision with the same property order, so all decisions share one shape. */
+export function decision(
+  allowed: boolean,
+  feature: string,
+  reason: DecisionReason,
+  entitlements: Entitlements | undefined,
+  limit?: number,
+  used?: number,
+  resetsAt?: number,
+  expiresAt?: number,
+  upgrade?: UpgradeHint,
+  error?: EntitlementErrorCode,
+  overage?: number,
+  resource?: ResourceDecision,
+): Decision {
+  return {
+    allowed,
+    feature,
+    reason,
+    subject: entitlements?.subject,
+    plan: entitlements?.plan.id,
+    limit,
+    used,
+    remaining: limit === undefined || used === undefined ? undefined : Math.max(0, limit - used),
+    overage,
+    resetsAt,
+    expiresAt,
+    upgrade,
+    error,
+    source: undefined,
+    age: undefined,
+    resource,
+  }
+}
+
+/** A denial that carries no numbers: most of them. */
+export function denied(
+  feature: string,
+  reason: DecisionReason,
+  entitlements: Entitlements | undefined,
+  expiresAt?: number,
+  upgrade?: UpgradeHint,
+  error?: EntitlementErrorCode,
+): Decision {
+  return decision(
+    false,
+    feature,
+    reason,
+    entitlements,
+    undefined,
+    undefined,
+    undefined,
+    expiresAt,
+    upgrade,
+    error,
+  )
+}
+
+/** Where to send a customer this feature is closed to: its own hint, the token's hint for it, or the default. */
+export function upgradeFor(
+  entitlements: Entitlements,
+  name: string,
+  feature: Feature | undefined,
+): UpgradeHint | undefined {
+  return feature?.upgrade ?? entitlements.upgrades.get(name) ?? entitlements.upgrade
+}
