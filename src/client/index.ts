@@ -1,6 +1,6 @@
 import type { Decision } from '../core/decision.js'
 import { NO_USAGE_STATS } from '../usage/types.js'
-import { checkRecord, cleanRecordExtras } from '../usage/validate.js'
+import { checkRecord, checkResource, cleanRecordExtras } from '../usage/validate.js'
 import { emptyDecision } from './answers/answer.js'
 import { takeSnapshot } from './answers/snapshot.js'
 import { assembleClient } from './assemble.js'
@@ -118,10 +118,12 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       checkRecord(metric, amount)
       const key = keyOf(context)
       let { dimensions, properties } = context
+      const { resource } = context
       if (dimensions !== undefined || properties !== undefined)
         ({ dimensions, properties } = cleanRecordExtras(dimensions, properties))
+      if (resource !== undefined) checkResource(resource)
       const entry = tokens.peek(key)
-      meter.record(key, metric, amount, platform.now(), entry, dimensions, properties)
+      meter.record(key, metric, amount, platform.now(), entry, dimensions, properties, resource)
       answerer.invalidate(entry, metric)
       // A usage alert this record crossed: looked at only for a cap with thresholds (one Map read otherwise).
       if (entry?.entitlements.features.get(metric)?.cap?.thresholds !== undefined)

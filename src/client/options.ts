@@ -100,6 +100,11 @@ export interface RecordContext {
   dimensions?: Record<string, string>
   /** Raw mode only: the record's own properties, sent with it (JSON, at most 4 KiB). */
   properties?: Record<string, unknown>
+  /**
+   * The resource the usage is for, `kind:id` (`repository:api`), for a feature granted per resource: counted for
+   * the resource and the account, and sent on the usage line.
+   */
+  resource?: string
 }
 
 /** A `change` event: a customer's entitlements changed (an upgrade, a downgrade, a new token). A first load is not a change. */

@@ -4,9 +4,13 @@ import { NEVER } from '../protocol/usage-rules.js'
 
 const HOUR = 3_600_000
 
-/** The end of the usage window `metric` is in: the cap's window when the token has one, else the UTC hour. */
+/**
+ * The end of the usage window `metric` is in: the cap's window when the token has one (a per-resource cap's when
+ * only the resources are capped), else the UTC hour.
+ */
 export function windowFor(entitlements: Entitlements | undefined, metric: string, now: number): number {
-  const cap = entitlements?.features.get(metric)?.cap
+  const feature = entitlements?.features.get(metric)
+  const cap = feature?.cap ?? feature?.per?.cap
   if (cap === undefined) return Math.floor(now / HOUR) * HOUR + HOUR
   if (cap.resetsAt === undefined) return NEVER
   return currentWindowEnd(cap.period, cap.resetsAt, now) ?? NEVER

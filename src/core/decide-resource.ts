@@ -23,7 +23,8 @@ export interface Asked {
  * off), its numeric limit, its cap, then the account's cap over every resource (`decideAccount`, the ordinary
  * decision of the feature's own cap). The resource's own grant wins for what it alone bought (an add-on for one
  * workspace); where both levels limit, the tighter binds, and either denies the request whole. The context's
- * `usage` is the resource's, and `accountUsage` (which includes it) the account's.
+ * `usage` is the resource's, and `accountUsage` (which includes it) the account's; `resourceCounted` is what the
+ * client counted for the resource's cap that its token does not hold yet.
  */
 export function decideForResource(
   entitlements: Entitlements,
@@ -33,6 +34,7 @@ export function decideForResource(
   asked: Asked,
   accountUsage: number,
   decideAccount: () => Decision,
+  resourceCounted = 0,
 ): Decision {
   const { context, amount, now, expiresAt } = asked
   const id = context.resource
@@ -95,7 +97,8 @@ export function decideForResource(
       used = 0
       resetsAt = currentWindowEnd(per.cap.period, resetsAt, now)
     }
-    own = numbers(capLimit, used + usage)
+    // What this process counted for the resource beyond the token's snapshot, on top of what the app says.
+    own = numbers(capLimit, used + usage + resourceCounted)
     if (own.used + amount > capLimit) {
       const { soft, ceiling } = per.cap
       if (!soft || (ceiling !== undefined && own.used + amount > ceiling))

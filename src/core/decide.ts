@@ -100,6 +100,7 @@ export function decideCounting(
   context: DecisionContext,
   now: number,
   counted: number,
+  resourceCounted = 0,
 ): Decision {
   // `now` not a number (null, a string, NaN) compares false with every time: it would pass every window.
   if (typeof now !== 'number' || Number.isNaN(now)) return denied(name, 'invalid_request', entitlements)
@@ -189,7 +190,7 @@ export function decideCounting(
   if (feature.per !== undefined) {
     const account = () => decideAmounts(entitlements, name, feature, usage, amount, now, allowedAs, expiresAt)
     const asked = { context, amount, now, allowedAs, expiresAt }
-    return decideForResource(entitlements, name, feature, feature.per, asked, usage, account)
+    return decideForResource(entitlements, name, feature, feature.per, asked, usage, account, resourceCounted)
   }
   return decideAmounts(entitlements, name, feature, usage, amount, now, allowedAs, expiresAt)
 }

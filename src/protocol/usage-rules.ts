@@ -14,6 +14,8 @@ export const USAGE_LIMITS = Object.freeze({
   subject: 64,
   /** Characters of a metric name. */
   metric: 256,
+  /** Characters of each half of a resource, `kind:id` (the kind has no `:`). */
+  resourcePart: 128,
   /** Dimensions on one line. */
   dimensions: 16,
   /** Characters of a dimension name. */
@@ -41,6 +43,8 @@ export function idPattern(max: number): RegExp {
 /** A customer id as the wire carries it: the `subject` of a usage line, the `{subject}` of a URL. */
 export const SUBJECT_PATTERN: RegExp = /*@__PURE__*/ idPattern(USAGE_LIMITS.subject)
 export const LINE_ID_PATTERN = /*@__PURE__*/ idPattern(USAGE_LIMITS.lineId)
+/** A resource as a usage line carries it: `kind:id`, neither empty, no control characters, the kind without `:`. */
+export const RESOURCE_PATTERN: RegExp = /^[^:\u0000-\u001f]{1,128}:[^\u0000-\u001f]{1,128}$/
 
 /** The end of a window that never ends (a metric without a resetting cap, period `total`), epoch ms. */
 export const NEVER = Number.MAX_SAFE_INTEGER
@@ -55,6 +59,7 @@ export const USAGE_LINE_RULES = Object.freeze({
   amount: `a number from 0 to ${USAGE_LIMITS.amount}`,
   time: `whole epoch milliseconds from 0 to ${USAGE_LIMITS.time}`,
   order: 'end is before start',
+  resource: `kind:id, each 1 to ${USAGE_LIMITS.resourcePart} characters`,
   dimensions: `an object of at most ${USAGE_LIMITS.dimensions} strings`,
   dimensionName: `a dimension name of 1 to ${USAGE_LIMITS.dimensionName} characters`,
   dimensionValue: `a string of at most ${USAGE_LIMITS.dimensionValue} characters`,
@@ -117,6 +122,11 @@ export function usageLineProblem(value: unknown): UsageLineProblem | undefined {
     return { path: 'amount', message: RULES.amount }
   if (!isTime(line.start)) return { path: 'start', message: RULES.time }
   if (!isTime(line.end)) return { path: 'end', message: RULES.time }
+  if (
+    line.resource !== undefined &&
+    (typeof line.resource !== 'string' || !RESOURCE_PATTERN.test(line.resource))
+  )
+    return { path: 'resource', message: RULES.resource }
   if (line.dimensions !== undefined) {
     const problem = checkDimensions(line.dimensions)
     if (problem !== undefined) return problem

@@ -4,6 +4,7 @@ import {
   isPlainObject,
   jsonBytes,
   LINE_ID_PATTERN,
+  RESOURCE_PATTERN,
   USAGE_LINE_RULES as RULES,
   SUBJECT_PATTERN,
   USAGE_LIMITS,
@@ -48,6 +49,10 @@ export const usageLineSchema = z
         .check(z.gte(0, RULES.amount), z.lte(USAGE_LIMITS.amount, RULES.amount)),
       start: time,
       end: time,
+      /** The resource the usage is for (`workspace:ws_9`), for a metric counted per resource. */
+      resource: z.optional(
+        z.string({ error: RULES.resource }).check(z.regex(RESOURCE_PATTERN, RULES.resource)),
+      ),
       dimensions: z.optional(z.pipe(z.custom<object>(isPlainObject, RULES.dimensions), dimensionsSchema)),
       properties: z.optional(
         z

@@ -63,17 +63,22 @@ export function createAggregator(options: {
     now: number,
     dimensions: Record<string, string> | undefined,
     properties: Record<string, unknown> | undefined,
+    account: Counter,
+    resource: string | undefined,
   ): Line {
+    // A resource's line lives in its resource's counter and counts into the metric's (the account's) as well.
     const line = createLine(
       nextId(),
       key,
       metric,
       amount,
       now,
-      counter.windowEnd,
-      counter.generation,
+      account.windowEnd,
+      account.generation,
       dimensions,
       properties,
+      resource,
+      resource === undefined ? -1 : counter.generation,
     )
     open.push(line)
     // An estimate: the exact size is measured when the line is sealed.
@@ -81,6 +86,10 @@ export function createAggregator(options: {
     return line
   }
 
+  /**
+   * `counter` holds the open lines: the metric's, or for a record with a `resource`, that resource's own counter,
+   * with `account` the metric's (every line counts into it). Folding under pressure keeps the resource.
+   */
   function addSlowly(
     counter: Counter,
     key: string,
@@ -89,10 +98,12 @@ export function createAggregator(options: {
     now: number,
     dimensions: Record<string, string> | undefined,
     properties: Record<string, unknown> | undefined,
+    account: Counter = counter,
+    resource?: string,
   ): Added {
     if ((raw || dimensions !== undefined) && queued() < detailedLineLimit) {
       if (raw) {
-        openLine(counter, key, metric, amount, now, dimensions, properties)
+        openLine(counter, key, metric, amount, now, dimensions, properties, account, resource)
         return 'opened'
       }
       const dimensionKey = dimensionsKey(dimensions!)
@@ -100,13 +111,13 @@ export function createAggregator(options: {
       if (sum(counter.byDimensions.get(dimensionKey), amount, now)) return 'summed'
       counter.byDimensions.set(
         dimensionKey,
-        openLine(counter, key, metric, amount, now, dimensions, undefined),
+        openLine(counter, key, metric, amount, now, dimensions, undefined, account, resource),
       )
       return 'opened'
     }
     if (sum(counter.line, amount, now)) return 'summed'
     if (queued() >= maxQueuedLines) return 'dropped'
-    counter.line = openLine(counter, key, metric, amount, now, undefined, undefined)
+    counter.line = openLine(counter, key, metric, amount, now, undefined, undefined, account, resource)
     return 'opened'
   }
 

@@ -14,6 +14,7 @@ export interface JournalLine {
   window: number
   dimensions?: Record<string, string>
   properties?: Record<string, unknown>
+  resource?: string
   batch?: string
   reason?: string
 }
@@ -41,7 +42,8 @@ function isJournalLine(value: unknown): value is JournalLine {
     isCount(line.amount) &&
     typeof line.start === 'number' &&
     typeof line.end === 'number' &&
-    typeof line.window === 'number'
+    typeof line.window === 'number' &&
+    (line.resource === undefined || typeof line.resource === 'string')
   )
 }
 
@@ -70,6 +72,7 @@ function journalLine(line: Line, batch?: string): JournalLine {
     window: line.windowEnd,
     ...(line.dimensions ? { dimensions: line.dimensions } : {}),
     ...(line.properties ? { properties: line.properties } : {}),
+    ...(line.resource ? { resource: line.resource } : {}),
     ...(batch ? { batch } : {}),
     ...(line.reason ? { reason: line.reason } : {}),
   }
@@ -127,6 +130,7 @@ function lineOf(entry: JournalLine): Line {
     -1,
     entry.dimensions,
     entry.properties,
+    entry.resource,
   )
   line.end = entry.end
   line.reason = entry.reason

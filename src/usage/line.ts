@@ -15,9 +15,13 @@ export interface Line {
   readonly windowEnd: number
   readonly dimensions: Record<string, string> | undefined
   readonly properties: Record<string, unknown> | undefined
+  /** The resource the usage is for (`kind:id`), for a metric counted per resource. */
+  readonly resource: string | undefined
   sealed: boolean
   /** The local counter generation this line counts into (see `local-usage.ts`), or -1 once it no longer does. */
   generation: number
+  /** The same for the resource's own counter, or -1 (no resource, or it no longer counts). */
+  resourceGeneration: number
   /** The wire JSON and its UTF-8 size (with a separating comma), fixed at sealing. */
   json: string
   bytes: number
@@ -35,6 +39,8 @@ export function createLine(
   generation: number,
   dimensions: Record<string, string> | undefined,
   properties: Record<string, unknown> | undefined,
+  resource?: string,
+  resourceGeneration = -1,
 ): Line {
   return {
     id,
@@ -46,8 +52,10 @@ export function createLine(
     windowEnd,
     dimensions,
     properties,
+    resource,
     sealed: false,
     generation,
+    resourceGeneration,
     json: '',
     bytes: 0,
     reason: undefined,
@@ -69,6 +77,7 @@ export function sealLine(line: Line, subject: string | undefined): string | unde
     amount: line.amount,
     start: line.start,
     end: line.end,
+    resource: line.resource,
     dimensions: line.dimensions,
     properties: line.properties,
   }

@@ -3,6 +3,17 @@ import type { Line } from './line.js'
 /** Counters of a customer no longer worth keeping are looked for at most this often. */
 const PRUNE_INTERVAL_MS = 60_000
 
+/**
+ * At most this many per-resource counters whose units are all confirmed are kept; past it, those go first, and a
+ * check of their resource counts only what the token's snapshot holds until the next token. Counters with units
+ * in flight are bounded by the meter's queue (`maxQueuedLines`).
+ */
+export const MAX_RESOURCE_COUNTERS = 10_000
+
+/** The local counter of one resource's usage of a metric: a counter like a metric's, under its own name. */
+export const resourceMetric = (metric: string, resource: string): string => `${metric}\u0000${resource}`
+const isResourceMetric = (metric: string): boolean => metric.includes('\u0000')
+
 /** Local usage of one customer and metric in its current window: what a check adds to the token's snapshot. */
 export interface Counter {
   windowEnd: number
@@ -35,6 +46,48 @@ function hasOpenLine(counter: Counter): boolean {
   return false
 }
 
+type Counters = ReadonlyMap<string, ReadonlyMap<string, Counter>>
+
+/** The counter `line` counts into, while it still does. */
+function counterOf(counters: Counters, line: Line): Counter | undefined {
+  const counter = counters.get(line.key)?.get(line.metric)
+  return counter !== undefined && counter.generation === line.generation ? counter : undefined
+}
+
+/** The resource's own counter `line` also counts into, while it still does. */
+function resourceCounterOf(counters: Counters, line: Line): Counter | undefined {
+  if (line.resource === undefined) return undefined
+  const counter = counters.get(line.key)?.get(resourceMetric(line.metric, line.resource))
+  return counter !== undefined && counter.generation === line.resourceGeneration ? counter : undefined
+}
+
+/** Moves `line`'s units from pending to confirmed in one counter. */
+function confirm(counter: Counter, line: Line, at: number): void {
+  counter.pending = Math.max(0, counter.pending - line.amount)
+  // Pairs in arrival order; confirmations within the same second merge into one pair, taking the later time:
+  // a snapshot between the two must not hide the later units.
+  const acked = counter.acked
+  const last = acked.length - 2
+  if (last >= 0 && Math.floor(acked[last]! / 1000) === Math.floor(at / 1000)) {
+    acked[last + 1]! += line.amount
+    acked[last] = Math.max(acked[last]!, at)
+  } else acked.push(at, line.amount)
+}
+
+/** Forgets per-resource counters that only hold confirmed units (none in flight or open); returns how many. */
+function shedResourceCounters(counters: Map<string, Map<string, Counter>>): number {
+  let shed = 0
+  for (const [key, metrics] of counters) {
+    for (const [metric, counter] of metrics)
+      if (isResourceMetric(metric) && counter.pending === 0 && !hasOpenLine(counter)) {
+        metrics.delete(metric)
+        shed++
+      }
+    if (metrics.size === 0) counters.delete(key)
+  }
+  return shed
+}
+
 /**
  * The usage this process knows of that a token's snapshot may not count yet, per customer and metric: records
  * not confirmed by the server, and confirmed ones newer than the snapshot. A check reads it through
@@ -45,6 +98,7 @@ export function createLocalUsage() {
   /** Global, so a line never matches a counter that was forgotten and made again. */
   let generations = 0
   let prunedAt = 0
+  let resourceCounters = 0
 
   function counterFor(key: string, metric: string, windowEnd: number, now: number): Counter {
     let metrics = counters.get(key)
@@ -54,6 +108,11 @@ export function createLocalUsage() {
     }
     let counter = metrics.get(metric)
     if (counter === undefined) {
+      if (isResourceMetric(metric) && ++resourceCounters > MAX_RESOURCE_COUNTERS) {
+        resourceCounters -= shedResourceCounters(counters)
+        // Shedding may have emptied and dropped this customer's map: the new counter goes in a map that is kept.
+        counters.set(key, metrics)
+      }
       counter = {
         windowEnd,
         source: undefined,
@@ -98,12 +157,6 @@ export function createLocalUsage() {
     return units
   }
 
-  /** The counter `line` counts into, while it still does. */
-  function counterOf(line: Line): Counter | undefined {
-    const counter = counters.get(line.key)?.get(line.metric)
-    return counter !== undefined && counter.generation === line.generation ? counter : undefined
-  }
-
   return {
     /** Counters by customer key and metric, as they stand: read on the hot path, changed only through this module. */
     counters: counters as ReadonlyMap<string, ReadonlyMap<string, Counter>>,
@@ -113,17 +166,10 @@ export function createLocalUsage() {
 
     /** The server stored `line` at `at`: its units move from pending to confirmed. */
     acknowledge(line: Line, at: number): void {
-      const counter = counterOf(line)
-      if (counter === undefined) return
-      counter.pending = Math.max(0, counter.pending - line.amount)
-      // Pairs in arrival order; confirmations within the same second merge into one pair, taking the later time:
-      // a snapshot between the two must not hide the later units.
-      const acked = counter.acked
-      const last = acked.length - 2
-      if (last >= 0 && Math.floor(acked[last]! / 1000) === Math.floor(at / 1000)) {
-        acked[last + 1]! += line.amount
-        acked[last] = Math.max(acked[last]!, at)
-      } else acked.push(at, line.amount)
+      const counter = counterOf(counters, line)
+      if (counter !== undefined) confirm(counter, line, at)
+      const own = resourceCounterOf(counters, line)
+      if (own !== undefined) confirm(own, line, at)
     },
 
     /**
@@ -131,7 +177,8 @@ export function createLocalUsage() {
      * window ends, since no snapshot will ever hold them. The line stops tracking the counter.
      */
     release(line: Line): void {
-      if (counterOf(line) !== undefined) line.generation = -1
+      if (counterOf(counters, line) !== undefined) line.generation = -1
+      line.resourceGeneration = -1
     },
 
     /** A line back from the journal, not confirmed before the restart: counted locally again. */
@@ -140,6 +187,10 @@ export function createLocalUsage() {
       const counter = counterFor(line.key, line.metric, line.windowEnd, now)
       counter.pending += line.amount
       line.generation = counter.generation
+      if (line.resource === undefined) return
+      const own = counterFor(line.key, resourceMetric(line.metric, line.resource), line.windowEnd, now)
+      own.pending += line.amount
+      line.resourceGeneration = own.generation
     },
 
     restoreConfirmed(entry: ConfirmedUnits, now: number): void {
@@ -172,8 +223,10 @@ export function createLocalUsage() {
         for (const [metric, counter] of metrics) {
           if (issued !== undefined) unreported(key, metric, now, issued)
           if (hasOpenLine(counter)) continue
-          if (counter.windowEnd <= now || (counter.pending === 0 && counter.acked.length === 0))
+          if (counter.windowEnd <= now || (counter.pending === 0 && counter.acked.length === 0)) {
             metrics.delete(metric)
+            if (isResourceMetric(metric)) resourceCounters--
+          }
         }
         if (metrics.size === 0) counters.delete(key)
       }

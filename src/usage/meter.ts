@@ -1,6 +1,7 @@
 import { EntitlementError } from '../core/errors.js'
 import { sumInto } from './aggregator.js'
 import { readJournal } from './journal.js'
+import { resourceMetric } from './local-usage.js'
 import { createPipeline, type MeterSettings, type MeterSurroundings } from './pipeline.js'
 import type { CloseResult, FlushResult, UsageLine, UsageStats } from './types.js'
 
@@ -83,6 +84,7 @@ export function createUsageMeter(settings: MeterSettings, around: MeterSurroundi
     source: unknown,
     dimensions: Record<string, string> | undefined,
     properties: Record<string, unknown> | undefined,
+    resource?: string,
   ): void {
     stats.recorded++
     let counter = counters.get(key)?.get(metric)
@@ -91,6 +93,15 @@ export function createUsageMeter(settings: MeterSettings, around: MeterSurroundi
       counter.source = source
     }
     counter.pending += amount
+    // A resource's usage counts for the metric and for the resource, which holds its lines.
+    const account = counter
+    if (resource !== undefined) {
+      const name = resourceMetric(metric, resource)
+      counter = counters.get(key)?.get(name)
+      if (counter === undefined || counter.windowEnd !== account.windowEnd)
+        counter = local.counterFor(key, name, account.windowEnd, now)
+      counter.pending += amount
+    }
     if (closed) {
       drop(amount)
       return
@@ -102,7 +113,7 @@ export function createUsageMeter(settings: MeterSettings, around: MeterSurroundi
       stats.aggregated++
       return
     }
-    const added = lines.add(counter, key, metric, amount, now, dimensions, properties)
+    const added = lines.add(counter, key, metric, amount, now, dimensions, properties, account, resource)
     if (added === 'opened') {
       if (queue.full(lines.open.length, lines.openBytes)) schedule.wake(0)
     } else if (added === 'dropped') drop(amount)

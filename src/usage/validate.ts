@@ -1,5 +1,5 @@
 import { EntitlementError } from '../core/errors.js'
-import { USAGE_LIMITS, USAGE_LINE_RULES } from '../protocol/usage-rules.js'
+import { RESOURCE_PATTERN, USAGE_LIMITS, USAGE_LINE_RULES } from '../protocol/usage-rules.js'
 
 /*
  * What `record()` refuses at the door, by the protocol's rules: misuse throws `usage_invalid` and counts nothing.
@@ -20,6 +20,12 @@ export function checkRecord(metric: unknown, amount: unknown): void {
   if (typeof metric !== 'string' || metric.length === 0 || metric.length > MAX_METRIC) refuse('metric')
   // `!(amount <= MAX)` is also true for NaN.
   if (typeof amount !== 'number' || amount < 0 || !(amount <= MAX_AMOUNT)) refuse('amount')
+}
+
+/** Throws `usage_invalid` unless `resource` is what a usage line can carry: `kind:id`. */
+export function checkResource(resource: unknown): void {
+  if (typeof resource !== 'string' || !RESOURCE_PATTERN.test(resource))
+    throw new EntitlementError('usage_invalid', `resource must be ${USAGE_LINE_RULES.resource}`)
 }
 
 function cleanDimensions(dimensions: unknown): Record<string, string> | undefined {

@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import {
   createEntitlements,
@@ -6,6 +9,7 @@ import {
   type EntitlementClaim,
   entitlementTokenClaimsSchema,
 } from '../../src/index.js'
+import { createFileStorage } from '../../src/node/index.js'
 import { formatVersionFor } from '../../src/protocol/index.js'
 import { createTestIssuer } from '../../src/testing.js'
 import { frozen, NOW } from '../helpers.js'
@@ -173,6 +177,104 @@ describe('per-resource grants (format v2)', () => {
       expect(await client.check('sso', { resource: 'workspace:ws-8' })).toMatchObject({ allowed: false })
     } finally {
       await client.close()
+    }
+  })
+
+  it('consume() counts the resource and the account in one step; a denied consume counts nothing at either', async () => {
+    const issuer = await createTestIssuer({ now: frozen })
+    const token = await issuer.issue({
+      plan: { id: 'ci' },
+      features: {
+        builds: {
+          cap: { limit: 8, period: 'month', used: 0, resetsAt },
+          per: { kind: 'repository', cap: { limit: 5 } },
+        },
+      },
+    })
+    const client = createEntitlements({ token, ...issuer.verifyOptions, platform: { now: frozen } })
+    try {
+      await client.load()
+      const a = { resource: 'repository:a' }
+      const b = { resource: 'repository:b' }
+      for (let i = 0; i < 5; i++) expect(client.consumeSync('builds', a).allowed).toBe(true)
+      expect(client.consumeSync('builds', a)).toMatchObject({
+        allowed: false,
+        reason: 'usage_cap_reached',
+        resource: { deniedBy: 'resource', own: { used: 5 }, account: { used: 5 } },
+      })
+      // Two of the three builds b has room for fit the account; the third is the account's ninth.
+      expect(client.consumeSync('builds', { ...b, amount: 2 }).allowed).toBe(true)
+      expect(await client.consume('builds', { ...b, amount: 2 })).toMatchObject({
+        allowed: false,
+        resource: { deniedBy: 'account', own: { used: 2 }, account: { used: 7 } },
+      })
+      expect(await client.consume('builds', b)).toMatchObject({ allowed: true, remaining: 0 })
+      // Nothing was counted by the denials: a is at 5, b at 3, the account at 8.
+      expect(client.checkSync('builds', { ...a, amount: 0 }).resource).toMatchObject({
+        own: { used: 5 },
+        account: { used: 8 },
+      })
+      expect(client.checkSync('builds', { ...b, amount: 0 }).resource?.own).toMatchObject({ used: 3 })
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('record() refuses a resource the wire cannot carry, counting nothing', async () => {
+    const { issuer, token } = await verified()
+    const client = createEntitlements({
+      token,
+      ...issuer.verifyOptions,
+      usage: { url: 'http://127.0.0.1:9/', flushIntervalMs: 3_600_000 },
+      platform: { now: frozen },
+    })
+    try {
+      await client.load()
+      for (const resource of ['api', ':api', 'repository:', 7, `repository:${'x'.repeat(129)}`])
+        expect(() => client.record('builds', 1, { resource } as unknown as { resource: string })).toThrow(
+          expect.objectContaining({ code: 'usage_invalid' }),
+        )
+      expect(client.stats().usage.recorded).toBe(0)
+      // A good one counts for the repository at once, before any token shows it.
+      client.record('builds', 300, { resource: 'repository:web' })
+      expect(client.checkSync('builds', { resource: 'repository:web' })).toMatchObject({
+        allowed: false,
+        resource: { deniedBy: 'account', own: { used: 420 }, account: { used: 5290 } },
+      })
+    } finally {
+      await client.close({ deadlineMs: 200 })
+    }
+  })
+
+  it('a restart with file storage counts the resource again from the journal', async () => {
+    const { issuer, token } = await verified()
+    const dir = mkdtempSync(join(tmpdir(), 'entitle-per-resource-'))
+    const start = () =>
+      createEntitlements({
+        token,
+        ...issuer.verifyOptions,
+        storage: createFileStorage(dir),
+        // The license server is down throughout: nothing is confirmed, everything stays in the journal.
+        usage: { url: 'http://127.0.0.1:9/', flushIntervalMs: 3_600_000, timeoutMs: 200 },
+        platform: { now: frozen },
+      })
+    const first = start()
+    await first.load()
+    first.record('builds', 200, { resource: 'repository:web' })
+    await first.close({ deadlineMs: 300 })
+    const second = start()
+    try {
+      await second.load()
+      expect(second.checkSync('builds', { resource: 'repository:web', amount: 0 }).resource).toMatchObject({
+        own: { used: 320 },
+        account: { used: 5190 },
+      })
+      expect(second.checkSync('builds', { resource: 'repository:api', amount: 0 }).resource).toMatchObject({
+        own: { used: 500 },
+        account: { used: 5190 },
+      })
+    } finally {
+      await second.close({ deadlineMs: 300 })
     }
   })
 })

@@ -2,6 +2,7 @@ import { decideCounting, deniedForError } from '../../core/decide.js'
 import type { Decision, DecisionSource } from '../../core/decision.js'
 import type { Entitlements } from '../../core/entitlements.js'
 import type { MemoryUsageStore } from '../../usage/counter-store.js'
+import { resourceMetric } from '../../usage/local-usage.js'
 import type { UsageMeter } from '../../usage/meter.js'
 import type { ClientConfig } from '../config.js'
 import type { Reservations } from '../consume/reservations.js'
@@ -103,6 +104,60 @@ function memoUntil(entitlements: Entitlements, name: string, now: number): numbe
   return until
 }
 
+/** Usage recorded here that the token's snapshot does not count yet, and what a crashed run may have granted. */
+function localUsage(
+  sources: {
+    readonly meter: UsageMeter | undefined
+    readonly localCounters: MemoryUsageStore | undefined
+    readonly reservations: Reservations | undefined
+  },
+  entry: Entry,
+  key: string,
+  feature: string,
+  now: number,
+): number {
+  const { meter, localCounters, reservations } = sources
+  // Looked up only when something could have counted it (a meter, consume() without one, a crashed run's
+  // reservations), so a plain check pays nothing for metering.
+  const unknown = reservations?.hasUnknown() === true
+  if (meter === undefined && !unknown && (localCounters === undefined || localCounters.size === 0)) return 0
+  const { entitlements } = entry
+  const cap = entitlements.features.get(feature)?.cap
+  if (cap === undefined) return 0
+  // The counter's key costs two encodings: made only when the local counters or a crashed run's units need it.
+  const counted = meter === undefined && localCounters !== undefined
+  if (!counted && !unknown) return meter!.unreported(key, feature, now, cap.asOf ?? entitlements.issuedAt)
+  let units = meter === undefined ? 0 : meter.unreported(key, feature, now, cap.asOf ?? entitlements.issuedAt)
+  const counterKey = counterKeyOf(entitlements.subject, feature, windowFor(entitlements, feature, now))
+  if (counted) {
+    const here = localCounters!.peek(counterKey)
+    if (here !== undefined) units += Math.max(0, here - snapshotBaseline(cap, now))
+  }
+  return unknown ? units + reservations!.unknown(counterKey, now) : units
+}
+
+/**
+ * Usage of one resource's cap counted in this process that the token's snapshot does not hold yet: what it
+ * recorded or consumed for the resource (the meter's count, or the in-process counters without a meter).
+ */
+function resourceUsage(
+  counted: { readonly meter: UsageMeter | undefined; readonly localCounters: MemoryUsageStore | undefined },
+  entry: Entry,
+  key: string,
+  feature: string,
+  resource: unknown,
+  now: number,
+): number {
+  const { entitlements } = entry
+  const found = entitlements.features.get(feature)
+  if (found?.per?.cap === undefined || typeof resource !== 'string') return 0
+  const name = resourceMetric(feature, resource)
+  if (counted.meter !== undefined)
+    return counted.meter.unreported(key, name, now, found.cap?.asOf ?? entitlements.issuedAt)
+  const window = windowFor(entitlements, feature, now)
+  return counted.localCounters?.peek(counterKeyOf(entitlements.subject, name, window)) ?? 0
+}
+
 /** Turns what the client holds for a customer into a decision: the hot path of every check. */
 export function createAnswerer(parts: {
   readonly config: ClientConfig
@@ -121,28 +176,6 @@ export function createAnswerer(parts: {
   const { config, tokens, clock, revocations, stats, memos, meter, reservations } = parts
   const { localCounters } = parts
   const { platform, staleGraceMs } = config
-
-  /** Usage recorded here that the token's snapshot does not count yet, and what a crashed run may have granted. */
-  function localUsage(entry: Entry, key: string, feature: string, now: number): number {
-    // Looked up only when something could have counted it (a meter, consume() without one, a crashed run's
-    // reservations), so a plain check pays nothing for metering.
-    const unknown = reservations?.hasUnknown() === true
-    if (meter === undefined && !unknown && (localCounters === undefined || localCounters.size === 0)) return 0
-    const { entitlements } = entry
-    const cap = entitlements.features.get(feature)?.cap
-    if (cap === undefined) return 0
-    // The counter's key costs two encodings: made only when the local counters or a crashed run's units need it.
-    const counted = meter === undefined && localCounters !== undefined
-    if (!counted && !unknown) return meter!.unreported(key, feature, now, cap.asOf ?? entitlements.issuedAt)
-    let units =
-      meter === undefined ? 0 : meter.unreported(key, feature, now, cap.asOf ?? entitlements.issuedAt)
-    const counterKey = counterKeyOf(entitlements.subject, feature, windowFor(entitlements, feature, now))
-    if (counted) {
-      const here = localCounters.peek(counterKey)
-      if (here !== undefined) units += Math.max(0, here - snapshotBaseline(cap, now))
-    }
-    return unknown ? units + reservations!.unknown(counterKey, now) : units
-  }
 
   /** No token in memory: a verdict if one is known (an answer), else the failure policy (no answer). */
   function withoutToken(key: string, feature: string, subject: string | undefined): Decision {
@@ -232,7 +265,8 @@ export function createAnswerer(parts: {
       feature,
       context,
       at,
-      counted ?? localUsage(entry, key, feature, now),
+      counted ?? localUsage(parts, entry, key, feature, now),
+      context.resource === undefined ? 0 : resourceUsage(parts, entry, key, feature, context.resource, now),
     ) as {
       -readonly [K in keyof Decision]: Decision[K]
     }
@@ -256,7 +290,7 @@ export function createAnswerer(parts: {
     const cap = entry.entitlements.features.get(feature)?.cap
     if (cap === undefined) return 0
     const now = platform.now()
-    return snapshotBaseline(cap, now) + localUsage(entry, key, feature, now)
+    return snapshotBaseline(cap, now) + localUsage(parts, entry, key, feature, now)
   }
 
   return { answer, invalidate, fold, usedNow }

@@ -1,6 +1,7 @@
 import type { Decision } from '../../core/decision.js'
 import { NEVER } from '../../protocol/usage-rules.js'
 import type { MemoryUsageStore } from '../../usage/counter-store.js'
+import { resourceMetric } from '../../usage/local-usage.js'
 import type { Answerer } from '../answers/answer.js'
 import type { CheckContext } from '../options.js'
 import type { Entry } from '../tokens/cache-entry.js'
@@ -9,17 +10,31 @@ import type { Reservation, Reservations } from './reservations.js'
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
-/**
- * `consume()` in one process, synchronously: the check counts what this process used (the meter's unreported
- * units, or the local counters when there is no meter), so when it allows `amount`, the add fits under the cap;
- * the add is made at once, and one thread means nothing can come between the two.
- */
 /** A grant that waits for its cap's reservation to be written (a storage that writes only asynchronously). */
 export interface Uncovered {
   readonly uncovered: { readonly counter: Reservation; readonly amount: number; readonly left: number }
   readonly checked: Decision
 }
 
+/**
+ * Records a use for the license server (for a resource, when the feature is granted per resource), forgets the
+ * feature's memoized answers, and fires the usage alerts it crossed; `used` is the count after it where a fleet
+ * said.
+ */
+export type Use = (
+  key: string,
+  entry: Entry | undefined,
+  feature: string,
+  amount: number,
+  used?: number,
+  resource?: string,
+) => void
+
+/**
+ * `consume()` in one process, synchronously: the check counts what this process used (the meter's unreported
+ * units, or the local counters when there is no meter), so when it allows `amount`, the add fits under the cap;
+ * the add is made at once, and one thread means nothing can come between the two.
+ */
 export function createConsumeHere(parts: {
   readonly answerer: Answerer
   /** Without a meter: where this process counts what it consumed. */
@@ -27,8 +42,7 @@ export function createConsumeHere(parts: {
   /** With a storage that outlives the process: what makes a grant safe across a crash. */
   readonly reservations: Reservations | undefined
   readonly now: () => number
-  /** Records the use for the license server and forgets the feature's memoized answer. */
-  readonly use: (key: string, entry: Entry | undefined, feature: string, amount: number) => void
+  readonly use: Use
 }) {
   const { answerer, localCounters, reservations, use } = parts
 
@@ -41,7 +55,10 @@ export function createConsumeHere(parts: {
     const checked = answerer.answer(entry, key, feature, context, true)
     if (!checked.allowed || entry === undefined) return checked
     const amount = context.amount ?? 1
-    const cap = entry.entitlements.features.get(feature)?.cap
+    const granted = entry.entitlements.features.get(feature)
+    const cap = granted?.cap
+    // A per-resource feature: the resource's count goes with the account's (the decision checked both).
+    const resource = granted?.per !== undefined ? context.resource : undefined
     if (cap !== undefined && (localCounters !== undefined || reservations !== undefined)) {
       const now = parts.now()
       const { subject } = entry.entitlements
@@ -65,11 +82,24 @@ export function createConsumeHere(parts: {
         })
       }
     }
-    if (cap !== undefined) {
+    if (cap !== undefined || (resource !== undefined && granted?.per?.cap !== undefined)) {
       // A decision worked out for a context with an amount is never memoized: it is this call's own object.
       ;(checked as Mutable<Decision>).remaining = Math.max(0, checked.remaining! - amount)
     }
-    use(key, entry, feature, amount)
+    // Counted once the grant is certain (after any reservation), as the account's is.
+    if (resource !== undefined && granted?.per?.cap !== undefined && localCounters !== undefined) {
+      const now = parts.now()
+      const windowEnd = windowFor(entry.entitlements, feature, now)
+      localCounters.consumeNow({
+        key: counterKeyOf(entry.entitlements.subject, resourceMetric(feature, resource), windowEnd),
+        amount,
+        limit: Number.MAX_SAFE_INTEGER,
+        baseline: 0,
+        expiresAt: windowEnd === NEVER ? undefined : windowEnd,
+        force: true,
+      })
+    }
+    use(key, entry, feature, amount, undefined, resource)
     return checked
   }
 }

@@ -6,6 +6,7 @@ import type { DecisionStats } from '../answers/decision-stats.js'
 import type { CheckContext, ErrorEvent } from '../options.js'
 import type { Entry } from '../tokens/cache-entry.js'
 import { counterKeyOf, snapshotBaseline, windowFor } from '../usage-window.js'
+import type { Use } from './consume-here.js'
 import type { FleetLedger } from './fleet-ledger.js'
 
 /**
@@ -19,13 +20,7 @@ export function createConsumeInFleet(parts: {
   readonly ledger: FleetLedger
   readonly onStoreError: 'closed' | 'local'
   readonly now: () => number
-  readonly use: (
-    key: string,
-    entry: Entry | undefined,
-    feature: string,
-    amount: number,
-    used?: number,
-  ) => void
+  readonly use: Use
   readonly report: (during: ErrorEvent['during'], subject: string | undefined, error: unknown) => void
 }) {
   const { answerer, stats, ledger, use } = parts
@@ -39,9 +34,12 @@ export function createConsumeInFleet(parts: {
     const checked = answerer.answer(entry, key, feature, context, true)
     const amount = context.amount ?? 1
     if (!checked.allowed) return checked
-    const cap = entry?.entitlements.features.get(feature)?.cap
+    const granted = entry?.entitlements.features.get(feature)
+    const cap = granted?.cap
+    // A per-resource feature's resource is counted in this instance, not yet across the fleet (docs/fleets.md).
+    const resource = granted?.per !== undefined ? context.resource : undefined
     if (cap === undefined || entry === undefined) {
-      use(key, entry, feature, amount)
+      use(key, entry, feature, amount, undefined, resource)
       return checked
     }
     const entitlements = entry.entitlements
@@ -78,7 +76,7 @@ export function createConsumeInFleet(parts: {
     }
     try {
       const result = await ledger.count(view, request)
-      if (result.allowed) use(key, entry, feature, amount, result.used)
+      if (result.allowed) use(key, entry, feature, amount, result.used, resource)
       return decided(result.used, result.allowed)
     } catch (error) {
       parts.report(
@@ -95,7 +93,7 @@ export function createConsumeInFleet(parts: {
         })
       }
       const local = ledger.countLocally(view, baseline, amount, bound)
-      if (local.allowed) use(key, entry, feature, amount, local.used)
+      if (local.allowed) use(key, entry, feature, amount, local.used, resource)
       return decided(local.used, local.allowed)
     }
   }

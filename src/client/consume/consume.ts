@@ -8,7 +8,7 @@ import type { CheckContext, ErrorEvent } from '../options.js'
 import type { Thresholds } from '../thresholds.js'
 import type { Entry } from '../tokens/cache-entry.js'
 import type { TokenCache } from '../tokens/token-cache.js'
-import { createConsumeHere } from './consume-here.js'
+import { createConsumeHere, type Use } from './consume-here.js'
 import { createConsumeInFleet } from './consume-in-fleet.js'
 import { createFleetLedger } from './fleet-ledger.js'
 import type { Reservations } from './reservations.js'
@@ -37,13 +37,9 @@ export function createConsume(parts: {
   const { platform, fleet } = config
   const now = () => platform.now()
 
-  /**
-   * Records the use for the license server; a memoized answer for the feature no longer counts everything; a
-   * usage alert it crossed fires. `used` is the count after it where the fleet said (else as checks count it).
-   */
-  function use(key: string, entry: Entry | undefined, feature: string, amount: number, used?: number): void {
+  const use: Use = (key, entry, feature, amount, used, resource) => {
     if (meter !== undefined && amount > 0)
-      meter.record(key, feature, amount, platform.now(), entry, undefined, undefined)
+      meter.record(key, feature, amount, platform.now(), entry, undefined, undefined, resource)
     answerer.invalidate(entry, feature)
     if (entry !== undefined && parts.thresholds !== undefined && amount > 0)
       parts.thresholds.observe(entry.entitlements, feature, used ?? answerer.usedNow(entry, key, feature))
