@@ -8,6 +8,7 @@ import { createEntitlementVerifier, createTestIssuer, decide } from './dist.mjs'
 import { fleetRow } from './fleet.mjs'
 import { compare, report } from './harness.mjs'
 import { realisticEntitlement } from './realistic-token.mjs'
+import { resourceRow } from './resource.mjs'
 import { usageRows } from './usage.mjs'
 
 const claims = {
@@ -120,6 +121,7 @@ const consume = await consumeRows()
 const client = await clientRows()
 const usage = await usageRows()
 const fleet = await fleetRow()
+const resource = await resourceRow()
 const rows = [
   ...(await verificationRows('EdDSA')),
   ...(await verificationRows('ES256')),
@@ -127,6 +129,7 @@ const rows = [
   await decisionRow(),
   ...client.rows,
   ...consume,
+  resource,
   usage.row,
   ...(fleet ? [fleet] : []),
 ]

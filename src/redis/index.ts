@@ -44,6 +44,39 @@ return {1, tostring(current)}
 const CONSUME_SHA = createHash('sha1').update(CONSUME).digest('hex')
 
 /**
+ * The same over several counters: every counter is checked before any is changed, so either each amount is added
+ * or none is. ARGV holds five values a key: amount, limit, baseline, expiry, force.
+ */
+const CONSUME_ALL = `
+local counts = {}
+local fits = true
+for i = 1, #KEYS do
+  local at = (i - 1) * 5
+  local current = tonumber(redis.call('GET', KEYS[i]))
+  local baseline = tonumber(ARGV[at + 3])
+  if current == nil or current < baseline then current = baseline end
+  counts[i] = current
+  if ARGV[at + 5] ~= '1' and current + tonumber(ARGV[at + 1]) > tonumber(ARGV[at + 2]) then fits = false end
+end
+local reply = {fits and 1 or 0}
+for i = 1, #KEYS do
+  local at = (i - 1) * 5
+  local count = counts[i]
+  if fits then
+    count = count + tonumber(ARGV[at + 1])
+    if ARGV[at + 4] ~= '0' then
+      redis.call('SET', KEYS[i], tostring(count), 'PXAT', ARGV[at + 4])
+    else
+      redis.call('SET', KEYS[i], tostring(count))
+    end
+  end
+  reply[i + 1] = tostring(count)
+end
+return reply
+`
+const CONSUME_ALL_SHA = createHash('sha1').update(CONSUME_ALL).digest('hex')
+
+/**
  * A {@link UsageCounterStore} on Redis, shared by every instance of an app, so `consume()` holds a metered cap
  * across the fleet. Keys are `{prefix}{customer}:{metric}:{window end}`, each expiring at its window's end.
  *
@@ -67,14 +100,41 @@ export function createRedisUsageStore(
   if (!(Number.isInteger(timeoutMs) && timeoutMs >= 1 && timeoutMs <= MAX_TIMER_MS))
     throw new TypeError(`timeoutMs must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}`)
 
-  async function run(args: Array<string | number>): Promise<unknown> {
+  async function run(
+    script: string,
+    sha: string,
+    keys: number,
+    args: Array<string | number>,
+  ): Promise<unknown> {
     try {
-      return await redis.evalsha(CONSUME_SHA, 1, ...args)
+      return await redis.evalsha(sha, keys, ...args)
     } catch (error) {
       if (!String((error as Error)?.message).includes('NOSCRIPT')) throw error
-      return redis.eval(CONSUME, 1, ...args)
+      return redis.eval(script, keys, ...args)
     }
   }
+
+  /** `work`, or a failure after `timeoutMs`: a slow Redis follows the client's `onStoreError`. */
+  async function withinTimeout<T>(work: Promise<T>): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)), timeoutMs)
+      timer.unref?.()
+    })
+    try {
+      return await Promise.race([work, timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  const argsOf = (request: UsageCounterRequest) => [
+    String(request.amount),
+    String(request.limit),
+    String(request.baseline),
+    request.expiresAt === undefined ? '0' : String(request.expiresAt),
+    request.force ? '1' : '0',
+  ]
 
   return {
     async claim(key: string, expiresAt: number | undefined) {
@@ -88,25 +148,16 @@ export function createRedisUsageStore(
       return reply === 'OK'
     },
     async consume(request: UsageCounterRequest) {
-      const args = [
-        prefix + request.key,
-        String(request.amount),
-        String(request.limit),
-        String(request.baseline),
-        request.expiresAt === undefined ? '0' : String(request.expiresAt),
-        request.force ? '1' : '0',
-      ]
-      let timer: ReturnType<typeof setTimeout> | undefined
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)), timeoutMs)
-        timer.unref?.()
-      })
-      try {
-        const reply = (await Promise.race([run(args), timeout])) as [number | string, string]
-        return { allowed: Number(reply[0]) === 1, used: Number(reply[1]) }
-      } finally {
-        clearTimeout(timer)
-      }
+      const args = [prefix + request.key, ...argsOf(request)]
+      const reply = (await withinTimeout(run(CONSUME, CONSUME_SHA, 1, args))) as [number | string, string]
+      return { allowed: Number(reply[0]) === 1, used: Number(reply[1]) }
+    },
+    async consumeAll(requests: readonly UsageCounterRequest[]) {
+      const args = [...requests.map((request) => prefix + request.key), ...requests.flatMap(argsOf)]
+      const reply = (await withinTimeout(run(CONSUME_ALL, CONSUME_ALL_SHA, requests.length, args))) as Array<
+        number | string
+      >
+      return { allowed: Number(reply[0]) === 1, used: reply.slice(1).map(Number) }
     },
   }
 }

@@ -18,6 +18,16 @@ export interface UsageCounterStore {
    * instance that claims it, once for the whole fleet.
    */
   claim?(key: string, expiresAt: number | undefined): Promise<boolean>
+  /**
+   * Optional: {@link consume} over several counters in one atomic step: each amount is added only if none would
+   * pass its limit, else nothing is. A per-resource cap counts its resource and its account this way across a
+   * fleet; the client puts one customer's keys in one Redis Cluster hash slot (`{customer}`).
+   *
+   * @returns whether the amounts were added, and each counter after (or as it stands, when they were not).
+   */
+  consumeAll?(
+    requests: readonly UsageCounterRequest[],
+  ): Promise<{ readonly allowed: boolean; readonly used: readonly number[] }>
 }
 
 /** One atomic step of a {@link UsageCounterStore}. */
@@ -68,10 +78,23 @@ export function createMemoryUsageStore(now: () => number = Date.now): MemoryUsag
     return { allowed: true, used: used + amount }
   }
   const claimed = new Map<string, number | undefined>()
+  /** The counter as it stands for `request`: expired ones count from the baseline. */
+  function current({ key, baseline }: UsageCounterRequest): number {
+    const counter = counters.get(key)
+    const live = counter !== undefined && (counter.expiresAt === undefined || now() < counter.expiresAt)
+    return Math.max(live ? counter.used : baseline, baseline)
+  }
   return {
     consumeNow,
     async consume(request) {
       return consumeNow(request)
+    },
+    async consumeAll(requests) {
+      const fits = requests.every(
+        (request) => request.force || current(request) + request.amount <= request.limit,
+      )
+      if (!fits) return { allowed: false, used: requests.map(current) }
+      return { allowed: true, used: requests.map((request) => consumeNow({ ...request, force: true }).used) }
     },
     async claim(key, expiresAt) {
       const held = claimed.get(key)

@@ -627,6 +627,7 @@ describe('the database', () => {
       { version: 4 },
       { version: 5 },
       { version: 6 },
+      { version: 7 },
     ])
     db.close()
   })

@@ -16,33 +16,51 @@ export interface CatalogCap {
   readonly thresholds?: readonly number[] | undefined
 }
 
+/**
+ * Sold per resource of a kind: each resource its own numeric `limit`, or its own `cap.limit` in the window of the
+ * feature's cap (which still holds over their sum). Tokens that carry it are format version 2.
+ */
+const perResource = z.strictObject({
+  kind: z.string().regex(/^[a-z][a-z0-9_-]{0,63}$/, 'a resource kind: lowercase, digits, _ -'),
+  limit: z.int().nonnegative().optional(),
+  cap: z.strictObject({ limit: z.int().nonnegative() }).optional(),
+})
+
 /** One feature as the catalog sells it. `limit: "seats"` takes the number of seats of the order. */
 const catalogFeature = z.union([
   z.literal(true),
-  z.strictObject({
-    limit: z.union([z.int().nonnegative(), z.literal('seats')]).optional(),
-    cap: z
-      .strictObject({
-        limit: z.int().nonnegative(),
-        period,
-        // A soft cap: past `limit` is allowed and billed as overage, up to `ceiling` if set.
-        soft: z.literal(true).optional(),
-        ceiling: z.int().nonnegative().optional(),
-        // Percentages of `limit` at which the app (and this server's usage report) tell of usage.
-        thresholds: z.array(z.int().min(1).max(1000)).min(1).max(10).optional(),
-      })
-      .refine((cap) => cap.ceiling === undefined || (cap.soft === true && cap.ceiling >= cap.limit), {
-        message: 'a ceiling needs soft: true and is at least the limit',
-      })
-      .refine((cap) => (cap.thresholds ?? []).every((t, i, all) => i === 0 || t > all[i - 1]!), {
-        message: 'thresholds ascending, each once',
-      })
-      .optional(),
-    roles: z.array(z.string().min(1)).max(32).optional(),
-    regions: z
-      .strictObject({ allow: z.array(z.string()).optional(), deny: z.array(z.string()).optional() })
-      .optional(),
-  }),
+  z
+    .strictObject({
+      limit: z.union([z.int().nonnegative(), z.literal('seats')]).optional(),
+      cap: z
+        .strictObject({
+          limit: z.int().nonnegative(),
+          period,
+          // A soft cap: past `limit` is allowed and billed as overage, up to `ceiling` if set.
+          soft: z.literal(true).optional(),
+          ceiling: z.int().nonnegative().optional(),
+          // Percentages of `limit` at which the app (and this server's usage report) tell of usage.
+          thresholds: z.array(z.int().min(1).max(1000)).min(1).max(10).optional(),
+        })
+        .refine((cap) => cap.ceiling === undefined || (cap.soft === true && cap.ceiling >= cap.limit), {
+          message: 'a ceiling needs soft: true and is at least the limit',
+        })
+        .refine((cap) => (cap.thresholds ?? []).every((t, i, all) => i === 0 || t > all[i - 1]!), {
+          message: 'thresholds ascending, each once',
+        })
+        .optional(),
+      roles: z.array(z.string().min(1)).max(32).optional(),
+      regions: z
+        .strictObject({ allow: z.array(z.string()).optional(), deny: z.array(z.string()).optional() })
+        .optional(),
+      per: perResource.optional(),
+    })
+    .refine((feature) => feature.per?.cap === undefined || feature.cap !== undefined, {
+      message: "per.cap counts in the window of the feature's cap: give the feature a cap",
+    })
+    .refine((feature) => feature.per === undefined || feature.limit === undefined, {
+      message: 'a feature sold per resource has its numeric limit in per.limit',
+    }),
 ])
 
 const planId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'a plan or add-on id: lowercase, digits, -')
@@ -160,6 +178,7 @@ function claimOf(feature: CatalogFeature, seats: number): FeatureClaim | true {
   if (feature.limit !== undefined) claim.limit = feature.limit === 'seats' ? seats : feature.limit
   if (feature.roles) claim.roles = feature.roles
   if (feature.regions) claim.regions = feature.regions
+  if (feature.per) claim.per = { ...feature.per }
   return claim
 }
 

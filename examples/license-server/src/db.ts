@@ -190,6 +190,19 @@ const MIGRATIONS: ReadonlyArray<string | ((db: Db) => void)> = [
   );
   ALTER TABLE events ADD COLUMN data TEXT;
   `,
+  // Usage per resource (a workspace, a repository) beside the account's: the line keeps its resource, and each
+  // resource's total per metric and window is what a per-resource cap's token snapshot carries.
+  `
+  ALTER TABLE usage_lines ADD COLUMN resource TEXT;
+  CREATE TABLE usage_resource_totals (
+    customer_id TEXT NOT NULL REFERENCES customers(id),
+    metric TEXT NOT NULL,
+    window_end INTEGER NOT NULL,
+    resource TEXT NOT NULL,
+    total REAL NOT NULL,
+    PRIMARY KEY (customer_id, metric, window_end, resource)
+  );
+  `,
 ]
 
 /** Opens (or creates) the database at `path` (`:memory:` for tests) and brings its schema up to date. */

@@ -195,7 +195,7 @@ export function openApiDocument(serverUrl: string) {
           summary: 'Usage totals',
           security: [{ bearer: [] }],
           parameters: customer,
-          responses: { 200: json('{ usage, alerts }'), ...errors(401, 404) },
+          responses: { 200: json('{ usage, resources, alerts }'), ...errors(401, 404) },
         },
       },
       '/admin/customers/{id}/revoke': {

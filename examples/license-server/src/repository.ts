@@ -327,8 +327,8 @@ function usage(db: Db) {
     // Only a repeated (customer, id) is ignored: any other constraint failing is an error, never a "duplicate".
     insertLine: prepare(
       db,
-      `INSERT INTO usage_lines (id, customer_id, metric, amount, start, end, window_end, batch, received_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id, id) DO NOTHING`,
+      `INSERT INTO usage_lines (id, customer_id, metric, amount, start, end, window_end, batch, received_at, resource)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (customer_id, id) DO NOTHING`,
     ),
     addTotal: prepare(
       db,
@@ -338,6 +338,22 @@ function usage(db: Db) {
     totals: prepare<{ metric: string; window_end: number; total: number }>(
       db,
       'SELECT metric, window_end, total FROM usage_totals WHERE customer_id = ? ORDER BY window_end DESC, metric',
+    ),
+    addResourceTotal: prepare(
+      db,
+      `INSERT INTO usage_resource_totals (customer_id, metric, window_end, resource, total) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (customer_id, metric, window_end, resource) DO UPDATE SET total = total + excluded.total`,
+    ),
+    // The most used first: what a token's snapshot carries when it cannot carry every resource.
+    resourceTotals: prepare<{ resource: string; total: number }>(
+      db,
+      `SELECT resource, total FROM usage_resource_totals WHERE customer_id = ? AND metric = ? AND window_end = ?
+       ORDER BY total DESC, resource LIMIT ?`,
+    ),
+    resourceUsage: prepare<{ metric: string; window_end: number; resource: string; total: number }>(
+      db,
+      `SELECT metric, window_end, resource, total FROM usage_resource_totals WHERE customer_id = ?
+       ORDER BY window_end DESC, metric, resource`,
     ),
     // The primary key is the deduplication: a crossing already recorded changes nothing.
     insertAlert: prepare(
@@ -365,9 +381,32 @@ function usage(db: Db) {
       windowEnd: number
       batch: string | null
       at: number
+      resource: string | null
     }) =>
-      q.insertLine.run(l.id, l.customerId, l.metric, l.amount, l.start, l.end, l.windowEnd, l.batch, l.at)
-        .changes === 1,
+      q.insertLine.run(
+        l.id,
+        l.customerId,
+        l.metric,
+        l.amount,
+        l.start,
+        l.end,
+        l.windowEnd,
+        l.batch,
+        l.at,
+        l.resource,
+      ).changes === 1,
+    addResourceTotal: (
+      customerId: string,
+      metric: string,
+      windowEnd: number,
+      resource: string,
+      amount: number,
+    ) => void q.addResourceTotal.run(customerId, metric, windowEnd, resource, amount),
+    /** The `limit` most used resources of a metric in a window. */
+    resourceTotals: (customerId: string, metric: string, windowEnd: number, limit: number) =>
+      q.resourceTotals.all(customerId, metric, windowEnd, limit),
+    /** Every resource's totals of a customer, newest window first. */
+    resourceUsage: (customerId: string) => q.resourceUsage.all(customerId),
     addTotal: (customerId: string, metric: string, windowEnd: number, amount: number) =>
       void q.addTotal.run(customerId, metric, windowEnd, amount),
     usage: (customerId: string) => q.totals.all(customerId),

@@ -202,6 +202,7 @@ export function createAnswerer(parts: {
     context: CheckContext,
     consuming = false,
     counted?: number,
+    resourceCounted?: number,
   ): Decision {
     const now = platform.now()
     const subject = key === SINGLE_TENANT_KEY ? context.subject : key
@@ -266,7 +267,10 @@ export function createAnswerer(parts: {
       context,
       at,
       counted ?? localUsage(parts, entry, key, feature, now),
-      context.resource === undefined ? 0 : resourceUsage(parts, entry, key, feature, context.resource, now),
+      resourceCounted ??
+        (context.resource === undefined
+          ? 0
+          : resourceUsage(parts, entry, key, feature, context.resource, now)),
     ) as {
       -readonly [K in keyof Decision]: Decision[K]
     }

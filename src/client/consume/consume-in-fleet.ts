@@ -7,6 +7,10 @@ import type { CheckContext, ErrorEvent } from '../options.js'
 import type { Entry } from '../tokens/cache-entry.js'
 import { counterKeyOf, snapshotBaseline, windowFor } from '../usage-window.js'
 import type { Use } from './consume-here.js'
+import type { createConsumeResourceInFleet } from './consume-resource-in-fleet.js'
+
+type ConsumeResourceInFleet = ReturnType<typeof createConsumeResourceInFleet>
+
 import type { FleetLedger } from './fleet-ledger.js'
 
 /**
@@ -22,6 +26,8 @@ export function createConsumeInFleet(parts: {
   readonly now: () => number
   readonly use: Use
   readonly report: (during: ErrorEvent['during'], subject: string | undefined, error: unknown) => void
+  /** A per-resource cap's consume, where the store counts several counters in one step. */
+  readonly consumeResource: ConsumeResourceInFleet | undefined
 }) {
   const { answerer, stats, ledger, use } = parts
 
@@ -38,6 +44,8 @@ export function createConsumeInFleet(parts: {
     const cap = granted?.cap
     // A per-resource feature's resource is counted in this instance, not yet across the fleet (docs/fleets.md).
     const resource = granted?.per !== undefined ? context.resource : undefined
+    if (resource !== undefined && granted?.per?.cap !== undefined && parts.consumeResource !== undefined)
+      return parts.consumeResource(entry!, key, feature, { ...context, resource }, checked)
     if (cap === undefined || entry === undefined) {
       use(key, entry, feature, amount, undefined, resource)
       return checked

@@ -10,6 +10,7 @@ import type { Entry } from '../tokens/cache-entry.js'
 import type { TokenCache } from '../tokens/token-cache.js'
 import { createConsumeHere, type Use } from './consume-here.js'
 import { createConsumeInFleet } from './consume-in-fleet.js'
+import { createConsumeResourceInFleet } from './consume-resource-in-fleet.js'
 import { createFleetLedger } from './fleet-ledger.js'
 import type { Reservations } from './reservations.js'
 
@@ -109,6 +110,17 @@ export function createConsume(parts: {
           now,
           use,
           report: parts.report,
+          consumeResource:
+            fleet.store.consumeAll === undefined
+              ? undefined
+              : createConsumeResourceInFleet({
+                  answerer,
+                  stats: parts.stats,
+                  consumeAll: fleet.store.consumeAll.bind(fleet.store),
+                  now,
+                  use,
+                  report: parts.report,
+                }),
         })
 
   async function consume(feature: string, context: CheckContext): Promise<Decision> {

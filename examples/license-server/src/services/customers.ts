@@ -65,7 +65,11 @@ export function createCustomerService(options: {
     /** Usage per metric and window (included and overage where a cap is soft), and the thresholds it crossed. */
     usage(customerId: string) {
       requireCustomer(customerId)
-      return { usage: usage.totals(customerId), alerts: usage.alerts(customerId) }
+      return {
+        usage: usage.totals(customerId),
+        resources: usage.resources(customerId),
+        alerts: usage.alerts(customerId),
+      }
     },
 
     /** Ends a license at once: every live token is revoked and clients hear of it. */

@@ -14,6 +14,8 @@ import type { Scope } from './credentials.js'
 import { activeLicense, pricedEntitlement } from './licenses.js'
 
 const DAY_MS = 86_400_000
+/** At most this many resources' usage in a per-resource cap's token snapshot. */
+const MAX_RESOURCE_SNAPSHOTS = 100
 
 export interface TokenServiceOptions {
   repo: Repository
@@ -46,6 +48,20 @@ export function createTokenService(options: TokenServiceOptions) {
     return Math.max(Math.floor(at / 1000) * 1000 + ttlSec * 1000, lastsUntil)
   }
 
+  /**
+   * A per-resource cap's snapshot: the usage of at most `MAX_RESOURCE_SNAPSHOTS` resources in the window, the most
+   * used first (those nearest their limit), so a token stays small whatever the number of resources; the SDK
+   * counts any other from zero plus what it records.
+   */
+  function resourceSnapshot(customerId: string, metric: string, kind: string, windowEnd: number) {
+    const resources: Record<string, { cap: { used: number } }> = {}
+    for (const row of repo.resourceTotals(customerId, metric, windowEnd, MAX_RESOURCE_SNAPSHOTS)) {
+      if (!row.resource.startsWith(`${kind}:`)) continue
+      resources[row.resource.slice(kind.length + 1)] = { cap: { used: row.total } }
+    }
+    return resources
+  }
+
   /** Builds, validates and signs a token for a license; usage snapshots are read at this moment. */
   async function issue(license: LicenseRow, kind: TokenKind, device: string | null): Promise<TokenRow> {
     const at = now()
@@ -69,6 +85,11 @@ export function createTokenService(options: TokenServiceOptions) {
           ...(cap.ceiling !== undefined ? { ceiling: cap.ceiling } : {}),
           ...(cap.thresholds ? { thresholds: [...cap.thresholds] } : {}),
         },
+      }
+      const per = (features[name] as FeatureClaim).per
+      if (per?.cap !== undefined) {
+        const resources = resourceSnapshot(license.customer_id, name, per.kind, end ?? NEVER)
+        if (Object.keys(resources).length > 0) (features[name] as FeatureClaim).per = { ...per, resources }
       }
     }
     const term = termOf(license)

@@ -34,6 +34,15 @@ export function createUsageService(options: {
     /** A customer's threshold crossings, newest window first. */
     alerts: (customerId: string) => alerts.list(customerId),
 
+    /** A customer's usage per resource, per metric and window, newest window first. */
+    resources: (customerId: string) =>
+      repo.resourceUsage(customerId).map((row) => ({
+        metric: row.metric,
+        windowEnd: row.window_end === NEVER ? null : new Date(row.window_end).toISOString(),
+        resource: row.resource,
+        total: row.total,
+      })),
+
     ingest(scope: Scope, batch: UsageBatchEnvelope): UsageBatchAnswer {
       const answers: UsageLineAnswer[] = []
       let accepted = 0
@@ -77,6 +86,7 @@ export function createUsageService(options: {
           windowEnd: end,
           batch: batch.batch ?? null,
           at: received,
+          resource: line.resource ?? null,
         })
         if (!stored) {
           duplicates++
@@ -87,6 +97,8 @@ export function createUsageService(options: {
         const cap = caps.get(line.metric)
         const before = cap?.thresholds === undefined ? 0 : repo.total(subject, line.metric, end)
         repo.addTotal(subject, line.metric, end, line.amount)
+        if (line.resource !== undefined)
+          repo.addResourceTotal(subject, line.metric, end, line.resource, line.amount)
         alerts.observe(subject, line.metric, end, cap, before, before + line.amount)
         touched.add(subject)
         answers.push({ id: line.id, status: 'accepted' })
