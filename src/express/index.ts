@@ -26,6 +26,11 @@ export interface RequireEntitlementOptions {
    * and would then be any customer. Default: no header is read.
    */
   customerHeader?: string
+  /**
+   * The resource this request acts on, for a feature granted per resource: `kind:id`, from the route
+   * (`(req) => \`workspace:${req.params.ws}\``). Added to the context; `undefined` adds nothing.
+   */
+  resource?: (req: Request) => string | undefined
   /** Units this request uses of the feature's metered cap: a number or a function of the request. Default 0. */
   consume?: number | ((req: Request) => number)
   /**
@@ -179,7 +184,9 @@ export function requireEntitlement(
     options.context ?? ((req: Request, res: Response) => contextFrom(req, res, customerHeader))
 
   async function guard(req: Request, res: Response, next: NextFunction): Promise<void> {
-    const context = await resolveContext(req, res)
+    let context = await resolveContext(req, res)
+    const resource = options.resource?.(req)
+    if (context !== undefined && resource !== undefined) context = { ...context, resource }
     if (context === undefined) {
       problem(res, 401, {
         type: 'urn:entitle:problem:customer-unknown',

@@ -26,8 +26,8 @@ export interface Resolution<T> {
 type FlagType = 'boolean' | 'number' | 'string' | 'object'
 
 /**
- * Evaluation context → check context: `targetingKey` is the customer; `roles`, `region`, `device`, `amount`,
- * `usage` and `activeDevices` pass through when they have the right type, and anything else is ignored.
+ * Evaluation context → check context: `targetingKey` is the customer; `roles`, `region`, `device`, `resource`,
+ * `amount`, `usage` and `activeDevices` pass through when they have the right type, and anything else is ignored.
  */
 export function checkContextOf(context: Record<string, unknown> | undefined): CheckContext {
   const check: CheckContext = {}
@@ -38,6 +38,7 @@ export function checkContextOf(context: Record<string, unknown> | undefined): Ch
     check.roles = context.roles as string[]
   if (typeof context.region === 'string') check.region = context.region
   if (typeof context.device === 'string') check.device = context.device
+  if (typeof context.resource === 'string') check.resource = context.resource
   for (const key of ['amount', 'usage', 'activeDevices'] as const)
     if (typeof context[key] === 'number') check[key] = context[key] as number
   return check
@@ -52,6 +53,9 @@ function metadata(decision: Decision): Record<string, string | number | boolean>
     if (decision[key] !== undefined) out[key] = decision[key]!
   for (const key of ['limit', 'used', 'remaining', 'overage', 'resetsAt', 'expiresAt', 'age'] as const)
     if (decision[key] !== undefined) out[key] = decision[key]!
+  // A per-resource decision: the resource asked about, and which level denied.
+  if (decision.resource !== undefined) out.resource = decision.resource.id
+  if (decision.resource?.deniedBy !== undefined) out.deniedBy = decision.resource.deniedBy
   if (decision.upgrade?.plan) out.upgradePlan = decision.upgrade.plan
   if (decision.upgrade?.url) out.upgradeUrl = decision.upgrade.url
   return out

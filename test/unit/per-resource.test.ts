@@ -1,7 +1,10 @@
 import { mkdtempSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import express from 'express'
 import { describe, expect, it } from 'vitest'
+import { requireEntitlement } from '../../src/express/index.js'
 import {
   createEntitlements,
   createEntitlementVerifier,
@@ -10,6 +13,7 @@ import {
   entitlementTokenClaimsSchema,
 } from '../../src/index.js'
 import { createFileStorage } from '../../src/node/index.js'
+import { EntitlementsProvider } from '../../src/openfeature/server.js'
 import { formatVersionFor } from '../../src/protocol/index.js'
 import { createTestIssuer } from '../../src/testing.js'
 import { frozen, NOW } from '../helpers.js'
@@ -275,6 +279,39 @@ describe('per-resource grants (format v2)', () => {
       })
     } finally {
       await second.close({ deadlineMs: 300 })
+    }
+  })
+
+  it('the Express guard takes the resource from the route; OpenFeature takes it from the evaluation context', async () => {
+    const { issuer, token } = await verified()
+    const client = createEntitlements({ token, ...issuer.verifyOptions, platform: { now: frozen } })
+    const app = express()
+    app.get(
+      '/repos/:repo/build',
+      requireEntitlement(client, 'builds', {
+        context: () => ({}),
+        resource: (req) => `repository:${req.params.repo}`,
+        consume: 1,
+      }),
+      (req, res) => res.json({ reason: req.entitlement?.reason }),
+    )
+    const server = app.listen(0, '127.0.0.1')
+    await new Promise((resolve) => server.once('listening', resolve))
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    try {
+      const api = await fetch(`${base}/repos/api/build`)
+      expect(api.status).toBe(429)
+      expect(await api.json()).toMatchObject({ type: 'urn:entitle:decision:usage_cap_reached' })
+      expect(await (await fetch(`${base}/repos/web/build`)).json()).toEqual({ reason: 'granted' })
+      const provider = new EntitlementsProvider(client)
+      const resolved = await provider.resolveBooleanEvaluation('builds', true, { resource: 'repository:api' })
+      expect(resolved).toMatchObject({
+        value: false,
+        flagMetadata: { reason: 'usage_cap_reached', resource: 'repository:api', deniedBy: 'resource' },
+      })
+    } finally {
+      server.close()
+      await client.close()
     }
   })
 })

@@ -129,4 +129,38 @@ describe('entitle/react', () => {
     expect(exportChecks()).toBe(before + 2)
     expect(() => renderToString(h(Probe, { roles: [] }))).toThrow(/EntitlementsProvider/)
   })
+
+  it('answers a per-resource feature for the resource the component names', async () => {
+    const { client, plans } = await setup()
+    const resetsAt = Math.floor(Date.now() / 1000) + 86_400
+    plans.set('acme', {
+      plan: { id: 'ci' },
+      features: {
+        builds: {
+          cap: { limit: 100, period: 'month', used: 10, resetsAt },
+          per: { kind: 'repository', cap: { limit: 5 }, resources: { api: { cap: { used: 5 } } } },
+        },
+      },
+    })
+    await client.load('acme')
+    const store = createEntitlementsStore(client, 'acme')
+    const Repo = ({ repo }: { repo: string }) => {
+      const decision = useEntitlement('builds', { resource: `repository:${repo}` })
+      return h(
+        'span',
+        null,
+        decision.allowed ? 'build' : `${decision.reason} by the ${decision.resource?.deniedBy}`,
+      )
+    }
+    const render = (repo: string) =>
+      renderToString(
+        h(
+          EntitlementsProvider,
+          { client, subject: 'acme', snapshot: store.getSnapshot() },
+          h(Repo, { repo }),
+        ),
+      )
+    expect(render('api')).toBe('<span>usage_cap_reached by the resource</span>')
+    expect(render('web')).toBe('<span>build</span>')
+  })
 })
