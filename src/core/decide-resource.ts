@@ -9,86 +9,64 @@ const numbers = (limit: number, used: number): LevelNumbers => ({
   remaining: Math.max(0, limit - used),
 })
 
-/** What the decision so far knows of the request: the context, the amount, the time, and how it would be allowed. */
-export interface Asked {
-  readonly context: DecisionContext
-  readonly amount: number
-  readonly now: number
-  readonly allowedAs: DecisionReason
-  readonly expiresAt: number | undefined
+/** `kind:id` of `kind`, with an id: a comparison, no string made (this is on the check's path). */
+function isOfKind(resource: string, kind: string): boolean {
+  return (
+    resource.length > kind.length + 1 && resource.charCodeAt(kind.length) === 58 && resource.startsWith(kind)
+  )
+}
+
+/** The account's window end for its cap as of `now`: the snapshot's, or the current one once that has closed. */
+function windowEndOf(cap: NonNullable<Feature['cap']>, now: number): number | undefined {
+  return cap.resetsAt !== undefined && now >= cap.resetsAt
+    ? currentWindowEnd(cap.period, cap.resetsAt, now)
+    : cap.resetsAt
 }
 
 /**
  * A feature granted per resource, for the resource the context names (`kind:id`): the resource's own grant (on or
- * off), its numeric limit, its cap, then the account's cap over every resource (`decideAccount`, the ordinary
- * decision of the feature's own cap). The resource's own grant wins for what it alone bought (an add-on for one
- * workspace); where both levels limit, the tighter binds, and either denies the request whole. The context's
- * `usage` is the resource's, and `accountUsage` (which includes it) the account's; `resourceCounted` is what the
- * client counted for the resource's cap that its token does not hold yet.
+ * off), its numeric limit, its cap, then the feature's own cap, the account's over every resource. The resource's
+ * own grant wins for what it alone bought (an add-on for one workspace); where both levels limit, the tighter
+ * binds, and either denies the request whole. The context's `usage` is the resource's, and `accountUsage` (which
+ * includes it) the account's; `resourceCounted` is what the client counted for the resource's cap that its token
+ * does not hold yet. On the check's path: no closures, and no object made that the answer does not keep.
  */
 export function decideForResource(
   entitlements: Entitlements,
   name: string,
   feature: Feature,
   per: FeaturePer,
-  asked: Asked,
+  context: DecisionContext,
+  amount: number,
+  now: number,
+  allowedAs: DecisionReason,
+  expiresAt: number | undefined,
   accountUsage: number,
-  decideAccount: () => Decision,
-  resourceCounted = 0,
+  resourceCounted: number,
 ): Decision {
-  const { context, amount, now, expiresAt } = asked
   const id = context.resource
-  const colon = id === undefined ? -1 : id.indexOf(':')
-  if (id === undefined || colon <= 0 || colon === id.length - 1 || id.slice(0, colon) !== per.kind)
+  if (id === undefined || !isOfKind(id, per.kind))
     return denied(name, 'resource_required', entitlements, expiresAt)
-  const grant = per.resources.get(id.slice(colon + 1))
+  const grant = per.resources.get(id)
   // The account's numbers, whichever level decides: a denial at the resource still shows what the account has left.
   const cap = feature.cap
   const account =
     cap === undefined
       ? undefined
       : numbers(cap.limit, (cap.resetsAt !== undefined && now >= cap.resetsAt ? 0 : cap.used) + accountUsage)
-  const levels = (deniedBy: ResourceDecision['deniedBy'], own?: LevelNumbers): ResourceDecision => ({
-    id,
-    deniedBy,
-    own,
-    account,
-  })
-  /** A decision at the resource's level, with its numbers shown. */
-  const atResource = (
-    allowed: boolean,
-    reason: DecisionReason,
-    own: LevelNumbers | undefined,
-    resetsAt: number | undefined,
-    overage?: number,
-  ) => {
-    const hint = allowed ? undefined : upgradeFor(entitlements, name, feature)
-    const why = levels(allowed ? undefined : 'resource', own)
-    return decision(
-      allowed,
-      name,
-      reason,
-      entitlements,
-      own?.limit,
-      own?.used,
-      resetsAt,
-      expiresAt,
-      hint,
-      undefined,
-      overage,
-      why,
-    )
-  }
-
-  if (!(grant?.enabled ?? per.enabled)) return atResource(false, 'not_in_plan', undefined, undefined)
+  let own: LevelNumbers | undefined
+  let denial: DecisionReason | undefined
+  let deniedBy: ResourceDecision['deniedBy'] = 'resource'
+  let overage: number | undefined
+  let resetsAt: number | undefined
+  if (!(grant?.enabled ?? per.enabled)) denial = 'not_in_plan'
   const usage = context.usage ?? 0
   const limit = grant?.limit ?? per.limit
-  if (limit !== undefined && usage + amount > limit)
-    return atResource(false, 'limit_exceeded', numbers(limit, usage), undefined)
-  let own = limit === undefined ? undefined : numbers(limit, usage)
-  let ownOverage: number | undefined
-  let resetsAt: number | undefined
-  if (per.cap !== undefined) {
+  if (denial === undefined && limit !== undefined) {
+    own = numbers(limit, usage)
+    if (usage + amount > limit) denial = 'limit_exceeded'
+  }
+  if (denial === undefined && per.cap !== undefined) {
     const capLimit = grant?.capLimit ?? per.cap.limit
     resetsAt = per.cap.resetsAt
     let used = grant?.used ?? 0
@@ -102,18 +80,41 @@ export function decideForResource(
     if (own.used + amount > capLimit) {
       const { soft, ceiling } = per.cap
       if (!soft || (ceiling !== undefined && own.used + amount > ceiling))
-        return atResource(false, soft ? 'ceiling_reached' : 'usage_cap_reached', own, resetsAt)
-      ownOverage = own.used + amount - capLimit
+        denial = soft ? 'ceiling_reached' : 'usage_cap_reached'
+      else overage = own.used + amount - capLimit
     }
   }
-  if (account === undefined)
-    return atResource(true, ownOverage === undefined ? asked.allowedAs : 'overage', own, resetsAt, ownOverage)
-  const accountDecision = decideAccount()
-  if (!accountDecision.allowed) return { ...accountDecision, resource: levels('account', own) }
-  // Both allow: the level with less left binds and shows its numbers; overage at either level is overage.
-  const overage = ownOverage ?? accountDecision.overage
-  const reason = overage === undefined ? asked.allowedAs : 'overage'
-  if (own !== undefined && own.remaining < account.remaining)
-    return atResource(true, reason, own, resetsAt, overage)
-  return { ...accountDecision, reason, overage, resource: levels(undefined, own) }
+  // The account's cap, as a cap's decision reads it: past a hard limit, or a soft one's ceiling, denied whole.
+  let shown = own
+  if (denial === undefined && cap !== undefined && account !== undefined) {
+    if (account.used + amount > cap.limit) {
+      if (!cap.soft || (cap.ceiling !== undefined && account.used + amount > cap.ceiling)) {
+        denial = cap.soft ? 'ceiling_reached' : 'usage_cap_reached'
+        deniedBy = 'account'
+      } else overage ??= account.used + amount - cap.limit
+    }
+    // The level with less left binds and shows its numbers (the account, when it denied).
+    if (denial !== undefined || own === undefined || own.remaining >= account.remaining) {
+      shown = account
+      resetsAt = windowEndOf(cap, now)
+    }
+  }
+  const allowed = denial === undefined
+  const why: ResourceDecision = { id, deniedBy: allowed ? undefined : deniedBy, own, account }
+  const reason = denial ?? (overage === undefined ? allowedAs : 'overage')
+  const hint = allowed ? undefined : upgradeFor(entitlements, name, feature)
+  return decision(
+    allowed,
+    name,
+    reason,
+    entitlements,
+    shown?.limit,
+    shown?.used,
+    resetsAt,
+    expiresAt,
+    hint,
+    undefined,
+    allowed ? overage : undefined,
+    why,
+  )
 }

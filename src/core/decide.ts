@@ -188,9 +188,21 @@ export function decideCounting(
   }
 
   if (feature.per !== undefined) {
-    const account = () => decideAmounts(entitlements, name, feature, usage, amount, now, allowedAs, expiresAt)
-    const asked = { context, amount, now, allowedAs, expiresAt }
-    return decideForResource(entitlements, name, feature, feature.per, asked, usage, account, resourceCounted)
+    // Every argument by itself: this is a check's path, and an array or object to carry them would be made each time.
+    const { per } = feature
+    return decideForResource(
+      entitlements,
+      name,
+      feature,
+      per,
+      context,
+      amount,
+      now,
+      allowedAs,
+      expiresAt,
+      usage,
+      resourceCounted,
+    )
   }
   return decideAmounts(entitlements, name, feature, usage, amount, now, allowedAs, expiresAt)
 }

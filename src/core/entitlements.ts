@@ -54,7 +54,7 @@ export interface FeaturePer {
         readonly thresholds: readonly number[] | undefined
       }
     | undefined
-  /** The resources the token names, by id (without the kind). */
+  /** The resources the token names, by `kind:id` (as a check names them). */
   readonly resources: ReadonlyMap<string, ResourceGrantModel>
 }
 
@@ -183,7 +183,12 @@ function perModel(per: PerResource, accountCap: FeatureClaim['cap']): FeaturePer
             ceiling: cap.ceiling,
             thresholds: cap.thresholds === undefined ? undefined : Object.freeze([...cap.thresholds]),
           }),
-    resources: frozenMap(ids, grants, layoutFor),
+    // Keyed as a check names a resource (`kind:id`): the lookup needs no string made from the check's.
+    resources: frozenMap(
+      ids.map((id) => `${per.kind}:${id}`),
+      grants,
+      layoutFor,
+    ),
   })
 }
 

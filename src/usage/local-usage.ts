@@ -10,8 +10,28 @@ const PRUNE_INTERVAL_MS = 60_000
  */
 export const MAX_RESOURCE_COUNTERS = 10_000
 
-/** The local counter of one resource's usage of a metric: a counter like a metric's, under its own name. */
-export const resourceMetric = (metric: string, resource: string): string => `${metric}\u0000${resource}`
+/** Names made for resources' counters, kept (a bounded number) so a check reuses the string and its hash. */
+const names = new Map<string, Map<string, string>>()
+const MAX_NAMES = 10_000
+let named = 0
+
+/**
+ * The local counter of one resource's usage of a metric: a counter like a metric's, under its own name. The name
+ * is made once per metric and resource (up to 10,000 in all): a check that made it anew each time would spend
+ * most of its time hashing it.
+ */
+export function resourceMetric(metric: string, resource: string): string {
+  let byResource = names.get(metric)
+  const known = byResource?.get(resource)
+  if (known !== undefined) return known
+  const name = `${metric}\u0000${resource}`
+  if (named < MAX_NAMES) {
+    if (byResource === undefined) names.set(metric, (byResource = new Map()))
+    byResource.set(resource, name)
+    named++
+  }
+  return name
+}
 const isResourceMetric = (metric: string): boolean => metric.includes('\u0000')
 
 /** Local usage of one customer and metric in its current window: what a check adds to the token's snapshot. */

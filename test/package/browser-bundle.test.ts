@@ -81,7 +81,7 @@ describe('browser bundle', () => {
     [
       'verify + decide',
       { contents: "export { checkEntitlement, createEntitlementVerifier, decide } from 'entitle'" },
-      // Soft limits (their claims, read model and decision): 14.8 KB; per-resource grants (format v2): 16.0 KB.
+      // Soft limits (their claims, read model and decision): 14.8 KB; per-resource grants (format v2): 15.9 KB.
       16_200,
     ],
     // Metering added about 5 KB (35.6 → 40.7 KB); no ky, zod or lru-cache: 31.4 KB; no PEM reader: 30.0 KB; 30.4 KB;

@@ -78,7 +78,9 @@ describe('per-resource grants on the reference server', () => {
     // A fresh instance knows only what its token carries: the server's counts per repository.
     const fresh = instance(server.url, clock)
     await fresh.load('acme')
-    expect(fresh.entitlements('acme')?.features.get('builds')?.per?.resources.get('api')).toMatchObject({
+    expect(
+      fresh.entitlements('acme')?.features.get('builds')?.per?.resources.get('repository:api'),
+    ).toMatchObject({
       used: 7,
     })
     expect(
@@ -95,6 +97,43 @@ describe('per-resource grants on the reference server', () => {
       resource: { own: { used: 0 }, account: { used: 10 } },
     })
     expect((await fresh.check('builds', { subject: 'acme' })).reason).toBe('resource_required')
+  })
+
+  it('sells an add-on for one workspace: on there, off elsewhere with the add-on as the way to get it', async () => {
+    const clock = { now: Date.UTC(2026, 10, 20, 12) }
+    server = await startTestServer(clock, 600, { catalog: ciCatalog() })
+    await server.purchase('acme', 'team', {
+      addons: ['ai-assistant@workspace:ws-9', 'ai-assistant@workspace:ws-3'],
+    })
+    const refused = await server.order({
+      orderId: 'o-bad-addon',
+      type: 'purchase',
+      customer: { id: 'globex' },
+      sku: 'team',
+      addons: ['ai-assistant@ws-9'],
+    })
+    expect(refused.status).toBe(422)
+    const token = await server.tokenOf('acme')
+    expect(version(token)).toBe(2)
+    const client = instance(server.url, clock)
+    await client.load('acme')
+    expect(client.entitlements('acme')?.addons).toEqual([])
+    for (const ws of ['ws-9', 'ws-3'])
+      expect(
+        await client.check('ai-assistant', { subject: 'acme', resource: `workspace:${ws}` }),
+      ).toMatchObject({
+        allowed: true,
+      })
+    expect(await client.check('ai-assistant', { subject: 'acme', resource: 'workspace:ws-1' })).toMatchObject(
+      {
+        allowed: false,
+        reason: 'not_in_plan',
+        upgrade: { addon: 'ai-assistant' },
+        resource: { deniedBy: 'resource' },
+      },
+    )
+    // The account-wide features are as the plan sells them.
+    expect((await client.check('export', { subject: 'acme' })).allowed).toBe(true)
   })
 
   it('refuses a catalog that sells a per-resource cap without the account cap whose window it counts in', async () => {

@@ -192,6 +192,32 @@ function cheapestPlanWith(catalog: Catalog, feature: string, aboveTier: number):
   return best?.[0]
 }
 
+/**
+ * An add-on bought for one resource (`sso@workspace:ws-9`): each of its features the account does not have already
+ * is granted per resource, on for that resource only (format version 2), with the add-on as the upgrade hint for
+ * the others. Several resources' purchases of one add-on make one grant listing each.
+ */
+function addForResource(
+  catalog: Catalog,
+  features: Map<string, FeatureClaim | true>,
+  bought: string,
+  seats: number,
+): void {
+  const [addon, resource] = bought.split('@') as [string, string]
+  const kind = resource.slice(0, resource.indexOf(':'))
+  const id = resource.slice(kind.length + 1)
+  for (const [name, feature] of catalog.addons.get(addon)?.features ?? []) {
+    const held = features.get(name)
+    if (held !== undefined && (held === true || held.per?.enabled !== false || held.per.kind !== kind))
+      continue
+    const claim = held ?? claimOf(feature, seats)
+    const base: FeatureClaim = claim === true ? {} : { ...claim }
+    base.per = { kind, enabled: false, resources: { ...base.per?.resources, [id]: { enabled: true } } }
+    base.upgrade = { addon, url: `${catalog.upgradeUrl}?addon=${addon}` }
+    features.set(name, base)
+  }
+}
+
 /** The license's plan is not in the catalog: it cannot be priced or issued until the catalog has it again. */
 export class UnknownPlanError extends Error {
   constructor(readonly sku: string) {
@@ -222,8 +248,11 @@ export function entitlementFor(
     if (feature !== true && feature.cap) caps.set(name, feature.cap)
   }
   for (const [name, feature] of plan.features) add(name, feature)
-  for (const addon of terms.addons)
+  const forAccount = terms.addons.filter((addon) => !addon.includes('@'))
+  for (const addon of forAccount)
     for (const [name, feature] of catalog.addons.get(addon)?.features ?? []) add(name, feature)
+  for (const bought of terms.addons)
+    if (bought.includes('@')) addForResource(catalog, features, bought, terms.seats)
   for (const name of terms.grants) {
     if (features.has(name)) continue
     // A granted feature comes as the cheapest plan that sells it defines it, or as a plain flag.
@@ -264,7 +293,7 @@ export function entitlementFor(
   return {
     ent: {
       plan: { id: terms.sku, name: plan.name, tier: plan.tier },
-      addons: [...terms.addons],
+      addons: forAccount,
       features: Object.fromEntries(features),
       devices: { max: terms.seats },
       upgrade: { url: catalog.upgradeUrl },

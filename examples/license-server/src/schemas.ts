@@ -8,6 +8,14 @@ const catalogName = z
   .string()
   .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'a catalog name: lowercase, digits, . _ -')
 
+/** An add-on bought for one resource only: `addon@kind:id`. */
+const resourceAddon = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9._-]{0,63}@[a-z][a-z0-9_-]{0,63}:[A-Za-z0-9._:-]{1,128}$/,
+    'an add-on for one resource: addon@kind:id',
+  )
+
 /** An order from the CRM, ERP or payment system: `POST /v1/orders`, signed. */
 export const orderSchema = z.strictObject({
   orderId: id(128),
@@ -16,7 +24,11 @@ export const orderSchema = z.strictObject({
   sku: catalogName.optional(),
   tier: z.int().nonnegative().optional(),
   seats: z.int().min(1).max(100_000).optional(),
-  addons: z.array(catalogName).max(32).optional(),
+  /** Add-ons for the account (`sso`), or for one resource only (`sso@workspace:ws-9`). */
+  addons: z
+    .array(z.union([catalogName, resourceAddon]))
+    .max(32)
+    .optional(),
   termMonths: z.int().min(1).max(120).optional(),
   /** A purchase that starts as a trial of this many days; a later purchase converts it. */
   trialDays: z.int().min(1).max(90).optional(),

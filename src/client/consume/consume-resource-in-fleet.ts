@@ -49,7 +49,7 @@ export function createConsumeResourceInFleet(parts: {
     const expiresAt = window === NEVER ? undefined : window
     const keyOf = (metric: string) =>
       `{${encodeURIComponent(entitlements.subject)}}:${encodeURIComponent(metric)}:${window}`
-    const grant = granted.per!.resources.get(resource.slice(resource.indexOf(':') + 1))
+    const grant = granted.per!.resources.get(resource)
     const own: UsageCounterRequest = {
       key: keyOf(resourceMetric(feature, resource)),
       amount,

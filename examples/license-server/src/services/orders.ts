@@ -33,11 +33,13 @@ function checkCatalog(catalog: Catalog, order: Order, existing: LicenseRow | und
       `SKU ${order.sku} is tier ${plan.tier}, not ${order.tier}`,
     )
   const held = JSON.parse(existing?.addons ?? '[]') as string[]
-  for (const addon of order.addons ?? []) {
+  for (const bought of order.addons ?? []) {
+    // `sso`, or `sso@workspace:ws-9` for one resource: the same add-on, sold the same way.
+    const addon = bought.split('@')[0]!
     const sold = catalog.addons.get(addon)
     if (sold === undefined)
       throw new DomainError('invalid', 'Unknown add-on', `the catalog has no add-on ${addon}`)
-    if (sold.retired && !held.includes(addon))
+    if (sold.retired && !held.includes(bought))
       throw new DomainError('invalid', 'Add-on retired', `add-on ${addon} is no longer sold`)
   }
   if (order.trialDays !== undefined && order.type !== 'purchase')
