@@ -44,6 +44,7 @@ export function idPattern(max: number): RegExp {
 export const SUBJECT_PATTERN: RegExp = /*@__PURE__*/ idPattern(USAGE_LIMITS.subject)
 export const LINE_ID_PATTERN = /*@__PURE__*/ idPattern(USAGE_LIMITS.lineId)
 /** A resource as a usage line carries it: `kind:id`, neither empty, no control characters, the kind without `:`. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what the pattern keeps out.
 export const RESOURCE_PATTERN: RegExp = /^[^:\u0000-\u001f]{1,128}:[^\u0000-\u001f]{1,128}$/
 
 /** The end of a window that never ends (a metric without a resetting cap, period `total`), epoch ms. */

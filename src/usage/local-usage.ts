@@ -26,7 +26,10 @@ export function resourceMetric(metric: string, resource: string): string {
   if (known !== undefined) return known
   const name = `${metric}\u0000${resource}`
   if (named < MAX_NAMES) {
-    if (byResource === undefined) names.set(metric, (byResource = new Map()))
+    if (byResource === undefined) {
+      byResource = new Map()
+      names.set(metric, byResource)
+    }
     byResource.set(resource, name)
     named++
   }

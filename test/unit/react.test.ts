@@ -54,6 +54,16 @@ function Probe({ roles }: { roles: string[] }) {
   return h('span', null, decision.allowed ? 'yes' : decision.reason)
 }
 
+/** Shows one repository's build decision. */
+function Repo({ repo }: { repo: string }) {
+  const decision = useEntitlement('builds', { resource: `repository:${repo}` })
+  return h(
+    'span',
+    null,
+    decision.allowed ? 'build' : `${decision.reason} by the ${decision.resource?.deniedBy}`,
+  )
+}
+
 const Page = () =>
   h(
     'p',
@@ -144,14 +154,6 @@ describe('entitle/react', () => {
     })
     await client.load('acme')
     const store = createEntitlementsStore(client, 'acme')
-    const Repo = ({ repo }: { repo: string }) => {
-      const decision = useEntitlement('builds', { resource: `repository:${repo}` })
-      return h(
-        'span',
-        null,
-        decision.allowed ? 'build' : `${decision.reason} by the ${decision.resource?.deniedBy}`,
-      )
-    }
     const render = (repo: string) =>
       renderToString(
         h(

@@ -173,8 +173,7 @@ export function createAnswerer(parts: {
   /** The reservations of metered caps: what a crashed run may have granted counts too. */
   readonly reservations: Reservations | undefined
 }) {
-  const { config, tokens, clock, revocations, stats, memos, meter, reservations } = parts
-  const { localCounters } = parts
+  const { config, tokens, clock, revocations, stats, memos } = parts
   const { platform, staleGraceMs } = config
 
   /** No token in memory: a verdict if one is known (an answer), else the failure policy (no answer). */
