@@ -187,6 +187,20 @@ export function createLocalUsage() {
     counterFor,
     unreported,
 
+    /** The counter of `resource`'s usage of `metric`, in the window of the metric's own `account` counter. */
+    resourceCounterFor(
+      account: Counter,
+      key: string,
+      metric: string,
+      resource: string,
+      now: number,
+    ): Counter {
+      const name = resourceMetric(metric, resource)
+      const counter = counters.get(key)?.get(name)
+      if (counter !== undefined && counter.windowEnd === account.windowEnd) return counter
+      return counterFor(key, name, account.windowEnd, now)
+    },
+
     /** The server stored `line` at `at`: its units move from pending to confirmed. */
     acknowledge(line: Line, at: number): void {
       const counter = counterOf(counters, line)

@@ -1,7 +1,6 @@
 import { EntitlementError } from '../core/errors.js'
 import { sumInto } from './aggregator.js'
 import { readJournal } from './journal.js'
-import { resourceMetric } from './local-usage.js'
 import { createPipeline, type MeterSettings, type MeterSurroundings } from './pipeline.js'
 import type { CloseResult, FlushResult, UsageLine, UsageStats } from './types.js'
 
@@ -96,10 +95,7 @@ export function createUsageMeter(settings: MeterSettings, around: MeterSurroundi
     // A resource's usage counts for the metric and for the resource, which holds its lines.
     const account = counter
     if (resource !== undefined) {
-      const name = resourceMetric(metric, resource)
-      counter = counters.get(key)?.get(name)
-      if (counter === undefined || counter.windowEnd !== account.windowEnd)
-        counter = local.counterFor(key, name, account.windowEnd, now)
+      counter = local.resourceCounterFor(account, key, metric, resource, now)
       counter.pending += amount
     }
     if (closed) {

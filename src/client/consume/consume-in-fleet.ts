@@ -14,6 +14,26 @@ type ConsumeResourceInFleet = ReturnType<typeof createConsumeResourceInFleet>
 import type { FleetLedger } from './fleet-ledger.js'
 
 /**
+ * A decision made again at the store's count, as the store counted: what remains once this request's amount is
+ * used (as consume() in one process answers); and if the answer moved while the store counted (a revocation heard
+ * meanwhile), what the store did stands, since it counted or did not, with what was checked before it counted as why.
+ */
+export function asTheStoreCounted(
+  stats: DecisionStats,
+  checked: Decision,
+  decision: Decision,
+  allowed: boolean,
+  amount: number,
+  soft: boolean,
+): Decision {
+  if (decision.allowed && decision.remaining !== undefined)
+    (decision as { remaining: number }).remaining = Math.max(0, decision.remaining - amount)
+  if (decision.allowed === allowed) return decision
+  const capReason = soft ? 'ceiling_reached' : 'usage_cap_reached'
+  return stats.recount(decision, { ...decision, allowed, reason: allowed ? checked.reason : capReason })
+}
+
+/**
  * `consume()` over the fleet's shared store: the decision, then one atomic step of the store. When the store
  * fails, `onStoreError` says what happens: deny (`closed`), or count in this instance from the last fleet count
  * it saw (`local`, through the outage ledger).
@@ -65,14 +85,7 @@ export function createConsumeInFleet(parts: {
       stats.uncount(checked)
       const before = allowed ? used - amount : used
       const decision = answerer.answer(entry, key, feature, context, true, before - baseline)
-      // As consume() in one process answers: what remains once this request's amount is used.
-      if (decision.allowed && decision.remaining !== undefined)
-        (decision as { remaining: number }).remaining = Math.max(0, decision.remaining - amount)
-      if (decision.allowed === allowed) return decision
-      // The answer moved while the store counted (a revocation heard meanwhile): what the store did stands, since
-      // it counted or did not; what was checked before it counted says why.
-      const capReason = cap.soft ? 'ceiling_reached' : 'usage_cap_reached'
-      return stats.recount(decision, { ...decision, allowed, reason: allowed ? checked.reason : capReason })
+      return asTheStoreCounted(stats, checked, decision, allowed, amount, cap.soft)
     }
     const view = ledger.view(counterKey, baseline)
     const request = {

@@ -9,6 +9,7 @@ import type { CheckContext, ErrorEvent } from '../options.js'
 import type { Entry } from '../tokens/cache-entry.js'
 import { snapshotBaseline, windowFor } from '../usage-window.js'
 import type { Use } from './consume-here.js'
+import { asTheStoreCounted } from './consume-in-fleet.js'
 
 type ConsumeAll = NonNullable<UsageCounterStore['consumeAll']>
 
@@ -98,14 +99,6 @@ export function createConsumeResourceInFleet(parts: {
       accountCounted,
       before(0) - own.baseline,
     )
-    if (decision.allowed && decision.remaining !== undefined)
-      (decision as { remaining: number }).remaining = Math.max(0, decision.remaining - amount)
-    if (decision.allowed === allowed) return decision
-    // The answer moved while the store counted (a revocation heard meanwhile): what the store did stands.
-    return stats.recount(decision, {
-      ...decision,
-      allowed,
-      reason: allowed ? checked.reason : 'usage_cap_reached',
-    })
+    return asTheStoreCounted(stats, checked, decision, allowed, amount, false)
   }
 }
