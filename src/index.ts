@@ -10,6 +10,12 @@ export type {
   ErrorEvent,
   FailurePolicy,
   FeatureDecisionCounts,
+  HeldLease,
+  LeaseEvents,
+  LeaseOptions,
+  LeaseRefusal,
+  LeaseRefusalReason,
+  LeaseResult,
   RecordContext,
   ThresholdEvent,
 } from './client/index.js'
@@ -25,6 +31,7 @@ export type {
   FeatureClaim,
   PerResource,
   Plan,
+  Pool,
   RegionPolicy,
   ResourceGrant,
   Term,
@@ -49,14 +56,17 @@ export type {
   Feature,
   FeatureCap,
   FeaturePer,
+  FeaturePool,
   RegionRule,
   ResourceGrantModel,
 } from './core/entitlements.js'
 export type { EntitlementErrorCode } from './core/errors.js'
 export { EntitlementError, isEntitlementError } from './core/errors.js'
 export type { Algorithm, KeySource, RemoteJwksOptions } from './core/keys.js'
+export type { Lease, LeaseClaim } from './core/lease.js'
+export { isVerifiedLease } from './core/lease.js'
 export { currentWindowEnd } from './core/period.js'
-export { ENTITLEMENT_TOKEN_TYPE, REVOCATION_LIST_TYPE } from './core/token-type.js'
+export { ENTITLEMENT_TOKEN_TYPE, LEASE_TOKEN_TYPE, REVOCATION_LIST_TYPE } from './core/token-type.js'
 export type { EntitlementVerifier, RevocationList, VerifyOptions } from './core/verify.js'
 export { createEntitlementVerifier, verifyEntitlementToken } from './core/verify.js'
 export type { Platform } from './platform/platform.js'

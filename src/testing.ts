@@ -4,7 +4,7 @@ import { formatVersionFor } from './core/format-version.js'
 import type { Algorithm } from './core/keys.js'
 import { ENTITLEMENT_TOKEN_TYPE } from './core/token-type.js'
 import type { VerifyOptions } from './core/verify.js'
-import { signEntitlementToken, signRevocationList, signWithType } from './protocol/sign.js'
+import { signEntitlementToken, signLeaseToken, signRevocationList, signWithType } from './protocol/sign.js'
 
 /** Options of {@link createTestIssuer}. */
 export interface TestIssuerOptions {
@@ -38,6 +38,18 @@ export interface TestTokenOptions {
   audience?: string | string[]
 }
 
+/** What to put in one lease of {@link TestIssuer.lease}. */
+export interface TestLeaseOptions {
+  holder?: string
+  subject?: string
+  /** The lease's id. Default: a random UUID. */
+  id?: string
+  ttlSec?: number
+  borrowed?: boolean
+  /** `iat`, seconds since the epoch. */
+  issuedAt?: number
+}
+
 /** A key pair and a signer for entitlement tokens, for tests and local development. Never for production. */
 export interface TestIssuer {
   readonly alg: Algorithm
@@ -56,6 +68,11 @@ export interface TestIssuer {
    * with it. `plan` defaults to `{ id: 'test' }`, `features` to `{}`.
    */
   issue(entitlements?: Partial<EntitlementClaim>, options?: TestTokenOptions): Promise<string>
+  /**
+   * Signs a lease (`typ: lease+jwt`) of `pool` for `subject` (default `customer-1`), held by `holder` (default
+   * `holder-1`), lasting `ttlSec` (default 60) from `issuedAt` (default the issuer's clock); `borrowed` for a borrow.
+   */
+  lease(pool: string, options?: TestLeaseOptions): Promise<string>
   /**
    * Signs a revocation list (typ `revocation-list+jwt`) of these token ids, as a license server serves it for
    * `client.importRevocations()`. `issuedAt` in epoch seconds, default now.
@@ -114,13 +131,32 @@ export async function createTestIssuer(options: TestIssuerOptions = {}): Promise
         jti: token.tokenId ?? crypto.randomUUID(),
         // The lowest version that says it (2 for a per-resource feature), unless the test gives one.
         ent: {
-          v: formatVersionFor(entitlements.features ?? {}),
+          v: formatVersionFor({ features: {}, ...entitlements }),
           plan: { id: 'test' },
           features: {},
           ...entitlements,
         },
       }
       return signEntitlementToken(payload, { ...signing, kid: token.kid ?? kid })
+    },
+    lease(pool: string, lease: TestLeaseOptions = {}) {
+      const issuedAt = lease.issuedAt ?? Math.floor(now() / 1000)
+      return signLeaseToken(
+        {
+          issuer,
+          audience,
+          subject: lease.subject ?? 'customer-1',
+          lease: {
+            id: lease.id ?? crypto.randomUUID(),
+            pool,
+            holder: lease.holder ?? 'holder-1',
+            ...(lease.borrowed ? { borrowed: true as const } : {}),
+          },
+          issuedAt,
+          expiresAt: issuedAt + (lease.ttlSec ?? 60),
+        },
+        signing,
+      )
     },
     revocationList(revoked: readonly string[], list: { issuedAt?: number } = {}) {
       const issuedAt = list.issuedAt ?? Math.floor(now() / 1000)

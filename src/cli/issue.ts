@@ -90,7 +90,7 @@ export function buildPayload(options: IssueOptions, nowSec: number): Payload {
   const ent = { v: 1, ...(fileEnt as Record<string, unknown>) } as unknown as Payload['ent']
   ent.features = { ...((ent.features as Record<string, unknown> | undefined) ?? {}) }
   // A file that names no version gets the lowest that says what it grants (2 for a per-resource feature).
-  if ((fileEnt as { v?: unknown } | undefined)?.v === undefined) ent.v = formatVersionFor(ent.features)
+  if ((fileEnt as { v?: unknown } | undefined)?.v === undefined) ent.v = formatVersionFor(ent)
   const feature = (name: string): FeatureClaim => {
     const current = ent.features[name]
     const next: FeatureClaim = typeof current === 'object' && current !== null ? { ...current } : {}

@@ -7,6 +7,7 @@ import { createMemoTable } from './answers/memo-table.js'
 import type { ClientConfig } from './config.js'
 import { createConsume } from './consume/consume.js'
 import { createEmitter } from './emitter.js'
+import { createLeaseKeeper } from './leases/lease-keeper.js'
 import { createRevocations } from './revocations.js'
 import { createSerializedStorage } from './serialized-storage.js'
 import { SINGLE_TENANT_KEY } from './tokens/cache-entry.js'
@@ -101,6 +102,18 @@ export function assembleClient(config: ClientConfig) {
     report,
     background,
   })
+  const keyOf = server === undefined ? singleTenantKey : subjectKey
+  const leases = createLeaseKeeper({
+    server,
+    verifier,
+    platform,
+    storage,
+    load: async (subject) => {
+      const key = keyOf({ subject })
+      return (tokens.get(key) ?? (await tokens.load(key)))?.entitlements
+    },
+    background,
+  })
   const localCounters = config.fleet === undefined ? createMemoryUsageStore(() => platform.now()) : undefined
   const answerer = createAnswerer({
     config,
@@ -112,9 +125,9 @@ export function assembleClient(config: ClientConfig) {
     meter,
     localCounters,
     reservations,
+    leases,
   })
 
-  const keyOf = server === undefined ? singleTenantKey : subjectKey
   const consume = createConsume({
     config,
     tokens,
@@ -173,6 +186,7 @@ export function assembleClient(config: ClientConfig) {
     ready,
     ownership,
     reservations,
+    leases,
     /** Stops every timer and stream but the meter's (which `close()` drains first). */
     stopBackground(): void {
       takeover.stop()

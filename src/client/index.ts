@@ -1,4 +1,5 @@
 import type { Decision } from '../core/decision.js'
+import type { Platform } from '../platform/platform.js'
 import { NO_USAGE_STATS } from '../usage/types.js'
 import { checkRecord, checkResource, cleanRecordExtras } from '../usage/validate.js'
 import { emptyDecision } from './answers/answer.js'
@@ -11,6 +12,17 @@ import { type Entry, SINGLE_TENANT_KEY } from './tokens/cache-entry.js'
 export type * from './options.js'
 
 const NO_RECORD_CONTEXT: RecordContext = Object.freeze({})
+
+/** `work`, or nothing once `ms` passed: a server that does not answer cannot hold `close()` past its deadline. */
+function withDeadline(work: Promise<unknown>, ms: number, platform: Platform) {
+  let timer: unknown
+  return Promise.race([
+    work.catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = platform.setTimeout(resolve, ms)
+    }),
+  ]).finally(() => platform.clearTimeout(timer))
+}
 
 function checkFeature(feature: unknown): void {
   if (typeof feature !== 'string' || feature.length === 0)
@@ -156,11 +168,18 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     },
     setAsideUsage: () => meter?.setAside() ?? [],
     resendSetAsideUsage: () => meter?.resendSetAside() ?? 0,
+    lease(pool, leaseOptions) {
+      if (lifecycle.closed) return Promise.reject(new TypeError('the client is closed'))
+      return parts.leases.acquire(pool, leaseOptions)
+    },
+    releaseLeases: (releaseOptions) => parts.leases.releaseAll(releaseOptions?.keepalive === true),
     async close(closeOptions) {
       const deadlineMs = closeOptions?.deadlineMs ?? config.closeDeadlineMs
       if (!lifecycle.closed) {
         lifecycle.closed = true
         parts.stopBackground()
+        // Seats go back first, within the deadline: another holder may be waiting for one.
+        await withDeadline(parts.leases.releaseAll(), deadlineMs, platform)
       }
       const loads = tokens.close()
       await ready

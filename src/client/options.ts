@@ -10,6 +10,16 @@ import type { LicenseServerOptions } from '../transport/license-server-client.js
 import type { BackoffOptions } from '../transport/retry.js'
 import type { UsageCounterStore } from '../usage/counter-store.js'
 import type { CloseResult, FlushResult, UsageLine, UsageOptions, UsageStats } from '../usage/types.js'
+import type { LeaseOptions, LeaseResult } from './leases/lease-types.js'
+
+export type {
+  HeldLease,
+  LeaseEvents,
+  LeaseOptions,
+  LeaseRefusal,
+  LeaseRefusalReason,
+  LeaseResult,
+} from './leases/lease-types.js'
 
 /**
  * What to answer when no answer can be had: no token was ever loaded and the source cannot be reached, or the
@@ -255,8 +265,21 @@ export interface EntitlementsClient {
   /** Queues the set-aside usage again, with the same ids, once the cause is fixed; returns how many lines. */
   resendSetAsideUsage(): number
   /**
-   * Stops every timer and stream, sends queued usage until `deadlineMs` (default 5 000) and persists the rest,
-   * saves trusted time, and resolves when every write is done. Never rejects. Checks still answer from memory.
+   * Holds a seat of a floating-license pool (`ent.pools`) for the customer, and keeps it: the lease renews itself
+   * before it ends, and a check of the pool's features goes by it (`lease_required` without one). Resolves to the
+   * held lease, or to why not (`pool_full` with how many hold it and when to retry, `not_in_plan`, `unavailable`,
+   * `refused`). Offline, a borrow kept from before is held again. Throws a `TypeError` for bad options only.
+   */
+  lease(pool: string, options?: LeaseOptions): Promise<LeaseResult>
+  /**
+   * Gives back every seat this client holds, borrows excepted (they are kept for the next run); `keepalive` for a
+   * page being unloaded. `close()` does it too.
+   */
+  releaseLeases(options?: { keepalive?: boolean }): Promise<void>
+  /**
+   * Gives back held leases (not borrows), stops every timer and stream, sends queued usage until `deadlineMs`
+   * (default 5 000) and persists the rest, saves trusted time, and resolves when every write is done. Never
+   * rejects. Checks still answer from memory.
    */
   close(options?: { deadlineMs?: number }): Promise<CloseResult>
 }

@@ -1,6 +1,6 @@
 import { isAscending } from './ascending.js'
 import type { EntitlementTokenClaims } from './claims.js'
-import { FORMAT_VERSIONS, needsVersion2 } from './format-version.js'
+import { FORMAT_VERSIONS, needsVersion2, unknownPool } from './format-version.js'
 
 /*
  * The entitlement token's claims checked without zod: the verifier's path, in Node and in browser bundles. The zod
@@ -332,6 +332,27 @@ const perResource = object({
   resources: optional(record(resourceGrant)),
 })
 
+const pool = object(
+  {
+    seats: required(number(1, 1_000_000, true)),
+    holder: required(literal('machine', 'process', 'user')),
+    ttl: required(number(10, 86_400, true)),
+    heartbeat: required(number(1, 86_400, true)),
+    revival: optional(number(0, 604_800, true)),
+    grace: optional(number(0, 86_400, true)),
+    borrow: optional(
+      object({ max: required(number(60, 31_536_000, true)), reserve: optional(number(0, undefined, true)) }),
+    ),
+  },
+  (value, path, problems) => {
+    if (!((value.heartbeat as number) < (value.ttl as number)))
+      soft(problems, [...path, 'heartbeat'], 'heartbeat must be less than ttl')
+    const reserve = (value.borrow as { reserve?: number } | undefined)?.reserve ?? 0
+    if (!(reserve <= (value.seats as number)))
+      soft(problems, [...path, 'borrow', 'reserve'], 'the borrow reserve cannot exceed the seats')
+  },
+)
+
 /** A per-resource feature's own rules, in the order claims.ts's refinements run. */
 function perResourceProblems(value: Record<string, unknown>, path: Stack, problems: Problems): void {
   const per = value.per as { cap?: { period?: unknown } } | undefined
@@ -359,6 +380,7 @@ const feature = object(
     ceiling: optional(count),
     thresholds: optional(thresholds),
     per: optional(perResource),
+    pool: optional(name),
   },
   (value, path, problems) => {
     softLimitProblems(value, value.limit, path, problems)
@@ -378,10 +400,15 @@ const ent = object(
     roles: optional(names),
     upgrade: optional(upgradeHint),
     upgrades: optional(record(upgradeHint)),
+    pools: optional(record(pool)),
+    pool: optional(name),
   },
   (value, path, problems) => {
-    if (value.v !== 2 && needsVersion2(value.features as Record<string, unknown>))
-      soft(problems, [...path, 'v'], 'a per-resource feature (per) needs v: 2')
+    const versioned = value as { features: Record<string, unknown> }
+    if (value.v !== 2 && needsVersion2(versioned))
+      soft(problems, [...path, 'v'], 'per-resource features (per) and pools need v: 2')
+    if (unknownPool(versioned) !== undefined)
+      soft(problems, [...path, 'pools'], 'a pool named by ent.pool or a feature is not in ent.pools')
   },
 )
 const nonEmpty = string(1)

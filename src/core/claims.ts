@@ -1,6 +1,6 @@
 import * as z from 'zod/mini'
 import { isAscending } from './ascending.js'
-import { FORMAT_VERSIONS, needsVersion2 } from './format-version.js'
+import { FORMAT_VERSIONS, needsVersion2, unknownPool } from './format-version.js'
 
 /*
  * The entitlement token's claims, as a zod schema. This schema is the single source of truth: `entitle/testing`,
@@ -193,6 +193,46 @@ export const perResourceSchema = schema(() =>
   }),
 )
 
+/** Who counts as one holder of a floating seat: one machine, one process, or one user (wherever they sign in). */
+export const poolHolderSchema = schema(() => z.enum(['machine', 'process', 'user']))
+
+/**
+ * A floating-license pool: at most `seats` holders at once, each proven by a signed lease token that the license
+ * server hands out and renews. Lengths in seconds. Format version 2.
+ */
+export const poolSchema = schema(() =>
+  z
+    .object({
+      seats: z.int().check(z.gte(1), z.lte(1_000_000)),
+      holder: poolHolderSchema,
+      /** How long a lease lasts from its last renewal. */
+      ttl: z.int().check(z.gte(10), z.lte(86_400)),
+      /** How often a holder renews: less than `ttl`, so that a renewal or two may fail and the lease lives. */
+      heartbeat: z.int().check(z.gte(1), z.lte(86_400)),
+      /** How long after its end a lost lease may be revived by its holder (if a seat is free). Default 0. */
+      revival: z.optional(z.int().check(z.gte(0), z.lte(604_800))),
+      /** How long a holder keeps working past its lease's end while renewals fail. Default 0. */
+      grace: z.optional(z.int().check(z.gte(0), z.lte(86_400))),
+      /** Borrowing: a lease of up to `max` seconds for a machine going offline; `reserve` seats never borrowed. */
+      borrow: z.optional(
+        z.object({
+          max: z.int().check(z.gte(60), z.lte(31_536_000)),
+          reserve: z.optional(z.int().check(z.gte(0))),
+        }),
+      ),
+    })
+    .check(
+      z.refine((pool) => pool.heartbeat < pool.ttl, {
+        message: 'heartbeat must be less than ttl',
+        path: ['heartbeat'],
+      }),
+      z.refine((pool) => (pool.borrow?.reserve ?? 0) <= pool.seats, {
+        message: 'the borrow reserve cannot exceed the seats',
+        path: ['borrow', 'reserve'],
+      }),
+    ),
+)
+
 /** A per-resource feature's window: its own `cap`'s when it has one, else `per.cap`'s own `period`. */
 interface PerFields {
   readonly cap?: unknown
@@ -224,6 +264,8 @@ export const featureSchema = schema(() =>
       thresholds: z.optional(thresholds),
       /** Granted per resource of a kind: each its own limit and counter (format version 2). */
       per: z.optional(perResourceSchema),
+      /** Needs a lease of this pool (`ent.pools`), instead of the license-wide `ent.pool` (format version 2). */
+      pool: z.optional(name),
     })
     .check(
       ...softLimitRules((feature: SoftLimitFields & { limit?: number | undefined }) => feature.limit),
@@ -259,7 +301,7 @@ export const entitlementClaimSchema = schema(() =>
     .object({
       /**
        * Format version. Bumped when a restriction is added that older SDKs would not enforce: `2` adds per-resource
-       * grants (`per`). A token that needs nothing of 2 stays `1`, so older SDKs keep reading it.
+       * grants (`per`) and floating-license pools (`pools`, `pool`). A token that needs nothing of 2 stays `1`, so older SDKs keep reading it.
        */
       v: z.literal(FORMAT_VERSIONS),
       plan: planSchema,
@@ -275,11 +317,19 @@ export const entitlementClaimSchema = schema(() =>
       upgrade: z.optional(upgradeHintSchema),
       /** Hints for features *not* in this plan: which plan or add-on would unlock them. */
       upgrades: z.optional(z.record(name, upgradeHintSchema)),
+      /** Floating-license pools by name (format version 2). */
+      pools: z.optional(z.record(name, poolSchema)),
+      /** The pool every feature needs a lease of, unless it names its own `pool`: a floating license. */
+      pool: z.optional(name),
     })
     .check(
-      z.refine((ent) => ent.v === 2 || !needsVersion2(ent.features), {
-        message: 'a per-resource feature (per) needs v: 2',
+      z.refine((ent) => ent.v === 2 || !needsVersion2(ent), {
+        message: 'per-resource features (per) and pools need v: 2',
         path: ['v'],
+      }),
+      z.refine((ent) => unknownPool(ent) === undefined, {
+        message: 'a pool named by ent.pool or a feature is not in ent.pools',
+        path: ['pools'],
       }),
     ),
 )
@@ -326,6 +376,8 @@ export type UsageCap = z.output<typeof usageCapSchema>
 export type PerResource = z.output<typeof perResourceSchema>
 /** One resource's own grant within a per-resource feature. */
 export type ResourceGrant = z.output<typeof resourceGrantSchema>
+/** A floating-license pool as signed (format version 2). */
+export type Pool = z.output<typeof poolSchema>
 /** One feature's grant as signed, with its own overrides. */
 export type FeatureClaim = z.output<typeof featureSchema>
 /** The customer's plan: an id, a display name, a tier to compare plans by. */

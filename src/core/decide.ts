@@ -1,8 +1,9 @@
 import { decideForResource } from './decide-resource.js'
 import type { Decision, DecisionContext, DecisionReason } from './decision.js'
 import { decision, denied, upgradeFor } from './decision-builders.js'
-import type { Entitlements, Feature, RegionRule } from './entitlements.js'
+import type { Entitlements, Feature, FeaturePool, RegionRule } from './entitlements.js'
 import type { EntitlementErrorCode } from './errors.js'
+import { leaseHolds } from './lease.js'
 import { currentWindowEnd } from './period.js'
 
 const NO_CONTEXT: DecisionContext = Object.freeze({})
@@ -55,9 +56,11 @@ const isStrings = (value: unknown): boolean =>
  */
 function contextIsValid(context: DecisionContext): boolean {
   if (typeof context !== 'object' || context === null) return false
-  const { subject, roles, region, device, activeDevices, resource } = context
+  const { subject, roles, region, device, activeDevices, resource, lease, holder } = context
   return (
     (subject === undefined || typeof subject === 'string') &&
+    (lease === undefined || typeof lease === 'object') &&
+    (holder === undefined || typeof holder === 'string') &&
     (resource === undefined || typeof resource === 'string') &&
     (roles === undefined || isStrings(roles)) &&
     (region === undefined || typeof region === 'string') &&
@@ -71,7 +74,7 @@ function contextIsValid(context: DecisionContext): boolean {
  * The decision engine: a pure function of what was bought, what is asked, and the time. No I/O, no clock, no
  * throwing, whatever the context holds. Conditions are checked in a fixed, documented order and the first that
  * fails is the reason: context types → subject → token window (`exp`, `nbf`) → plan → request → term (trial,
- * expiry, grace) → device → region → role → limit → usage cap.
+ * expiry, grace) → device → region → role → lease → limit → usage cap.
  *
  * @param now epoch milliseconds.
  * @example
@@ -186,6 +189,9 @@ export function decideCounting(
   if (feature.roles !== undefined && !hasAnyRole(feature.roles, context.roles)) {
     return denied(name, 'role_missing', entitlements, expiresAt)
   }
+  if (feature.pool !== undefined && !leaseAllows(feature.pool, entitlements, context, now)) {
+    return denied(name, 'lease_required', entitlements, expiresAt)
+  }
 
   if (feature.per !== undefined) {
     // Every argument by itself: this is a check's path, and an array or object to carry them would be made each time.
@@ -205,6 +211,20 @@ export function decideCounting(
     )
   }
   return decideAmounts(entitlements, name, feature, usage, amount, now, allowedAs, expiresAt)
+}
+
+/**
+ * A floating feature's lease: held for this pool and customer, by the holder the check names (else, in a pool
+ * held per machine, by the device it names), and not yet ended.
+ */
+function leaseAllows(
+  pool: FeaturePool,
+  entitlements: Entitlements,
+  context: DecisionContext,
+  now: number,
+): boolean {
+  const holder = context.holder ?? (pool.holder === 'machine' ? context.device : undefined)
+  return leaseHolds(context.lease, pool, entitlements.subject, holder, now)
 }
 
 /**

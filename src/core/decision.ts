@@ -1,5 +1,6 @@
 import type { UpgradeHint } from './claims.js'
 import type { EntitlementErrorCode } from './errors.js'
+import type { Lease } from './lease.js'
 
 /**
  * Why a decision came out as it did. Allowed decisions: `granted`, `trial`, `grace_period`, `overage`. Every other reason
@@ -37,6 +38,11 @@ export type DecisionReason =
   | 'region_blocked'
   /** The user has none of the roles the feature requires. */
   | 'role_missing'
+  /**
+   * The feature floats (a pool of seats): no valid lease of its pool is held, or the one held ended (past its
+   * grace). Acquire one (`client.lease()`), or wait for a seat.
+   */
+  | 'lease_required'
   /** The token belongs to another customer than the one asked about. */
   | 'subject_mismatch'
   /** The check itself was malformed: an amount or usage that is not a finite number of zero or more. */
@@ -147,4 +153,14 @@ export interface DecisionContext {
    * per resource, ignored by others.
    */
   resource?: string
+  /**
+   * For a feature in a floating-license pool: the lease to check, from `verifier.verifyLease()`. A client fills it
+   * in from the leases it holds (`client.lease()`); pass one only to `decide()` and `checkEntitlement()`.
+   */
+  lease?: Lease
+  /**
+   * For a feature in a floating-license pool: whose lease the check needs (a user's id, in a pool held per user).
+   * Default: the lease this client holds for the pool (for a pool held per machine, the one of `device`).
+   */
+  holder?: string
 }

@@ -3,6 +3,7 @@ import type {
   FeatureClaim,
   PerResource,
   Plan,
+  Pool,
   RegionPolicy,
   Term,
   UpgradeHint,
@@ -58,6 +59,19 @@ export interface FeaturePer {
   readonly resources: ReadonlyMap<string, ResourceGrantModel>
 }
 
+/** A floating-license pool as the decision engine and the lease keeper read it. Lengths in milliseconds. */
+export interface FeaturePool {
+  readonly name: string
+  readonly seats: number
+  readonly holder: 'machine' | 'process' | 'user'
+  readonly ttlMs: number
+  readonly heartbeatMs: number
+  readonly revivalMs: number
+  readonly graceMs: number
+  /** Borrowing: the longest borrow, and how many seats are never borrowed. */
+  readonly borrow: { readonly maxMs: number; readonly reserve: number } | undefined
+}
+
 /** Region policy with codes upper-cased once, at verification. */
 export interface RegionRule {
   readonly allow: readonly string[] | undefined
@@ -86,6 +100,8 @@ export interface Feature {
   readonly upgrade: UpgradeHint | undefined
   /** Granted per resource of a kind (format version 2), else `undefined`. */
   readonly per: FeaturePer | undefined
+  /** The floating-license pool a lease of which this feature needs (format version 2), else `undefined`. */
+  readonly pool: FeaturePool | undefined
 }
 
 /** What a verified token says a customer bought. Produced by the verifier; read by the decision engine. */
@@ -116,6 +132,8 @@ export interface Entitlements {
   /** Hints for features not in the plan. */
   readonly upgrades: ReadonlyMap<string, UpgradeHint>
   readonly upgrade: UpgradeHint | undefined
+  /** Floating-license pools by name (format version 2); empty when the license floats nowhere. */
+  readonly pools: ReadonlyMap<string, FeaturePool>
 }
 
 const seconds = (value: number | undefined): number | undefined =>
@@ -192,11 +210,31 @@ function perModel(per: PerResource, accountCap: FeatureClaim['cap']): FeaturePer
   })
 }
 
+function poolModel(name: string, pool: Pool): FeaturePool {
+  return intern(key('pool', [name, pool]), () =>
+    Object.freeze({
+      name,
+      seats: pool.seats,
+      holder: pool.holder,
+      ttlMs: pool.ttl * 1000,
+      heartbeatMs: pool.heartbeat * 1000,
+      revivalMs: (pool.revival ?? 0) * 1000,
+      graceMs: (pool.grace ?? 0) * 1000,
+      borrow:
+        pool.borrow === undefined
+          ? undefined
+          : Object.freeze({ maxMs: pool.borrow.max * 1000, reserve: pool.borrow.reserve ?? 0 }),
+    }),
+  )
+}
+
 function feature(
   name: string,
   claim: FeatureClaim,
   term: Term | undefined,
-  defaults: Pick<Feature, 'regions' | 'roles' | 'upgrade'>,
+  defaults: Pick<Feature, 'regions' | 'roles' | 'upgrade' | 'pool'> & {
+    readonly pools: ReadonlyMap<string, FeaturePool>
+  },
   context: string,
 ): Feature {
   const own = claim.term
@@ -228,6 +266,7 @@ function feature(
       roles: shared('roles', claim.roles) ?? defaults.roles,
       upgrade: shared('upgrade', claim.upgrade) ?? defaults.upgrade,
       per: claim.per === undefined ? undefined : perModel(claim.per, claim.cap),
+      pool: claim.pool === undefined ? defaults.pool : defaults.pools.get(claim.pool),
     })
   // A metered cap carries this customer's usage, and so do a per-resource feature's resources: theirs alone, and
   // interning them would only churn the table.
@@ -241,14 +280,25 @@ export function toEntitlements(
   header: { alg: string; kid?: string | undefined },
 ): Entitlements {
   const ent = claims.ent
+  const poolNames = Object.keys(ent.pools ?? {})
+  const pools =
+    poolNames.length === 0
+      ? NO_POOLS
+      : frozenMap(
+          poolNames,
+          poolNames.map((name) => poolModel(name, ent.pools![name]!)),
+          layoutFor,
+        )
   const defaults = {
     regions: regionRule(ent.regions),
     roles: shared('roles', ent.roles),
     upgrade: shared('upgrade', ent.upgrade),
+    pool: ent.pool === undefined ? undefined : pools.get(ent.pool),
+    pools,
   }
   // What every feature of this token inherits (the term and the defaults), as a short id: each feature's key
   // then holds only its own claim.
-  const context = contextId(JSON.stringify([ent.term, defaults]))
+  const context = contextId(JSON.stringify([ent.term, defaults, ent.pool, ent.pools]))
   const names: string[] = []
   const values: Feature[] = []
   for (const name of Object.keys(ent.features)) {
@@ -292,7 +342,10 @@ export function toEntitlements(
           ),
     upgrades,
     upgrade: defaults.upgrade,
+    pools,
   })
 }
+
+const NO_POOLS: ReadonlyMap<string, FeaturePool> = new FrozenMap(keyLayout([]), [])
 
 const NO_DEVICES = Object.freeze({ max: undefined, fingerprints: undefined })

@@ -1,24 +1,55 @@
 /**
  * Token format versions. `1`: everything before per-resource grants. `2`: a feature may be granted per resource
- * (`per`), a restriction an older SDK would not enforce (it would grant the feature account-wide), so a token that
- * says it must be `v: 2`, which older SDKs reject. A server issues `1` whenever a token needs nothing of `2`.
+ * (`per`), and a license or a feature may float (`pools`, `pool`: a lease is needed to use it). Both are
+ * restrictions an older SDK would not enforce (it would grant the feature account-wide, or without a lease), so a
+ * token that says them must be `v: 2`, which older SDKs reject. A server issues `1` whenever a token needs nothing
+ * of `2`.
  */
 export const FORMAT_VERSIONS = [1, 2] as const
 
-/** Whether any feature is granted per resource: what only format version 2 can say. */
-export function needsVersion2(features: Readonly<Record<string, unknown>>): boolean {
+/** The parts of an `ent` claim that decide its format version. */
+export interface VersionedClaim {
+  readonly features: Readonly<Record<string, unknown>>
+  readonly pools?: Readonly<Record<string, unknown>> | undefined
+  readonly pool?: unknown
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null
+
+/** Whether the claim grants anything only format version 2 can say: a feature per resource, or a pool. */
+export function needsVersion2(ent: VersionedClaim): boolean {
+  if (ent.pool !== undefined || (isObject(ent.pools) && Object.keys(ent.pools).length > 0)) return true
+  const { features } = ent
   for (const name in features) {
     const feature = features[name]
-    if (typeof feature === 'object' && feature !== null && (feature as { per?: unknown }).per !== undefined)
-      return true
+    if (isObject(feature) && (feature.per !== undefined || feature.pool !== undefined)) return true
   }
   return false
 }
 
+/** The first pool named (by `ent.pool` or a feature's `pool`) that `ent.pools` does not define, if any. */
+export function unknownPool(ent: VersionedClaim): string | undefined {
+  const pools = isObject(ent.pools) ? ent.pools : {}
+  const defined = (name: unknown) => typeof name === 'string' && Object.hasOwn(pools, name)
+  if (ent.pool !== undefined && !defined(ent.pool)) return String(ent.pool)
+  for (const name in ent.features) {
+    const feature = ent.features[name]
+    if (isObject(feature) && feature.pool !== undefined && !defined(feature.pool)) return String(feature.pool)
+  }
+  return undefined
+}
+
 /**
- * The lowest format version that can say what `features` grants: `2` when a feature is granted per resource, else
- * `1`, so a customer who needs nothing new keeps a token every SDK version reads.
+ * The lowest format version that can say what `ent` grants: `2` when a feature is granted per resource or a pool
+ * floats, else `1`, so a customer who needs nothing new keeps a token every SDK version reads.
+ *
+ * @example
+ * ```ts
+ * const ent = { plan: { id: 'team' }, features: { export: true } }
+ * formatVersionFor(ent) // 1
+ * ```
  */
-export function formatVersionFor(features: Readonly<Record<string, unknown>>): 1 | 2 {
-  return needsVersion2(features) ? 2 : 1
+export function formatVersionFor(ent: VersionedClaim): 1 | 2 {
+  return needsVersion2(ent) ? 2 : 1
 }

@@ -18,3 +18,14 @@ export const ENTITLEMENT_TOKEN_TYPE = 'entitlement+jwt'
  * ```
  */
 export const REVOCATION_LIST_TYPE = 'revocation-list+jwt'
+
+/**
+ * The `typ` header of a signed lease: proof that a holder holds one seat of a floating-license pool until `exp`.
+ * Signed by the same keys as entitlement tokens, and typed so that neither can pass for the other.
+ *
+ * @example
+ * ```ts
+ * new SignJWT({ sub, lease: { id, pool, holder } }).setProtectedHeader({ alg: 'EdDSA', typ: LEASE_TOKEN_TYPE, kid })
+ * ```
+ */
+export const LEASE_TOKEN_TYPE = 'lease+jwt'

@@ -11,7 +11,8 @@ import {
   type KeySource,
   type RemoteJwksOptions,
 } from './keys.js'
-import { ENTITLEMENT_TOKEN_TYPE, REVOCATION_LIST_TYPE } from './token-type.js'
+import { type Lease, readLeaseClaim, verifiedLease } from './lease.js'
+import { ENTITLEMENT_TOKEN_TYPE, LEASE_TOKEN_TYPE, REVOCATION_LIST_TYPE } from './token-type.js'
 
 /** Options of {@link createEntitlementVerifier} and {@link verifyEntitlementToken}. */
 export interface VerifyOptions {
@@ -46,6 +47,14 @@ export interface EntitlementVerifier {
    * @throws {EntitlementError} with a stable `code`, as for tokens.
    */
   verifyRevocationList(list: unknown): Promise<RevocationList>
+  /**
+   * Verifies a signed lease (typ `lease+jwt`, signed by the same keys, same issuer and audience): one seat of a
+   * floating-license pool. Pass the lease to a check (`context.lease`) of a feature that needs one.
+   * `received: true` for a lease just received from the license server: its length is then counted from now, so
+   * a clock here that is off neither refuses it nor stretches it (see {@link Lease.validUntil}).
+   * @throws {EntitlementError} with a stable `code`, as for tokens (`token_expired` once it ended).
+   */
+  verifyLease(lease: unknown, options?: { received?: boolean }): Promise<Lease>
   /** For a remote key set (`keys` is a `URL`): the set it last loaded, if any. `undefined` for other key sources. */
   keySet(): JSONWebKeySet | undefined
 }
@@ -168,7 +177,7 @@ function fromJose(
             'type_invalid',
             typ === ENTITLEMENT_TOKEN_TYPE
               ? `the token header typ must be "${typ}"`
-              : `the header typ must be "${typ}": this is not a signed revocation list`,
+              : `the header typ must be "${typ}": this is not a signed ${typ === LEASE_TOKEN_TYPE ? 'lease' : 'revocation list'}`,
           )
         default:
           return as('claims_invalid', `the token claim ${String(claim)} is missing or invalid`)
@@ -301,7 +310,62 @@ export function createEntitlementVerifier(options: VerifyOptions): EntitlementVe
       return { revoked, issuedAt: (payload.iat as number) * 1000 }
     },
 
+    verifyLease: (lease: unknown, options?: { received?: boolean }) =>
+      verifyLeaseToken(lease, config, options?.received === true),
+
     keySet: () => config.resolveKey.keySet?.(),
+  })
+}
+
+/** The signed time of a compact JWS's payload, read before it is verified: only to judge a lease by its own clock. */
+function signedAt(token: string): number | undefined {
+  try {
+    const json = JSON.parse(new TextDecoder().decode(base64url(token.split('.')[1]!))) as { iat?: unknown }
+    return typeof json.iat === 'number' && Number.isFinite(json.iat) ? json.iat : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function base64url(text: string): Uint8Array {
+  const binary = atob(text.replace(/-/g, '+').replace(/_/g, '/'))
+  const bytes = new Uint8Array(binary.length)
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i)
+  return bytes
+}
+
+async function verifyLeaseToken(token: unknown, config: VerifierConfig, received: boolean): Promise<Lease> {
+  if (typeof token !== 'string' || token.length > config.maxTokenLength || !COMPACT_JWS.test(token))
+    throw new EntitlementError('token_malformed', 'a lease is a compact JWS no longer than a token may be')
+  // A lease just received is judged by the server's clock: its own `iat` is "now" for the time checks, and its
+  // length counts from its arrival here. The signature, the type, the issuer and the audience are checked alike.
+  const iat = received ? signedAt(token) : undefined
+  const timed = iat === undefined ? config : { ...config, now: () => iat * 1000 }
+  let payload: JWTPayload
+  try {
+    ;({ payload } = await verifySignatureAndTime(token, timed, LEASE_TOKEN_TYPE, ['iat', 'exp', 'sub']))
+  } catch (error) {
+    throw fromJose(error, config, LEASE_TOKEN_TYPE)
+  }
+  if (!received) assertNotIssuedInFuture(payload, config, 'the lease')
+  const claim = readLeaseClaim(payload as Record<string, unknown>)
+  const { sub, iat: issued, exp } = payload as { sub: unknown; iat: number; exp: number }
+  if (claim === undefined || typeof sub !== 'string' || sub.length === 0 || !(exp > issued))
+    throw new EntitlementError(
+      'claims_invalid',
+      'a lease needs "lease": { id, pool, holder }, a sub, and exp after iat',
+    )
+  const length = (exp - issued) * 1000
+  return verifiedLease({
+    id: claim.id,
+    pool: claim.pool,
+    subject: sub,
+    holder: claim.holder,
+    issuedAt: issued * 1000,
+    expiresAt: exp * 1000,
+    validUntil: received && !claim.borrowed ? config.now() + length : exp * 1000,
+    borrowed: claim.borrowed === true,
+    token,
   })
 }
 

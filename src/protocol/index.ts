@@ -6,10 +6,11 @@
  * Public as `entitle/protocol`, for anyone writing a license server of their own.
  */
 
+export type { VersionedClaim } from '../core/format-version.js'
 export { FORMAT_VERSIONS, formatVersionFor } from '../core/format-version.js'
 export { addMonths, currentWindowEnd } from '../core/period.js'
 export type { SignOptions } from './sign.js'
-export { describeClaimIssues, signEntitlementToken, signRevocationList } from './sign.js'
+export { describeClaimIssues, signEntitlementToken, signLeaseToken, signRevocationList } from './sign.js'
 export type {
   UsageBatchAnswer,
   UsageLineAnswer,

@@ -2,7 +2,8 @@ import { type CryptoKey, type JWK, type KeyObject, SignJWT } from 'jose'
 import { describeClaimIssues } from '../core/claim-issues.js'
 import { entitlementTokenClaimsSchema } from '../core/claims.js'
 import type { Algorithm } from '../core/keys.js'
-import { ENTITLEMENT_TOKEN_TYPE, REVOCATION_LIST_TYPE } from '../core/token-type.js'
+import type { LeaseClaim } from '../core/lease.js'
+import { ENTITLEMENT_TOKEN_TYPE, LEASE_TOKEN_TYPE, REVOCATION_LIST_TYPE } from '../core/token-type.js'
 
 export { describeClaimIssues } from '../core/claim-issues.js'
 
@@ -57,6 +58,47 @@ export function signRevocationList(
   return signWithType(
     { iss: list.issuer, aud: list.audience, iat: list.issuedAt, revoked: [...list.revoked] },
     REVOCATION_LIST_TYPE,
+    options,
+  )
+}
+
+/**
+ * Signs a lease (`typ: lease+jwt`): one seat of a floating-license pool for `subject`, held by `lease.holder`,
+ * from `issuedAt` to `expiresAt` (epoch seconds), as a license server hands it out on acquire and on each renewal.
+ *
+ * @example
+ * ```ts
+ * const token = await signLeaseToken(
+ *   { issuer, audience, subject: 'acme', lease: { id: 'l-1', pool: 'cad', holder: 'host-7' }, issuedAt, expiresAt },
+ *   signing,
+ * )
+ * ```
+ */
+export function signLeaseToken(
+  lease: {
+    issuer: string
+    audience: string
+    subject: string
+    lease: LeaseClaim
+    issuedAt: number
+    expiresAt: number
+  },
+  options: SignOptions,
+): Promise<string> {
+  if (!Number.isSafeInteger(lease.issuedAt) || !Number.isSafeInteger(lease.expiresAt))
+    throw new TypeError('issuedAt and expiresAt must be whole epoch seconds')
+  if (!(lease.expiresAt > lease.issuedAt)) throw new TypeError('a lease must end after it was issued')
+  const { id, pool, holder, borrowed } = lease.lease
+  return signWithType(
+    {
+      iss: lease.issuer,
+      aud: lease.audience,
+      sub: lease.subject,
+      iat: lease.issuedAt,
+      exp: lease.expiresAt,
+      lease: borrowed ? { id, pool, holder, borrowed: true } : { id, pool, holder },
+    },
+    LEASE_TOKEN_TYPE,
     options,
   )
 }

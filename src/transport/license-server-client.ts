@@ -1,6 +1,7 @@
 import { EntitlementError } from '../core/errors.js'
 import type { Platform } from '../platform/platform.js'
 import { readBoundedText } from './bounded-body.js'
+import { type LeaseAnswer, readLeaseAnswer } from './lease-answer.js'
 import { createRequester, type Endpoint, failure, parseJson } from './requester.js'
 import { classifyUsageAnswer, type UsageResponse, unanswered } from './usage-response.js'
 
@@ -44,6 +45,7 @@ const MAX_REVOCATIONS_BYTES = 16_777_216
 const MAX_USAGE_ANSWER_BYTES = 4_194_304
 const MAX_PROBLEM_BYTES = 65_536
 const MAX_CHANGES_BYTES = 1_048_576
+const MAX_LEASE_BYTES = 65_536
 
 /** Statuses that say this server will not hold an event stream for this client: polling is the way. */
 const STREAM_REFUSED = new Set([403, 404, 405, 429, 501])
@@ -70,6 +72,14 @@ function readChanges(body: unknown): ChangesResponse {
  */
 export function createLicenseServerClient(endpoint: Endpoint, platform: Platform) {
   const request = createRequester(endpoint, platform)
+
+  function leaseRequest(path: string, method: 'post', body: string): Promise<LeaseAnswer> {
+    const headers = { accept: 'application/json', 'content-type': 'application/json' }
+    return request(path, { method, headers, body }, async (response) => {
+      const text = await readBoundedText(response, MAX_LEASE_BYTES, 'server_rejected')
+      return readLeaseAnswer(response, text, platform.now())
+    })
+  }
 
   return {
     fetchToken(subject: string, etag: string | undefined): Promise<TokenResponse> {
@@ -138,6 +148,40 @@ export function createLicenseServerClient(endpoint: Endpoint, platform: Platform
         if (!response.ok) throw failure(response, undefined, platform.now())
         return readChanges(parseJson(await readBoundedText(response, MAX_CHANGES_BYTES, 'server_rejected')))
       })
+    },
+
+    /** `POST v1/leases`: a seat of `pool` for `holder` (a borrow of `borrowSec` seconds when given). */
+    acquireLease(body: {
+      subject: string | undefined
+      pool: string
+      holder: string
+      borrow?: number | undefined
+      metadata?: Readonly<Record<string, string>> | undefined
+    }): Promise<LeaseAnswer> {
+      return leaseRequest('v1/leases', 'post', JSON.stringify(body))
+    },
+
+    /** `POST v1/leases/{id}/heartbeat`: renews the lease from now, or revives it. */
+    renewLease(id: string): Promise<LeaseAnswer> {
+      return leaseRequest(`v1/leases/${encodeURIComponent(id)}/heartbeat`, 'post', '{}')
+    },
+
+    /** `DELETE v1/leases/{id}`: gives the seat back. Resolves once the server confirmed (or knew it already). */
+    releaseLease(id: string, keepalive = false): Promise<void> {
+      const headers = { accept: 'application/json' }
+      return request(
+        `v1/leases/${encodeURIComponent(id)}`,
+        { method: 'delete', headers, keepalive },
+        async (response) => {
+          // 404 or 410: the lease is not held any more, which is what was asked.
+          if (response.ok || response.status === 404 || response.status === 410) return
+          throw failure(
+            response,
+            await readBoundedText(response, MAX_PROBLEM_BYTES, 'server_rejected').catch(() => ''),
+            platform.now(),
+          )
+        },
+      )
     },
 
     /**

@@ -25,7 +25,7 @@ export interface Endpoint {
 /** What a request is sent with, beside its path. */
 export interface ServerRequest {
   readonly headers: Record<string, string>
-  readonly method?: 'get' | 'post'
+  readonly method?: 'get' | 'post' | 'delete'
   readonly body?: string
   readonly keepalive?: boolean
   /** A connection that stays open while the client runs (the event stream): sent with `fetchInBackground`. */

@@ -628,6 +628,7 @@ describe('the database', () => {
       { version: 5 },
       { version: 6 },
       { version: 7 },
+      { version: 8 },
     ])
     db.close()
   })

@@ -58,6 +58,7 @@ function fullClaims(): Record<string, unknown> {
           },
         },
         members: { per: { kind: 'workspace', limit: 10, resources: { 'ws-9': { limit: 20 } } } },
+        render: { pool: 'farm' },
         'sso-per-workspace': {
           per: {
             kind: 'workspace',
@@ -73,6 +74,11 @@ function fullClaims(): Record<string, unknown> {
       roles: ['member'],
       upgrade: { addon: 'sso' },
       upgrades: { sso: { plan: 'business', url: ' https://vendor.example/\tsso ' } },
+      pools: {
+        seats: { seats: 2, holder: 'machine', ttl: 120, heartbeat: 30, revival: 600, grace: 0 },
+        farm: { seats: 10, holder: 'process', ttl: 60, heartbeat: 20, borrow: { max: 604_800, reserve: 2 } },
+      },
+      pool: 'seats',
     },
   }
 }
@@ -124,6 +130,13 @@ const HOSTILE: unknown[] = [
   { cap: { limit: 1, period: 'total', used: 0 } },
   { per: { kind: 'workspace' } },
   { per: { kind: 'workspace', cap: { limit: 1 } } },
+  { seats: 1, holder: 'user', ttl: 10, heartbeat: 5 },
+  { seats: 3, holder: 'machine', ttl: 60, heartbeat: 60, borrow: { max: 60, reserve: 4 } },
+  { max: 59 },
+  'machine',
+  'seats',
+  10,
+  60,
   { limit: 1, period: 'day' },
   { cap: { used: 1 } },
   'month',
@@ -211,7 +224,7 @@ describe('the claims checker without zod', () => {
       return payload
     }
     const cases: Array<[unknown, number, string]> = [
-      [{ per: { kind: 'workspace' } }, 1, 'ent.v: a per-resource feature (per) needs v: 2'],
+      [{ per: { kind: 'workspace' } }, 1, 'ent.v: per-resource features (per) and pools need v: 2'],
       [
         { limit: 3, per: { kind: 'workspace' } },
         2,

@@ -11,6 +11,7 @@ import { accessRequestRoutes } from './routes/access-requests.js'
 import { activationRoutes } from './routes/activations.js'
 import { adminRoutes } from './routes/admin.js'
 import { eventRoutes } from './routes/events.js'
+import { leaseRoutes } from './routes/leases.js'
 import { orderRoutes } from './routes/orders.js'
 import { publicRoutes } from './routes/public.js'
 import { tokenRoutes } from './routes/tokens.js'
@@ -100,6 +101,7 @@ export async function createLicenseServer(options: LicenseServerOptions) {
   app.route('/', events.router)
   app.route('/', usageRoutes(services, auth))
   app.route('/', activationRoutes(services))
+  app.route('/', leaseRoutes(services, auth))
   app.route('/', accessRequestRoutes(services, auth))
   app.route('/admin', adminRoutes(services, keyring, options.adminKey))
 

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import type { EntitlementClaim, FeatureClaim, UpgradeHint } from 'entitle'
+import type { EntitlementClaim, FeatureClaim, Pool, UpgradeHint } from 'entitle'
 import * as z from 'zod'
 
 const featureName = z
@@ -54,6 +54,8 @@ const catalogFeature = z.union([
         .strictObject({ allow: z.array(z.string()).optional(), deny: z.array(z.string()).optional() })
         .optional(),
       per: perResource.optional(),
+      /** Needs a lease of this pool (the plan's or add-on's `pools`). */
+      pool: featureName.optional(),
     })
     .refine((feature) => feature.per?.cap === undefined || feature.cap !== undefined, {
       message: "per.cap counts in the window of the feature's cap: give the feature a cap",
@@ -62,6 +64,37 @@ const catalogFeature = z.union([
       message: 'a feature sold per resource has its numeric limit in per.limit',
     }),
 ])
+
+/**
+ * A floating-license pool as the catalog sells it: `seats: "seats"` takes the order's seats. Lengths in seconds.
+ * Tokens that carry one are format version 2.
+ */
+const catalogPool = z
+  .strictObject({
+    seats: z.union([z.int().min(1).max(1_000_000), z.literal('seats')]),
+    holder: z.enum(['machine', 'process', 'user']),
+    ttl: z.int().min(10).max(86_400),
+    heartbeat: z.int().min(1).max(86_400),
+    revival: z.int().min(0).max(604_800).optional(),
+    grace: z.int().min(0).max(86_400).optional(),
+    borrow: z
+      .strictObject({ max: z.int().min(60).max(31_536_000), reserve: z.int().nonnegative().optional() })
+      .optional(),
+  })
+  .refine((pool) => pool.heartbeat < pool.ttl, { message: 'heartbeat must be less than ttl' })
+const pools = z.record(featureName, catalogPool)
+export type CatalogPool = z.output<typeof catalogPool>
+
+/** A plan's or add-on's features name only pools it defines; `pool` (the whole license floats) is one of them. */
+const poolsDefined = (group: {
+  features: Record<string, CatalogFeature>
+  pools?: Record<string, unknown> | undefined
+  pool?: string | undefined
+}) =>
+  [group.pool, ...Object.values(group.features).map((f) => (f === true ? undefined : f.pool))].every(
+    (name) => name === undefined || Object.hasOwn(group.pools ?? {}, name),
+  )
+const POOLS_DEFINED = { message: 'a pool named by the group or a feature is not in its pools' }
 
 const planId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'a plan or add-on id: lowercase, digits, -')
 const features = z.record(featureName, catalogFeature)
@@ -73,20 +106,32 @@ export const catalogFileSchema = z.strictObject({
   graceDays: z.int().min(0).max(365).default(14),
   plans: z.record(
     planId,
-    z.strictObject({
-      name: z.string().min(1),
-      tier: z.int().nonnegative(),
-      /** No longer sold: orders for it are refused, licenses that hold it keep working as sold. */
-      retired: z.boolean().default(false),
-      /** How many trials of this plan one customer may take, ever (cancelled ones count). Default 1. */
-      trialsPerCustomer: z.int().min(0).max(100).default(1),
-      features,
-    }),
+    z
+      .strictObject({
+        name: z.string().min(1),
+        tier: z.int().nonnegative(),
+        /** No longer sold: orders for it are refused, licenses that hold it keep working as sold. */
+        retired: z.boolean().default(false),
+        /** How many trials of this plan one customer may take, ever (cancelled ones count). Default 1. */
+        trialsPerCustomer: z.int().min(0).max(100).default(1),
+        features,
+        pools: pools.optional(),
+        /** The pool every feature of the plan needs a lease of: the license floats. */
+        pool: featureName.optional(),
+      })
+      .refine(poolsDefined, POOLS_DEFINED),
   ),
   addons: z
     .record(
       planId,
-      z.strictObject({ name: z.string().min(1), retired: z.boolean().default(false), features }),
+      z
+        .strictObject({
+          name: z.string().min(1),
+          retired: z.boolean().default(false),
+          features,
+          pools: pools.optional(),
+        })
+        .refine(poolsDefined, POOLS_DEFINED),
     )
     .default({}),
   /** Metrics that are metered for billing without a cap in any plan. */
@@ -96,11 +141,14 @@ export const catalogFileSchema = z.strictObject({
 type CatalogFeature = z.output<typeof catalogFeature>
 type Period = z.output<typeof period>
 
-/** A plan or an add-on: its features by name. */
+/** A plan or an add-on: its features by name, and the floating-license pools they draw on. */
 export interface CatalogGroup {
   readonly name: string
   readonly retired: boolean
   readonly features: ReadonlyMap<string, CatalogFeature>
+  readonly pools: ReadonlyMap<string, CatalogPool>
+  /** A plan whose every feature floats: the pool they need a lease of. */
+  readonly pool?: string | undefined
 }
 export interface CatalogPlan extends CatalogGroup {
   readonly tier: number
@@ -123,10 +171,18 @@ export interface Catalog {
 
 /** Builds the server's catalog from a parsed catalog file. */
 export function catalogOf(file: z.output<typeof catalogFileSchema>): Catalog {
-  const group = (g: { name: string; retired: boolean; features: Record<string, CatalogFeature> }) => ({
+  const group = (g: {
+    name: string
+    retired: boolean
+    features: Record<string, CatalogFeature>
+    pools?: Record<string, CatalogPool> | undefined
+    pool?: string | undefined
+  }) => ({
     name: g.name,
     retired: g.retired,
     features: new Map(Object.entries(g.features)),
+    pools: new Map(Object.entries(g.pools ?? {})),
+    pool: g.pool,
   })
   const plans = new Map(
     Object.entries(file.plans).map(([id, plan]) => [
@@ -179,7 +235,14 @@ function claimOf(feature: CatalogFeature, seats: number): FeatureClaim | true {
   if (feature.roles) claim.roles = feature.roles
   if (feature.regions) claim.regions = feature.regions
   if (feature.per) claim.per = { ...feature.per }
+  if (feature.pool) claim.pool = feature.pool
   return claim
+}
+
+/** A catalog pool as a token claim, with the order's seats filled in. */
+function poolClaimOf(pool: CatalogPool, seats: number): Pool {
+  const { seats: sold, ...rest } = pool
+  return { ...rest, seats: sold === 'seats' ? seats : sold }
 }
 
 /** The cheapest plan on sale (lowest tier, above `aboveTier`) that has `feature`: where an upgrade hint points. */
@@ -243,14 +306,21 @@ export function entitlementFor(
   if (plan === undefined) throw new UnknownPlanError(terms.sku)
   const features = new Map<string, FeatureClaim | true>()
   const caps = new Map<string, CatalogCap>()
+  const pools = new Map<string, Pool>()
   const add = (name: string, feature: CatalogFeature) => {
     features.set(name, claimOf(feature, terms.seats))
     if (feature !== true && feature.cap) caps.set(name, feature.cap)
   }
+  const addPools = (group: CatalogGroup | undefined) => {
+    for (const [name, pool] of group?.pools ?? []) pools.set(name, poolClaimOf(pool, terms.seats))
+  }
   for (const [name, feature] of plan.features) add(name, feature)
+  addPools(plan)
   const forAccount = terms.addons.filter((addon) => !addon.includes('@'))
-  for (const addon of forAccount)
+  for (const addon of forAccount) {
     for (const [name, feature] of catalog.addons.get(addon)?.features ?? []) add(name, feature)
+    addPools(catalog.addons.get(addon))
+  }
   for (const bought of terms.addons)
     if (bought.includes('@')) addForResource(catalog, features, bought, terms.seats)
   for (const name of terms.grants) {
@@ -258,6 +328,16 @@ export function entitlementFor(
     // A granted feature comes as the cheapest plan that sells it defines it, or as a plain flag.
     const from = cheapestPlanWith(catalog, name, -1)
     add(name, (from && catalog.plans.get(from)?.features.get(name)) || true)
+  }
+  // A feature that came by a grant or a per-resource add-on brings the pool it floats in, as its seller defines it.
+  for (const claim of features.values()) {
+    if (claim === true || claim.pool === undefined || pools.has(claim.pool)) continue
+    for (const group of [...catalog.plans.values(), ...catalog.addons.values()]) {
+      const pool = group.pools.get(claim.pool)
+      if (pool === undefined) continue
+      pools.set(claim.pool, poolClaimOf(pool, terms.seats))
+      break
+    }
   }
   // A capped or limited feature the plan has points at the cheapest higher plan that gives more of it.
   for (const [name, claim] of features) {
@@ -298,6 +378,9 @@ export function entitlementFor(
       devices: { max: terms.seats },
       upgrade: { url: catalog.upgradeUrl },
       upgrades: Object.fromEntries(upgrades),
+      // Pools only for a license that floats: everyone else keeps a token every SDK version reads (v1).
+      ...(pools.size > 0 ? { pools: Object.fromEntries(pools) } : {}),
+      ...(plan.pool !== undefined ? { pool: plan.pool } : {}),
     },
     caps,
   }

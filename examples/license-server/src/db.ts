@@ -203,6 +203,26 @@ const MIGRATIONS: ReadonlyArray<string | ((db: Db) => void)> = [
     PRIMARY KEY (customer_id, metric, window_end, resource)
   );
   `,
+  // Floating-license leases: one row per lease for its whole life (renewals move expires_at; the id stays), so an
+  // expired lease can be revived by its holder and an admin can see who held what. A live lease holds a seat while
+  // expires_at is ahead; nothing needs a job to free it.
+  `
+  CREATE TABLE leases (
+    id TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL REFERENCES customers(id),
+    pool TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    metadata TEXT,
+    borrowed INTEGER NOT NULL DEFAULT 0,
+    acquired_at INTEGER NOT NULL,
+    heartbeat_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('live', 'expired', 'released')),
+    ended_at INTEGER
+  );
+  CREATE INDEX leases_by_pool ON leases (customer_id, pool, state, expires_at);
+  CREATE INDEX leases_live ON leases (state, expires_at);
+  `,
 ]
 
 /** Opens (or creates) the database at `path` (`:memory:` for tests) and brings its schema up to date. */

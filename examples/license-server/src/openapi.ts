@@ -5,6 +5,8 @@ import {
   activationSchema,
   decisionSchema,
   FINGERPRINT,
+  LEASE_ID,
+  leaseRequestSchema,
   orderSchema,
   rotationSchema,
 } from './schemas.js'
@@ -58,6 +60,7 @@ export function openApiDocument(serverUrl: string) {
         UsageBatch: schema(usageBatchSchema),
         Activation: schema(activationSchema),
         AccessRequest: schema(accessRequestSchema),
+        LeaseRequest: schema(leaseRequestSchema),
         Decision: schema(decisionSchema),
         Rotation: schema(rotationSchema),
         Problem: {
@@ -175,84 +178,148 @@ export function openApiDocument(serverUrl: string) {
           },
         },
       },
-      '/admin/customers': {
-        get: {
-          summary: 'Customers and licenses',
-          security: [{ bearer: [] }],
-          responses: { 200: json('{ customers }'), ...errors(401) },
+      ...leasePaths(),
+      ...adminPaths(),
+    },
+  }
+}
+
+const leaseId = [
+  { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: LEASE_ID.source } },
+]
+
+/** Floating licenses: acquire, renew, release. */
+function leasePaths() {
+  const held = json('{ id, pool, holder, lease, expiresIn, heartbeat?, expiresAt, borrowed, revived }')
+  return {
+    '/v1/leases': {
+      post: {
+        summary:
+          'A seat of a floating-license pool (a borrow with `borrow` seconds); 409 when the pool is full',
+        security: [{ bearer: [] }],
+        requestBody: body('LeaseRequest'),
+        responses: {
+          200: held,
+          201: held,
+          ...errors(401, 403, 404, 409, 410, 422),
         },
       },
-      '/admin/customers/{id}': {
-        get: {
-          summary: 'A customer',
-          security: [{ bearer: [] }],
-          parameters: customer,
-          responses: { 200: json('The customer'), ...errors(401, 404) },
-        },
+    },
+    '/v1/leases/{id}/heartbeat': {
+      post: {
+        summary: 'Renew a lease from now, or revive it within the pool’s revival window; 410 when it ended',
+        security: [{ bearer: [] }],
+        parameters: leaseId,
+        responses: { 200: held, ...errors(401, 404, 410) },
       },
-      '/admin/customers/{id}/usage': {
-        get: {
-          summary: 'Usage totals',
-          security: [{ bearer: [] }],
-          parameters: customer,
-          responses: { 200: json('{ usage, resources, alerts }'), ...errors(401, 404) },
-        },
+    },
+    '/v1/leases/{id}': {
+      delete: {
+        summary: 'Give a seat back',
+        security: [{ bearer: [] }],
+        parameters: leaseId,
+        responses: { 204: { description: 'Released' }, ...errors(401, 404) },
       },
-      '/admin/customers/{id}/revoke': {
-        post: {
-          summary: 'Revoke the license',
-          security: [{ bearer: [] }],
-          parameters: customer,
-          responses: { 200: json('The revocation'), ...errors(401, 404) },
-        },
+    },
+  }
+}
+
+/** The admin API, behind the admin key. */
+function adminPaths() {
+  return {
+    '/admin/customers': {
+      get: {
+        summary: 'Customers and licenses',
+        security: [{ bearer: [] }],
+        responses: { 200: json('{ customers }'), ...errors(401) },
       },
-      '/admin/customers/{id}/credentials': {
-        post: {
-          summary: 'New credentials',
-          security: [{ bearer: [] }],
-          parameters: customer,
-          responses: { 200: json('{ credentials }'), ...errors(401, 404) },
-        },
+    },
+    '/admin/customers/{id}': {
+      get: {
+        summary: 'A customer',
+        security: [{ bearer: [] }],
+        parameters: customer,
+        responses: { 200: json('The customer'), ...errors(401, 404) },
       },
-      '/admin/customers/{id}/devices/{fingerprint}/release': {
-        post: {
-          summary: "Free a device's seat whatever holds it, revoking its tokens",
-          security: [{ bearer: [] }],
-          parameters: [
-            ...customer,
-            {
-              name: 'fingerprint',
-              in: 'path',
-              required: true,
-              schema: { type: 'string', pattern: FINGERPRINT.source },
-            },
-          ],
-          responses: { 200: json('The released device'), ...errors(401, 404) },
-        },
+    },
+    '/admin/customers/{id}/usage': {
+      get: {
+        summary: 'Usage totals',
+        security: [{ bearer: [] }],
+        parameters: customer,
+        responses: { 200: json('{ usage, resources, alerts }'), ...errors(401, 404) },
       },
-      '/admin/access-requests': {
-        get: {
-          summary: 'Access requests by status',
-          security: [{ bearer: [] }],
-          responses: { 200: json('{ requests }'), ...errors(401, 422) },
-        },
+    },
+    '/admin/customers/{id}/revoke': {
+      post: {
+        summary: 'Revoke the license',
+        security: [{ bearer: [] }],
+        parameters: customer,
+        responses: { 200: json('The revocation'), ...errors(401, 404) },
       },
-      '/admin/access-requests/{id}/decision': {
-        post: {
-          summary: 'Approve or deny',
-          security: [{ bearer: [] }],
-          parameters: customer,
-          requestBody: body('Decision'),
-          responses: { 200: json('The decision'), ...errors(401, 404, 409, 422) },
-        },
+    },
+    '/admin/customers/{id}/credentials': {
+      post: {
+        summary: 'New credentials',
+        security: [{ bearer: [] }],
+        parameters: customer,
+        responses: { 200: json('{ credentials }'), ...errors(401, 404) },
       },
-      '/admin/keys/rotate': {
-        post: {
-          summary: 'A new signing key: published now, signing after the pre-publication delay',
-          security: [{ bearer: [] }],
-          requestBody: { required: false, content: body('Rotation').content },
-          responses: { 200: json('{ kid, signsFrom, jwks }'), ...errors(401, 415, 422) },
-        },
+    },
+    '/admin/customers/{id}/devices/{fingerprint}/release': {
+      post: {
+        summary: "Free a device's seat whatever holds it, revoking its tokens",
+        security: [{ bearer: [] }],
+        parameters: [
+          ...customer,
+          {
+            name: 'fingerprint',
+            in: 'path',
+            required: true,
+            schema: { type: 'string', pattern: FINGERPRINT.source },
+          },
+        ],
+        responses: { 200: json('The released device'), ...errors(401, 404) },
+      },
+    },
+    '/admin/access-requests': {
+      get: {
+        summary: 'Access requests by status',
+        security: [{ bearer: [] }],
+        responses: { 200: json('{ requests }'), ...errors(401, 422) },
+      },
+    },
+    '/admin/access-requests/{id}/decision': {
+      post: {
+        summary: 'Approve or deny',
+        security: [{ bearer: [] }],
+        parameters: customer,
+        requestBody: body('Decision'),
+        responses: { 200: json('The decision'), ...errors(401, 404, 409, 422) },
+      },
+    },
+    '/admin/keys/rotate': {
+      post: {
+        summary: 'A new signing key: published now, signing after the pre-publication delay',
+        security: [{ bearer: [] }],
+        requestBody: { required: false, content: body('Rotation').content },
+        responses: { 200: json('{ kid, signsFrom, jwks }'), ...errors(401, 415, 422) },
+      },
+    },
+    '/admin/customers/{id}/leases': {
+      get: {
+        summary: 'The leases holding seats now (holder, since, expires, last heartbeat, metadata)',
+        security: [{ bearer: [] }],
+        parameters: customer,
+        responses: { 200: json('{ leases }'), ...errors(401, 404, 422) },
+      },
+    },
+    '/admin/leases/{id}': {
+      delete: {
+        summary: 'Force-release a lease: its holder loses it at its next renewal',
+        security: [{ bearer: [] }],
+        parameters: leaseId,
+        responses: { 200: json('The released lease'), ...errors(401, 404) },
       },
     },
   }

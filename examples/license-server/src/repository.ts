@@ -50,7 +50,7 @@ export interface AccessRequestRow {
 
 export interface EventRow {
   id: number
-  type: 'entitlements' | 'revocations' | 'threshold'
+  type: 'entitlements' | 'revocations' | 'threshold' | 'lease.expired' | 'lease.revived' | 'lease.released'
   customerId: string | null
   /** What the event is about, beyond its customer (a threshold's metric, window and total), as JSON. */
   data: string | null
@@ -66,6 +66,20 @@ export interface UsageAlertRow {
 }
 
 export type TokenKind = 'online' | 'device' | 'offline'
+
+export interface LeaseRow {
+  id: string
+  customer_id: string
+  pool: string
+  holder: string
+  metadata: string | null
+  borrowed: number
+  acquired_at: number
+  heartbeat_at: number
+  expires_at: number
+  state: 'live' | 'expired' | 'released'
+  ended_at: number | null
+}
 
 /** A prepared statement with typed reads. */
 function prepare<Row = unknown>(db: Db, text: string) {
@@ -491,6 +505,62 @@ function trials(db: Db) {
   }
 }
 
+function leases(db: Db) {
+  const q = {
+    byId: prepare<LeaseRow>(db, 'SELECT * FROM leases WHERE id = ?'),
+    // Live and still ahead of `now`: what holds a seat. Expired rows stay for revival and for the admin's view.
+    live: prepare<LeaseRow>(
+      db,
+      `SELECT * FROM leases WHERE customer_id = ? AND pool = ? AND state = 'live' AND expires_at > ?
+       ORDER BY acquired_at`,
+    ),
+    liveOf: prepare<LeaseRow>(
+      db,
+      `SELECT * FROM leases WHERE customer_id = ? AND (? IS NULL OR pool = ?) AND state = 'live' AND expires_at > ?
+       ORDER BY pool, acquired_at`,
+    ),
+    lapsed: prepare<LeaseRow>(
+      db,
+      `SELECT * FROM leases WHERE state = 'live' AND expires_at <= ? AND (? IS NULL OR (customer_id = ? AND pool = ?))`,
+    ),
+    insert: prepare(
+      db,
+      `INSERT INTO leases (id, customer_id, pool, holder, metadata, borrowed, acquired_at, heartbeat_at, expires_at, state)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'live')`,
+    ),
+    extend: prepare(
+      db,
+      `UPDATE leases SET state = 'live', heartbeat_at = ?, expires_at = ?, ended_at = NULL WHERE id = ?`,
+    ),
+    end: prepare(db, 'UPDATE leases SET state = ?, ended_at = ? WHERE id = ?'),
+  }
+  return {
+    lease: (id: string) => q.byId.get(id),
+    /** The leases holding a seat of a pool at `now`, oldest first. */
+    liveLeases: (customerId: string, pool: string, now: number) => q.live.all(customerId, pool, now),
+    /** A customer's live leases, of one pool or all. */
+    customerLeases: (customerId: string, pool: string | null, now: number) =>
+      q.liveOf.all(customerId, pool, pool, now),
+    /** Leases still marked live whose time ran out: of one pool, or every customer's (`null`). */
+    lapsedLeases: (now: number, scope: { customerId: string; pool: string } | null) =>
+      q.lapsed.all(now, scope?.customerId ?? null, scope?.customerId ?? null, scope?.pool ?? null),
+    insertLease: (row: Omit<LeaseRow, 'state' | 'ended_at'>) =>
+      void q.insert.run(
+        row.id,
+        row.customer_id,
+        row.pool,
+        row.holder,
+        row.metadata,
+        row.borrowed,
+        row.acquired_at,
+        row.heartbeat_at,
+        row.expires_at,
+      ),
+    extendLease: (id: string, at: number, expiresAt: number) => void q.extend.run(at, expiresAt, id),
+    endLease: (id: string, state: 'expired' | 'released', at: number) => void q.end.run(state, at, id),
+  }
+}
+
 function events(db: Db) {
   const q = {
     insert: prepare(db, 'INSERT INTO events (type, customer_id, at, data) VALUES (?, ?, ?, ?)'),
@@ -529,8 +599,14 @@ export function createRepository(db: Db) {
     ...accessRequests(db),
     ...events(db),
     ...trials(db),
+    ...leases(db),
     /** Runs `work` in one SQLite transaction (nested calls are savepoints). */
     transaction: <T>(work: () => T): T => db.transaction(work)(),
+    /**
+     * Runs `work` in a transaction that takes the write lock first (`BEGIN IMMEDIATE`): what it counts cannot
+     * change under it, even from another process on the same database file.
+     */
+    immediate: <T>(work: () => T): T => db.transaction(work).immediate(),
   }
 }
 

@@ -68,3 +68,23 @@ export const decisionSchema = z.strictObject({
   approve: z.boolean(),
   by: z.string().min(1).max(200),
 })
+
+/** Who holds a floating seat: a machine fingerprint, a process id, a user id; printable, no spaces. */
+const HOLDER = /^[\x21-\x7e]{1,256}$/
+
+/** `POST /v1/leases`: a seat of a pool for a holder; `borrow` (seconds) to take it offline. */
+export const leaseRequestSchema = z.strictObject({
+  subject: id(USAGE_LIMITS.subject).optional(),
+  pool: catalogName,
+  holder: z.string().regex(HOLDER, 'a holder: 1 to 256 printable characters, no spaces'),
+  borrow: z.int().min(60).max(31_536_000).optional(),
+  /** Shown to admins beside the lease (a host name, a user's name): at most 16 short strings. */
+  metadata: z
+    .record(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), z.string().max(256))
+    .refine((value) => Object.keys(value).length <= 16, { message: 'at most 16 entries' })
+    .optional(),
+})
+export type LeaseRequestInput = z.output<typeof leaseRequestSchema>
+
+/** A lease id as the server makes them. */
+export const LEASE_ID = /^ls_[0-9a-f]{24}$/

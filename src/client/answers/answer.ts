@@ -1,6 +1,7 @@
 import { decideCounting, deniedForError } from '../../core/decide.js'
 import type { Decision, DecisionSource } from '../../core/decision.js'
-import type { Entitlements } from '../../core/entitlements.js'
+import type { Entitlements, FeaturePool } from '../../core/entitlements.js'
+import type { Lease } from '../../core/lease.js'
 import type { MemoryUsageStore } from '../../usage/counter-store.js'
 import { resourceMetric } from '../../usage/local-usage.js'
 import type { UsageMeter } from '../../usage/meter.js'
@@ -78,7 +79,9 @@ export function isPlain(context: CheckContext, key: string): boolean {
     context.activeDevices === undefined &&
     context.amount === undefined &&
     context.usage === undefined &&
-    context.resource === undefined
+    context.resource === undefined &&
+    context.lease === undefined &&
+    context.holder === undefined
   )
 }
 
@@ -158,6 +161,27 @@ function resourceUsage(
   return counted.localCounters?.peek(counterKeyOf(entitlements.subject, name, window)) ?? 0
 }
 
+/** How the answerer finds the lease a check of a floating feature goes by. */
+export interface LeaseFinder {
+  find(subject: string, pool: string, holder: string | undefined): Lease | undefined
+}
+
+/**
+ * The context of a check of a floating feature with the lease this client holds filled in, unless the app passed
+ * one. A context that is not an object is left as it is: the decision refuses it whole.
+ */
+function withLease(
+  context: CheckContext,
+  subject: string,
+  pool: FeaturePool,
+  leases: LeaseFinder | undefined,
+): CheckContext {
+  if (typeof context !== 'object' || context === null || context.lease !== undefined) return context
+  const holder = context.holder ?? (pool.holder === 'machine' ? context.device : undefined)
+  const lease = leases?.find(subject, pool.name, typeof holder === 'string' ? holder : undefined)
+  return lease === undefined ? context : { ...context, lease }
+}
+
 /** Turns what the client holds for a customer into a decision: the hot path of every check. */
 export function createAnswerer(parts: {
   readonly config: ClientConfig
@@ -172,6 +196,8 @@ export function createAnswerer(parts: {
   readonly localCounters: MemoryUsageStore | undefined
   /** The reservations of metered caps: what a crashed run may have granted counts too. */
   readonly reservations: Reservations | undefined
+  /** The leases this client holds: a check of a floating feature goes by them. */
+  readonly leases: LeaseFinder | undefined
 }) {
   const { config, tokens, clock, revocations, stats, memos } = parts
   const { platform, staleGraceMs } = config
@@ -259,11 +285,14 @@ export function createAnswerer(parts: {
       at = expiresAt - 1
       source = 'stale'
     }
-    const plain = !consuming && source !== 'fresh' && source !== 'stale' && isPlain(context, key)
+    // A floating feature's answer depends on the lease held, which changes by itself: never memoized.
+    const pool = entitlements.pools.size === 0 ? undefined : entitlements.features.get(feature)?.pool
+    const plain =
+      pool === undefined && !consuming && source !== 'fresh' && source !== 'stale' && isPlain(context, key)
     const decision = decideCounting(
       entitlements,
       feature,
-      context,
+      pool === undefined ? context : withLease(context, entitlements.subject, pool, parts.leases),
       at,
       counted ?? localUsage(parts, entry, key, feature, now),
       resourceCounted ??

@@ -19,6 +19,10 @@ export interface TokenVerifier {
    * cannot be reached. A signature that fails under it is proof the stored token is bad.
    */
   verifyWithKnownKey(token: string, key: JWK): Promise<Verified>
+  /** The key of the remote set with this `kid` (the only one, when none is named), to keep beside what it signed. */
+  keyById(kid: string | undefined): JWK | undefined
+  /** A verifier that trusts only `key`: for what was kept with its key, while the remote set cannot be reached. */
+  withKnownKey(key: JWK): EntitlementVerifier
   readonly inner: EntitlementVerifier
 }
 
@@ -93,12 +97,12 @@ export function createTokenVerifier(
     }
   }
 
-  function keyOf(entitlements: Entitlements): JWK | undefined {
+  const keyOf = (entitlements: Entitlements) => keyById(entitlements.keyId)
+
+  function keyById(kid: string | undefined): JWK | undefined {
     const set = strict.keySet() ?? stale?.keySet()
     if (set === undefined) return undefined
-    const candidates = set.keys.filter(
-      (key) => entitlements.keyId === undefined || key.kid === entitlements.keyId,
-    )
+    const candidates = set.keys.filter((key) => kid === undefined || key.kid === kid)
     if (candidates.length !== 1) return undefined
     const key = candidates[0]!
     let copy = copies.get(key)
@@ -109,8 +113,21 @@ export function createTokenVerifier(
     return copy
   }
 
+  function knownStrict(key: JWK) {
+    const id = JSON.stringify(key)
+    let verifiers = known.get(id)
+    if (verifiers === undefined) {
+      if (known.size > 64) known.clear()
+      verifiers = { strict: createEntitlementVerifier({ ...base, keys: { keys: [key] } }) }
+      known.set(id, verifiers)
+    }
+    return verifiers
+  }
+
   return {
     inner: strict,
+    keyById,
+    withKnownKey: (key) => knownStrict(key).strict,
     async verify(token) {
       const entitlements = await withGrace(token, strict, () => {
         stale ??= createEntitlementVerifier({ ...base, clockToleranceSec: tolerance + staleGraceMs / 1000 })
@@ -119,14 +136,7 @@ export function createTokenVerifier(
       return { entitlements, key: keyOf(entitlements) }
     },
     async verifyWithKnownKey(token, key) {
-      const id = JSON.stringify(key)
-      let verifiers = known.get(id)
-      if (verifiers === undefined) {
-        if (known.size > 64) known.clear()
-        verifiers = { strict: createEntitlementVerifier({ ...base, keys: { keys: [key] } }) }
-        known.set(id, verifiers)
-      }
-      const pair = verifiers
+      const pair = knownStrict(key)
       const entitlements = await withGrace(token, pair.strict, () => {
         pair.stale ??= createEntitlementVerifier({
           ...base,

@@ -6,12 +6,15 @@ import { DomainError } from '../errors.js'
 import { idParam, KIB, limit, readJson } from '../json.js'
 import type { Keyring } from '../keys.js'
 import { adminKey } from '../middleware/admin-key.js'
-import { decisionSchema, FINGERPRINT, rotationSchema } from '../schemas.js'
+import { decisionSchema, FINGERPRINT, LEASE_ID, rotationSchema } from '../schemas.js'
 import type { Services } from '../services/index.js'
 
 const STATUSES = z.enum(['pending', 'approved', 'denied'])
 
-/** `/admin/*`, behind the admin key: customers, usage, revocation, credentials, devices, access requests, keys. */
+/**
+ * `/admin/*`, behind the admin key: customers, usage, revocation, credentials, devices, leases, access requests,
+ * keys.
+ */
 export function adminRoutes(services: Services, keyring: Keyring, key: string) {
   const router = new Hono<AppEnv>()
   router.use('*', adminKey(key))
@@ -25,6 +28,13 @@ export function adminRoutes(services: Services, keyring: Keyring, key: string) {
   router.post('/customers/:id/devices/:fingerprint/release', (c) =>
     c.json(services.devices.release(customer(c), idParam(c, 'fingerprint', FINGERPRINT))),
   )
+  router.get('/customers/:id/leases', (c) => {
+    const pool = c.req.query('pool')
+    if (pool !== undefined && !/^[a-z0-9][a-z0-9._-]{0,63}$/.test(pool))
+      throw new DomainError('invalid', 'Invalid request', 'pool is a catalog name')
+    return c.json({ leases: services.leases.list(customer(c), pool ?? null) })
+  })
+  router.delete('/leases/:id', (c) => c.json(services.leases.release(null, idParam(c, 'id', LEASE_ID))))
   router.get('/access-requests', (c) => {
     const status = c.req.query('status')
     const parsed = STATUSES.optional().safeParse(status)

@@ -33,10 +33,13 @@ export function createEventBus(repo: Repository, now: () => number) {
     record(type: LicenseEvent['type'], customerId: string | null, data?: Record<string, unknown>): void {
       pending.push({ type, customerId, data: data === undefined ? null : JSON.stringify(data) })
     },
-    /** Runs `work` in a transaction; publishes its events after the commit, drops them on a rollback. */
-    transaction<T>(work: () => T): T {
+    /**
+     * Runs `work` in a transaction (`immediate`: one that takes the write lock before it reads); publishes its
+     * events after the commit, drops them on a rollback.
+     */
+    transaction<T>(work: () => T, immediate = false): T {
       try {
-        const result = repo.transaction(work)
+        const result = immediate ? repo.immediate(work) : repo.transaction(work)
         publish()
         return result
       } catch (error) {

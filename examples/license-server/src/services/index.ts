@@ -6,6 +6,7 @@ import { createAccessService } from './access.js'
 import { createCustomerService } from './customers.js'
 import { createDeviceService } from './devices.js'
 import { createEventBus } from './events.js'
+import { createLeaseService } from './leases.js'
 import { createOrderService } from './orders.js'
 import { createTokenService } from './tokens.js'
 import { createUsageService } from './usage.js'
@@ -43,6 +44,15 @@ export function createServices(options: ServicesOptions) {
     devices: createDeviceService({ repo, tokens, events, now }),
     access: createAccessService({ repo, catalog, events, now }),
     customers: createCustomerService({ repo, events, usage, now }),
+    leases: createLeaseService({
+      repo,
+      catalog,
+      keyring,
+      events,
+      issuer: options.issuer,
+      audience: options.audience,
+      now,
+    }),
   }
 }
 

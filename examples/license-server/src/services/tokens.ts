@@ -102,9 +102,9 @@ export function createTokenService(options: TokenServiceOptions) {
       exp,
       jti: randomUUID(),
       ent: {
-        // Version 1 unless the license needs 2 (a per-resource grant): customers who need nothing new keep tokens
+        // Version 1 unless the license needs 2 (a per-resource grant, a pool): customers who need nothing new keep tokens
         // every SDK version reads.
-        v: formatVersionFor(ent.features),
+        v: formatVersionFor(ent),
         ...ent,
         term,
         ...(device ? { devices: { max: license.seats, fingerprints: [device] } } : {}),

@@ -1,0 +1,242 @@
+import type { JWK } from 'jose'
+import type { Entitlements, FeaturePool } from '../../core/entitlements.js'
+import { EntitlementError } from '../../core/errors.js'
+import type { Lease } from '../../core/lease.js'
+import type { Platform } from '../../platform/platform.js'
+import type { LeaseAnswer } from '../../transport/lease-answer.js'
+import type { LicenseServerClient } from '../../transport/license-server-client.js'
+import type { SerializedStorage } from '../serialized-storage.js'
+import type { TokenVerifier } from '../tokens/token-verifier.js'
+import { holdLease, type LiveLease } from './held-lease.js'
+import type { LeaseOptions, LeaseRefusal, LeaseRefusalReason, LeaseResult } from './lease-types.js'
+
+const BORROW_KEY = 'entitle:borrow:'
+const borrowKey = (subject: string, pool: string) => `${BORROW_KEY}${JSON.stringify([subject, pool])}`
+
+/** The `kid` of a compact JWS's header, if it names one. */
+function headerKid(token: string): string | undefined {
+  try {
+    const header = JSON.parse(atob(token.split('.')[0]!.replace(/-/g, '+').replace(/_/g, '/'))) as {
+      kid?: unknown
+    }
+    return typeof header.kid === 'string' ? header.kid : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** A borrow as kept in storage: its token, and the key that verified it (a remote set's). */
+function parseKept(text: string | undefined): { token: string; key: JWK | undefined } | undefined {
+  if (text === undefined) return undefined
+  try {
+    const kept = JSON.parse(text) as { token?: unknown; key?: unknown }
+    if (typeof kept.token !== 'string') return undefined
+    const key = typeof kept.key === 'object' && kept.key !== null ? (kept.key as JWK) : undefined
+    return { token: kept.token, key }
+  } catch {
+    return undefined
+  }
+}
+
+function refusal(
+  pool: string,
+  reason: LeaseRefusalReason,
+  more: Partial<Omit<LeaseRefusal, 'acquired' | 'pool' | 'reason'>> = {},
+): LeaseRefusal {
+  return {
+    acquired: false,
+    pool,
+    reason,
+    inUse: more.inUse,
+    limit: more.limit,
+    retryAt: more.retryAt,
+    detail: more.detail,
+    error: more.error,
+  }
+}
+
+/** Checks `lease()`'s options before anything is asked of the server. */
+function checkOptions(pool: unknown, options: LeaseOptions): void {
+  if (typeof pool !== 'string' || pool.length === 0) throw new TypeError('pool must be a non-empty string')
+  const { holder, borrowMs, metadata } = options
+  if (holder !== undefined && (typeof holder !== 'string' || !/^[\x21-\x7e]{1,256}$/.test(holder)))
+    throw new TypeError('holder must be 1 to 256 printable characters, without spaces')
+  if (borrowMs !== undefined && (!Number.isFinite(borrowMs) || borrowMs < 60_000))
+    throw new TypeError('borrowMs must be at least 60 000 (a minute)')
+  if (metadata !== undefined && (typeof metadata !== 'object' || metadata === null))
+    throw new TypeError('metadata must be an object of strings')
+}
+
+/**
+ * The leases this client holds, by customer and pool: what `lease()` acquires, what a check of a floating feature
+ * finds, and what `close()` gives back. Borrows are kept in storage, so a restart offline still holds them.
+ */
+export function createLeaseKeeper(parts: {
+  readonly server: LicenseServerClient | undefined
+  readonly verifier: TokenVerifier
+  readonly platform: Platform
+  readonly storage: SerializedStorage
+  /** The customer's entitlements, loaded if need be. */
+  readonly load: (subject: string | undefined) => Promise<Entitlements | undefined>
+  readonly background: (work: Promise<unknown>) => void
+}) {
+  const { server, platform, storage } = parts
+  const verifier = parts.verifier.inner
+  /** `subject\0pool` → the leases held of that pool (one per holder). */
+  const held = new Map<string, Set<LiveLease>>()
+  /** This client's own holder id, for pools held per process. */
+  const processHolder = `process-${crypto.randomUUID()}`
+  const slot = (subject: string, pool: string) => `${subject}\u0000${pool}`
+
+  const leaseParts = {
+    server: server!,
+    verifier,
+    platform,
+    background: parts.background,
+    ended(lease: LiveLease) {
+      held.get(slot(lease.subject, lease.pool))?.delete(lease)
+    },
+    keep(lease: LiveLease, token: string | undefined) {
+      if (!lease.borrowed) return
+      // With the key that signed it: a restart offline cannot fetch the remote key set.
+      const key = token === undefined ? undefined : parts.verifier.keyById(headerKid(token))
+      storage.write(borrowKey(lease.subject, lease.pool), token && JSON.stringify({ token, key }))
+    },
+  }
+
+  function hold(
+    lease: Lease,
+    answer: { heartbeatMs?: number | undefined; expiresInMs: number },
+    pool: FeaturePool,
+  ) {
+    const key = slot(lease.subject, lease.pool)
+    // A holder asking again gets the same lease renewed: the handle it had stops, the new one carries on.
+    for (const other of held.get(key) ?? [])
+      if (other.holder === lease.holder) {
+        other.stop()
+        held.get(key)!.delete(other)
+      }
+    const live = holdLease(
+      lease,
+      { heartbeatMs: answer.heartbeatMs, expiresInMs: answer.expiresInMs },
+      pool,
+      leaseParts,
+    )
+    const set = held.get(key) ?? new Set<LiveLease>()
+    held.set(key, set)
+    set.add(live)
+    if (lease.borrowed) leaseParts.keep(live, lease.token)
+    return live
+  }
+
+  /** A borrow kept from an earlier run, still valid for this holder: held again, offline. */
+  async function keptBorrow(
+    subject: string,
+    pool: FeaturePool,
+    holder: string,
+  ): Promise<LiveLease | undefined> {
+    const kept = parseKept(await storage.read(borrowKey(subject, pool.name)))
+    if (kept === undefined) return undefined
+    try {
+      const lease = await verifier.verifyLease(kept.token).catch((error: unknown) => {
+        if (
+          kept.key === undefined ||
+          !(error instanceof EntitlementError) ||
+          error.code !== 'jwks_unavailable'
+        )
+          throw error
+        return parts.verifier.withKnownKey(kept.key).verifyLease(kept.token)
+      })
+      if (lease.subject !== subject || lease.pool !== pool.name || lease.holder !== holder || !lease.borrowed)
+        return undefined
+      return hold(lease, { expiresInMs: lease.expiresAt - platform.now() }, pool)
+    } catch (error) {
+      // Ended, or proven bad: forgotten. The key set out of reach proves nothing: kept for later.
+      if (error instanceof EntitlementError && error.code !== 'jwks_unavailable')
+        storage.write(borrowKey(subject, pool.name), undefined)
+      return undefined
+    }
+  }
+
+  async function answered(answer: LeaseAnswer, pool: FeaturePool, subject: string): Promise<LeaseResult> {
+    if (answer.status === 'full')
+      return refusal(pool.name, 'pool_full', {
+        inUse: answer.inUse,
+        limit: answer.seats,
+        retryAt: platform.now() + answer.retryAfterMs,
+      })
+    if (answer.status !== 'held') return refusal(pool.name, 'refused', { detail: answer.reason })
+    const lease = await verifier.verifyLease(answer.token, { received: true })
+    if (lease.subject !== subject || lease.pool !== pool.name)
+      throw new EntitlementError(
+        'claims_invalid',
+        'the license server handed out a lease for another customer or pool',
+      )
+    return hold(lease, answer, pool)
+  }
+
+  return {
+    async acquire(pool: string, options: LeaseOptions = {}): Promise<LeaseResult> {
+      checkOptions(pool, options)
+      if (server === undefined) throw new TypeError('lease() needs a license server: the server option')
+      const entitlements = await parts.load(options.subject)
+      const found = entitlements?.pools.get(pool)
+      if (entitlements === undefined)
+        return refusal(pool, 'unavailable', { detail: 'the customer’s entitlements could not be loaded' })
+      if (found === undefined) return refusal(pool, 'not_in_plan')
+      const holder = options.holder ?? (found.holder === 'process' ? processHolder : undefined)
+      if (holder === undefined)
+        throw new TypeError(
+          `the pool ${pool} is held per ${found.holder}: pass holder (${found.holder === 'machine' ? "this machine's fingerprint" : "the user's id"})`,
+        )
+      if (options.borrowMs !== undefined && found.borrow === undefined)
+        return refusal(pool, 'refused', { detail: `the pool ${pool} lends no seats` })
+      const subject = entitlements.subject
+      try {
+        const answer = await server.acquireLease({
+          subject,
+          pool,
+          holder,
+          ...(options.borrowMs === undefined ? {} : { borrow: Math.ceil(options.borrowMs / 1000) }),
+          ...(options.metadata === undefined ? {} : { metadata: { ...options.metadata } }),
+        })
+        return await answered(answer, found, subject)
+      } catch (error) {
+        const wrapped =
+          error instanceof EntitlementError
+            ? error
+            : new EntitlementError('server_unavailable', String(error), { cause: error })
+        // Offline: a borrow taken earlier (this run or one before) still holds.
+        const kept = await keptBorrow(subject, found, holder)
+        return kept ?? refusal(pool, 'unavailable', { error: wrapped, detail: wrapped.message })
+      }
+    },
+
+    /**
+     * The lease a check of a feature in `pool` goes by: the one this client holds for the customer, by the holder
+     * asked about when one is named. The hot path of a floating check: one map read.
+     */
+    find(subject: string, pool: string, holder: string | undefined): Lease | undefined {
+      const set = held.get(slot(subject, pool))
+      if (set === undefined) return undefined
+      for (const live of set) if (holder === undefined || live.holder === holder) return live.lease
+      return undefined
+    },
+
+    /** Gives back every lease but borrows (which are kept for the next run), and stops renewing. */
+    async releaseAll(keepalive = false): Promise<void> {
+      const all = [...held.values()].flatMap((set) => [...set])
+      await Promise.all(
+        all.map((live) => (live.borrowed ? live.stop() : live.release({ keepalive }).then(() => undefined))),
+      )
+    },
+
+    get size(): number {
+      let count = 0
+      for (const set of held.values()) count += set.size
+      return count
+    },
+  }
+}
+
+export type LeaseKeeper = ReturnType<typeof createLeaseKeeper>
