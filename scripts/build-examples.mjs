@@ -35,6 +35,8 @@ await build({
     order: 'examples/license-server/src/order.ts',
     demo: 'examples/demo/demo.ts',
     examples: 'examples/serve/main.ts',
+    floating: 'examples/floating/demo.ts',
+    'floating-holder': 'examples/floating/holder.ts',
   },
   outdir: 'examples/.build',
   bundle: true,

@@ -46,3 +46,27 @@ export function flushOnPageHide(
     doc?.removeEventListener('visibilitychange', onVisibility)
   }
 }
+
+/**
+ * Gives back the floating seats this client holds when the page is unloaded (`pagehide`), with
+ * `fetch(…, { keepalive: true })`, so another user need not wait for the lease to run out. Borrows are kept.
+ * Returns a function that stops listening.
+ *
+ * @example
+ * ```ts
+ * import { releaseLeasesOnPageHide } from 'entitle/browser'
+ * await client.lease('editor', { holder: userId })
+ * releaseLeasesOnPageHide(client)
+ * ```
+ */
+export function releaseLeasesOnPageHide(
+  client: Pick<EntitlementsClient, 'releaseLeases'>,
+  targets: { window?: PageLifecycleTarget } = {},
+): () => void {
+  const win = targets.window ?? (globalThis as { window?: PageLifecycleTarget }).window
+  const release = () => {
+    client.releaseLeases({ keepalive: true }).catch(() => {})
+  }
+  win?.addEventListener('pagehide', release)
+  return () => win?.removeEventListener('pagehide', release)
+}

@@ -27,7 +27,8 @@ type FlagType = 'boolean' | 'number' | 'string' | 'object'
 
 /**
  * Evaluation context → check context: `targetingKey` is the customer; `roles`, `region`, `device`, `resource`,
- * `amount`, `usage` and `activeDevices` pass through when they have the right type, and anything else is ignored.
+ * `holder` (whose floating seat), `amount`, `usage` and `activeDevices` pass through when they have the right type,
+ * and anything else is ignored.
  */
 export function checkContextOf(context: Record<string, unknown> | undefined): CheckContext {
   const check: CheckContext = {}
@@ -39,6 +40,7 @@ export function checkContextOf(context: Record<string, unknown> | undefined): Ch
   if (typeof context.region === 'string') check.region = context.region
   if (typeof context.device === 'string') check.device = context.device
   if (typeof context.resource === 'string') check.resource = context.resource
+  if (typeof context.holder === 'string') check.holder = context.holder
   for (const key of ['amount', 'usage', 'activeDevices'] as const)
     if (typeof context[key] === 'number') check[key] = context[key] as number
   return check

@@ -1,7 +1,11 @@
 import { mkdtempSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import express from 'express'
 import { afterEach, describe, expect, it } from 'vitest'
+import { releaseLeasesOnPageHide } from '../../src/browser/index.js'
+import { requireEntitlement } from '../../src/express/index.js'
 import {
   createEntitlements,
   type EntitlementsClient,
@@ -9,7 +13,8 @@ import {
   type LeaseEvents,
   type LeaseResult,
 } from '../../src/index.js'
-import { createFileStorage } from '../../src/node/index.js'
+import { createFileStorage, releaseLeasesOnExit } from '../../src/node/index.js'
+import { EntitlementsProvider } from '../../src/openfeature/server.js'
 import { manualPlatform } from '../client/harness.js'
 import { cadCatalog } from './cad-catalog.js'
 import { startFaultProxy } from './fault-proxy.js'
@@ -270,5 +275,76 @@ describe('floating licenses on the reference server', () => {
     const events = await changes()
     expect(events.map((event) => event.event)).toEqual(['lease.released', 'lease.released', 'lease.expired'])
     expect(events.every((event) => event.subject === 'acme')).toBe(true)
+  })
+
+  it('the Express guard and the OpenFeature provider deny a floating feature until a seat is held', async () => {
+    const manual = await start()
+    const client = instance(server!.url, manual)
+    const app = express()
+    app.get(
+      '/draw',
+      requireEntitlement(client, 'draw', { context: () => ({ subject: 'acme' }) }),
+      (req, res) => res.json({ reason: req.entitlement?.reason }),
+    )
+    const listening = app.listen(0, '127.0.0.1')
+    await new Promise((resolve) => listening.once('listening', resolve))
+    closers.push(() => new Promise((resolve) => listening.close(resolve)))
+    const base = `http://127.0.0.1:${(listening.address() as AddressInfo).port}`
+    const provider = new EntitlementsProvider(client)
+    const before = await fetch(`${base}/draw`)
+    expect(before.status).toBe(403)
+    expect(await before.json()).toMatchObject({ type: 'urn:entitle:decision:lease_required' })
+    expect(await provider.resolveBooleanEvaluation('draw', true, { targetingKey: 'acme' })).toMatchObject({
+      value: false,
+      flagMetadata: { reason: 'lease_required' },
+    })
+    held(await client.lease('seats', { subject: 'acme', holder: 'host-a' }))
+    expect(await (await fetch(`${base}/draw`)).json()).toEqual({ reason: 'granted' })
+    expect(await provider.resolveBooleanEvaluation('draw', false, { targetingKey: 'acme' })).toMatchObject({
+      value: true,
+    })
+    // A check for another machine's holder does not go by this machine's lease.
+    expect(
+      await provider.resolveBooleanEvaluation('draw', true, { targetingKey: 'acme', holder: 'host-b' }),
+    ).toMatchObject({ value: false, flagMetadata: { reason: 'lease_required' } })
+  })
+
+  it('the exit and page-hide hooks give the seats back (borrows kept), and do nothing until called', async () => {
+    const manual = await start()
+    const client = instance(server!.url, manual)
+    held(await client.lease('seats', { subject: 'acme', holder: 'host-a' }))
+    held(await client.lease('farm', { subject: 'acme' }))
+    const listeners = new Map<string, () => void>()
+    const killed: string[] = []
+    const fakeProcess = {
+      pid: 42,
+      once: (signal: string, listener: () => void) => listeners.set(signal, listener),
+      removeListener: (signal: string) => listeners.delete(signal),
+      kill: (_pid: number, signal: string) => killed.push(signal),
+    }
+    const remove = releaseLeasesOnExit(client, { process: fakeProcess })
+    expect([...listeners.keys()]).toEqual(['SIGINT', 'SIGTERM'])
+    listeners.get('SIGTERM')!()
+    await manual.idle()
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(await leasesOf('acme')).toEqual([])
+    // The signal is raised again with the hook removed: the process ends as it would have.
+    expect(killed).toEqual(['SIGTERM'])
+    expect(listeners.size).toBe(0)
+    remove()
+    const page = new Map<string, () => void>()
+    const stop = releaseLeasesOnPageHide(client, {
+      window: {
+        addEventListener: (type, listener) => page.set(type, listener),
+        removeEventListener: (type) => page.delete(type),
+      },
+    })
+    held(await client.lease('seats', { subject: 'acme', holder: 'host-a' }))
+    held(await client.lease('seats', { subject: 'acme', holder: 'laptop', borrowMs: 86_400_000 }))
+    page.get('pagehide')!()
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect((await leasesOf('acme')).map((lease) => lease.holder)).toEqual(['laptop'])
+    stop()
+    expect(page.size).toBe(0)
   })
 })
