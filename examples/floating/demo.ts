@@ -47,7 +47,9 @@ export async function runFloatingDemo(): Promise<{ killedAt: number; leaseEnd: n
     })
     if (!ordered.ok) throw new Error(`order refused: ${ordered.status} ${await ordered.text()}`)
     say('entitle floating demo: one floating seat, two workstations')
-    say(`(license server ${license.url}; acme bought 1 floating desktop seat: 15 s leases, renewed every 5 s)`)
+    say(
+      `(license server ${license.url}; acme bought 1 floating desktop seat: 15 s leases, renewed every 5 s)`,
+    )
 
     const start = (holder: string) => {
       const child = spawn(process.execPath, [HOLDER, license.url, license.serviceKey, holder], {
@@ -80,14 +82,19 @@ export async function runFloatingDemo(): Promise<{ killedAt: number; leaseEnd: n
     await until((l) => l.holder === 'workstation-1' && l.event === 'check', 15_000, 'seat for workstation-1')
     say('\n2. workstation-2 starts: the pool is full, it waits for a seat')
     start('workstation-2')
-    await until((l) => l.holder === 'workstation-2' && l.event === 'waiting', 15_000, 'refusal for workstation-2')
+    await until(
+      (l) => l.holder === 'workstation-2' && l.event === 'waiting',
+      15_000,
+      'refusal for workstation-2',
+    )
     // Let a renewal or two happen, so the lease that is cut short is one that was kept alive.
     await until((l) => l.holder === 'workstation-1' && l.event === 'renewed', 15_000, 'renewal')
     const admin = await fetch(`${license.url}/admin/customers/acme/leases`, {
       headers: { authorization: `Bearer ${license.adminKey}` },
     })
     const { leases } = (await admin.json()) as { leases: Array<{ holder: string; lastHeartbeat: string }> }
-    for (const lease of leases) say(`   admin: ${lease.holder} holds the seat, last heartbeat ${lease.lastHeartbeat}`)
+    for (const lease of leases)
+      say(`   admin: ${lease.holder} holds the seat, last heartbeat ${lease.lastHeartbeat}`)
 
     say('\n3. workstation-1 is killed with SIGKILL: it cannot give the seat back')
     const leaseEnd = Math.max(
@@ -96,8 +103,14 @@ export async function runFloatingDemo(): Promise<{ killedAt: number; leaseEnd: n
     const killedAt = Date.now()
     first.kill('SIGKILL')
     say(`   its lease ends ${seconds(leaseEnd - killedAt)} from now, and its seat with it`)
-    const taken = await until((l) => l.holder === 'workstation-2' && l.event === 'held', 30_000, 'seat for workstation-2')
-    say(`\n4. workstation-2 got the seat ${seconds(taken.at - killedAt)} after the kill, once the lease ran out`)
+    const taken = await until(
+      (l) => l.holder === 'workstation-2' && l.event === 'held',
+      30_000,
+      'seat for workstation-2',
+    )
+    say(
+      `\n4. workstation-2 got the seat ${seconds(taken.at - killedAt)} after the kill, once the lease ran out`,
+    )
     await until((l) => l.holder === 'workstation-2' && l.event === 'check', 10_000, 'check by workstation-2')
     return { killedAt, leaseEnd, takenAt: taken.at }
   } finally {
