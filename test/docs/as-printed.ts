@@ -20,7 +20,7 @@ const PAGES = [
 export interface PrintedRun {
   readonly page: string
   readonly example: string
-  readonly orders: ReadonlyArray<{ customer: string; sku: string; seats?: number }>
+  readonly orders: ReadonlyArray<{ customer: string; sku: string; seats?: number; addons?: string[] }>
   readonly redis: boolean
   readonly curl: { readonly path: string; readonly headers: Record<string, string> } | undefined
   readonly output: string
@@ -35,7 +35,13 @@ export function printedRuns(): PrintedRun[] {
       const orders = [...paragraph.matchAll(/`npm run order -- ([^`]+)`/g)].map(([, args]) => {
         const flag = (name: string) => new RegExp(`--${name} (\\S+)`).exec(args!)?.[1]
         const seats = flag('seats')
-        return { customer: flag('customer')!, sku: flag('sku')!, ...(seats ? { seats: Number(seats) } : {}) }
+        const addons = [...args!.matchAll(/--addon (\S+)/g)].map(([, addon]) => addon!)
+        return {
+          customer: flag('customer')!,
+          sku: flag('sku')!,
+          ...(seats ? { seats: Number(seats) } : {}),
+          ...(addons.length > 0 ? { addons } : {}),
+        }
       })
       const curl = /`curl (?:-H '([^:]+): ([^']+)' )?127\.0\.0\.1:3000(\S+)`/.exec(paragraph)
       runs.push({
@@ -61,7 +67,10 @@ export async function runAsPrinted(run: PrintedRun, script: string, cwd: string)
   const stateDir = mkdtempSync(join(tmpdir(), 'entitle-printed-'))
   try {
     for (const order of run.orders)
-      await server.purchase(order.customer, order.sku, order.seats ? { seats: order.seats } : {})
+      await server.purchase(order.customer, order.sku, {
+        ...(order.seats ? { seats: order.seats } : {}),
+        ...(order.addons ? { addons: order.addons } : {}),
+      })
     // What the page names, and what any shell has: nothing of the test's own environment.
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,

@@ -160,6 +160,13 @@ const RUNS: Record<string, () => Promise<void>> = {
     const { server } = await runPrintedHere('examples/docs/per-resource.ts')
     await server.close()
   },
+  'examples/docs/floating-licenses.ts': async () => {
+    const { server } = await runPrintedHere('examples/docs/floating-licenses.ts')
+    // Both seats given back: the release, then the second client's close().
+    const leases = await server.admin('GET', '/customers/initech/leases')
+    expect(await leases.json()).toEqual({ leases: [] })
+    await server.close()
+  },
   'examples/docs/fleet.ts': async () => {
     const { server } = await runPrintedHere('examples/docs/fleet.ts')
     await server.close()

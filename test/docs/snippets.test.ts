@@ -98,6 +98,8 @@ beforeAll(async () => {
     ['globex', 'team'],
   ] as const)
     licenseKeys[id] = (await server.purchase(id, sku)).licenseKey
+  // One floating desktop seat, for the floating-licenses page.
+  await server.purchase('initech', 'starter', { seats: 1, addons: ['floating-desktop'] })
   redis = await startRedis()
   env = {
     ...process.env,
@@ -155,6 +157,7 @@ describe('every snippet of the docs, pasted into a new ESM project that installs
       'client.ts',
       'express.ts',
       'fleet.ts',
+      'floating-licenses.ts',
       'getting-started.ts',
       'guard-route.ts',
       'handle-errors.ts',

@@ -6,13 +6,7 @@ import express from 'express'
 import { afterEach, describe, expect, it } from 'vitest'
 import { releaseLeasesOnPageHide } from '../../src/browser/index.js'
 import { requireEntitlement } from '../../src/express/index.js'
-import {
-  createEntitlements,
-  type EntitlementsClient,
-  type HeldLease,
-  type LeaseEvents,
-  type LeaseResult,
-} from '../../src/index.js'
+import { createEntitlements, type HeldLease, type LeaseEvents, type LeaseResult } from '../../src/index.js'
 import { createFileStorage, releaseLeasesOnExit } from '../../src/node/index.js'
 import { EntitlementsProvider } from '../../src/openfeature/server.js'
 import { manualPlatform } from '../client/harness.js'
