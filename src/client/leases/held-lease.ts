@@ -28,6 +28,41 @@ export interface LiveLease extends HeldLease {
   stop(): void
 }
 
+/** A held lease's listeners: a listener that throws stops neither the others nor the renewals. */
+function createLeaseListeners() {
+  const listeners: { [K in keyof LeaseEvents]: Set<(event: LeaseEvents[K]) => void> } = {
+    renewed: new Set(),
+    degraded: new Set(),
+    lost: new Set(),
+    revived: new Set(),
+  }
+  return {
+    emit<K extends keyof LeaseEvents>(type: K, event: LeaseEvents[K]): void {
+      for (const listener of listeners[type]) {
+        try {
+          listener(event)
+        } catch {
+          // A listener's bug must not stop the renewals.
+        }
+      }
+    },
+    on<K extends keyof LeaseEvents>(type: K, listener: (event: LeaseEvents[K]) => void): () => void {
+      const set = listeners[type] as Set<typeof listener>
+      set.add(listener)
+      return () => {
+        set.delete(listener)
+      }
+    },
+  }
+}
+
+const asEntitlementError = (error: unknown) =>
+  error instanceof EntitlementError
+    ? error
+    : new EntitlementError('server_unavailable', `the lease could not be renewed (${String(error)})`, {
+        cause: error,
+      })
+
 /** `[0.8, 1)` of `ms`: renewals of many holders spread out instead of arriving together. */
 const jitter = (ms: number, random: () => number) => ms * (0.8 + random() * 0.2)
 
@@ -44,12 +79,7 @@ export function holdLease(
   parts: HeldLeaseParts,
 ): LiveLease {
   const { server, verifier, platform } = parts
-  const listeners: { [K in keyof LeaseEvents]: Set<(event: LeaseEvents[K]) => void> } = {
-    renewed: new Set(),
-    degraded: new Set(),
-    lost: new Set(),
-    revived: new Set(),
-  }
+  const { emit, on } = createLeaseListeners()
   let lease = first
   let state: HeldLease['state'] = 'held'
   let renewTimer: unknown
@@ -57,16 +87,6 @@ export function holdLease(
   let failures = 0
   /** Until when renewing may still revive the lease (its end, plus the pool's revival window). */
   let reviveUntil = 0
-
-  function emit<K extends keyof LeaseEvents>(type: K, event: LeaseEvents[K]): void {
-    for (const listener of listeners[type]) {
-      try {
-        listener(event)
-      } catch {
-        // A listener's bug must not stop the renewals.
-      }
-    }
-  }
 
   function clearTimers(): void {
     platform.clearTimeout(renewTimer)
@@ -116,12 +136,7 @@ export function holdLease(
 
   function retry(error: unknown): void {
     failures++
-    const wrapped =
-      error instanceof EntitlementError
-        ? error
-        : new EntitlementError('server_unavailable', `the lease could not be renewed (${String(error)})`, {
-            cause: error,
-          })
+    const wrapped = asEntitlementError(error)
     const now = platform.now()
     if (state === 'held' && now < lease.validUntil + pool.graceMs) {
       state = 'degraded'
@@ -171,13 +186,7 @@ export function holdLease(
     get lease() {
       return lease
     },
-    on(type, listener) {
-      const set = listeners[type] as Set<typeof listener>
-      set.add(listener)
-      return () => {
-        set.delete(listener)
-      }
-    },
+    on,
     async release(options) {
       if (state === 'released') return true
       let returned = true

@@ -1,4 +1,3 @@
-import type { JWK } from 'jose'
 import type { Entitlements, FeaturePool } from '../../core/entitlements.js'
 import { EntitlementError } from '../../core/errors.js'
 import type { Lease } from '../../core/lease.js'
@@ -7,36 +6,9 @@ import type { LeaseAnswer } from '../../transport/lease-answer.js'
 import type { LicenseServerClient } from '../../transport/license-server-client.js'
 import type { SerializedStorage } from '../serialized-storage.js'
 import type { TokenVerifier } from '../tokens/token-verifier.js'
+import { createBorrowStore } from './borrow-store.js'
 import { holdLease, type LiveLease } from './held-lease.js'
 import type { LeaseOptions, LeaseRefusal, LeaseRefusalReason, LeaseResult } from './lease-types.js'
-
-const BORROW_KEY = 'entitle:borrow:'
-const borrowKey = (subject: string, pool: string) => `${BORROW_KEY}${JSON.stringify([subject, pool])}`
-
-/** The `kid` of a compact JWS's header, if it names one. */
-function headerKid(token: string): string | undefined {
-  try {
-    const header = JSON.parse(atob(token.split('.')[0]!.replace(/-/g, '+').replace(/_/g, '/'))) as {
-      kid?: unknown
-    }
-    return typeof header.kid === 'string' ? header.kid : undefined
-  } catch {
-    return undefined
-  }
-}
-
-/** A borrow as kept in storage: its token, and the key that verified it (a remote set's). */
-function parseKept(text: string | undefined): { token: string; key: JWK | undefined } | undefined {
-  if (text === undefined) return undefined
-  try {
-    const kept = JSON.parse(text) as { token?: unknown; key?: unknown }
-    if (typeof kept.token !== 'string') return undefined
-    const key = typeof kept.key === 'object' && kept.key !== null ? (kept.key as JWK) : undefined
-    return { token: kept.token, key }
-  } catch {
-    return undefined
-  }
-}
 
 function refusal(
   pool: string,
@@ -80,8 +52,9 @@ export function createLeaseKeeper(parts: {
   readonly load: (subject: string | undefined) => Promise<Entitlements | undefined>
   readonly background: (work: Promise<unknown>) => void
 }) {
-  const { server, platform, storage } = parts
+  const { server, platform } = parts
   const verifier = parts.verifier.inner
+  const borrows = createBorrowStore(parts.storage, parts.verifier)
   /** `subject\0pool` → the leases held of that pool (one per holder). */
   const held = new Map<string, Set<LiveLease>>()
   /** This client's own holder id, for pools held per process. */
@@ -97,10 +70,7 @@ export function createLeaseKeeper(parts: {
       held.get(slot(lease.subject, lease.pool))?.delete(lease)
     },
     keep(lease: LiveLease, token: string | undefined) {
-      if (!lease.borrowed) return
-      // With the key that signed it: a restart offline cannot fetch the remote key set.
-      const key = token === undefined ? undefined : parts.verifier.keyById(headerKid(token))
-      storage.write(borrowKey(lease.subject, lease.pool), token && JSON.stringify({ token, key }))
+      if (lease.borrowed) borrows.keep(lease.subject, lease.pool, token)
     },
   }
 
@@ -127,35 +97,6 @@ export function createLeaseKeeper(parts: {
     set.add(live)
     if (lease.borrowed) leaseParts.keep(live, lease.token)
     return live
-  }
-
-  /** A borrow kept from an earlier run, still valid for this holder: held again, offline. */
-  async function keptBorrow(
-    subject: string,
-    pool: FeaturePool,
-    holder: string,
-  ): Promise<LiveLease | undefined> {
-    const kept = parseKept(await storage.read(borrowKey(subject, pool.name)))
-    if (kept === undefined) return undefined
-    try {
-      const lease = await verifier.verifyLease(kept.token).catch((error: unknown) => {
-        if (
-          kept.key === undefined ||
-          !(error instanceof EntitlementError) ||
-          error.code !== 'jwks_unavailable'
-        )
-          throw error
-        return parts.verifier.withKnownKey(kept.key).verifyLease(kept.token)
-      })
-      if (lease.subject !== subject || lease.pool !== pool.name || lease.holder !== holder || !lease.borrowed)
-        return undefined
-      return hold(lease, { expiresInMs: lease.expiresAt - platform.now() }, pool)
-    } catch (error) {
-      // Ended, or proven bad: forgotten. The key set out of reach proves nothing: kept for later.
-      if (error instanceof EntitlementError && error.code !== 'jwks_unavailable')
-        storage.write(borrowKey(subject, pool.name), undefined)
-      return undefined
-    }
   }
 
   async function answered(answer: LeaseAnswer, pool: FeaturePool, subject: string): Promise<LeaseResult> {
@@ -207,8 +148,9 @@ export function createLeaseKeeper(parts: {
             ? error
             : new EntitlementError('server_unavailable', String(error), { cause: error })
         // Offline: a borrow taken earlier (this run or one before) still holds.
-        const kept = await keptBorrow(subject, found, holder)
-        return kept ?? refusal(pool, 'unavailable', { error: wrapped, detail: wrapped.message })
+        const kept = await borrows.resume(subject, pool, holder)
+        if (kept !== undefined) return hold(kept, { expiresInMs: kept.expiresAt - platform.now() }, found)
+        return refusal(pool, 'unavailable', { error: wrapped, detail: wrapped.message })
       }
     },
 

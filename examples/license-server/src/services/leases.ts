@@ -32,45 +32,15 @@ export interface LeaseAnswer {
   readonly revived: boolean
 }
 
-/**
- * Floating-license leases. Every seat count happens inside one `BEGIN IMMEDIATE` transaction that first ends the
- * leases whose time ran out (and says so on the customer's stream), so 50 concurrent acquires of a pool of 10
- * yield exactly 10 and a crashed holder's seat is free the moment its lease ends, with no job to wait for. The
- * server's clock is the only clock: a renewal answers with the seconds left.
- */
-export function createLeaseService(options: {
-  repo: Repository
-  catalog: Catalog
+/** Signs a lease's current state as the holder receives it. */
+function createLeaseSigner(options: {
   keyring: Keyring
-  events: EventBus
   issuer: string
   audience: string
   now: () => number
 }) {
-  const { repo, catalog, keyring, events, now } = options
-
-  /** The pool as this customer's license sells it, or why there is none. */
-  function poolOf(customerId: string, name: string): Pool {
-    const license = activeLicense(repo, customerId)
-    const pool = pricedEntitlement(catalog, repo, license).ent.pools?.[name]
-    if (pool === undefined)
-      throw new DomainError('not_found', 'Unknown pool', `the license of ${customerId} has no pool ${name}`)
-    return pool
-  }
-
-  /** Ends the leases whose time ran out (of one pool, or all), each told on its customer's stream once. */
-  function endLapsed(at: number, scope: { customerId: string; pool: string } | null): number {
-    const lapsed = repo.lapsedLeases(at, scope)
-    for (const row of lapsed) {
-      repo.endLease(row.id, 'expired', row.expires_at)
-      events.record('lease.expired', row.customer_id, about(row))
-    }
-    return lapsed.length
-  }
-
-  const about = (row: LeaseRow) => ({ lease: row.id, pool: row.pool, holder: row.holder })
-
-  async function answer(row: LeaseRow, pool: Pool, revived: boolean): Promise<LeaseAnswer> {
+  const { keyring, now } = options
+  return async function answer(row: LeaseRow, pool: Pool, revived: boolean): Promise<LeaseAnswer> {
     const { kid, key } = await keyring.signer()
     const issuedAt = Math.floor(now() / 1000)
     const expiresAt = Math.max(issuedAt + 1, Math.floor(row.expires_at / 1000))
@@ -98,70 +68,127 @@ export function createLeaseService(options: {
       revived,
     }
   }
+}
 
-  /** The pool is full: how many hold it, of how many, and when the first seat may come free. */
-  function full(pool: Pool, live: readonly LeaseRow[], at: number, detail: string): DomainError {
-    const soonest = Math.min(...live.map((row) => row.expires_at))
-    const retryAfter = Math.max(1, Math.ceil((soonest - at) / 1000))
-    return new DomainError(
-      'conflict',
-      'Pool full',
-      detail,
-      { inUse: live.length, seats: pool.seats, retryAfter },
-      retryAfter,
-    )
+/** The pool is full: how many hold it, of how many, and when the first seat may come free. */
+function full(pool: Pool, live: readonly LeaseRow[], at: number, detail: string): DomainError {
+  const soonest = Math.min(...live.map((row) => row.expires_at))
+  const retryAfter = Math.max(1, Math.ceil((soonest - at) / 1000))
+  return new DomainError(
+    'conflict',
+    'Pool full',
+    detail,
+    { inUse: live.length, seats: pool.seats, retryAfter },
+    retryAfter,
+  )
+}
+
+const about = (row: LeaseRow) => ({ lease: row.id, pool: row.pool, holder: row.holder })
+
+/** What counting seats needs: the tables, the events of the transaction, the clock. */
+interface SeatDeps {
+  readonly repo: Repository
+  readonly events: EventBus
+  readonly now: () => number
+}
+
+/** Ends the leases whose time ran out (of one pool, or all), each told on its customer's stream once. */
+export function endLapsed(
+  { repo, events }: SeatDeps,
+  at: number,
+  scope: { customerId: string; pool: string } | null,
+): number {
+  const lapsed = repo.lapsedLeases(at, scope)
+  for (const row of lapsed) {
+    repo.endLease(row.id, 'expired', row.expires_at)
+    events.record('lease.expired', row.customer_id, about(row))
   }
+  return lapsed.length
+}
 
-  /** The seat, or the reason there is none, decided in one locked transaction. */
-  function take(customerId: string, request: LeaseRequest, pool: Pool): { row: LeaseRow; created: boolean } {
-    const borrowing = request.borrowSec !== undefined
-    return events.transaction(() => {
-      const at = now()
-      endLapsed(at, { customerId, pool: request.pool })
-      let live = repo.liveLeases(customerId, request.pool, at)
-      // A holder that borrows the seat it holds gives the lease back for the borrow: one seat, not two.
-      const held = borrowing
-        ? live.find((row) => row.holder === request.holder && row.borrowed === 0)
-        : undefined
-      if (held !== undefined) {
-        repo.endLease(held.id, 'released', at)
-        events.record('lease.released', customerId, about(held))
-        live = live.filter((row) => row !== held)
-      }
-      // A holder asking again (a restart, a second process on one machine) gets the seat it holds, renewed.
-      const own = live.find((row) => row.holder === request.holder && (row.borrowed === 1) === borrowing)
-      if (own !== undefined && !borrowing) {
-        repo.extendLease(own.id, at, at + pool.ttl * 1000)
-        return { row: repo.lease(own.id)!, created: false }
-      }
-      if (own !== undefined) return { row: own, created: false }
-      if (live.length >= pool.seats)
-        throw full(pool, live, at, `${live.length} of ${pool.seats} seats of ${request.pool} are held`)
-      if (borrowing) {
-        const lent = live.filter((row) => row.borrowed === 1).length
-        const lendable = pool.seats - (pool.borrow?.reserve ?? 0)
-        if (lent >= lendable)
-          throw full(
-            pool,
-            live,
-            at,
-            `${lent} of the ${lendable} seats of ${request.pool} that may be borrowed are`,
-          )
-      }
-      const row = {
-        id: `ls_${randomBytes(12).toString('hex')}`,
-        customer_id: customerId,
-        pool: request.pool,
-        holder: request.holder,
-        metadata: request.metadata === undefined ? null : JSON.stringify(request.metadata),
-        borrowed: borrowing ? 1 : 0,
-        acquired_at: at,
-        heartbeat_at: at,
-        expires_at: at + (borrowing ? request.borrowSec! : pool.ttl) * 1000,
-      }
-      repo.insertLease(row)
-      return { row: repo.lease(row.id)!, created: true }
-    }, true)
+/** The seat, or the reason there is none, decided in one locked transaction. */
+function take(
+  deps: SeatDeps,
+  customerId: string,
+  request: LeaseRequest,
+  pool: Pool,
+): { row: LeaseRow; created: boolean } {
+  const { repo, events, now } = deps
+  const borrowing = request.borrowSec !== undefined
+  return events.transaction(() => {
+    const at = now()
+    endLapsed(deps, at, { customerId, pool: request.pool })
+    let live = repo.liveLeases(customerId, request.pool, at)
+    // A holder that borrows the seat it holds gives the lease back for the borrow: one seat, not two.
+    const held = borrowing
+      ? live.find((row) => row.holder === request.holder && row.borrowed === 0)
+      : undefined
+    if (held !== undefined) {
+      repo.endLease(held.id, 'released', at)
+      events.record('lease.released', customerId, about(held))
+      live = live.filter((row) => row !== held)
+    }
+    // A holder asking again (a restart, a second process on one machine) gets the seat it holds, renewed.
+    const own = live.find((row) => row.holder === request.holder && (row.borrowed === 1) === borrowing)
+    if (own !== undefined && !borrowing) {
+      repo.extendLease(own.id, at, at + pool.ttl * 1000)
+      return { row: repo.lease(own.id)!, created: false }
+    }
+    if (own !== undefined) return { row: own, created: false }
+    if (live.length >= pool.seats)
+      throw full(pool, live, at, `${live.length} of ${pool.seats} seats of ${request.pool} are held`)
+    if (borrowing) {
+      const lent = live.filter((row) => row.borrowed === 1).length
+      const lendable = pool.seats - (pool.borrow?.reserve ?? 0)
+      if (lent >= lendable)
+        throw full(
+          pool,
+          live,
+          at,
+          `${lent} of the ${lendable} seats of ${request.pool} that may be lent are lent`,
+        )
+    }
+    const row = {
+      id: `ls_${randomBytes(12).toString('hex')}`,
+      customer_id: customerId,
+      pool: request.pool,
+      holder: request.holder,
+      metadata: request.metadata === undefined ? null : JSON.stringify(request.metadata),
+      borrowed: borrowing ? 1 : 0,
+      acquired_at: at,
+      heartbeat_at: at,
+      expires_at: at + (borrowing ? request.borrowSec! : pool.ttl) * 1000,
+    }
+    repo.insertLease(row)
+    return { row: repo.lease(row.id)!, created: true }
+  }, true)
+}
+
+/**
+ * Floating-license leases. Every seat count happens inside one `BEGIN IMMEDIATE` transaction that first ends the
+ * leases whose time ran out (and says so on the customer's stream), so 50 concurrent acquires of a pool of 10
+ * yield exactly 10 and a crashed holder's seat is free the moment its lease ends, with no job to wait for. The
+ * server's clock is the only clock: a renewal answers with the seconds left.
+ */
+export function createLeaseService(options: {
+  repo: Repository
+  catalog: Catalog
+  keyring: Keyring
+  events: EventBus
+  issuer: string
+  audience: string
+  now: () => number
+}) {
+  const { repo, catalog, events, now } = options
+  const answer = createLeaseSigner(options)
+
+  /** The pool as this customer's license sells it, or why there is none. */
+  function poolOf(customerId: string, name: string): Pool {
+    const license = activeLicense(repo, customerId)
+    const pool = pricedEntitlement(catalog, repo, license).ent.pools?.[name]
+    if (pool === undefined)
+      throw new DomainError('not_found', 'Unknown pool', `the license of ${customerId} has no pool ${name}`)
+    return pool
   }
 
   /** The lease `id` as `customerId` may see it. */
@@ -187,7 +214,7 @@ export function createLeaseService(options: {
             { max: pool.borrow.max },
           )
       }
-      const { row, created } = take(customerId, request, pool)
+      const { row, created } = take(options, customerId, request, pool)
       return { created, answer: await answer(row, pool, false) }
     },
 
@@ -202,7 +229,7 @@ export function createLeaseService(options: {
       const pool = poolOf(first.customer_id, first.pool)
       const outcome = events.transaction(() => {
         const at = now()
-        endLapsed(at, { customerId: first.customer_id, pool: first.pool })
+        endLapsed(options, at, { customerId: first.customer_id, pool: first.pool })
         const row = repo.lease(id)!
         if (row.borrowed === 1) {
           if (row.state !== 'live') return { gone: 'the borrow ended' }
@@ -252,7 +279,7 @@ export function createLeaseService(options: {
     },
 
     /** Ends every lease whose time ran out, for every customer: the periodic sweep. */
-    sweep: () => events.transaction(() => endLapsed(now(), null), true),
+    sweep: () => events.transaction(() => endLapsed(options, now(), null), true),
   }
 }
 
