@@ -145,4 +145,79 @@ describe('per-resource grants on the reference server', () => {
       /per\.cap counts in the window of the feature's cap/,
     )
   })
+
+  it('per-resource totals equal what was recorded, across a server outage, an app restart and a server restart', async () => {
+    const clock = { now: Date.UTC(2026, 10, 20, 12) }
+    const dir = mkdtempSync(join(tmpdir(), 'entitle-ci-outage-'))
+    const catalog = ciCatalog()
+    server = await startTestServer(clock, 600, { catalog, db: join(dir, 'license.db') })
+    await server.purchase('acme', 'ci')
+    const url = server.url
+    const port = Number(new URL(url).port)
+    const state = mkdtempSync(join(tmpdir(), 'entitle-ci-state-'))
+    const app = createEntitlements({
+      server: { url, apiKey: SERVICE, timeoutMs: 500 },
+      keys: new URL('/.well-known/jwks.json', url),
+      issuer: url,
+      audience: 'acme-editor',
+      storage: createFileStorage(state),
+      usage: { flushIntervalMs: 60_000 },
+      platform: { now: () => clock.now },
+    })
+    await app.load('acme')
+    // Online: 3 on api, 2 on web, sent.
+    for (let i = 0; i < 3; i++) await app.consume('builds', { subject: 'acme', resource: 'repository:api' })
+    app.record('builds', 2, { subject: 'acme', resource: 'repository:web' })
+    await app.flush()
+    // The server goes down; the app goes on counting per repository, then restarts (a deploy) with its storage.
+    await server.close()
+    server = undefined
+    for (let i = 0; i < 4; i++)
+      expect((await app.consume('builds', { subject: 'acme', resource: 'repository:api' })).allowed).toBe(
+        true,
+      )
+    app.record('builds', 1, { subject: 'acme', resource: 'repository:docs' })
+    await app.flush()
+    await app.close({ deadlineMs: 200 })
+    const restarted = createEntitlements({
+      server: { url, apiKey: SERVICE, timeoutMs: 500 },
+      keys: new URL('/.well-known/jwks.json', url),
+      issuer: url,
+      audience: 'acme-editor',
+      storage: createFileStorage(state),
+      usage: { flushIntervalMs: 60_000 },
+      platform: { now: () => clock.now },
+    })
+    clients.push(restarted)
+    // Still offline after the restart: the stored token and the journal carry on; api has 7 of its 10.
+    expect(restarted.checkSync('builds', { subject: 'acme', resource: 'repository:api' }).reason).toBe(
+      'not_loaded',
+    )
+    await restarted.load('acme')
+    expect(await restarted.check('builds', { subject: 'acme', resource: 'repository:api' })).toMatchObject({
+      allowed: true,
+      used: 7,
+    })
+    restarted.record('builds', 1, { subject: 'acme', resource: 'repository:web' })
+    // The server is back, on the same port and database (its own restart): everything arrives, each line once.
+    server = await startTestServer(clock, 600, { catalog, db: join(dir, 'license.db'), port })
+    await restarted.flush()
+    await restarted.flush()
+    const report = (await (await server.admin('GET', '/customers/acme/usage')).json()) as {
+      usage: Array<{ metric: string; total: number }>
+      resources: Array<{ resource: string; total: number }>
+    }
+    expect(report.usage.find((row) => row.metric === 'builds')?.total).toBe(11)
+    expect(Object.fromEntries(report.resources.map((row) => [row.resource, row.total]))).toEqual({
+      'repository:api': 7,
+      'repository:web': 3,
+      'repository:docs': 1,
+    })
+    // A token issued now carries those counts: a fresh instance sees api at 7 of 10.
+    const fresh = instance(server.url, clock)
+    await fresh.load('acme')
+    expect(fresh.checkSync('builds', { subject: 'acme', resource: 'repository:api' })).toMatchObject({
+      used: 7,
+    })
+  })
 })
