@@ -11,6 +11,7 @@ export type {
   FailurePolicy,
   FeatureDecisionCounts,
   HeldLease,
+  LeaseChangeEvent,
   LeaseEvents,
   LeaseOptions,
   LeaseRefusal,

@@ -113,6 +113,7 @@ export function assembleClient(config: ClientConfig) {
       return (tokens.get(key) ?? (await tokens.load(key)))?.entitlements
     },
     background,
+    changed: (event) => emit('lease', event),
   })
   const localCounters = config.fleet === undefined ? createMemoryUsageStore(() => platform.now()) : undefined
   const answerer = createAnswerer({

@@ -9,6 +9,7 @@ export function createEmitter(platform: Platform) {
     error: new Set(),
     decision: new Set(),
     threshold: new Set(),
+    lease: new Set(),
   }
 
   function emit<K extends keyof ClientEvents>(type: K, event: ClientEvents[K]): void {

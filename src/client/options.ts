@@ -162,12 +162,26 @@ export interface ThresholdEvent {
   readonly resetsAt: number | undefined
 }
 
+/**
+ * A floating seat this client holds changed in a way checks see: acquired (`held`), no longer holding (`lost`),
+ * back (`revived`), given back (`released`). Renewals are not told here (nothing a check answers changes); the
+ * lease's own `on()` has them. The React store listens, so a component re-renders when its seat comes or goes.
+ */
+export interface LeaseChangeEvent {
+  readonly subject: string
+  readonly pool: string
+  readonly holder: string
+  readonly id: string
+  readonly state: 'held' | 'lost' | 'revived' | 'released'
+}
+
 /** The events of a client and what their listeners receive. */
 export interface ClientEvents {
   change: ChangeEvent
   error: ErrorEvent
   decision: DecisionSummaryEvent
   threshold: ThresholdEvent
+  lease: LeaseChangeEvent
 }
 
 /** Counters of what the client has done. */

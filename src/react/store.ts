@@ -96,9 +96,14 @@ export function createEntitlementsStore(
     subscribe(listener) {
       listeners.add(listener)
       if (stopListening === undefined) {
-        stopListening = client.on('change', (event) => {
+        const mine = (event: { subject: string }) => {
           if (subject === undefined || event.subject === subject) refresh()
-        })
+        }
+        // A change of entitlements, or a floating seat coming or going, changes what components answer.
+        const stops = [client.on('change', mine), client.on('lease', mine)]
+        stopListening = () => {
+          for (const stop of stops) stop()
+        }
         refresh()
       }
       return () => {

@@ -45,7 +45,7 @@ async function setup() {
     audience: 'app',
   })
   clients.push(client)
-  return { client, plans }
+  return { client, plans, issuer }
 }
 
 /** Shows one decision for the given roles. */
@@ -164,5 +164,37 @@ describe('entitle/react', () => {
       )
     expect(render('api')).toBe('<span>usage_cap_reached by the resource</span>')
     expect(render('web')).toBe('<span>build</span>')
+  })
+
+  it('re-renders when a floating seat is acquired, and again when it is given back', async () => {
+    const { client, plans, issuer } = await setup()
+    plans.set('acme', {
+      plan: { id: 'cad' },
+      features: { draw: true },
+      pools: { seats: { seats: 1, holder: 'machine', ttl: 60, heartbeat: 20 } },
+      pool: 'seats',
+    })
+    // The same keys sign the license and the lease.
+    msw.use(
+      http.post(`${SERVER}/v1/leases`, async ({ request }) => {
+        const body = (await request.json()) as { subject: string; pool: string; holder: string }
+        const lease = await issuer.lease(body.pool, { subject: body.subject, holder: body.holder, id: 'l-1' })
+        return HttpResponse.json({ lease, expiresIn: 60, heartbeat: 20 }, { status: 201 })
+      }),
+      http.delete(`${SERVER}/v1/leases/:id`, () => new HttpResponse(null, { status: 204 })),
+    )
+    await client.load('acme')
+    const store = createEntitlementsStore(client, 'acme')
+    const answer = () => store.getSnapshot().decisions.draw?.reason
+    const rendered: Array<string | undefined> = []
+    const stop = store.subscribe(() => rendered.push(answer()))
+    expect(answer()).toBe('lease_required')
+    const seat = await client.lease('seats', { subject: 'acme', holder: 'host-1' })
+    expect(seat.acquired).toBe(true)
+    // The listeners heard of the seat at once, with no change of the license.
+    expect(rendered.at(-1)).toBe('granted')
+    if (seat.acquired) await seat.release()
+    expect(rendered.at(-1)).toBe('lease_required')
+    stop()
   })
 })

@@ -19,6 +19,8 @@ export interface HeldLeaseParts {
   readonly ended: (held: LiveLease) => void
   /** A borrow: kept in storage while it is held (`undefined` forgets it). */
   readonly keep: (held: LiveLease, token: string | undefined) => void
+  /** What checks answer changed: the lease stopped holding, came back, or was given back. */
+  readonly changed: (held: LiveLease, state: 'lost' | 'revived' | 'released') => void
   readonly background: (work: Promise<unknown>) => void
 }
 
@@ -118,7 +120,10 @@ export function holdLease(
       parts.keep(handle, undefined)
       parts.ended(handle)
     }
-    if (was !== 'lost' || final) emit('lost', { final, reason })
+    if (was !== 'lost' || final) {
+      emit('lost', { final, reason })
+      if (was !== 'lost') parts.changed(handle, 'lost')
+    }
   }
 
   async function take(answer: LeaseAnswer & { status: 'held' }): Promise<void> {
@@ -130,8 +135,10 @@ export function holdLease(
     state = 'held'
     failures = 0
     schedule(answer.expiresInMs, answer.heartbeatMs)
-    if (wasLost || answer.revived) emit('revived', { lease })
-    else emit('renewed', { lease })
+    if (wasLost || answer.revived) {
+      emit('revived', { lease })
+      parts.changed(handle, 'revived')
+    } else emit('renewed', { lease })
   }
 
   function retry(error: unknown): void {
@@ -201,6 +208,7 @@ export function holdLease(
       state = 'released'
       parts.keep(handle, undefined)
       parts.ended(handle)
+      parts.changed(handle, 'released')
       return returned
     },
     stop: clearTimers,

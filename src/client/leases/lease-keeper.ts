@@ -4,6 +4,7 @@ import type { Lease } from '../../core/lease.js'
 import type { Platform } from '../../platform/platform.js'
 import type { LeaseAnswer } from '../../transport/lease-answer.js'
 import type { LicenseServerClient } from '../../transport/license-server-client.js'
+import type { LeaseChangeEvent } from '../options.js'
 import type { SerializedStorage } from '../serialized-storage.js'
 import type { TokenVerifier } from '../tokens/token-verifier.js'
 import { createBorrowStore } from './borrow-store.js'
@@ -51,6 +52,8 @@ export function createLeaseKeeper(parts: {
   /** The customer's entitlements, loaded if need be. */
   readonly load: (subject: string | undefined) => Promise<Entitlements | undefined>
   readonly background: (work: Promise<unknown>) => void
+  /** Tells the client's `lease` listeners (the React store among them) that what checks answer changed. */
+  readonly changed: (event: LeaseChangeEvent) => void
 }) {
   const { server, platform } = parts
   const verifier = parts.verifier.inner
@@ -71,6 +74,10 @@ export function createLeaseKeeper(parts: {
     },
     keep(lease: LiveLease, token: string | undefined) {
       if (lease.borrowed) borrows.keep(lease.subject, lease.pool, token)
+    },
+    changed(lease: LiveLease, state: LeaseChangeEvent['state']) {
+      const { subject, pool, holder, id } = lease
+      parts.changed({ subject, pool, holder, id, state })
     },
   }
 
@@ -96,6 +103,7 @@ export function createLeaseKeeper(parts: {
     held.set(key, set)
     set.add(live)
     if (lease.borrowed) leaseParts.keep(live, lease.token)
+    leaseParts.changed(live, 'held')
     return live
   }
 
