@@ -82,12 +82,11 @@ export function assembleClient(config: ClientConfig) {
     background,
     peek: (key) => tokens.peek(key),
   })
-  const ready = Promise.all([
-    storage.read(TIME_KEY),
-    revocations.restore(),
-    takeover.restore(),
-    thresholds.restore(),
-  ]).then(([time]) => clock.restore(Number(time)))
+  // Resolved by start(): reading storage is I/O, which a Worker's module scope (where a client is made) refuses.
+  let readyNow!: () => void
+  const ready = new Promise<void>((resolve) => {
+    readyNow = resolve
+  })
   const serverSource = server && createServerSource(server, verifier)
   const tokens = createTokenCache({
     config,
@@ -157,15 +156,39 @@ export function assembleClient(config: ClientConfig) {
           background,
         })
       : undefined
-  const stopSummary = startDecisionSummary(
-    platform,
-    config.decisionSummaryIntervalMs,
-    stats,
-    answerer.fold,
-    (event) => emit('decision', event),
-  )
-  background(ready.then(() => revocations.start()))
-  events?.start()
+  let stopSummary = (): void => {}
+  let started = false
+  /**
+   * Starts what runs in the background (storage reads, the decision summary's timer, revocations, the event
+   * stream): at the client's first use, not when it is made. A Worker makes its client at module scope, where
+   * timers, random values and I/O are refused; its first request is where they may start.
+   */
+  function start(): void {
+    if (started) return
+    started = true
+    const reads = [
+      storage.read(TIME_KEY),
+      revocations.restore(),
+      takeover.restore(),
+      thresholds.restore(),
+    ] as const
+    void Promise.all(reads).then(
+      ([time]) => {
+        clock.restore(Number(time))
+        readyNow()
+      },
+      () => readyNow(),
+    )
+    stopSummary = startDecisionSummary(
+      platform,
+      config.decisionSummaryIntervalMs,
+      stats,
+      answerer.fold,
+      (event) => emit('decision', event),
+    )
+    background(ready.then(() => revocations.start()))
+    events?.start()
+  }
 
   return {
     config,
@@ -185,6 +208,7 @@ export function assembleClient(config: ClientConfig) {
     consume,
     keyOf,
     ready,
+    start,
     ownership,
     reservations,
     leases,

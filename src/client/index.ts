@@ -48,7 +48,7 @@ function checkFeature(feature: unknown): void {
 export function createEntitlements(options: EntitlementsClientOptions): EntitlementsClient {
   const config = resolveOptions(options)
   const parts = assembleClient(config)
-  const { platform, lifecycle, tokens, answerer, stats, meter, keyOf, ready, background } = parts
+  const { platform, lifecycle, tokens, answerer, stats, meter, keyOf, ready, background, start } = parts
   const { answer } = answerer
   /** Lookups of a customer in memory: the facade's own counters. */
   const lookups = { hits: 0, misses: 0 }
@@ -81,6 +81,7 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
 
   return {
     async check(feature, context = {}) {
+      start()
       checkFeature(feature)
       const key = keyOf(context)
       let entry = lookUp(key)
@@ -88,6 +89,7 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       return toldUsage(answer(entry, key, feature, context), entry, feature, context)
     },
     checkSync(feature, context = {}) {
+      start()
       checkFeature(feature)
       const key = keyOf(context)
       const entry = lookUp(key)
@@ -96,15 +98,18 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       return notLoadedYet(key, feature, context)
     },
     snapshot(subject, context) {
+      start()
       const { snapshot, hit } = takeSnapshot(parts, keyOf({ subject }), subject, context)
       if (hit) lookups.hits++
       return snapshot
     },
     async load(subject) {
+      start()
       const key = keyOf({ subject })
       return (tokens.get(key) ?? (await tokens.load(key)))?.entitlements
     },
     async refresh(subject) {
+      start()
       const key = keyOf({ subject })
       await ready
       return (await tokens.refresh(key, 'refresh'))?.entitlements
@@ -125,6 +130,7 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       }
     },
     record(metric, amount = 1, context = NO_RECORD_CONTEXT) {
+      start()
       if (meter === undefined)
         throw new TypeError('record() needs somewhere to send usage: a server, or usage.url')
       checkRecord(metric, amount)
@@ -142,10 +148,12 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
         parts.thresholds.observe(entry.entitlements, metric, answerer.usedNow(entry, key, metric))
     },
     async consume(feature, context: CheckContext = {}) {
+      start()
       checkFeature(feature)
       return parts.consume.consume(feature, context)
     },
     consumeSync(feature, context: CheckContext = {}) {
+      start()
       checkFeature(feature)
       if (config.fleet !== undefined)
         throw new TypeError(
@@ -158,10 +166,12 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       return notLoadedYet(key, feature, context)
     },
     async importRevocations(signedList) {
+      start()
       await ready
       return parts.revocations.import(signedList)
     },
     async flush(flushOptions) {
+      start()
       if (meter === undefined) return { sent: 0, pending: 0 }
       await ready
       return meter.flush(flushOptions?.keepalive === true)
@@ -169,11 +179,14 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     setAsideUsage: () => meter?.setAside() ?? [],
     resendSetAsideUsage: () => meter?.resendSetAside() ?? 0,
     lease(pool, leaseOptions) {
+      start()
       if (lifecycle.closed) return Promise.reject(new TypeError('the client is closed'))
       return parts.leases.acquire(pool, leaseOptions)
     },
     releaseLeases: (releaseOptions) => parts.leases.releaseAll(releaseOptions?.keepalive === true),
     async close(closeOptions) {
+      // What was never started has storage to read before it can close (what an earlier run left, to send).
+      start()
       const deadlineMs = closeOptions?.deadlineMs ?? config.closeDeadlineMs
       if (!lifecycle.closed) {
         lifecycle.closed = true

@@ -40,10 +40,15 @@ export function ownerOf(text: string | undefined): OwnerRecord | undefined {
  * under its own id, never touches a live writer's keys, and takes over those of a writer that is gone (crashed,
  * killed, closed). Any other storage belongs to one process: its keys are fixed, and a restart reads its own.
  */
-export function createOwnership(storage: EntitlementStorage, id: string) {
+export function createOwnership(storage: EntitlementStorage, makeId: () => string) {
   const shared = typeof storage.keys === 'function' && storage.owners !== undefined
-  let record: OwnerRecord = { ...(shared ? storage.owners!.claim(id) : {}), id }
-  const suffix = shared ? `:${id}` : ''
+  // Made on first use, not at construction: a random value (and the storage's claim) is what a Worker's module
+  // scope refuses, and a client is made there. Only writers that share a storage need ids apart.
+  let madeId: string | undefined
+  const idNow = () => (madeId ??= shared ? makeId() : 'local')
+  let madeRecord: OwnerRecord | undefined
+  const recordNow = () => (madeRecord ??= { ...(shared ? storage.owners!.claim(idNow()) : {}), id: idNow() })
+  const suffix = () => (shared ? `:${idNow()}` : '')
 
   async function gone(owner: OwnerRecord | undefined): Promise<boolean> {
     // A journal with no owner is a single process's (an earlier version, or one storage one process): the process
@@ -59,13 +64,17 @@ export function createOwnership(storage: EntitlementStorage, id: string) {
   return {
     shared,
     /** What this writer records beside what it writes. */
-    record: () => record,
+    record: recordNow,
     /** This writer is gone (`close()`): what it leaves is for the next to take. */
     close(): void {
-      record = { ...record, closed: true }
+      madeRecord = { ...recordNow(), closed: true }
     },
-    journalKey: JOURNAL_KEY + suffix,
-    reservationsKey: RESERVATIONS_KEY + suffix,
+    get journalKey(): string {
+      return JOURNAL_KEY + suffix()
+    },
+    get reservationsKey(): string {
+      return RESERVATIONS_KEY + suffix()
+    },
 
     /** What writers that are gone left (never this client's own, never a live writer's). */
     async leftBehind(read: (key: string) => Promise<string | undefined>): Promise<LeftBehind[]> {
@@ -80,7 +89,7 @@ export function createOwnership(storage: EntitlementStorage, id: string) {
           : key.startsWith(`${RESERVATIONS_KEY}:`)
             ? key.slice(RESERVATIONS_KEY.length + 1)
             : ''
-        if (writer === id) continue
+        if (writer === idNow()) continue
         byWriter.set(writer, [...(byWriter.get(writer) ?? []), key])
       }
       const found: LeftBehind[] = []

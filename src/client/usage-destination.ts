@@ -37,7 +37,16 @@ export function createClientMeter(
         key === SINGLE_TENANT_KEY ? parts.peek(SINGLE_TENANT_KEY)?.entitlements.subject : key,
       issuedAt: (key) => parts.peek(key)?.entitlements.issuedAt,
     },
-    journal: { ...parts.journal, read: parts.storage.read, write: parts.storage.write },
+    journal: {
+      // Read when first written: the key names this writer, whose id is made on first use.
+      get key() {
+        return parts.journal.key
+      },
+      owner: parts.journal.owner,
+      granted: parts.journal.granted,
+      read: parts.storage.read,
+      write: parts.storage.write,
+    },
     report: parts.report,
     background: parts.background,
   })

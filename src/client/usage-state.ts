@@ -37,13 +37,15 @@ export function assembleUsageState(
 ) {
   const { platform } = config
   const { storage, report, background } = parts
-  const ownership = createOwnership(config.storage, randomId())
+  const ownership = createOwnership(config.storage, randomId)
   // Only a storage the app gave outlives the process: the default one needs no reservation to survive a crash.
   const reservations =
     config.persistTokens && config.fleet === undefined
       ? createReservations({
           storage: config.storage,
-          key: ownership.reservationsKey,
+          get key() {
+            return ownership.reservationsKey
+          },
           owner: ownership.record,
           now: () => platform.now(),
           failed: (error) => report('storage', undefined, error),
@@ -55,7 +57,9 @@ export function assembleUsageState(
       platform,
       storage,
       journal: {
-        key: ownership.journalKey,
+        get key() {
+          return ownership.journalKey
+        },
         owner: ownership.record,
         granted: () => reservations?.grantedNow() ?? NOTHING_GRANTED,
       },

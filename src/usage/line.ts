@@ -87,11 +87,19 @@ export function sealLine(line: Line, subject: string | undefined): string | unde
   return problem === undefined ? undefined : formatUsageLineProblem(problem)
 }
 
-/** A random prefix per meter and a counter: unique ids for a few nanoseconds each, in any runtime. */
+/**
+ * A random prefix per meter and a counter: unique ids for a few nanoseconds each, in any runtime. The prefix is
+ * made with the first id, not with the meter: a Worker's module scope, where a client is made, refuses random values.
+ */
 export function createIdGenerator(): () => string {
-  const bytes = crypto.getRandomValues(new Uint8Array(12))
-  let prefix = ''
-  for (const byte of bytes) prefix += byte.toString(16).padStart(2, '0')
+  let prefix: string | undefined
   let sequence = 0
-  return () => `${prefix}-${(++sequence).toString(36)}`
+  return () => {
+    if (prefix === undefined) {
+      prefix = ''
+      for (const byte of crypto.getRandomValues(new Uint8Array(12)))
+        prefix += byte.toString(16).padStart(2, '0')
+    }
+    return `${prefix}-${(++sequence).toString(36)}`
+  }
 }

@@ -115,7 +115,10 @@ export function createPipeline(settings: MeterSettings, around: MeterSurrounding
   })
   const persistence = createPersistence({
     platform,
-    key: around.journal.key,
+    // Read at the first write: the key names this writer, made on first use (not at construction).
+    get key() {
+      return around.journal.key
+    },
     persistIntervalMs: settings.persistIntervalMs,
     contents: () => ({
       batches: [...queue.unsent().failed, ...sender.inFlight()],

@@ -478,7 +478,10 @@ describe('event stream', () => {
         return new HttpResponse(': hello\n\n', { headers: { 'content-type': 'text/event-stream' } })
       }),
     )
-    client({ server: { url: SERVER, events: true, revocationIntervalMs: 0 } })
+    // The stream opens at the client's first use (a Worker makes its client where no I/O may start).
+    client({ server: { url: SERVER, events: true, revocationIntervalMs: 0 } }).checkSync('export', {
+      subject: 'acme',
+    })
     await fx.clock.advance(60 * SECOND)
     // 1 s, 2 s, 4 s, … (full jitter at 0.5, at least 1 s): a handful, not sixty.
     expect(opens).toBeLessThanOrEqual(8)

@@ -40,6 +40,8 @@ describe('an event stream cut off', () => {
       })
       client.on('error', (event) => errors.push(event))
       const before = opened
+      // The stream opens at the client's first use.
+      client.checkSync('export', { subject: 'acme' })
       await expect
         .poll(() => errors.filter((e) => e.during === 'events').length, { timeout: 5000 })
         .toBeGreaterThan(0)

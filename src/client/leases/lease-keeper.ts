@@ -60,8 +60,9 @@ export function createLeaseKeeper(parts: {
   const borrows = createBorrowStore(parts.storage, parts.verifier)
   /** `subject\0pool` → the leases held of that pool (one per holder). */
   const held = new Map<string, Set<LiveLease>>()
-  /** This client's own holder id, for pools held per process. */
-  const processHolder = `process-${crypto.randomUUID()}`
+  /** This client's own holder id, for pools held per process: made on first need (a Worker's module scope refuses random values). */
+  let processHolder: string | undefined
+  const ownHolder = () => (processHolder ??= `process-${crypto.randomUUID()}`)
   const slot = (subject: string, pool: string) => `${subject}\u0000${pool}`
 
   const leaseParts = {
@@ -133,7 +134,7 @@ export function createLeaseKeeper(parts: {
       if (entitlements === undefined)
         return refusal(pool, 'unavailable', { detail: 'the customer’s entitlements could not be loaded' })
       if (found === undefined) return refusal(pool, 'not_in_plan')
-      const holder = options.holder ?? (found.holder === 'process' ? processHolder : undefined)
+      const holder = options.holder ?? (found.holder === 'process' ? ownHolder() : undefined)
       if (holder === undefined)
         throw new TypeError(
           `the pool ${pool} is held per ${found.holder}: pass holder (${found.holder === 'machine' ? "this machine's fingerprint" : "the user's id"})`,
