@@ -167,6 +167,32 @@ const RUNS: Record<string, () => Promise<void>> = {
     expect(await leases.json()).toEqual({ leases: [] })
     await server.close()
   },
+  'examples/docs/worker.ts': async () => {
+    const server = await referenceServer()
+    const values = new Map<string, string>()
+    const kv = {
+      get: async (key: string) => values.get(key) ?? null,
+      put: async (key: string, value: string) => {
+        values.set(key, value)
+      },
+      delete: async (key: string) => {
+        values.delete(key)
+      },
+    }
+    const env = { LICENSE_SERVER: server.url, ENTITLE_SERVICE_KEY: server.serviceKey, LICENSES: kv }
+    const pending: Promise<unknown>[] = []
+    const ctx = { waitUntil: (promise: Promise<unknown>) => pending.push(promise) }
+    const { default: worker } = await import('../../examples/docs/worker.js')
+    const allowed = await worker.fetch(new Request('https://api.example/?customer=acme'), env, ctx)
+    expect([allowed.status, await allowed.json()]).toEqual([200, { allowed: true, reason: 'granted' }])
+    // globex is on Team, which has export too; an unknown customer has no license.
+    const unknown = await worker.fetch(new Request('https://api.example/?customer=nobody'), env, ctx)
+    expect([unknown.status, (await unknown.json()).reason]).toEqual([403, 'not_in_plan'])
+    expect((await worker.fetch(new Request('https://api.example/'), env, ctx)).status).toBe(400)
+    await Promise.all(pending)
+    // The last good token is in KV for the next isolate.
+    expect([...values.keys()].some((key) => key.startsWith('entitle:'))).toBe(true)
+  },
   'examples/docs/fleet.ts': async () => {
     const { server } = await runPrintedHere('examples/docs/fleet.ts')
     await server.close()

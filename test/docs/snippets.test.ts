@@ -166,6 +166,7 @@ describe('every snippet of the docs, pasted into a new ESM project that installs
       'per-resource.ts',
       'soft-limits.ts',
       'testing.ts',
+      'worker.ts',
     ])
   })
 

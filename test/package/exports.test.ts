@@ -78,6 +78,28 @@ describe('the browser build of the root entry', () => {
     expect(run(`console.log(require.resolve('entitle'))`, 'commonjs')).toMatch(/\/dist\/index\.cjs$/)
   })
 
+  it.each([[['workerd', 'worker', 'browser']], [['worker']], [['edge-light']]])(
+    'is what a bundler for an edge runtime resolves (conditions %j), with no Node built-in',
+    async (conditions) => {
+      const { build } = await import('esbuild')
+      const bundled = await build({
+        stdin: { contents: "export { createEntitlements } from 'entitle'", resolveDir: process.cwd() },
+        bundle: true,
+        // As wrangler and Next.js bundle for their edge runtimes: not for a browser, with the runtime's condition.
+        platform: 'neutral',
+        mainFields: ['module', 'main'],
+        conditions,
+        format: 'esm',
+        write: false,
+        metafile: true,
+        logLevel: 'silent',
+      })
+      const inputs = Object.keys(bundled.metafile.inputs)
+      expect(inputs).toContain('dist/index.browser.js')
+      expect(inputs.filter((input) => input.startsWith('node:') || input.includes('lru-cache'))).toEqual([])
+    },
+  )
+
   it('refuses a PEM key, naming the JWK, where the Node build verifies with it', async () => {
     const keys = `import { exportSPKI, importJWK } from 'jose'
 import { createTestIssuer } from 'entitle/testing'
