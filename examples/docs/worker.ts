@@ -9,7 +9,13 @@ export interface Env {
   LICENSES: KvNamespaceLike
 }
 
+interface RequestContext {
+  waitUntil(promise: Promise<unknown>): void
+}
+
 let client: EntitlementsClient | undefined
+/** The request being served: work the client starts (a renewal that fell due) runs to its end within it. */
+let serving: RequestContext | undefined
 
 function clientFor(env: Env): EntitlementsClient {
   client ??= createEntitlements({
@@ -18,16 +24,14 @@ function clientFor(env: Env): EntitlementsClient {
     issuer: env.LICENSE_SERVER,
     audience: 'acme-editor',
     storage: createKvStorage(env.LICENSES),
+    platform: { waitUntil: (work) => serving?.waitUntil(work) },
   })
   return client
 }
 
 export default {
-  async fetch(
-    request: Request,
-    env: Env,
-    ctx: { waitUntil(promise: Promise<unknown>): void },
-  ): Promise<Response> {
+  async fetch(request: Request, env: Env, ctx: RequestContext): Promise<Response> {
+    serving = ctx
     const customer = new URL(request.url).searchParams.get('customer')
     if (!customer) return Response.json({ error: 'customer is required' }, { status: 400 })
     const entitlements = clientFor(env)

@@ -230,6 +230,9 @@ export function createAnswerer(parts: {
     resourceCounted?: number,
   ): Decision {
     const now = platform.now()
+    // A renewal whose timer never fired (a Worker's timers end with the request that set them) starts here, in a
+    // request, through the platform's waitUntil. One comparison when none is overdue.
+    tokens.catchUp(now)
     const subject = key === SINGLE_TENANT_KEY ? context.subject : key
     // Every check moves trusted time. A clock set back denies the tokens it could revive: one held, or one stored
     // that this clock cannot use; a customer with no token at all answers as the failure policy says.

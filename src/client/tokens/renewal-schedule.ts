@@ -71,6 +71,8 @@ export function createRenewalSchedule(options: {
     },
     /** The entry left memory: nothing to renew. */
     forget: (entry: Entry) => renewals.delete(entry),
+    /** Renews what is overdue at `now`, whether or not a timer fired (see `renewals.catchUp`). */
+    catchUp: (now: number) => renewals.catchUp(now),
     /** Stops the timer; nothing is scheduled after. */
     close(): void {
       closed = true

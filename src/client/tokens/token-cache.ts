@@ -184,6 +184,8 @@ export function createTokenCache(parts: TokenCacheParts) {
     forget: subjects.remove,
     load,
     refresh: fetchFromSource,
+    /** Renews the tokens overdue at `now` that no timer renewed (a runtime whose timers end with the request). */
+    catchUp: schedule.catchUp,
     entries: subjects.entries,
     values: subjects.values,
     get size() {

@@ -31,7 +31,7 @@ afterEach(() => {
   forbidden.length = 0
 })
 
-describe('a client made at module scope, as a Worker makes it', () => {
+describe('a client in an edge runtime, as a Worker runs it', () => {
   it('sets no timer, makes no random value and does no I/O until it is used', async () => {
     const issuer = await createTestIssuer()
     const token = await issuer.issue(
@@ -72,5 +72,45 @@ describe('a client made at module scope, as a Worker makes it', () => {
     client.record('api-calls', 1, { subject: 'acme' })
     expect(await client.flush()).toMatchObject({ sent: 1 })
     await client.close({ deadlineMs: 100 })
+  })
+
+  it('renews a token whose timer never fired at the first check after it was due, through waitUntil', async () => {
+    // A Worker's timers end with the request that set them: here they never fire at all.
+    let now = Date.UTC(2026, 11, 3, 12)
+    const issuer = await createTestIssuer({ now: () => now })
+    const fetched: string[] = []
+    const handedOver: Promise<unknown>[] = []
+    const client = createEntitlements({
+      server: { url: 'https://license.edge.test', revocationIntervalMs: 0 },
+      keys: issuer.jwks,
+      issuer: issuer.issuer,
+      audience: issuer.audience,
+      platform: {
+        now: () => now,
+        setTimeout: () => 0,
+        clearTimeout: () => {},
+        fetch: async (input) => {
+          if (!String(input).includes('/v1/entitlements/')) return Response.json({ revoked: [] })
+          fetched.push(String(now))
+          return new Response(await issuer.issue({ features: { export: true } }, { subject: 'acme' }))
+        },
+        waitUntil: (promise) => handedOver.push(promise),
+      },
+    })
+    const first = await client.check('export', { subject: 'acme' })
+    expect(first).toMatchObject({ allowed: true, source: 'fresh' })
+    const firstIssued = client.entitlements('acme')!.issuedAt
+    // 55 minutes on (a one-hour token is due for renewal at 48 to 54): the next request renews it.
+    now += 55 * 60_000
+    expect(client.checkSync('export', { subject: 'acme' })).toMatchObject({ allowed: true, source: 'cache' })
+    await Promise.all(handedOver)
+    expect(fetched).toHaveLength(2)
+    expect(client.entitlements('acme')!.issuedAt).toBe(firstIssued + 55 * 60_000)
+    // Past the first token's end, answers come from the renewed one, not a stale one.
+    now += 10 * 60_000
+    const later = client.checkSync('export', { subject: 'acme' })
+    expect(later.allowed).toBe(true)
+    expect(later.source).not.toBe('stale')
+    await client.close({ deadlineMs: 0 })
   })
 })
