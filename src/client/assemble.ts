@@ -1,19 +1,26 @@
 import { createEventStream } from '../transport/event-stream.js'
+import type { LicenseServerClient } from '../transport/license-server-client.js'
 import { createLicenseServerClient } from '../transport/license-server-client.js'
 import { createMemoryUsageStore } from '../usage/counter-store.js'
 import { createAnswerer } from './answers/answer.js'
+import type { DecisionStats } from './answers/decision-stats.js'
 import { createDecisionStats, startDecisionSummary } from './answers/decision-stats.js'
 import { createMemoTable } from './answers/memo-table.js'
 import type { ClientConfig } from './config.js'
 import { createConsume } from './consume/consume.js'
 import { createEmitter } from './emitter.js'
 import { createLeaseKeeper } from './leases/lease-keeper.js'
+import type { DecisionSummaryEvent } from './options.js'
+import type { Revocations } from './revocations.js'
 import { createRevocations } from './revocations.js'
+import type { SerializedStorage } from './serialized-storage.js'
 import { createSerializedStorage } from './serialized-storage.js'
 import { SINGLE_TENANT_KEY } from './tokens/cache-entry.js'
+import type { TokenCache } from './tokens/token-cache.js'
 import { createTokenCache } from './tokens/token-cache.js'
 import { createAppSource, createServerSource } from './tokens/token-sources.js'
 import { createTokenVerifier } from './tokens/token-verifier.js'
+import type { TrustedClock } from './trusted-clock.js'
 import { createTrustedClock } from './trusted-clock.js'
 import { assembleUsageState } from './usage-state.js'
 
@@ -34,6 +41,72 @@ function subjectKey(context: { subject?: string | undefined } | undefined): stri
 const memoSlotsFor = (maxSubjects: number) =>
   2 ** Math.min(16, Math.max(8, Math.ceil(Math.log2(maxSubjects * 16))))
 
+/** The event stream, when the client hears the server's changes (`server.events`). */
+function eventStreamFor(
+  config: ClientConfig,
+  server: LicenseServerClient | undefined,
+  parts: {
+    readonly tokens: TokenCache
+    readonly revocations: Revocations
+    readonly report: (during: 'events', subject: undefined, error: unknown) => void
+    readonly background: (work: Promise<unknown>) => void
+  },
+) {
+  if (server === undefined || !config.server?.events) return undefined
+  const { tokens, revocations, report, background } = parts
+  return createEventStream({
+    platform: config.platform,
+    server,
+    backoff: config.backoff,
+    pollIntervalMs: config.server.pollIntervalMs,
+    onEntitlements: (subject) => {
+      if (tokens.has(subject)) background(tokens.refresh(subject, 'refresh'))
+    },
+    onRevocations: () => background(revocations.refresh()),
+    report: (error) => report('events', undefined, error),
+    background,
+  })
+}
+
+/**
+ * What starts at a client's first use: reading what an earlier run stored (then `ready`), the decision summary's
+ * timer, revocation polling and the event stream. Returns what stops the summary.
+ */
+function startInBackground(parts: {
+  readonly config: ClientConfig
+  readonly storage: SerializedStorage
+  readonly clock: TrustedClock
+  readonly revocations: Revocations
+  readonly takeover: { restore(): Promise<unknown> }
+  readonly thresholds: { restore(): Promise<unknown> }
+  readonly stats: DecisionStats
+  readonly fold: () => void
+  readonly emit: (type: 'decision', event: DecisionSummaryEvent) => void
+  readonly background: (work: Promise<unknown>) => void
+  readonly events: { start(): void } | undefined
+  readonly ready: Promise<void>
+  readonly readyNow: () => void
+}): () => void {
+  const { config, storage, clock, revocations, takeover, thresholds } = parts
+  const reads = [storage.read(TIME_KEY), revocations.restore(), takeover.restore(), thresholds.restore()]
+  void Promise.all(reads).then(
+    ([time]) => {
+      clock.restore(Number(time))
+      parts.readyNow()
+    },
+    () => parts.readyNow(),
+  )
+  parts.background(parts.ready.then(() => revocations.start()))
+  parts.events?.start()
+  return startDecisionSummary(
+    config.platform,
+    config.decisionSummaryIntervalMs,
+    parts.stats,
+    parts.fold,
+    (event) => parts.emit('decision', event),
+  )
+}
+
 /**
  * Builds the client's parts and wires them together: storage, trusted time, the verifier, the token source and
  * cache, revocations, the meter, answers and consume, the event stream, the decision summary. The public methods
@@ -42,7 +115,8 @@ const memoSlotsFor = (maxSubjects: number) =>
 export function assembleClient(config: ClientConfig) {
   const { platform } = config
   const { emit, on, report, background } = createEmitter(platform)
-  const lifecycle = { closed: false }
+  /** `started`: the background has begun (at the first use); `closed`: `close()` was called. */
+  const lifecycle = { closed: false, started: false }
   const storage = createSerializedStorage(
     config.storage,
     (error) => report('storage', undefined, error),
@@ -141,53 +215,18 @@ export function assembleClient(config: ClientConfig) {
     report,
     thresholds,
   })
-  const events =
-    server !== undefined && config.server?.events
-      ? createEventStream({
-          platform,
-          server,
-          backoff: config.backoff,
-          pollIntervalMs: config.server.pollIntervalMs,
-          onEntitlements: (subject) => {
-            if (tokens.has(subject)) background(tokens.refresh(subject, 'refresh'))
-          },
-          onRevocations: () => background(revocations.refresh()),
-          report: (error) => report('events', undefined, error),
-          background,
-        })
-      : undefined
+  const events = eventStreamFor(config, server, { tokens, revocations, report, background })
   let stopSummary = (): void => {}
-  let started = false
   /**
-   * Starts what runs in the background (storage reads, the decision summary's timer, revocations, the event
-   * stream): at the client's first use, not when it is made. A Worker makes its client at module scope, where
-   * timers, random values and I/O are refused; its first request is where they may start.
+   * Starts what runs in the background at the client's first use, not when it is made: a Worker makes its client
+   * at module scope, where timers, random values and I/O are refused; its first request is where they may start.
    */
   function start(): void {
-    if (started) return
-    started = true
-    const reads = [
-      storage.read(TIME_KEY),
-      revocations.restore(),
-      takeover.restore(),
-      thresholds.restore(),
-    ] as const
-    void Promise.all(reads).then(
-      ([time]) => {
-        clock.restore(Number(time))
-        readyNow()
-      },
-      () => readyNow(),
-    )
-    stopSummary = startDecisionSummary(
-      platform,
-      config.decisionSummaryIntervalMs,
-      stats,
-      answerer.fold,
-      (event) => emit('decision', event),
-    )
-    background(ready.then(() => revocations.start()))
-    events?.start()
+    if (lifecycle.started) return
+    lifecycle.started = true
+    const fold = answerer.fold
+    const parts = { config, storage, clock, revocations, takeover, thresholds, stats, fold, emit, background }
+    stopSummary = startInBackground({ ...parts, events, ready, readyNow })
   }
 
   return {

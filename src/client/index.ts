@@ -1,10 +1,10 @@
 import type { Decision } from '../core/decision.js'
 import type { Platform } from '../platform/platform.js'
-import { NO_USAGE_STATS } from '../usage/types.js'
+import { type CloseResult, NO_USAGE_STATS } from '../usage/types.js'
 import { checkRecord, checkResource, cleanRecordExtras } from '../usage/validate.js'
 import { emptyDecision } from './answers/answer.js'
 import { takeSnapshot } from './answers/snapshot.js'
-import { assembleClient } from './assemble.js'
+import { assembleClient, type ClientParts } from './assemble.js'
 import { resolveOptions } from './config.js'
 import type { CheckContext, EntitlementsClient, EntitlementsClientOptions, RecordContext } from './options.js'
 import { type Entry, SINGLE_TENANT_KEY } from './tokens/cache-entry.js'
@@ -22,6 +22,33 @@ function withDeadline(work: Promise<unknown>, ms: number, platform: Platform) {
       timer = platform.setTimeout(resolve, ms)
     }),
   ]).finally(() => platform.clearTimeout(timer))
+}
+
+/**
+ * `close()`: gives seats back, stops the background, sends usage until the deadline and persists the rest, saves
+ * trusted time, and resolves when every write is done. Never rejects.
+ */
+async function closeClient(parts: ClientParts, deadlineMs: number): Promise<CloseResult> {
+  const { lifecycle, tokens, meter, platform } = parts
+  // What was never started has storage to read before it can close (what an earlier run left, to send).
+  parts.start()
+  if (!lifecycle.closed) {
+    lifecycle.closed = true
+    parts.stopBackground()
+    // Seats go back first, within the deadline: another holder may be waiting for one.
+    await withDeadline(parts.leases.releaseAll(), deadlineMs, platform)
+  }
+  const loads = tokens.close()
+  await parts.ready
+  // What this client leaves (unsent usage) is for whichever starts next, or runs beside it, to take.
+  parts.ownership.close()
+  const usage = (await meter?.close(deadlineMs)) ?? { sent: 0, persisted: 0, dropped: 0 }
+  await parts.reservations?.release()
+  await loads
+  parts.clock.save()
+  parts.clock.stop()
+  await parts.storage.settled()
+  return usage
 }
 
 function checkFeature(feature: unknown): void {
@@ -81,7 +108,7 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
 
   return {
     async check(feature, context = {}) {
-      start()
+      if (!lifecycle.started) start()
       checkFeature(feature)
       const key = keyOf(context)
       let entry = lookUp(key)
@@ -89,7 +116,7 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       return toldUsage(answer(entry, key, feature, context), entry, feature, context)
     },
     checkSync(feature, context = {}) {
-      start()
+      if (!lifecycle.started) start()
       checkFeature(feature)
       const key = keyOf(context)
       const entry = lookUp(key)
@@ -184,27 +211,6 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       return parts.leases.acquire(pool, leaseOptions)
     },
     releaseLeases: (releaseOptions) => parts.leases.releaseAll(releaseOptions?.keepalive === true),
-    async close(closeOptions) {
-      // What was never started has storage to read before it can close (what an earlier run left, to send).
-      start()
-      const deadlineMs = closeOptions?.deadlineMs ?? config.closeDeadlineMs
-      if (!lifecycle.closed) {
-        lifecycle.closed = true
-        parts.stopBackground()
-        // Seats go back first, within the deadline: another holder may be waiting for one.
-        await withDeadline(parts.leases.releaseAll(), deadlineMs, platform)
-      }
-      const loads = tokens.close()
-      await ready
-      // What this client leaves (unsent usage) is for whichever starts next, or runs beside it, to take.
-      parts.ownership.close()
-      const usage = (await meter?.close(deadlineMs)) ?? { sent: 0, persisted: 0, dropped: 0 }
-      await parts.reservations?.release()
-      await loads
-      parts.clock.save()
-      parts.clock.stop()
-      await parts.storage.settled()
-      return usage
-    },
+    close: (closeOptions) => closeClient(parts, closeOptions?.deadlineMs ?? config.closeDeadlineMs),
   }
 }

@@ -56,11 +56,9 @@ const isStrings = (value: unknown): boolean =>
  */
 function contextIsValid(context: DecisionContext): boolean {
   if (typeof context !== 'object' || context === null) return false
-  const { subject, roles, region, device, activeDevices, resource, lease, holder } = context
+  const { subject, roles, region, device, activeDevices, resource } = context
   return (
     (subject === undefined || typeof subject === 'string') &&
-    (lease === undefined || typeof lease === 'object') &&
-    (holder === undefined || typeof holder === 'string') &&
     (resource === undefined || typeof resource === 'string') &&
     (roles === undefined || isStrings(roles)) &&
     (region === undefined || typeof region === 'string') &&
@@ -189,8 +187,16 @@ export function decideCounting(
   if (feature.roles !== undefined && !hasAnyRole(feature.roles, context.roles)) {
     return denied(name, 'role_missing', entitlements, expiresAt)
   }
-  if (feature.pool !== undefined && !leaseAllows(feature.pool, entitlements, context, now)) {
-    return denied(name, 'lease_required', entitlements, expiresAt)
+  if (feature.pool !== undefined) {
+    // Read only for a floating feature: the check of every other feature pays nothing for leases.
+    const { lease, holder } = context
+    if (
+      (lease !== undefined && typeof lease !== 'object') ||
+      (holder !== undefined && typeof holder !== 'string')
+    )
+      return denied(name, 'invalid_request', entitlements)
+    if (!leaseAllows(feature.pool, entitlements, context, now))
+      return denied(name, 'lease_required', entitlements, expiresAt)
   }
 
   if (feature.per !== undefined) {

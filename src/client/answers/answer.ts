@@ -200,6 +200,7 @@ export function createAnswerer(parts: {
   readonly leases: LeaseFinder | undefined
 }) {
   const { config, tokens, clock, revocations, stats, memos } = parts
+  const nextRenewal = tokens.nextRenewal
   const { platform, staleGraceMs } = config
 
   /** No token in memory: a verdict if one is known (an answer), else the failure policy (no answer). */
@@ -232,7 +233,7 @@ export function createAnswerer(parts: {
     const now = platform.now()
     // A renewal whose timer never fired (a Worker's timers end with the request that set them) starts here, in a
     // request, through the platform's waitUntil. One comparison when none is overdue.
-    tokens.catchUp(now)
+    if (now >= nextRenewal.due) tokens.catchUp(now)
     const subject = key === SINGLE_TENANT_KEY ? context.subject : key
     // Every check moves trusted time. A clock set back denies the tokens it could revive: one held, or one stored
     // that this clock cannot use; a customer with no token at all answers as the failure policy says.

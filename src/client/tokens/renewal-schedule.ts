@@ -73,6 +73,8 @@ export function createRenewalSchedule(options: {
     forget: (entry: Entry) => renewals.delete(entry),
     /** Renews what is overdue at `now`, whether or not a timer fired (see `renewals.catchUp`). */
     catchUp: (now: number) => renewals.catchUp(now),
+    /** `{ due }`: the earliest renewal queued, kept current. */
+    next: renewals.next,
     /** Stops the timer; nothing is scheduled after. */
     close(): void {
       closed = true

@@ -184,8 +184,9 @@ export function createTokenCache(parts: TokenCacheParts) {
     forget: subjects.remove,
     load,
     refresh: fetchFromSource,
-    /** Renews the tokens overdue at `now` that no timer renewed (a runtime whose timers end with the request). */
+    /** Renews the tokens overdue at `now` that no timer renewed; `nextRenewal.due` says when one next is. */
     catchUp: schedule.catchUp,
+    nextRenewal: schedule.next,
     entries: subjects.entries,
     values: subjects.values,
     get size() {
