@@ -31,6 +31,8 @@ export async function shutdown(): Promise<void> {
   redis.disconnect()
 }
 
-// Run as a script: one call, then shut down (a server would call shutdown() on SIGTERM).
+// Run as a script: once Redis is connected (with no offline queue, a call before that fails at once), one call,
+// then shut down (a server would call shutdown() on SIGTERM).
+if (redis.status !== 'ready') await new Promise((resolve) => redis.once('ready', resolve))
 console.log(await callApi('globex'))
 await shutdown()
