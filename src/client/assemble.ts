@@ -8,6 +8,7 @@ import { createDecisionStats, startDecisionSummary } from './answers/decision-st
 import { createMemoTable } from './answers/memo-table.js'
 import type { ClientConfig } from './config.js'
 import { createConsume } from './consume/consume.js'
+import { createCreditBook } from './credits/credit-book.js'
 import { createEmitter } from './emitter.js'
 import { createLeaseKeeper } from './leases/lease-keeper.js'
 import type { DecisionSummaryEvent } from './options.js'
@@ -189,7 +190,13 @@ export function assembleClient(config: ClientConfig) {
     changed: (event) => emit('lease', event),
   })
   const localCounters = config.fleet === undefined ? createMemoryUsageStore(() => platform.now()) : undefined
+  const credits = createCreditBook({
+    meter,
+    localCounters: meter === undefined ? localCounters : undefined,
+    reservations,
+  })
   const answerer = createAnswerer({
+    credits,
     config,
     tokens,
     clock,
@@ -251,6 +258,7 @@ export function assembleClient(config: ClientConfig) {
     ownership,
     reservations,
     leases,
+    credits,
     /** Stops every timer and stream but the meter's (which `close()` drains first). */
     stopBackground(): void {
       takeover.stop()

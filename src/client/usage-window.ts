@@ -6,12 +6,17 @@ const HOUR = 3_600_000
 
 /**
  * The end of the usage window `metric` is in: the cap's window when the token has one (a per-resource cap's when
- * only the resources are capped), else the UTC hour.
+ * only the resources are capped); for a metric that costs credits, none (what it spent counts against the balance
+ * until a snapshot holds it, whatever the hour); else the UTC hour.
  */
 export function windowFor(entitlements: Entitlements | undefined, metric: string, now: number): number {
   const feature = entitlements?.features.get(metric)
   const cap = feature?.cap ?? feature?.per?.cap
-  if (cap === undefined) return Math.floor(now / HOUR) * HOUR + HOUR
+  if (cap === undefined) {
+    if (entitlements !== undefined && entitlements.costs.size > 0 && entitlements.costs.has(metric))
+      return NEVER
+    return Math.floor(now / HOUR) * HOUR + HOUR
+  }
   if (cap.resetsAt === undefined) return NEVER
   return currentWindowEnd(cap.period, cap.resetsAt, now) ?? NEVER
 }

@@ -1,5 +1,6 @@
 import { isAscending } from './ascending.js'
 import type { EntitlementTokenClaims } from './claims.js'
+import { costedTwice, duplicateGrant, typeNamedLikeFeature } from './credit-rules.js'
 import { FORMAT_VERSIONS, needsVersion2, unknownPool } from './format-version.js'
 
 /*
@@ -353,6 +354,32 @@ const pool = object(
   },
 )
 
+const creditGrant = object({
+  id: required(name),
+  remaining: required(number(0, undefined, false)),
+  priority: optional(number(0, 1000, true)),
+  category: optional(literal('promotional', 'allowance', 'paid')),
+  startsAt: optional(numericDate),
+  expiresAt: optional(numericDate),
+})
+const creditBalance = object({
+  grants: required(array(creditGrant, undefined, MAX_LIST)),
+  asOf: required(number(0, MAX_DATE, false)),
+  spent: required(number(0, undefined, false)),
+  overdraft: optional(number(0, undefined, false)),
+  offline: optional(
+    object({ after: required(number(0, 31_536_000, true)), spend: required(number(0, undefined, false)) }),
+  ),
+  costs: optional(
+    record(
+      object({
+        amount: required(number(0, undefined, false)),
+        per: optional(number(1, 1_000_000_000, true)),
+      }),
+    ),
+  ),
+})
+
 /** A per-resource feature's own rules, in the order claims.ts's refinements run. */
 function perResourceProblems(value: Record<string, unknown>, path: Stack, problems: Problems): void {
   const per = value.per as { cap?: { period?: unknown } } | undefined
@@ -402,13 +429,20 @@ const ent = object(
     upgrades: optional(record(upgradeHint)),
     pools: optional(record(pool)),
     pool: optional(name),
+    credits: optional(record(creditBalance)),
   },
   (value, path, problems) => {
     const versioned = value as { features: Record<string, unknown> }
     if (value.v !== 2 && needsVersion2(versioned))
-      soft(problems, [...path, 'v'], 'per-resource features (per) and pools need v: 2')
+      soft(problems, [...path, 'v'], 'per-resource features (per), pools and credits need v: 2')
     if (unknownPool(versioned) !== undefined)
       soft(problems, [...path, 'pools'], 'a pool named by ent.pool or a feature is not in ent.pools')
+    if (duplicateGrant(versioned) !== undefined)
+      soft(problems, [...path, 'credits'], 'a grant id appears twice in one credit type')
+    if (costedTwice(versioned) !== undefined)
+      soft(problems, [...path, 'credits'], 'a feature or metric costs credits of more than one type')
+    if (typeNamedLikeFeature(versioned) !== undefined)
+      soft(problems, [...path, 'credits'], 'a credit type has the name of a feature')
   },
 )
 const nonEmpty = string(1)

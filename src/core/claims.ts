@@ -1,5 +1,6 @@
 import * as z from 'zod/mini'
 import { isAscending } from './ascending.js'
+import { costedTwice, duplicateGrant, typeNamedLikeFeature } from './credit-rules.js'
 import { FORMAT_VERSIONS, needsVersion2, unknownPool } from './format-version.js'
 
 /*
@@ -233,6 +234,53 @@ export const poolSchema = schema(() =>
     ),
 )
 
+/** One credit grant as of the snapshot: what is left of it, and where it falls in the burn order. */
+export const creditGrantSchema = schema(() =>
+  z.object({
+    id: name,
+    /** Credits left in it when the snapshot was taken. */
+    remaining: z.number().check(z.gte(0)),
+    /** Lower burns first. Default 0. */
+    priority: z.optional(z.int().check(z.gte(0), z.lte(1000))),
+    /** Promotional burns before an allowance, an allowance before paid. Default `paid`. */
+    category: z.optional(z.enum(['promotional', 'allowance', 'paid'])),
+    /** Not spendable before this moment. */
+    startsAt: z.optional(numericDate),
+    /** Worth nothing from this moment on. */
+    expiresAt: z.optional(numericDate),
+  }),
+)
+
+/** What one unit of a feature or metric costs: `amount` credits per `per` units (default 1). */
+export const creditCostSchema = schema(() =>
+  z.object({
+    amount: z.number().check(z.gte(0)),
+    per: z.optional(z.int().check(z.gte(1), z.lte(1_000_000_000))),
+  }),
+)
+
+/**
+ * One credit type's balance as the server's ledger stood at `asOf`: its grants, what they cost, and what happens
+ * when it runs out. Format version 2.
+ */
+export const creditBalanceSchema = schema(() =>
+  z.object({
+    grants: z.array(creditGrantSchema).check(z.maxLength(MAX_LIST)),
+    /** When the ledger was read, in seconds since the epoch with a fraction. */
+    asOf: z.number().check(z.gte(0), z.lte(253_402_300_799)),
+    /** Credits of this type the server had burned in all, ever, at `asOf`: where a fleet's shared count starts. */
+    spent: z.number().check(z.gte(0)),
+    /** How far below zero spending may go (billed by the server). Default 0: deny at zero. */
+    overdraft: z.optional(z.number().check(z.gte(0))),
+    /** Once the snapshot is older than `after` seconds, at most `spend` credits may have been spent since it. */
+    offline: z.optional(
+      z.object({ after: z.int().check(z.gte(0), z.lte(31_536_000)), spend: z.number().check(z.gte(0)) }),
+    ),
+    /** Features and metrics that cost credits of this type, by name. */
+    costs: z.optional(z.record(name, creditCostSchema)),
+  }),
+)
+
 /** A per-resource feature's window: its own `cap`'s when it has one, else `per.cap`'s own `period`. */
 interface PerFields {
   readonly cap?: unknown
@@ -301,7 +349,8 @@ export const entitlementClaimSchema = schema(() =>
     .object({
       /**
        * Format version. Bumped when a restriction is added that older SDKs would not enforce: `2` adds per-resource
-       * grants (`per`) and floating-license pools (`pools`, `pool`). A token that needs nothing of 2 stays `1`, so older SDKs keep reading it.
+       * grants (`per`), floating-license pools (`pools`, `pool`) and credits (`credits`). A token that needs nothing
+       * of 2 stays `1`, so older SDKs keep reading it.
        */
       v: z.literal(FORMAT_VERSIONS),
       plan: planSchema,
@@ -321,15 +370,29 @@ export const entitlementClaimSchema = schema(() =>
       pools: z.optional(z.record(name, poolSchema)),
       /** The pool every feature needs a lease of, unless it names its own `pool`: a floating license. */
       pool: z.optional(name),
+      /** Prepaid credit balances by credit type (format version 2). */
+      credits: z.optional(z.record(name, creditBalanceSchema)),
     })
     .check(
       z.refine((ent) => ent.v === 2 || !needsVersion2(ent), {
-        message: 'per-resource features (per) and pools need v: 2',
+        message: 'per-resource features (per), pools and credits need v: 2',
         path: ['v'],
       }),
       z.refine((ent) => unknownPool(ent) === undefined, {
         message: 'a pool named by ent.pool or a feature is not in ent.pools',
         path: ['pools'],
+      }),
+      z.refine((ent) => duplicateGrant(ent) === undefined, {
+        message: 'a grant id appears twice in one credit type',
+        path: ['credits'],
+      }),
+      z.refine((ent) => costedTwice(ent) === undefined, {
+        message: 'a feature or metric costs credits of more than one type',
+        path: ['credits'],
+      }),
+      z.refine((ent) => typeNamedLikeFeature(ent) === undefined, {
+        message: 'a credit type has the name of a feature',
+        path: ['credits'],
       }),
     ),
 )
@@ -378,6 +441,12 @@ export type PerResource = z.output<typeof perResourceSchema>
 export type ResourceGrant = z.output<typeof resourceGrantSchema>
 /** A floating-license pool as signed (format version 2). */
 export type Pool = z.output<typeof poolSchema>
+/** One credit type's balance snapshot as signed (format version 2). */
+export type CreditBalance = z.output<typeof creditBalanceSchema>
+/** One credit grant as signed. */
+export type CreditGrant = z.output<typeof creditGrantSchema>
+/** What a feature or metric costs in credits, as signed. */
+export type CreditCost = z.output<typeof creditCostSchema>
 /** One feature's grant as signed, with its own overrides. */
 export type FeatureClaim = z.output<typeof featureSchema>
 /** The customer's plan: an id, a display name, a tier to compare plans by. */

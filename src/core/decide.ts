@@ -1,3 +1,4 @@
+import { decideCredits } from './decide-credits.js'
 import { decideForResource } from './decide-resource.js'
 import type { Decision, DecisionContext, DecisionReason } from './decision.js'
 import { decision, denied, upgradeFor } from './decision-builders.js'
@@ -72,7 +73,7 @@ function contextIsValid(context: DecisionContext): boolean {
  * The decision engine: a pure function of what was bought, what is asked, and the time. No I/O, no clock, no
  * throwing, whatever the context holds. Conditions are checked in a fixed, documented order and the first that
  * fails is the reason: context types → subject → token window (`exp`, `nbf`) → plan → request → term (trial,
- * expiry, grace) → device → region → role → lease → limit → usage cap.
+ * expiry, grace) → device → region → role → lease → limit → usage cap → credits.
  *
  * @param now epoch milliseconds.
  * @example
@@ -93,7 +94,8 @@ export function decide(
 
 /**
  * {@link decide}, with `counted` units of usage on top of `context.usage`: what the client recorded in this process
- * that the token's snapshot does not hold yet. Internal: it spares the client a copy of the context per check.
+ * that the token's snapshot does not hold yet (and `creditsCounted`, the credits it spent or holds since the
+ * balance's snapshot). Internal: it spares the client a copy of the context per check.
  */
 export function decideCounting(
   entitlements: Entitlements,
@@ -102,6 +104,30 @@ export function decideCounting(
   now: number,
   counted: number,
   resourceCounted = 0,
+  creditsCounted = 0,
+): Decision {
+  const made = decideWithoutCredits(entitlements, name, context, now, counted, resourceCounted)
+  if (entitlements.costs.size === 0) return made
+  const cost = entitlements.costs.get(name)
+  if (cost === undefined) return made
+  const feature = entitlements.features.get(name)
+  // A metric that costs credits and is no feature of the plan: its credits alone decide.
+  const priced =
+    made.reason === 'not_in_plan' && feature === undefined
+      ? { ...made, allowed: true, reason: 'granted' as const, upgrade: undefined }
+      : made
+  if (!priced.allowed) return made
+  if (!isAmount(context.amount)) return denied(name, 'invalid_request', entitlements)
+  return decideCredits(entitlements, name, feature, priced, cost, context.amount ?? 1, now, creditsCounted)
+}
+
+function decideWithoutCredits(
+  entitlements: Entitlements,
+  name: string,
+  context: DecisionContext,
+  now: number,
+  counted: number,
+  resourceCounted: number,
 ): Decision {
   // `now` not a number (null, a string, NaN) compares false with every time: it would pass every window.
   if (typeof now !== 'number' || Number.isNaN(now)) return denied(name, 'invalid_request', entitlements)

@@ -35,6 +35,7 @@ export function decision(
     source: undefined,
     age: undefined,
     resource,
+    credits: undefined,
   }
 }
 

@@ -3,7 +3,7 @@ import type { EntitlementErrorCode } from './errors.js'
 import type { Lease } from './lease.js'
 
 /**
- * Why a decision came out as it did. Allowed decisions: `granted`, `trial`, `grace_period`, `overage`. Every other reason
+ * Why a decision came out as it did. Allowed decisions: `granted`, `trial`, `grace_period`, `overage`, `overdraft`. Every other reason
  * denies. Documented, with what a product should do for each, in `docs/decisions.md`.
  */
 export type DecisionReason =
@@ -28,6 +28,18 @@ export type DecisionReason =
   | 'overage'
   /** A soft limit or soft cap would pass its ceiling: denied whole, nothing counted. */
   | 'ceiling_reached'
+  /**
+   * Allowed, paid for in credits the customer does not have: the balance goes `credits.overdraft` below zero,
+   * within the overdraft the plan allows (billed by the license server).
+   */
+  | 'overdraft'
+  /** The feature costs credits, and the balance (with any overdraft the plan allows) does not cover this request. */
+  | 'credits_exhausted'
+  /**
+   * The feature costs credits, and the balance snapshot is older than its plan lets this app spend from alone:
+   * past `credits.offline`, allowed again once the license server is reached (a fresh token).
+   */
+  | 'credits_offline'
   /** The license term (or the feature's) ended, and any grace period with it. */
   | 'expired'
   /** The trial ended without a purchase. */
@@ -102,6 +114,27 @@ export interface Decision {
   readonly age: number | undefined
   /** A feature granted per resource, checked for one: each level's numbers, and which denied. */
   readonly resource: ResourceDecision | undefined
+  /** A feature or metric that costs credits: the balance it is paid from, and what this request costs. */
+  readonly credits: CreditDecision | undefined
+}
+
+/** The credit side of a decision for a feature or metric that costs credits. Times are epoch milliseconds. */
+export interface CreditDecision {
+  /** The credit type it is paid in. */
+  readonly type: string
+  /** What this request costs (its `amount` priced), in credits. */
+  readonly cost: number
+  /**
+   * Credits spendable before this request: the snapshot's grants that are live now, less what this client spent
+   * or holds since the snapshot. Below zero while in overdraft.
+   */
+  readonly available: number
+  /** With `reason: 'overdraft'`: how far below zero the balance is once this request is paid. */
+  readonly overdraft: number | undefined
+  /** When the next live grant with credits left expires (its credits are gone at that moment), if any does. */
+  readonly nextExpiry: number | undefined
+  /** When the server's ledger was read for the snapshot the balance starts from. */
+  readonly asOf: number
 }
 
 /** One level's numbers in a per-resource decision. */

@@ -1,4 +1,5 @@
 import type {
+  CreditBalance,
   EntitlementTokenClaims,
   FeatureClaim,
   PerResource,
@@ -9,6 +10,7 @@ import type {
   UpgradeHint,
   UsagePeriod,
 } from './claims.js'
+import { type CreditCategory, compareBurnOrder } from './credits.js'
 import { FrozenMap, frozenMap, keyLayout } from './frozen-map.js'
 import { createInterner } from './interner.js'
 
@@ -72,6 +74,39 @@ export interface FeaturePool {
   readonly borrow: { readonly maxMs: number; readonly reserve: number } | undefined
 }
 
+/** One credit grant as the decision engine reads it. Times are epoch milliseconds. */
+export interface CreditGrantModel {
+  readonly id: string
+  /** Credits left in it at the snapshot. */
+  readonly remaining: number
+  readonly priority: number
+  readonly category: CreditCategory
+  readonly startsAt: number | undefined
+  readonly expiresAt: number | undefined
+}
+
+/** One credit type's balance snapshot as the decision engine reads it. Times are epoch milliseconds. */
+export interface CreditBalanceModel {
+  readonly type: string
+  /** The grants, in the burn order. */
+  readonly grants: readonly CreditGrantModel[]
+  /** When the server's ledger was read. */
+  readonly asOf: number
+  /** Credits the server had burned in all, ever, at `asOf`. */
+  readonly spent: number
+  /** How far below zero spending may go. */
+  readonly overdraft: number
+  /** Past a snapshot this old, at most `spend` credits may have been spent since it. */
+  readonly offline: { readonly afterMs: number; readonly spend: number } | undefined
+}
+
+/** What a feature or metric costs: `amount` credits of `type` per `per` units. */
+export interface CreditCostModel {
+  readonly type: string
+  readonly amount: number
+  readonly per: number
+}
+
 /** Region policy with codes upper-cased once, at verification. */
 export interface RegionRule {
   readonly allow: readonly string[] | undefined
@@ -102,6 +137,8 @@ export interface Feature {
   readonly per: FeaturePer | undefined
   /** The floating-license pool a lease of which this feature needs (format version 2), else `undefined`. */
   readonly pool: FeaturePool | undefined
+  /** What one unit of it costs in credits (format version 2), else `undefined`. */
+  readonly cost: CreditCostModel | undefined
 }
 
 /** What a verified token says a customer bought. Produced by the verifier; read by the decision engine. */
@@ -134,6 +171,10 @@ export interface Entitlements {
   readonly upgrade: UpgradeHint | undefined
   /** Floating-license pools by name (format version 2); empty when the license floats nowhere. */
   readonly pools: ReadonlyMap<string, FeaturePool>
+  /** Credit balances by credit type (format version 2); empty when the customer holds no credits. */
+  readonly credits: ReadonlyMap<string, CreditBalanceModel>
+  /** What features and metrics cost in credits, by name; empty when nothing does. */
+  readonly costs: ReadonlyMap<string, CreditCostModel>
 }
 
 const seconds = (value: number | undefined): number | undefined =>
@@ -228,12 +269,68 @@ function poolModel(name: string, pool: Pool): FeaturePool {
   )
 }
 
+/** A credit type's balance as the engine reads it: times in milliseconds, grants sorted in the burn order once. */
+function creditModel(type: string, balance: CreditBalance): CreditBalanceModel {
+  const grants = balance.grants
+    .map((grant) =>
+      Object.freeze({
+        id: grant.id,
+        remaining: grant.remaining,
+        priority: grant.priority ?? 0,
+        category: grant.category ?? 'paid',
+        startsAt: seconds(grant.startsAt),
+        expiresAt: seconds(grant.expiresAt),
+      }),
+    )
+    .sort(compareBurnOrder)
+  return Object.freeze({
+    type,
+    grants: Object.freeze(grants),
+    asOf: Math.round(balance.asOf * 1000),
+    spent: balance.spent,
+    overdraft: balance.overdraft ?? 0,
+    offline:
+      balance.offline === undefined
+        ? undefined
+        : Object.freeze({ afterMs: balance.offline.after * 1000, spend: balance.offline.spend }),
+  })
+}
+
+/** Every credit type's balance, and every priced name's cost. */
+function creditsOf(credits: Record<string, CreditBalance> | undefined) {
+  const types = Object.keys(credits ?? {})
+  if (types.length === 0) return { balances: NO_CREDITS, costs: NO_COSTS }
+  const costNames: string[] = []
+  const costValues: CreditCostModel[] = []
+  for (const type of types) {
+    const costs = credits![type]!.costs ?? {}
+    for (const name of Object.keys(costs)) {
+      const cost = costs[name]!
+      costNames.push(name)
+      costValues.push(
+        intern(key('cost', [type, cost]), () =>
+          Object.freeze({ type, amount: cost.amount, per: cost.per ?? 1 }),
+        ),
+      )
+    }
+  }
+  return {
+    balances: frozenMap(
+      types,
+      types.map((type) => creditModel(type, credits![type]!)),
+      layoutFor,
+    ),
+    costs: costNames.length === 0 ? NO_COSTS : frozenMap(costNames, costValues, layoutFor),
+  }
+}
+
 function feature(
   name: string,
   claim: FeatureClaim,
   term: Term | undefined,
   defaults: Pick<Feature, 'regions' | 'roles' | 'upgrade' | 'pool'> & {
     readonly pools: ReadonlyMap<string, FeaturePool>
+    readonly costs: ReadonlyMap<string, CreditCostModel>
   },
   context: string,
 ): Feature {
@@ -267,6 +364,7 @@ function feature(
       upgrade: shared('upgrade', claim.upgrade) ?? defaults.upgrade,
       per: claim.per === undefined ? undefined : perModel(claim.per, claim.cap),
       pool: claim.pool === undefined ? defaults.pool : defaults.pools.get(claim.pool),
+      cost: defaults.costs.size === 0 ? undefined : defaults.costs.get(name),
     })
   // A metered cap carries this customer's usage, and so do a per-resource feature's resources: theirs alone, and
   // interning them would only churn the table.
@@ -289,7 +387,9 @@ export function toEntitlements(
           poolNames.map((name) => poolModel(name, ent.pools![name]!)),
           layoutFor,
         )
+  const credits = creditsOf(ent.credits)
   const defaults = {
+    costs: credits.costs,
     regions: regionRule(ent.regions),
     roles: shared('roles', ent.roles),
     upgrade: shared('upgrade', ent.upgrade),
@@ -298,7 +398,9 @@ export function toEntitlements(
   }
   // What every feature of this token inherits (the term and the defaults), as a short id: each feature's key
   // then holds only its own claim.
-  const context = contextId(JSON.stringify([ent.term, defaults, ent.pool, ent.pools]))
+  const context = contextId(
+    JSON.stringify([ent.term, defaults, ent.pool, ent.pools, [...credits.costs.entries()]]),
+  )
   const names: string[] = []
   const values: Feature[] = []
   for (const name of Object.keys(ent.features)) {
@@ -343,8 +445,13 @@ export function toEntitlements(
     upgrades,
     upgrade: defaults.upgrade,
     pools,
+    credits: credits.balances,
+    costs: credits.costs,
   })
 }
+
+const NO_CREDITS: ReadonlyMap<string, CreditBalanceModel> = new FrozenMap(keyLayout([]), [])
+const NO_COSTS: ReadonlyMap<string, CreditCostModel> = new FrozenMap(keyLayout([]), [])
 
 const NO_POOLS: ReadonlyMap<string, FeaturePool> = new FrozenMap(keyLayout([]), [])
 

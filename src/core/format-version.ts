@@ -1,7 +1,8 @@
 /**
  * Token format versions. `1`: everything before per-resource grants. `2`: a feature may be granted per resource
- * (`per`), and a license or a feature may float (`pools`, `pool`: a lease is needed to use it). Both are
- * restrictions an older SDK would not enforce (it would grant the feature account-wide, or without a lease), so a
+ * (`per`), a license or a feature may float (`pools`, `pool`: a lease is needed to use it), and features may cost
+ * prepaid credits (`credits`). All are restrictions an older SDK would not enforce (it would grant the feature
+ * account-wide, without a lease, or without spending), so a
  * token that says them must be `v: 2`, which older SDKs reject. A server issues `1` whenever a token needs nothing
  * of `2`.
  */
@@ -12,14 +13,16 @@ export interface VersionedClaim {
   readonly features: Readonly<Record<string, unknown>>
   readonly pools?: Readonly<Record<string, unknown>> | undefined
   readonly pool?: unknown
+  readonly credits?: Readonly<Record<string, unknown>> | undefined
 }
 
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null
 
-/** Whether the claim grants anything only format version 2 can say: a feature per resource, or a pool. */
+/** Whether the claim grants anything only format version 2 can say: a feature per resource, a pool, credits. */
 export function needsVersion2(ent: VersionedClaim): boolean {
   if (ent.pool !== undefined || (isObject(ent.pools) && Object.keys(ent.pools).length > 0)) return true
+  if (isObject(ent.credits) && Object.keys(ent.credits).length > 0) return true
   const { features } = ent
   for (const name in features) {
     const feature = features[name]
@@ -41,8 +44,8 @@ export function unknownPool(ent: VersionedClaim): string | undefined {
 }
 
 /**
- * The lowest format version that can say what `ent` grants: `2` when a feature is granted per resource or a pool
- * floats, else `1`, so a customer who needs nothing new keeps a token every SDK version reads.
+ * The lowest format version that can say what `ent` grants: `2` when a feature is granted per resource, a pool
+ * floats or credits are held, else `1`, so a customer who needs nothing new keeps a token every SDK version reads.
  *
  * @example
  * ```ts

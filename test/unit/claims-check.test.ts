@@ -79,6 +79,21 @@ function fullClaims(): Record<string, unknown> {
         farm: { seats: 10, holder: 'process', ttl: 60, heartbeat: 20, borrow: { max: 604_800, reserve: 2 } },
       },
       pool: 'seats',
+      credits: {
+        'ai-credits': {
+          grants: [
+            { id: 'allowance-2026-12', remaining: 750.5, category: 'allowance', expiresAt: 1_760_000_000 },
+            { id: 'promo', remaining: 100, priority: 1, category: 'promotional', startsAt: 1_700_000_000 },
+            { id: 'pack-1', remaining: 5000 },
+          ],
+          asOf: 1_700_000_000.5,
+          spent: 1234.25,
+          overdraft: 50,
+          offline: { after: 86_400, spend: 200 },
+          costs: { render: { amount: 5 }, tokens: { amount: 1, per: 1000 } },
+        },
+        storage: { grants: [], asOf: 1_700_000_000, spent: 0 },
+      },
     },
   }
 }
@@ -224,7 +239,7 @@ describe('the claims checker without zod', () => {
       return payload
     }
     const cases: Array<[unknown, number, string]> = [
-      [{ per: { kind: 'workspace' } }, 1, 'ent.v: per-resource features (per) and pools need v: 2'],
+      [{ per: { kind: 'workspace' } }, 1, 'ent.v: per-resource features (per), pools and credits need v: 2'],
       [
         { limit: 3, per: { kind: 'workspace' } },
         2,
@@ -265,6 +280,58 @@ describe('the claims checker without zod', () => {
     }
     expect(both(withFeature({ per: { kind: 'w', enabled: false } }, 1)).zod.ok).toBe(false)
     expect(both(withFeature({ per: { kind: 'w', enabled: false } }, 2)).zod.ok).toBe(true)
+  })
+
+  it('agrees on each rule of credits, and says what is wrong', () => {
+    const withCredits = (credits: unknown, v = 2) => {
+      const payload = fullClaims()
+      const ent = payload.ent as { v: number; credits: unknown; features: Record<string, unknown> }
+      ent.v = v
+      ent.credits = credits
+      return payload
+    }
+    const balance = (extra: Record<string, unknown>) => ({ grants: [], asOf: 1, spent: 0, ...extra })
+    const cases: Array<[unknown, number, string]> = [
+      [{ c: balance({}) }, 1, 'ent.v: per-resource features (per), pools and credits need v: 2'],
+      [
+        {
+          c: balance({
+            grants: [
+              { id: 'a', remaining: 1 },
+              { id: 'a', remaining: 2 },
+            ],
+          }),
+        },
+        2,
+        'ent.credits: a grant id appears twice in one credit type',
+      ],
+      [
+        { c: balance({ costs: { x: { amount: 1 } } }), d: balance({ costs: { x: { amount: 2 } } }) },
+        2,
+        'ent.credits: a feature or metric costs credits of more than one type',
+      ],
+      [{ export: balance({}) }, 2, 'ent.credits: a credit type has the name of a feature'],
+      [
+        { c: balance({ grants: [{ id: 'a', remaining: -1 }] }) },
+        2,
+        'ent.credits.c.grants.0.remaining: at least 0',
+      ],
+      [
+        { c: balance({ grants: [{ id: 'a', remaining: 1, category: 'gift' }] }) },
+        2,
+        'ent.credits.c.grants.0.category',
+      ],
+      [{ c: balance({ costs: { x: { amount: 1, per: 0 } } }) }, 2, 'ent.credits.c.costs.x.per: at least 1'],
+      [{ c: balance({ offline: { after: 1.5, spend: 1 } }) }, 2, 'ent.credits.c.offline.after'],
+      [{ c: { grants: [], asOf: 1 } }, 2, 'ent.credits.c.spent'],
+    ]
+    for (const [credits, v, expected] of cases) {
+      const { zod, lean } = both(withCredits(credits, v))
+      expect(lean, JSON.stringify(credits)).toEqual(zod)
+      expect(zod.ok).toBe(false)
+      expect(zod.problems!.join('\n')).toContain(expected)
+    }
+    expect(both(withCredits({ c: balance({}) }, 2)).zod.ok).toBe(true)
   })
 
   it('agrees on payloads that are not objects at all, and on prototype names', () => {

@@ -62,7 +62,7 @@ describe('per-resource grants (format v2)', () => {
     const parsed = entitlementTokenClaimsSchema.safeParse(claims)
     expect(parsed.success).toBe(false)
     expect(parsed.error?.issues.map((issue) => issue.message)).toContain(
-      'per-resource features (per) and pools need v: 2',
+      'per-resource features (per), pools and credits need v: 2',
     )
     expect(entitlementTokenClaimsSchema.safeParse({ ...claims, ent: { ...claims.ent, v: 2 } }).success).toBe(
       true,
@@ -72,7 +72,7 @@ describe('per-resource grants (format v2)', () => {
   it('refuses to verify a v1 token that carries a per-resource grant: an older reading would grant it account-wide', async () => {
     const { issuer } = await verified()
     await expect(issuer.issue({ v: 1, plan: { id: 'ci-team' }, features })).rejects.toThrow(
-      /per-resource features \(per\) and pools need v: 2/,
+      /per-resource features \(per\), pools and credits need v: 2/,
     )
   })
 

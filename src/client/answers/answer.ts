@@ -7,6 +7,7 @@ import { resourceMetric } from '../../usage/local-usage.js'
 import type { UsageMeter } from '../../usage/meter.js'
 import type { ClientConfig } from '../config.js'
 import type { Reservations } from '../consume/reservations.js'
+import type { CreditBook } from '../credits/credit-book.js'
 import type { CheckContext, FailurePolicy } from '../options.js'
 import type { Revocations } from '../revocations.js'
 import { type Entry, SINGLE_TENANT_KEY } from '../tokens/cache-entry.js'
@@ -41,6 +42,7 @@ export function emptyDecision(
     source,
     age: undefined,
     resource: undefined,
+    credits: undefined,
   }
 }
 
@@ -198,6 +200,8 @@ export function createAnswerer(parts: {
   readonly reservations: Reservations | undefined
   /** The leases this client holds: a check of a floating feature goes by them. */
   readonly leases: LeaseFinder | undefined
+  /** What this client spent and holds of its customers' credits beyond their snapshots. */
+  readonly credits: CreditBook
 }) {
   const { config, tokens, clock, revocations, stats, memos } = parts
   const nextRenewal = tokens.nextRenewal
@@ -219,7 +223,8 @@ export function createAnswerer(parts: {
   /**
    * The answer for `feature`. `consuming` (consume(), whose context may leave `amount` to mean 1) is never
    * memoized: it is about to change what the next answer counts. `counted` replaces what this process counted
-   * beyond the token's snapshot with another count (a fleet's, after its store counted).
+   * beyond the token's snapshot with another count (a fleet's, after its store counted), and `creditsCounted` what
+   * it spent and holds of the feature's credits.
    */
   function answer(
     entry: Entry | undefined,
@@ -229,6 +234,7 @@ export function createAnswerer(parts: {
     consuming = false,
     counted?: number,
     resourceCounted?: number,
+    creditsCounted?: number,
   ): Decision {
     const now = platform.now()
     // A renewal whose timer never fired (a Worker's timers end with the request that set them) starts here, in a
@@ -289,10 +295,17 @@ export function createAnswerer(parts: {
       at = expiresAt - 1
       source = 'stale'
     }
-    // A floating feature's answer depends on the lease held, which changes by itself: never memoized.
+    // A floating feature's answer depends on the lease held, which changes by itself: never memoized. Nor is a
+    // costed one's: what any other feature of its credit type spends changes it.
     const pool = entitlements.pools.size === 0 ? undefined : entitlements.features.get(feature)?.pool
+    const cost = entitlements.costs.size === 0 ? undefined : entitlements.costs.get(feature)
     const plain =
-      pool === undefined && !consuming && source !== 'fresh' && source !== 'stale' && isPlain(context, key)
+      pool === undefined &&
+      cost === undefined &&
+      !consuming &&
+      source !== 'fresh' &&
+      source !== 'stale' &&
+      isPlain(context, key)
     const decision = decideCounting(
       entitlements,
       feature,
@@ -303,6 +316,10 @@ export function createAnswerer(parts: {
         (context.resource === undefined
           ? 0
           : resourceUsage(parts, entry, key, feature, context.resource, now)),
+      cost === undefined
+        ? 0
+        : (creditsCounted ??
+            parts.credits.counted(key, entitlements, entitlements.credits.get(cost.type)!, now)),
     ) as {
       -readonly [K in keyof Decision]: Decision[K]
     }

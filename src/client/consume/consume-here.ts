@@ -1,8 +1,11 @@
+import { creditCost } from '../../core/credits.js'
 import type { Decision } from '../../core/decision.js'
+import type { Entitlements } from '../../core/entitlements.js'
 import { NEVER } from '../../protocol/usage-rules.js'
 import type { MemoryUsageStore } from '../../usage/counter-store.js'
 import { resourceMetric } from '../../usage/local-usage.js'
 import type { Answerer } from '../answers/answer.js'
+import { creditCounterKey } from '../credits/credit-book.js'
 import type { CheckContext } from '../options.js'
 import type { Entry } from '../tokens/cache-entry.js'
 import { counterKeyOf, snapshotBaseline, windowFor } from '../usage-window.js'
@@ -46,6 +49,20 @@ export function createConsumeHere(parts: {
 }) {
   const { answerer, localCounters, reservations, use } = parts
 
+  /**
+   * What a consume of a costed feature spends, counted here: a reservation covering it where the storage outlives
+   * the process (none needs growing when `undefined` comes back, else the one that does), and the in-process count.
+   */
+  function creditsOf(entitlements: Entitlements, feature: string, amount: number, checked: Decision) {
+    const cost = entitlements.costs.size === 0 ? undefined : entitlements.costs.get(feature)
+    if (cost === undefined || checked.credits === undefined) return undefined
+    const price = creditCost(cost, amount)
+    const counter = reservations?.counter(entitlements.subject, cost.type, NEVER)
+    const balance = entitlements.credits.get(cost.type)!
+    const left = Math.max(price, checked.credits.available + balance.overdraft)
+    return { type: cost.type, price, counter, left, baseline: balance.spent }
+  }
+
   return function consumeHere(
     entry: Entry | undefined,
     key: string,
@@ -59,6 +76,13 @@ export function createConsumeHere(parts: {
     const cap = granted?.cap
     // A per-resource feature: the resource's count goes with the account's (the decision checked both).
     const resource = granted?.per !== undefined ? context.resource : undefined
+    const credits = creditsOf(entry.entitlements, feature, amount, checked)
+    // Every reservation the grant needs is written before any is counted: a retry after a write must not count twice.
+    if (
+      credits?.counter !== undefined &&
+      !reservations!.coverNow(credits.counter, credits.price, credits.left)
+    )
+      return { uncovered: { counter: credits.counter, amount: credits.price, left: credits.left }, checked }
     if (cap !== undefined && (localCounters !== undefined || reservations !== undefined)) {
       const now = parts.now()
       const { subject } = entry.entitlements
@@ -96,6 +120,17 @@ export function createConsumeHere(parts: {
         limit: Number.MAX_SAFE_INTEGER,
         baseline: 0,
         expiresAt: windowEnd === NEVER ? undefined : windowEnd,
+        force: true,
+      })
+    }
+    if (credits !== undefined) {
+      if (credits.counter !== undefined) reservations!.granted(credits.counter, credits.price)
+      localCounters?.consumeNow({
+        key: creditCounterKey(entry.entitlements.subject, credits.type),
+        amount: credits.price,
+        limit: Number.MAX_SAFE_INTEGER,
+        baseline: credits.baseline,
+        expiresAt: undefined,
         force: true,
       })
     }

@@ -1,0 +1,177 @@
+import { describe, expect, it } from 'vitest'
+import { compareBurnOrder, nextExpiry, planBurn, spendableAt } from '../../src/core/credits.js'
+import {
+  createEntitlements,
+  createEntitlementVerifier,
+  decide,
+  type EntitlementClaim,
+  entitlementTokenClaimsSchema,
+} from '../../src/index.js'
+import { formatVersionFor } from '../../src/protocol/index.js'
+import { createTestIssuer } from '../../src/testing.js'
+import { manualPlatform } from '../client/harness.js'
+import { frozen, NOW, NOW_SEC } from '../helpers.js'
+
+// An AI product: a monthly allowance, a promotional grant, a paid pack; a completion costs 5 credits, tokens 1 per 1 000.
+const HOUR = 3600
+function credits(overrides: Record<string, unknown> = {}): NonNullable<EntitlementClaim['credits']> {
+  return {
+    'ai-credits': {
+      grants: [
+        { id: 'pack', remaining: 500, category: 'paid' },
+        { id: 'allowance', remaining: 100, category: 'allowance', expiresAt: NOW_SEC + 10 * HOUR },
+        { id: 'promo', remaining: 50, category: 'promotional', expiresAt: NOW_SEC + 10 * HOUR },
+        { id: 'early', remaining: 20, category: 'paid', priority: 0, expiresAt: NOW_SEC + HOUR },
+      ],
+      asOf: NOW_SEC,
+      spent: 1000,
+      costs: { 'ai-completion': { amount: 5 }, tokens: { amount: 1, per: 1000 } },
+      ...overrides,
+    },
+  }
+}
+const features = { 'ai-completion': true, export: true } satisfies EntitlementClaim['features']
+
+async function issued(ent: Partial<EntitlementClaim> = {}) {
+  const issuer = await createTestIssuer({ now: frozen })
+  const token = await issuer.issue(
+    { plan: { id: 'ai' }, features, credits: credits(), ...ent },
+    { expiresInSec: 30 * 86_400 },
+  )
+  return { issuer, token }
+}
+
+describe('credits: the burn order', () => {
+  it('burns by priority, then earliest expiry (none last), then promotional before allowance before paid, then start, then id', () => {
+    const grants = [
+      { id: 'paid-forever', remaining: 10 },
+      { id: 'paid-soon', remaining: 10, expiresAt: 200 },
+      { id: 'promo-soon', remaining: 10, expiresAt: 200, category: 'promotional' as const },
+      { id: 'allow-soon', remaining: 10, expiresAt: 200, category: 'allowance' as const },
+      { id: 'late-start', remaining: 10, expiresAt: 200, category: 'promotional' as const, startsAt: 50 },
+      { id: 'b-low', remaining: 10, priority: 1 },
+      { id: 'a-first', remaining: 10, expiresAt: 300, priority: 0 },
+    ]
+    const order = [...grants].sort(compareBurnOrder).map((grant) => grant.id)
+    expect(order).toEqual([
+      'promo-soon',
+      'late-start',
+      'allow-soon',
+      'paid-soon',
+      'a-first',
+      'paid-forever',
+      'b-low',
+    ])
+    // A burn spanning grants takes from each in that order, only from those spendable at that moment.
+    expect(planBurn(grants, 25, 100)).toEqual({
+      takes: [
+        { id: 'promo-soon', amount: 10 },
+        { id: 'late-start', amount: 10 },
+        { id: 'allow-soon', amount: 5 },
+      ],
+      short: 0,
+    })
+    expect(planBurn(grants, 25, 10).takes[1]).toEqual({ id: 'allow-soon', amount: 10 })
+    // At its expiry a grant is worth nothing (the end is exclusive): no sweep to wait for.
+    expect(spendableAt(grants, 199)).toBe(70)
+    expect(spendableAt(grants, 200)).toBe(30)
+    expect(planBurn(grants, 100, 250)).toEqual({
+      takes: [
+        { id: 'a-first', amount: 10 },
+        { id: 'paid-forever', amount: 10 },
+        { id: 'b-low', amount: 10 },
+      ],
+      short: 70,
+    })
+    expect(nextExpiry(grants, 100)).toBe(200)
+    expect(nextExpiry(grants, 250)).toBe(300)
+  })
+
+  it('a token with credits is format v2; one without keeps v1; v1 cannot carry credits', () => {
+    expect(formatVersionFor({ features })).toBe(1)
+    expect(formatVersionFor({ features, credits: credits() })).toBe(2)
+    const claims = { iss: 'i', sub: 'acme', aud: 'app', iat: 1, exp: 2, jti: 't' }
+    const v1 = entitlementTokenClaimsSchema.safeParse({
+      ...claims,
+      ent: { v: 1, plan: { id: 'ai' }, features, credits: credits() },
+    })
+    expect(v1.success).toBe(false)
+  })
+})
+
+describe('credits: decisions', () => {
+  it('a costed feature is allowed while the balance covers it, and says what it costs and what is left', async () => {
+    const { issuer, token } = await issued()
+    const entitlements = await createEntitlementVerifier(issuer.verifyOptions).verify(token)
+    const decision = decide(entitlements, 'ai-completion', { amount: 2 }, NOW)
+    expect(decision).toMatchObject({ allowed: true, reason: 'granted' })
+    expect(decision.credits).toEqual({
+      type: 'ai-credits',
+      cost: 10,
+      available: 670,
+      overdraft: undefined,
+      nextExpiry: NOW + HOUR * 1000,
+      asOf: NOW,
+    })
+    // A metric that costs credits and is no feature of the plan: its credits alone decide.
+    expect(decide(entitlements, 'tokens', { amount: 670_000 }, NOW)).toMatchObject({ allowed: true })
+    expect(decide(entitlements, 'tokens', { amount: 670_001 }, NOW)).toMatchObject({
+      allowed: false,
+      reason: 'credits_exhausted',
+    })
+    // Features that cost nothing carry no credits.
+    expect(decide(entitlements, 'export', {}, NOW).credits).toBeUndefined()
+  })
+
+  it('a grant expiring while the server is down: allowed one millisecond before its end, denied at it', async () => {
+    const only = {
+      'ai-credits': {
+        ...credits()['ai-credits']!,
+        grants: [{ id: 'g', remaining: 5, expiresAt: NOW_SEC + HOUR }],
+      },
+    }
+    const { issuer, token } = await issued({ credits: only })
+    const entitlements = await createEntitlementVerifier(issuer.verifyOptions).verify(token)
+    const end = NOW + HOUR * 1000
+    expect(decide(entitlements, 'ai-completion', {}, end - 1).allowed).toBe(true)
+    expect(decide(entitlements, 'ai-completion', {}, end)).toMatchObject({
+      allowed: false,
+      reason: 'credits_exhausted',
+    })
+  })
+
+  it('an overdraft allows down to its bound, flagged; past it denies', async () => {
+    const only = {
+      'ai-credits': { ...credits()['ai-credits']!, grants: [{ id: 'g', remaining: 7 }], overdraft: 8 },
+    }
+    const { issuer, token } = await issued({ credits: only })
+    const entitlements = await createEntitlementVerifier(issuer.verifyOptions).verify(token)
+    expect(decide(entitlements, 'ai-completion', {}, NOW)).toMatchObject({ allowed: true, reason: 'granted' })
+    const into = decide(entitlements, 'ai-completion', { amount: 3 }, NOW)
+    expect(into).toMatchObject({ allowed: true, reason: 'overdraft' })
+    expect(into.credits?.overdraft).toBe(8)
+    expect(decide(entitlements, 'ai-completion', { amount: 4 }, NOW)).toMatchObject({
+      allowed: false,
+      reason: 'credits_exhausted',
+    })
+  })
+})
+
+describe('credits: the client', () => {
+  it('consumeSync burns against the snapshot, across features and metrics of one type, and denies at zero counting nothing', async () => {
+    const only = { 'ai-credits': { ...credits()['ai-credits']!, grants: [{ id: 'g', remaining: 12 }] } }
+    const { issuer, token } = await issued({ credits: only })
+    const clock = manualPlatform()
+    const client = createEntitlements({ token, ...issuer.verifyOptions, platform: clock.platform })
+    await client.load()
+    expect(client.consumeSync('ai-completion')).toMatchObject({ allowed: true })
+    expect(client.consumeSync('ai-completion')).toMatchObject({ allowed: true })
+    const third = client.consumeSync('ai-completion')
+    expect(third).toMatchObject({ allowed: false, reason: 'credits_exhausted' })
+    expect(third.credits?.available).toBe(2)
+    expect(client.consumeSync('tokens', { amount: 2000 })).toMatchObject({ allowed: true })
+    expect(client.checkSync('tokens', { amount: 1 }).credits?.available).toBe(0)
+    expect(client.checkSync('ai-completion')).toMatchObject({ allowed: false, reason: 'credits_exhausted' })
+    await client.close()
+  })
+})
