@@ -9,6 +9,7 @@ import { createMemoTable } from './answers/memo-table.js'
 import type { ClientConfig } from './config.js'
 import { createConsume } from './consume/consume.js'
 import { createCreditBook } from './credits/credit-book.js'
+import { createCreditSpending } from './credits/reserve.js'
 import { createEmitter } from './emitter.js'
 import { createLeaseKeeper } from './leases/lease-keeper.js'
 import type { DecisionSummaryEvent } from './options.js'
@@ -209,7 +210,18 @@ export function assembleClient(config: ClientConfig) {
     leases,
   })
 
+  const creditSpending = createCreditSpending({
+    config,
+    answerer,
+    stats,
+    book: credits,
+    meter,
+    localCounters: meter === undefined ? localCounters : undefined,
+    reservations,
+    report,
+  })
   const consume = createConsume({
+    creditSpending,
     config,
     tokens,
     answerer,
@@ -259,6 +271,7 @@ export function assembleClient(config: ClientConfig) {
     reservations,
     leases,
     credits,
+    creditSpending,
     /** Stops every timer and stream but the meter's (which `close()` drains first). */
     stopBackground(): void {
       takeover.stop()

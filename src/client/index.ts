@@ -6,6 +6,7 @@ import { emptyDecision } from './answers/answer.js'
 import { takeSnapshot } from './answers/snapshot.js'
 import { assembleClient, type ClientParts } from './assemble.js'
 import { resolveOptions } from './config.js'
+import { balanceView } from './credits/balance-view.js'
 import type { CheckContext, EntitlementsClient, EntitlementsClientOptions, RecordContext } from './options.js'
 import { type Entry, SINGLE_TENANT_KEY } from './tokens/cache-entry.js'
 
@@ -209,6 +210,26 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       start()
       if (lifecycle.closed) return Promise.reject(new TypeError('the client is closed'))
       return parts.leases.acquire(pool, leaseOptions)
+    },
+    async reserve(feature, reserveOptions = {}) {
+      start()
+      checkFeature(feature)
+      if (typeof reserveOptions !== 'object' || reserveOptions === null)
+        throw new TypeError('reserve() takes an options object')
+      const key = keyOf(reserveOptions)
+      let entry = tokens.get(key)
+      if (entry === undefined && !lifecycle.closed && !tokens.hasVerdict(key)) entry = await tokens.load(key)
+      return parts.creditSpending.reserve(entry, key, feature, reserveOptions)
+    },
+    balance(type, balanceOptions) {
+      start()
+      const key = keyOf({ subject: balanceOptions?.subject })
+      const entry = tokens.get(key)
+      if (entry === undefined) {
+        if (!lifecycle.closed && !tokens.hasVerdict(key)) parts.background(tokens.load(key))
+        return undefined
+      }
+      return balanceView(parts.credits, key, entry.entitlements, type, platform.now())
     },
     releaseLeases: (releaseOptions) => parts.leases.releaseAll(releaseOptions?.keepalive === true),
     close: (closeOptions) => closeClient(parts, closeOptions?.deadlineMs ?? config.closeDeadlineMs),

@@ -10,6 +10,7 @@ import type { LicenseServerOptions } from '../transport/license-server-client.js
 import type { BackoffOptions } from '../transport/retry.js'
 import type { UsageCounterStore } from '../usage/counter-store.js'
 import type { CloseResult, FlushResult, UsageLine, UsageOptions, UsageStats } from '../usage/types.js'
+import type { CreditBalanceView, ReserveOptions, ReserveResult } from './credits/credit-types.js'
 import type { LeaseOptions, LeaseResult } from './leases/lease-types.js'
 
 export type {
@@ -221,6 +222,14 @@ export interface EntitlementsSnapshot {
   readonly decisions: DecisionsByFeature
 }
 
+export type {
+  CreditBalanceView,
+  CreditHold,
+  GrantView,
+  ReserveOptions,
+  ReserveResult,
+} from './credits/credit-types.js'
+
 /** The long-lived entitlements client. */
 export interface EntitlementsClient {
   /** Decides, loading the customer's token first if it is not in memory. Never rejects on a bad or missing token. */
@@ -285,6 +294,21 @@ export interface EntitlementsClient {
    * `refused`). Offline, a borrow kept from before is held again. Throws a `TypeError` for bad options only.
    */
   lease(pool: string, options?: LeaseOptions): Promise<LeaseResult>
+  /**
+   * Sets credits aside for work whose cost is known only once it is done (an LLM call): checks `feature` (a
+   * feature or metric that costs credits) for `options.amount` units (default 1) as `consume()` would, and holds
+   * what they cost until the hold is committed with the units actually used, released, or its `ttlMs` is up. With
+   * a `fleet` store the hold lives in the store, so every instance's reservations and consumes see it: the fleet
+   * cannot spend a balance twice. Resolves to the hold, or to the decision that refused it. Throws a `TypeError`
+   * for bad options, or when the feature costs no credits.
+   */
+  reserve(feature: string, options?: ReserveOptions): Promise<ReserveResult>
+  /**
+   * A customer's balance of one credit type, from memory: the token's snapshot less what this client spent and
+   * holds since, per grant in the burn order, with the next expiry and the snapshot's age. `undefined` when the
+   * customer holds no such credits, or is not in memory yet (a load is started, as `checkSync` does).
+   */
+  balance(type: string, options?: { subject?: string }): CreditBalanceView | undefined
   /**
    * Gives back every seat this client holds, borrows excepted (they are kept for the next run); `keepalive` for a
    * page being unloaded. `close()` does it too.

@@ -108,7 +108,13 @@ export function nextExpiry(grants: readonly BurnableGrant[], at: number): number
   return next
 }
 
+/**
+ * A credit amount to a billionth: sums of fractional prices (1.3 credits per 1 000 tokens) are kept free of the
+ * last-digit noise of binary fractions, so a balance reads 494.8, not 494.79999999999995.
+ */
+export const roundCredits = (value: number): number => Math.round(value * 1e9) / 1e9
+
 /** The credits `units` of a costed feature or metric cost: `amount` credits per `per` units. */
 export function creditCost(cost: { readonly amount: number; readonly per: number }, units: number): number {
-  return cost.per === 1 ? units * cost.amount : (units * cost.amount) / cost.per
+  return roundCredits(cost.per === 1 ? units * cost.amount : (units * cost.amount) / cost.per)
 }

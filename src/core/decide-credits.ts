@@ -1,4 +1,4 @@
-import { creditCost, nextExpiry, spendableAt } from './credits.js'
+import { creditCost, nextExpiry, roundCredits, spendableAt } from './credits.js'
 import type { Decision } from './decision.js'
 import { decision, upgradeFor } from './decision-builders.js'
 import type { CreditCostModel, Entitlements, Feature } from './entitlements.js'
@@ -25,7 +25,7 @@ export function decideCredits(
 ): Decision {
   const balance = entitlements.credits.get(cost.type)!
   const price = creditCost(cost, amount)
-  const available = spendableAt(balance.grants, now) - counted
+  const available = roundCredits(spendableAt(balance.grants, now) - counted)
   const credits = {
     type: cost.type,
     cost: price,
@@ -64,7 +64,7 @@ export function decideCredits(
     return { ...denial, credits }
   }
   if (price > available && price > 0) {
-    credits.overdraft = price - available
+    credits.overdraft = roundCredits(price - available)
     return { ...allowed, reason: 'overdraft', credits }
   }
   return { ...allowed, credits }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { DEFAULTS } from '../core/defaults.js'
 import { MAX_TIMER_MS } from '../platform/timers.js'
-import type { UsageCounterRequest, UsageCounterStore } from '../usage/counter-store.js'
+import type { CreditSpendRequest, UsageCounterRequest, UsageCounterStore } from '../usage/counter-store.js'
 
 /**
  * The part of a Redis client the store uses: `evalsha` and `eval`, as `ioredis` has them (node-redis users can
@@ -75,6 +75,45 @@ end
 return reply
 `
 const CONSUME_ALL_SHA = createHash('sha1').update(CONSUME_ALL).digest('hex')
+
+/**
+ * Credits: spend or hold in one step. KEYS: the count, the holds' ends (a sorted set scored by end), the holds'
+ * amounts (a hash). ARGV: amount, limit, baseline, hold id ('' for a spend), hold length in ms, settle id ('' for
+ * none), force. Time is Redis's own, so instances whose clocks disagree agree on a hold's end. Holds past their end
+ * are dropped first: a hold an instance never ended (it crashed) returns by itself.
+ */
+const SPEND_CREDITS = `
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local ended = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
+for _, id in ipairs(ended) do redis.call('HDEL', KEYS[3], id) end
+if #ended > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now) end
+if ARGV[6] ~= '' then
+  redis.call('ZREM', KEYS[2], ARGV[6])
+  redis.call('HDEL', KEYS[3], ARGV[6])
+end
+local held = 0
+for _, value in ipairs(redis.call('HVALS', KEYS[3])) do held = held + tonumber(value) end
+local spent = tonumber(redis.call('GET', KEYS[1]))
+local baseline = tonumber(ARGV[3])
+if spent == nil or spent < baseline then spent = baseline end
+local amount = tonumber(ARGV[1])
+if ARGV[7] ~= '1' and spent + held + amount > tonumber(ARGV[2]) then
+  return {0, tostring(spent), tostring(held)}
+end
+if ARGV[4] ~= '' then
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), ARGV[4])
+  redis.call('HSET', KEYS[3], ARGV[4], tostring(amount))
+  local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', KEYS[2], last[2])
+  redis.call('PEXPIREAT', KEYS[3], last[2])
+  return {1, tostring(spent), tostring(held + amount)}
+end
+spent = spent + amount
+redis.call('SET', KEYS[1], tostring(spent))
+return {1, tostring(spent), tostring(held)}
+`
+const SPEND_CREDITS_SHA = createHash('sha1').update(SPEND_CREDITS).digest('hex')
 
 /**
  * A {@link UsageCounterStore} on Redis, shared by every instance of an app, so `consume()` holds a metered cap
@@ -158,6 +197,24 @@ export function createRedisUsageStore(
         number | string
       >
       return { allowed: Number(reply[0]) === 1, used: reply.slice(1).map(Number) }
+    },
+    async spendCredits(request: CreditSpendRequest) {
+      // One hash slot for the three keys (Redis Cluster): the count's key, braced, tags them all.
+      const base = `${prefix}{${request.key}}`
+      const args = [
+        base,
+        `${base}:hold-ends`,
+        `${base}:holds`,
+        String(request.amount),
+        String(request.limit),
+        String(request.baseline),
+        request.hold?.id ?? '',
+        request.hold === undefined ? '0' : String(Math.ceil(request.hold.ttlMs)),
+        request.settle ?? '',
+        request.force ? '1' : '0',
+      ]
+      const reply = (await withinTimeout(run(SPEND_CREDITS, SPEND_CREDITS_SHA, 3, args))) as string[]
+      return { allowed: Number(reply[0]) === 1, spent: Number(reply[1]), held: Number(reply[2]) }
     },
   }
 }

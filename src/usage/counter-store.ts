@@ -28,6 +28,39 @@ export interface UsageCounterStore {
   consumeAll?(
     requests: readonly UsageCounterRequest[],
   ): Promise<{ readonly allowed: boolean; readonly used: readonly number[] }>
+  /**
+   * Optional: spends or holds credits in one atomic step, so a fleet never spends a balance twice. The counter
+   * `key` counts credits spent in all (never below `baseline`); beside it the store keeps the live holds, each
+   * ending by itself when its time is up. Spending (or holding) `amount` is allowed when the count, the live holds
+   * and the amount stay within `limit`. `settle` ends a hold first (`amount` then is what it cost: forced).
+   * Credits (`client.reserve()`, `consume()` of a costed feature) need it on a fleet store.
+   *
+   * @returns whether it was allowed, the count after, and what the live holds add up to after.
+   */
+  spendCredits?(
+    request: CreditSpendRequest,
+  ): Promise<{ readonly allowed: boolean; readonly spent: number; readonly held: number }>
+}
+
+/** One atomic step of {@link UsageCounterStore.spendCredits}. */
+export interface CreditSpendRequest {
+  /** The customer's credit type, made into one key by the client. */
+  readonly key: string
+  /** Credits spent now (or held, with `hold`); negative gives back what was spent (forced). */
+  readonly amount: number
+  /** What the count and the live holds together may reach: spent at the snapshot, the balance and any overdraft. */
+  readonly limit: number
+  /** Spent in all at the snapshot: the count never starts below it. */
+  readonly baseline: number
+  /**
+   * Sets `amount` aside under `id` for `ttlMs` instead of spending it. The store's own clock times it (Redis's), so
+   * instances whose clocks disagree agree on when it ends.
+   */
+  readonly hold?: { readonly id: string; readonly ttlMs: number } | undefined
+  /** The id of a hold to end before anything else (committed or released). */
+  readonly settle?: string | undefined
+  /** Spend regardless of the limit: work already done (a hold's commit). */
+  readonly force?: boolean | undefined
 }
 
 /** One atomic step of a {@link UsageCounterStore}. */
@@ -78,6 +111,7 @@ export function createMemoryUsageStore(now: () => number = Date.now): MemoryUsag
     return { allowed: true, used: used + amount }
   }
   const claimed = new Map<string, number | undefined>()
+  const holds = new Map<string, Map<string, { amount: number; expiresAt: number }>>()
   /** The counter as it stands for `request`: expired ones count from the baseline. */
   function current({ key, baseline }: UsageCounterRequest): number {
     const counter = counters.get(key)
@@ -95,6 +129,26 @@ export function createMemoryUsageStore(now: () => number = Date.now): MemoryUsag
       )
       if (!fits) return { allowed: false, used: requests.map(current) }
       return { allowed: true, used: requests.map((request) => consumeNow({ ...request, force: true }).used) }
+    },
+    async spendCredits({ key, amount, limit, baseline, hold, settle, force }) {
+      let live = holds.get(key)
+      if (live === undefined) {
+        live = new Map()
+        holds.set(key, live)
+      }
+      const at = now()
+      for (const [id, held] of live) if (held.expiresAt <= at) live.delete(id)
+      if (settle !== undefined) live.delete(settle)
+      let held = 0
+      for (const value of live.values()) held += value.amount
+      const spent = Math.max(counters.get(key)?.used ?? baseline, baseline)
+      if (!force && spent + held + amount > limit) return { allowed: false, spent, held }
+      if (hold !== undefined) {
+        live.set(hold.id, { amount, expiresAt: at + hold.ttlMs })
+        return { allowed: true, spent, held: held + amount }
+      }
+      counters.set(key, { used: spent + amount, expiresAt: undefined })
+      return { allowed: true, spent: spent + amount, held }
     },
     async claim(key, expiresAt) {
       const held = claimed.get(key)

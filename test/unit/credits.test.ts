@@ -174,4 +174,81 @@ describe('credits: the client', () => {
     expect(client.checkSync('ai-completion')).toMatchObject({ allowed: false, reason: 'credits_exhausted' })
     await client.close()
   })
+
+  it('reserve() holds an estimate; commit pays what was used and frees the rest; release frees all; a hold ends by itself', async () => {
+    const only = { 'ai-credits': { ...credits()['ai-credits']!, grants: [{ id: 'g', remaining: 500 }] } }
+    const { issuer, token } = await issued({ credits: only })
+    const clock = manualPlatform()
+    const client = createEntitlements({ token, ...issuer.verifyOptions, platform: clock.platform })
+    await client.load()
+    // 8 000 tokens held: 8 credits.
+    const first = await client.reserve('tokens', { amount: 8000, ttlMs: 60_000 })
+    expect(first.reserved).toBe(true)
+    expect(client.balance('ai-credits')).toMatchObject({ available: 492, held: 8, spentSinceSnapshot: 0 })
+    await first.hold!.commit(5200)
+    expect(client.balance('ai-credits')).toMatchObject({ available: 494.8, held: 0, spentSinceSnapshot: 5.2 })
+    // Committing twice pays once; more than was held is refused.
+    await first.hold!.commit(5200)
+    expect(client.balance('ai-credits')?.available).toBe(494.8)
+    const second = await client.reserve('ai-completion', { amount: 10 })
+    await expect(second.hold!.commit(11)).rejects.toThrow(TypeError)
+    await second.hold!.release()
+    expect(client.balance('ai-credits')).toMatchObject({ available: 494.8, held: 0 })
+    // A hold nobody ends returns at its ttl, not before.
+    const third = await client.reserve('ai-completion', { amount: 90, ttlMs: 5_000 })
+    expect(third.hold!.credits).toBe(450)
+    expect((await client.reserve('ai-completion', { amount: 9 })).decision).toMatchObject({
+      allowed: false,
+      reason: 'credits_exhausted',
+    })
+    await clock.advance(4_999)
+    expect(client.balance('ai-credits')?.held).toBe(450)
+    await clock.advance(1)
+    expect(client.balance('ai-credits')).toMatchObject({ available: 494.8, held: 0 })
+    expect((await client.reserve('ai-completion', { amount: 9 })).reserved).toBe(true)
+    // Not a costed feature: a programming error, said at once.
+    await expect(client.reserve('export')).rejects.toThrow(/costs none/)
+    await client.close()
+  })
+
+  it('balance() shows each grant after the local spend, in the burn order, and the next expiry', async () => {
+    const { issuer, token } = await issued()
+    const clock = manualPlatform()
+    const client = createEntitlements({ token, ...issuer.verifyOptions, platform: clock.platform })
+    await client.load()
+    expect(client.balance('nope')).toBeUndefined()
+    // 670 spendable: early 20 (priority 0, soonest expiry), promo 50, allowance 100, pack 500.
+    for (let i = 0; i < 10; i++) client.consumeSync('ai-completion')
+    const view = client.balance('ai-credits')!
+    expect(view.available).toBe(620)
+    expect(view.grants.map((grant) => [grant.id, grant.remaining])).toEqual([
+      ['early', 0],
+      ['promo', 20],
+      ['allowance', 100],
+      ['pack', 500],
+    ])
+    expect(view.nextExpiry).toBe(NOW + 10 * HOUR * 1000)
+    expect(view.age).toBe(0)
+    await client.close()
+  })
+
+  it('the offline bound: past a snapshot older than it says, spending since it stops at the bound', async () => {
+    const bounded = { 'ai-credits': { ...credits()['ai-credits']!, offline: { after: 3600, spend: 20 } } }
+    const { issuer, token } = await issued({ credits: bounded })
+    const clock = manualPlatform()
+    const client = createEntitlements({ token, ...issuer.verifyOptions, platform: clock.platform })
+    await client.load()
+    // Everything spent since the snapshot counts toward the bound: 15 before it applies, 5 more after.
+    for (let i = 0; i < 3; i++) expect(client.consumeSync('ai-completion').allowed).toBe(true)
+    await clock.advance(3600 * 1000 + 1)
+    expect(client.consumeSync('ai-completion')).toMatchObject({ allowed: true })
+    const denied = client.consumeSync('ai-completion')
+    expect(denied).toMatchObject({ allowed: false, reason: 'credits_offline' })
+    expect(client.balance('ai-credits')?.offlineBound).toEqual({
+      afterMs: 3_600_000,
+      spend: 20,
+      offline: true,
+    })
+    await client.close()
+  })
 })

@@ -4,6 +4,7 @@ import type { UsageMeter } from '../../usage/meter.js'
 import { type Answerer, fallbackDecision } from '../answers/answer.js'
 import type { DecisionStats } from '../answers/decision-stats.js'
 import type { ClientConfig } from '../config.js'
+import type { CreditSpending } from '../credits/reserve.js'
 import type { CheckContext, ErrorEvent } from '../options.js'
 import type { Thresholds } from '../thresholds.js'
 import type { Entry } from '../tokens/cache-entry.js'
@@ -19,6 +20,8 @@ import type { Reservations } from './reservations.js'
  * process (`consume-here.ts`); with one, in the shared store, atomically (`consume-in-fleet.ts`).
  */
 export function createConsume(parts: {
+  /** Credits spent in a fleet's store, for a costed feature. */
+  readonly creditSpending: CreditSpending
   readonly config: ClientConfig
   readonly tokens: TokenCache
   readonly answerer: Answerer
@@ -127,9 +130,12 @@ export function createConsume(parts: {
     const key = parts.keyOf(context)
     let entry = tokens.get(key)
     if (entry === undefined && !parts.isClosed() && !tokens.hasVerdict(key)) entry = await tokens.load(key)
-    return consumeInFleet === undefined
-      ? consumeHereAsync(entry, key, feature, context)
-      : consumeInFleet(entry, key, feature, context)
+    if (consumeInFleet === undefined) return consumeHereAsync(entry, key, feature, context)
+    if (entry === undefined || entry.entitlements.costs.size === 0 || !entry.entitlements.costs.has(feature))
+      return consumeInFleet(entry, key, feature, context)
+    return parts.creditSpending.consumeInFleet(entry, key, feature, context, () =>
+      consumeInFleet(entry, key, feature, context),
+    )
   }
 
   return { consume, consumeHere }

@@ -1,4 +1,4 @@
-import { creditCost } from '../../core/credits.js'
+import { creditCost, roundCredits } from '../../core/credits.js'
 import type { CreditBalanceModel, Entitlements } from '../../core/entitlements.js'
 import { NEVER } from '../../protocol/usage-rules.js'
 import type { MemoryUsageStore } from '../../usage/counter-store.js'
@@ -45,10 +45,10 @@ export function createCreditBook(parts: {
         const units = meter.unreported(key, name, now, balance.asOf)
         if (units > 0) spent += creditCost(cost, units)
       }
-      return spent
+      return roundCredits(spent)
     }
     const here = localCounters?.peek(creditCounterKey(entitlements.subject, balance.type))
-    return here === undefined ? 0 : Math.max(0, here - balance.spent)
+    return here === undefined ? 0 : Math.max(0, roundCredits(here - balance.spent))
   }
 
   /** The live holds of one customer's credit type; expired ones are dropped as they are met. */
@@ -66,17 +66,27 @@ export function createCreditBook(parts: {
     return sum
   }
 
+  function spent(key: string, entitlements: Entitlements, balance: CreditBalanceModel, now: number): number {
+    let sum = spentSince(key, entitlements, balance, now)
+    if (reservations?.hasUnknown())
+      sum += reservations.unknown(creditCounterKey(entitlements.subject, balance.type), now)
+    return sum
+  }
+
   return {
     /** Credits of `balance` that this client spent since its snapshot or holds: what a check subtracts. */
     counted(key: string, entitlements: Entitlements, balance: CreditBalanceModel, now: number): number {
-      let counted = spentSince(key, entitlements, balance, now) + held(key, balance.type, now)
-      if (reservations?.hasUnknown())
-        counted += reservations.unknown(creditCounterKey(entitlements.subject, balance.type), now)
-      return counted
+      return spent(key, entitlements, balance, now) + held(key, balance.type, now)
     },
 
     /** Credits held now (live holds only). */
     held,
+
+    /** Credits spent here since the snapshot, and what a crashed run may have spent: `counted()` less the holds. */
+    spent,
+
+    /** How many live holds a customer has of a credit type. */
+    count: (key: string, type: string, now: number): number => live(key, type, now)?.size ?? 0,
 
     /** Sets `amount` credits aside under `id` until `expiresAt` (epoch ms). */
     hold(key: string, type: string, id: string, amount: number, expiresAt: number): void {
