@@ -142,8 +142,11 @@ export function createCreditSpending(parts: SpendingParts) {
   const { config, answerer, stats, book } = parts
   const { platform } = config
   const spend: Spend | undefined = config.fleet?.store.spendCredits?.bind(config.fleet.store)
-  if (config.fleet !== undefined && spend === undefined)
-    throw new TypeError('credits on a fleet need a store with spendCredits (entitle/redis has it)')
+  /** A fleet store without `spendCredits` cannot hold a balance across instances: said when credits are first used. */
+  const fleetWithoutCredits = (): void => {
+    if (config.fleet !== undefined && spend === undefined)
+      throw new TypeError('credits on a fleet need a store with spendCredits (entitle/redis has it)')
+  }
 
   function holdOf(
     entry: Entry,
@@ -177,6 +180,7 @@ export function createCreditSpending(parts: SpendingParts) {
       feature: string,
       options: ReserveOptions,
     ): Promise<ReserveResult> {
+      fleetWithoutCredits()
       const { ttlMs, id } = checkOptions(options)
       const checked = answerer.answer(entry, key, feature, options, true)
       if (!checked.allowed || entry === undefined)
@@ -236,6 +240,7 @@ export function createCreditSpending(parts: SpendingParts) {
       context: CheckContext,
       rest: () => Promise<Decision>,
     ): Promise<Decision> {
+      fleetWithoutCredits()
       const checked = answerer.answer(entry, key, feature, context, true)
       if (!checked.allowed || checked.credits === undefined) return checked
       const { entitlements } = entry
