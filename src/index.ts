@@ -26,6 +26,9 @@ export { diffEntitlements } from './core/changes.js'
 export type { CheckOptions } from './core/check.js'
 export { checkEntitlement } from './core/check.js'
 export type {
+  CreditBalance,
+  CreditCost,
+  CreditGrant,
   DevicePolicy,
   EntitlementClaim,
   EntitlementTokenClaims,
@@ -45,6 +48,7 @@ export { decide } from './core/decide.js'
 export type { DecisionsByFeature } from './core/decide-all.js'
 export { decideAll } from './core/decide-all.js'
 export type {
+  CreditDecision,
   Decision,
   DecisionContext,
   DecisionReason,
@@ -53,6 +57,9 @@ export type {
   ResourceDecision,
 } from './core/decision.js'
 export type {
+  CreditBalanceModel,
+  CreditCostModel,
+  CreditGrantModel,
   Entitlements,
   Feature,
   FeatureCap,

@@ -629,6 +629,7 @@ describe('the database', () => {
       { version: 6 },
       { version: 7 },
       { version: 8 },
+      { version: 9 },
     ])
     db.close()
   })
@@ -686,6 +687,7 @@ describe('the OpenAPI document', () => {
       'downgrade',
       'renewal',
       'cancellation',
+      'topup',
     ])
     expect(order.additionalProperties).toBe(false)
     // Every route the app serves is in the document.

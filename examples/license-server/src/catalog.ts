@@ -99,6 +99,36 @@ const POOLS_DEFINED = { message: 'a pool named by the group or a feature is not 
 const planId = z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'a plan or add-on id: lowercase, digits, -')
 const features = z.record(featureName, catalogFeature)
 
+/**
+ * A plan's or add-on's credit allowance: `monthly` credits granted at the start of each month of the term
+ * (category `allowance`, expiring at the month's end), of which at most `rollover` carry into the next month.
+ */
+const allowance = z.strictObject({
+  monthly: z.number().positive().max(1e12),
+  rollover: z.number().nonnegative().max(1e12).default(0),
+})
+const allowances = z.record(featureName, allowance)
+
+/** A credit type: what costs it, how far below zero it may go, and how much an app may spend past an old snapshot. */
+const creditType = z.strictObject({
+  name: z.string().min(1),
+  costs: z.record(
+    featureName,
+    z.strictObject({ amount: z.number().nonnegative().max(1e9), per: z.int().min(1).max(1e9).optional() }),
+  ),
+  overdraft: z.number().nonnegative().max(1e12).default(0),
+  offline: z
+    .strictObject({ after: z.int().min(0).max(31_536_000), spend: z.number().nonnegative() })
+    .optional(),
+})
+
+/** A credit pack: an orderable top-up (`type: "topup"`), `amount` credits of a type, lasting `expiresInDays` if set. */
+const pack = z.strictObject({
+  credits: featureName,
+  amount: z.number().positive().max(1e12),
+  expiresInDays: z.int().min(1).max(3650).optional(),
+})
+
 /** The catalog file (`catalog.json`), as zod reads it. */
 export const catalogFileSchema = z.strictObject({
   product: z.string().min(1),
@@ -118,6 +148,7 @@ export const catalogFileSchema = z.strictObject({
         pools: pools.optional(),
         /** The pool every feature of the plan needs a lease of: the license floats. */
         pool: featureName.optional(),
+        credits: allowances.optional(),
       })
       .refine(poolsDefined, POOLS_DEFINED),
   ),
@@ -130,16 +161,25 @@ export const catalogFileSchema = z.strictObject({
           retired: z.boolean().default(false),
           features,
           pools: pools.optional(),
+          credits: allowances.optional(),
         })
         .refine(poolsDefined, POOLS_DEFINED),
     )
     .default({}),
   /** Metrics that are metered for billing without a cap in any plan. */
   meters: z.array(featureName).default([]),
+  /** Credit types, by name (a credit type's name is no feature's). */
+  credits: z.record(featureName, creditType).default({}),
+  /** Credit packs sold as top-ups, by SKU. */
+  packs: z.record(planId, pack).default({}),
 })
 
 type CatalogFeature = z.output<typeof catalogFeature>
 type Period = z.output<typeof period>
+
+export type CatalogAllowance = z.output<typeof allowance>
+export type CatalogCreditType = z.output<typeof creditType>
+export type CatalogPack = z.output<typeof pack>
 
 /** A plan or an add-on: its features by name, and the floating-license pools they draw on. */
 export interface CatalogGroup {
@@ -147,6 +187,8 @@ export interface CatalogGroup {
   readonly retired: boolean
   readonly features: ReadonlyMap<string, CatalogFeature>
   readonly pools: ReadonlyMap<string, CatalogPool>
+  /** Credit allowances by credit type. */
+  readonly credits: ReadonlyMap<string, CatalogAllowance>
   /** A plan whose every feature floats: the pool they need a lease of. */
   readonly pool?: string | undefined
 }
@@ -165,8 +207,18 @@ export interface Catalog {
   readonly graceDays: number
   readonly plans: ReadonlyMap<string, CatalogPlan>
   readonly addons: ReadonlyMap<string, CatalogGroup>
-  /** Every metric the server accepts usage for: capped features of any plan or add-on, and the listed meters. */
+  /**
+   * Every metric the server accepts usage for: capped features of any plan or add-on, the listed meters, and what
+   * costs credits.
+   */
   readonly meters: ReadonlySet<string>
+  readonly credits: ReadonlyMap<string, CatalogCreditType>
+  /** What each costed feature or metric costs, and in which credit type. */
+  readonly costs: ReadonlyMap<
+    string,
+    { readonly type: string; readonly amount: number; readonly per: number }
+  >
+  readonly packs: ReadonlyMap<string, CatalogPack>
 }
 
 /** Builds the server's catalog from a parsed catalog file. */
@@ -177,12 +229,14 @@ export function catalogOf(file: z.output<typeof catalogFileSchema>): Catalog {
     features: Record<string, CatalogFeature>
     pools?: Record<string, CatalogPool> | undefined
     pool?: string | undefined
+    credits?: Record<string, CatalogAllowance> | undefined
   }) => ({
     name: g.name,
     retired: g.retired,
     features: new Map(Object.entries(g.features)),
     pools: new Map(Object.entries(g.pools ?? {})),
     pool: g.pool,
+    credits: new Map(Object.entries(g.credits ?? {})),
   })
   const plans = new Map(
     Object.entries(file.plans).map(([id, plan]) => [
@@ -195,6 +249,23 @@ export function catalogOf(file: z.output<typeof catalogFileSchema>): Catalog {
   for (const g of [...plans.values(), ...addons.values()])
     for (const [name, feature] of g.features)
       if (feature !== true && feature.cap !== undefined) meters.add(name)
+  const costs = new Map<string, { type: string; amount: number; per: number }>()
+  for (const [type, credit] of Object.entries(file.credits)) {
+    for (const [name, cost] of Object.entries(credit.costs)) {
+      if (costs.has(name)) throw new Error(`catalog: ${name} costs credits of two types`)
+      costs.set(name, { type, amount: cost.amount, per: cost.per ?? 1 })
+      meters.add(name)
+    }
+  }
+  for (const [sku, sold] of Object.entries(file.packs))
+    if (!Object.hasOwn(file.credits, sold.credits))
+      throw new Error(`catalog: pack ${sku} sells an unknown credit type`)
+  for (const g of [...plans.values(), ...addons.values()])
+    for (const type of g.credits.keys())
+      if (!Object.hasOwn(file.credits, type))
+        throw new Error(`catalog: ${g.name} grants an unknown credit type ${type}`)
+  for (const type of Object.keys(file.credits))
+    if (hasFeature(plans, addons, type)) throw new Error(`catalog: the credit type ${type} is also a feature`)
   return {
     product: file.product,
     upgradeUrl: file.upgradeUrl,
@@ -202,7 +273,20 @@ export function catalogOf(file: z.output<typeof catalogFileSchema>): Catalog {
     plans,
     addons,
     meters,
+    credits: new Map(Object.entries(file.credits)),
+    costs,
+    packs: new Map(Object.entries(file.packs)),
   }
+}
+
+/** Whether a plan or add-on has a feature of this name. */
+function hasFeature(
+  plans: ReadonlyMap<string, CatalogGroup>,
+  addons: ReadonlyMap<string, CatalogGroup>,
+  name: string,
+) {
+  for (const g of [...plans.values(), ...addons.values()]) if (g.features.has(name)) return true
+  return false
 }
 
 /** Reads and validates a catalog file; a bad catalog stops the server at start, with the paths that are wrong. */

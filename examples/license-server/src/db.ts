@@ -223,6 +223,38 @@ const MIGRATIONS: ReadonlyArray<string | ((db: Db) => void)> = [
   CREATE INDEX leases_by_pool ON leases (customer_id, pool, state, expires_at);
   CREATE INDEX leases_live ON leases (state, expires_at);
   `,
+  // Credits: a ledger of grants and burns. A grant's balance at any moment is its amount less its burns up to then;
+  // past its expiry (or its voiding) it is worth nothing, read as such, with no job to run first. A burn with no
+  // grant is an overdraft. Burns name the usage line that caused them: a line burns once, in its transaction.
+  `
+  CREATE TABLE credit_grants (
+    id TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL REFERENCES customers(id),
+    type TEXT NOT NULL,
+    amount REAL NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    category TEXT NOT NULL CHECK (category IN ('promotional', 'allowance', 'paid')),
+    starts_at INTEGER,
+    expires_at INTEGER,
+    source TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    voided_at INTEGER,
+    expiry_announced INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE INDEX credit_grants_by_customer ON credit_grants (customer_id, type);
+  CREATE INDEX credit_grants_by_end ON credit_grants (expiry_announced, expires_at);
+  CREATE TABLE credit_burns (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    customer_id TEXT NOT NULL REFERENCES customers(id),
+    type TEXT NOT NULL,
+    grant_id TEXT REFERENCES credit_grants(id),
+    amount REAL NOT NULL,
+    line_id TEXT NOT NULL,
+    at INTEGER NOT NULL
+  );
+  CREATE INDEX credit_burns_by_customer ON credit_burns (customer_id, type, at);
+  CREATE INDEX credit_burns_by_grant ON credit_burns (grant_id, at);
+  `,
 ]
 
 /** Opens (or creates) the database at `path` (`:memory:` for tests) and brings its schema up to date. */
@@ -249,4 +281,14 @@ export function openDatabase(path: string): Db {
     })()
   })
   return db
+}
+
+/** A statement prepared once, with its rows typed. */
+export function prepare<Row = unknown>(db: Db, text: string) {
+  const statement = db.prepare(text)
+  return {
+    get: (...params: unknown[]) => statement.get(...params) as Row | undefined,
+    all: (...params: unknown[]) => statement.all(...params) as Row[],
+    run: (...params: unknown[]) => statement.run(...params),
+  }
 }

@@ -3,6 +3,8 @@ import * as z from 'zod'
 import {
   accessRequestSchema,
   activationSchema,
+  CREDIT_GRANT_ID,
+  creditGrantSchema,
   decisionSchema,
   FINGERPRINT,
   LEASE_ID,
@@ -63,6 +65,7 @@ export function openApiDocument(serverUrl: string) {
         LeaseRequest: schema(leaseRequestSchema),
         Decision: schema(decisionSchema),
         Rotation: schema(rotationSchema),
+        CreditGrant: schema(creditGrantSchema),
         Problem: {
           type: 'object',
           required: ['type', 'title', 'status'],
@@ -320,6 +323,51 @@ function adminPaths() {
         security: [{ bearer: [] }],
         parameters: leaseId,
         responses: { 200: json('The released lease'), ...errors(401, 404) },
+      },
+    },
+    ...creditPaths(),
+  }
+}
+
+/** Credits: the ledger at a moment, an admin's grant, voiding one. */
+function creditPaths() {
+  const grantId = [
+    ...customer,
+    {
+      name: 'grant',
+      in: 'path',
+      required: true,
+      schema: { type: 'string', pattern: CREDIT_GRANT_ID.source },
+    },
+  ]
+  return {
+    '/admin/customers/{id}/credits': {
+      get: {
+        summary:
+          'Each credit type’s balance grant by grant, and the burns, at a moment (?at=ISO time; default now)',
+        security: [{ bearer: [] }],
+        parameters: [
+          ...customer,
+          { name: 'at', in: 'query', required: false, schema: { type: 'string', format: 'date-time' } },
+        ],
+        responses: { 200: json('{ customerId, at, balances, burns }'), ...errors(401, 404, 422) },
+      },
+    },
+    '/admin/customers/{id}/credits/grants': {
+      post: {
+        summary: 'Grant credits (promotional unless said), with an expiry if given; pushed to the customer',
+        security: [{ bearer: [] }],
+        parameters: customer,
+        requestBody: body('CreditGrant'),
+        responses: { 201: json('The grant'), ...errors(401, 404, 415, 422) },
+      },
+    },
+    '/admin/customers/{id}/credits/grants/{grant}/void': {
+      post: {
+        summary: 'Void a grant: what is left of it is worth nothing from now on',
+        security: [{ bearer: [] }],
+        parameters: grantId,
+        responses: { 200: json('The voided grant'), ...errors(401, 404, 422) },
       },
     },
   }

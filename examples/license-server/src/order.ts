@@ -9,7 +9,7 @@ import { DEFAULT_DATA_DIR } from './start.js'
 
 const HELP = `npm run order -- --customer ID [--sku SKU] [options]
 
-  --type TYPE        purchase (default), upgrade, downgrade, renewal, cancellation
+  --type TYPE        purchase (default), upgrade, downgrade, renewal, cancellation, topup
   --customer ID      the customer (letters, digits, . _ : -)
   --name NAME        the customer's name, on a purchase
   --sku SKU          the plan (catalog.json), e.g. starter, team, business
@@ -17,6 +17,8 @@ const HELP = `npm run order -- --customer ID [--sku SKU] [options]
   --addon NAME       an add-on; repeat for more
   --term-months N    the paid term (default 12)
   --trial-days N     start the purchase as a trial of N days; a later purchase converts it
+  --pack SKU         a top-up's credit pack (catalog packs), e.g. ai-credits-5000
+  --quantity N       how many packs (default 1)
   --order-id ID      the order's id, for idempotency (default: a new one)
   --server URL       the license server (default $ENTITLE_SERVER_URL, else http://127.0.0.1:8787)
   --data DIR         where the server keeps secrets.env (default .license-server); ENTITLE_ORDER_SECRET wins
@@ -35,6 +37,8 @@ async function main(argv: string[]): Promise<number> {
       addon: { type: 'string', multiple: true },
       'term-months': { type: 'string' },
       'trial-days': { type: 'string' },
+      pack: { type: 'string' },
+      quantity: { type: 'string' },
       'order-id': { type: 'string' },
       server: { type: 'string', default: process.env.ENTITLE_SERVER_URL ?? 'http://127.0.0.1:8787' },
       data: { type: 'string', default: process.env.ENTITLE_DATA_DIR ?? DEFAULT_DATA_DIR },
@@ -63,6 +67,8 @@ async function main(argv: string[]): Promise<number> {
     ...(values.addon ? { addons: values.addon } : {}),
     ...(values['term-months'] ? { termMonths: number('--term-months', values['term-months']) } : {}),
     ...(values['trial-days'] ? { trialDays: number('--trial-days', values['trial-days']) } : {}),
+    ...(values.pack ? { pack: values.pack } : {}),
+    ...(values.quantity ? { quantity: number('--quantity', values.quantity) } : {}),
   }
   if (process.env.ENTITLE_ORDER_SECRET === undefined && !existsSync(join(values.data, 'secrets.env'))) {
     console.error(

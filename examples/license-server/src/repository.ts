@@ -1,4 +1,5 @@
-import type { Db } from './db.js'
+import { type Db, prepare } from './db.js'
+import { creditLedger } from './repository-credits.js'
 
 export interface CustomerRow {
   id: string
@@ -82,14 +83,6 @@ export interface LeaseRow {
 }
 
 /** A prepared statement with typed reads. */
-function prepare<Row = unknown>(db: Db, text: string) {
-  const statement = db.prepare(text)
-  return {
-    get: (...params: unknown[]) => statement.get(...params) as Row | undefined,
-    all: (...params: unknown[]) => statement.all(...params) as Row[],
-    run: (...params: unknown[]) => statement.run(...params),
-  }
-}
 
 function customers(db: Db) {
   const q = {
@@ -600,6 +593,7 @@ export function createRepository(db: Db) {
     ...events(db),
     ...trials(db),
     ...leases(db),
+    ...creditLedger(db),
     /** Runs `work` in one SQLite transaction (nested calls are savepoints). */
     transaction: <T>(work: () => T): T => db.transaction(work)(),
     /**

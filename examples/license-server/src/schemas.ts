@@ -19,7 +19,8 @@ const resourceAddon = z
 /** An order from the CRM, ERP or payment system: `POST /v1/orders`, signed. */
 export const orderSchema = z.strictObject({
   orderId: id(128),
-  type: z.enum(['purchase', 'upgrade', 'downgrade', 'renewal', 'cancellation']),
+  /** `topup`: credit packs (`pack`, `quantity`) for a customer who holds a license. */
+  type: z.enum(['purchase', 'upgrade', 'downgrade', 'renewal', 'cancellation', 'topup']),
   customer: z.strictObject({ id: id(USAGE_LIMITS.subject), name: z.string().min(1).max(200).optional() }),
   sku: catalogName.optional(),
   tier: z.int().nonnegative().optional(),
@@ -32,6 +33,9 @@ export const orderSchema = z.strictObject({
   termMonths: z.int().min(1).max(120).optional(),
   /** A purchase that starts as a trial of this many days; a later purchase converts it. */
   trialDays: z.int().min(1).max(90).optional(),
+  /** A top-up's credit pack (catalog `packs`), and how many. */
+  pack: catalogName.optional(),
+  quantity: z.int().min(1).max(1000).optional(),
 })
 export type Order = z.output<typeof orderSchema>
 
@@ -85,6 +89,26 @@ export const leaseRequestSchema = z.strictObject({
     .optional(),
 })
 export type LeaseRequestInput = z.output<typeof leaseRequestSchema>
+
+/** `POST /admin/customers/:id/credits/grants`: credits an admin grants (promotional unless said), with an expiry. */
+export const creditGrantSchema = z
+  .strictObject({
+    type: catalogName,
+    amount: z.number().positive().max(1e12),
+    category: z.enum(['promotional', 'allowance', 'paid']).optional(),
+    priority: z.int().min(0).max(1000).optional(),
+    startsAt: z.iso.datetime({ offset: true }).optional(),
+    expiresAt: z.iso.datetime({ offset: true }).optional(),
+  })
+  .refine(
+    (grant) =>
+      grant.expiresAt === undefined ||
+      Date.parse(grant.expiresAt) > Math.max(Date.parse(grant.startsAt ?? '1970-01-01T00:00:00Z'), 0),
+    { message: 'expiresAt must be after startsAt', path: ['expiresAt'] },
+  )
+
+/** A credit grant id as the server makes them (`grant_…`, `order:…`, `allowance:…`, `rollover:…`). */
+export const CREDIT_GRANT_ID = /^[A-Za-z0-9._:-]{1,300}$/
 
 /** A lease id as the server makes them. */
 export const LEASE_ID = /^ls_[0-9a-f]{24}$/

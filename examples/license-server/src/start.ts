@@ -151,8 +151,9 @@ export async function startLicenseServer(options: StartOptions = {}) {
   const sweeper = setInterval(() => {
     try {
       licenseServer.services.leases.sweep()
+      licenseServer.services.credits.sweepExpiries()
     } catch (error) {
-      console.error('lease sweep failed:', error)
+      console.error('sweep (leases, credit expiries) failed:', error)
     }
   }, options.leaseSweepMs ?? 5000)
   sweeper.unref()

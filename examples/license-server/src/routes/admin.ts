@@ -6,14 +6,21 @@ import { DomainError } from '../errors.js'
 import { idParam, KIB, limit, readJson } from '../json.js'
 import type { Keyring } from '../keys.js'
 import { adminKey } from '../middleware/admin-key.js'
-import { decisionSchema, FINGERPRINT, LEASE_ID, rotationSchema } from '../schemas.js'
+import {
+  CREDIT_GRANT_ID,
+  creditGrantSchema,
+  decisionSchema,
+  FINGERPRINT,
+  LEASE_ID,
+  rotationSchema,
+} from '../schemas.js'
 import type { Services } from '../services/index.js'
 
 const STATUSES = z.enum(['pending', 'approved', 'denied'])
 
 /**
- * `/admin/*`, behind the admin key: customers, usage, revocation, credentials, devices, leases, access requests,
- * keys.
+ * `/admin/*`, behind the admin key: customers, usage, revocation, credentials, devices, leases, credits, access
+ * requests, keys.
  */
 export function adminRoutes(services: Services, keyring: Keyring, key: string) {
   const router = new Hono<AppEnv>()
@@ -34,6 +41,26 @@ export function adminRoutes(services: Services, keyring: Keyring, key: string) {
       throw new DomainError('invalid', 'Invalid request', 'pool is a catalog name')
     return c.json({ leases: services.leases.list(customer(c), pool ?? null) })
   })
+  // Credits: the balance and the ledger at any moment (?at=ISO time), grants, and voiding a grant.
+  router.get('/customers/:id/credits', (c) => {
+    const at = c.req.query('at')
+    const moment = at === undefined ? undefined : Date.parse(at)
+    if (
+      moment !== undefined &&
+      (!z.iso.datetime({ offset: true }).safeParse(at).success || Number.isNaN(moment))
+    )
+      throw new DomainError('invalid', 'Invalid request', 'at is an ISO 8601 date and time')
+    return c.json(services.credits.ledger(customer(c), moment))
+  })
+  router.post('/customers/:id/credits/grants', limit(4 * KIB), async (c) => {
+    const id = customer(c)
+    const input = await readJson(c, creditGrantSchema)
+    services.customers.detail(id)
+    return c.json(services.credits.grant(id, input), 201)
+  })
+  router.post('/customers/:id/credits/grants/:grant/void', (c) =>
+    c.json(services.credits.voidGrant(customer(c), idParam(c, 'grant', CREDIT_GRANT_ID))),
+  )
   router.delete('/leases/:id', (c) => c.json(services.leases.release(null, idParam(c, 'id', LEASE_ID))))
   router.get('/access-requests', (c) => {
     const status = c.req.query('status')

@@ -3,6 +3,7 @@ import type { Db } from '../db.js'
 import type { Keyring } from '../keys.js'
 import { createRepository } from '../repository.js'
 import { createAccessService } from './access.js'
+import { createCreditService } from './credits.js'
 import { createCustomerService } from './customers.js'
 import { createDeviceService } from './devices.js'
 import { createEventBus } from './events.js'
@@ -26,7 +27,9 @@ export function createServices(options: ServicesOptions) {
   const { catalog, keyring, now } = options
   const repo = createRepository(options.db)
   const events = createEventBus(repo, now)
+  const credits = createCreditService({ repo, catalog, events, now })
   const tokens = createTokenService({
+    credits,
     repo,
     catalog,
     keyring,
@@ -35,12 +38,13 @@ export function createServices(options: ServicesOptions) {
     ttlSec: options.tokenTtlSec,
     now,
   })
-  const usage = createUsageService({ repo, catalog, events, now })
+  const usage = createUsageService({ repo, catalog, events, credits, now })
   return {
+    credits,
     events,
     tokens,
     usage,
-    orders: createOrderService({ repo, catalog, events, now }),
+    orders: createOrderService({ repo, catalog, events, credits, now }),
     devices: createDeviceService({ repo, tokens, events, now }),
     access: createAccessService({ repo, catalog, events, now }),
     customers: createCustomerService({ repo, events, usage, now }),

@@ -5,6 +5,7 @@ import { DomainError } from '../errors.js'
 import type { LicenseRow, Repository } from '../repository.js'
 import type { Order } from '../schemas.js'
 import { hashSecret, newSecret } from './credentials.js'
+import type { CreditService } from './credits.js'
 import type { EventBus } from './events.js'
 import { activeLicense, licenseView } from './licenses.js'
 
@@ -42,6 +43,12 @@ function checkCatalog(catalog: Catalog, order: Order, existing: LicenseRow | und
     if (sold.retired && !held.includes(bought))
       throw new DomainError('invalid', 'Add-on retired', `add-on ${addon} is no longer sold`)
   }
+  if ((order.pack !== undefined || order.quantity !== undefined) !== (order.type === 'topup'))
+    throw new DomainError(
+      'invalid',
+      'Pack on a top-up only',
+      'pack and quantity go with type topup, and it needs them',
+    )
   if (order.trialDays !== undefined && order.type !== 'purchase')
     throw new DomainError('invalid', 'Trial on a purchase only', 'trialDays starts a trial with a purchase')
   return plan
@@ -56,6 +63,8 @@ export function createOrderService(options: {
   repo: Repository
   catalog: Catalog
   events: EventBus
+  /** Where a top-up's credits go. */
+  credits: CreditService
   now: () => number
 }) {
   const { repo, catalog, events, now } = options
@@ -188,6 +197,13 @@ export function createOrderService(options: {
           order.termMonths ?? 12,
         )
         repo.renew(customerId, end, at)
+        return
+      }
+      case 'topup': {
+        activeLicense(repo, customerId)
+        if (order.pack === undefined)
+          throw new DomainError('invalid', 'Pack required', 'a top-up names a credit pack (pack)')
+        options.credits.topUp(customerId, order.pack, order.quantity ?? 1, order.orderId, at)
         return
       }
       case 'cancellation':

@@ -11,6 +11,7 @@ import type { Catalog } from '../catalog.js'
 import type { Keyring } from '../keys.js'
 import type { LicenseRow, Repository, TokenKind, TokenRow } from '../repository.js'
 import type { Scope } from './credentials.js'
+import type { CreditService } from './credits.js'
 import { activeLicense, pricedEntitlement } from './licenses.js'
 
 const DAY_MS = 86_400_000
@@ -18,6 +19,8 @@ const DAY_MS = 86_400_000
 const MAX_RESOURCE_SNAPSHOTS = 100
 
 export interface TokenServiceOptions {
+  /** The credit ledger: each token carries the customer's balances as of its signing. */
+  credits: CreditService
   repo: Repository
   catalog: Catalog
   keyring: Keyring
@@ -92,6 +95,8 @@ export function createTokenService(options: TokenServiceOptions) {
         if (Object.keys(resources).length > 0) (features[name] as FeatureClaim).per = { ...per, resources }
       }
     }
+    const credits = options.credits.snapshot(license, at)
+    if (credits !== undefined) ent.credits = credits
     const term = termOf(license)
     const exp = kind === 'offline' ? Math.floor(offlineUntil(license, at) / 1000) : iat + ttlSec
     const claims: EntitlementTokenClaims = {
@@ -102,8 +107,8 @@ export function createTokenService(options: TokenServiceOptions) {
       exp,
       jti: randomUUID(),
       ent: {
-        // Version 1 unless the license needs 2 (a per-resource grant, a pool): customers who need nothing new keep tokens
-        // every SDK version reads.
+        // Version 1 unless the license needs 2 (a per-resource grant, a pool, credits): customers who need nothing new
+        // keep tokens every SDK version reads.
         v: formatVersionFor(ent),
         ...ent,
         term,
@@ -130,7 +135,15 @@ export function createTokenService(options: TokenServiceOptions) {
     const young = held !== undefined && now() - held.issued_at < (ttlSec * 1000) / 2
     // Usage stored after the held token was signed: its snapshot is behind, so a new token (a new ETag) goes out.
     const counted = held !== undefined && held.issued_at > license.usage_at
-    if (held && young && counted && held.license_version === license.version && !repo.isRevoked(held.jti))
+    // Credits that time alone changed (a month's allowance, a grant's start or end) need a new snapshot.
+    if (
+      held &&
+      young &&
+      counted &&
+      held.license_version === license.version &&
+      !repo.isRevoked(held.jti) &&
+      !options.credits.movedBetween(license, held.issued_at, now())
+    )
       return held
     return issue(license, kind, device)
   }

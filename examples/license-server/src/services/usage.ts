@@ -11,6 +11,7 @@ import type { Catalog } from '../catalog.js'
 import type { LicenseRow, Repository } from '../repository.js'
 import type { UsageBatchEnvelope } from '../schemas.js'
 import { customerFor, type Scope } from './credentials.js'
+import type { CreditService } from './credits.js'
 import type { EventBus } from './events.js'
 import { usageCaps, usageWindowEnd } from './licenses.js'
 import { createUsageAlerts } from './usage-alerts.js'
@@ -25,6 +26,8 @@ export function createUsageService(options: {
   repo: Repository
   catalog: Catalog
   events: EventBus
+  /** Burns what a line of a costed feature or metric costs, in the line's transaction. */
+  credits: CreditService
   now: () => number
 }) {
   const { repo, catalog, events, now } = options
@@ -94,6 +97,15 @@ export function createUsageService(options: {
           return
         }
         accepted++
+        // Once per stored line (a duplicate returned above), inside this transaction: a line burns exactly once.
+        options.credits.burnLine(
+          license,
+          line.metric,
+          line.amount,
+          Math.min(line.start, received),
+          line.id,
+          received,
+        )
         const cap = caps.get(line.metric)
         const before = cap?.thresholds === undefined ? 0 : repo.total(subject, line.metric, end)
         repo.addTotal(subject, line.metric, end, line.amount)
