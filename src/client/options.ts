@@ -220,6 +220,8 @@ export interface EntitlementsSnapshot {
   /** When it was taken, epoch milliseconds. */
   readonly at: number
   readonly decisions: DecisionsByFeature
+  /** Each credit type's balance (`client.balance()`), by type; empty when the customer holds no credits. */
+  readonly credits: Readonly<Record<string, CreditBalanceView>>
 }
 
 export type {

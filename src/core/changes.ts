@@ -1,4 +1,4 @@
-import type { Entitlements, Feature } from './entitlements.js'
+import type { CreditBalanceModel, Entitlements, Feature } from './entitlements.js'
 
 /** One difference between two versions of a customer's entitlements, for UIs that react to upgrades. */
 export type EntitlementChange =
@@ -25,10 +25,48 @@ export type EntitlementChange =
     }
   /** Who may use the feature, or where, changed (roles or regions). */
   | { readonly type: 'access_changed'; readonly feature: string }
+  /**
+   * A credit balance changed other than by spending: a top-up, a grant, a void, an expiry. `from` and `to` are the
+   * snapshots' balances (`undefined`: no such credits).
+   */
+  | {
+      readonly type: 'credits_changed'
+      readonly credits: string
+      readonly from: number | undefined
+      readonly to: number | undefined
+    }
 
 const sameList = (a: readonly string[] | undefined, b: readonly string[] | undefined) =>
   a === b ||
   (a !== undefined && b !== undefined && a.length === b.length && a.every((item, i) => item === b[i]))
+
+/** What a snapshot's grants hold, and what was spent in all: spending moves one into the other, nothing else does. */
+const balanceOf = (credits: CreditBalanceModel) =>
+  credits.grants.reduce((sum, grant) => sum + grant.remaining, 0)
+const grantedOf = (credits: CreditBalanceModel) => balanceOf(credits) + credits.spent
+
+/** The credit types whose balance changed by more than spending (usage snapshots are not changes). */
+function creditChanges(
+  previous: Entitlements | undefined,
+  next: Entitlements,
+  changes: EntitlementChange[],
+): void {
+  const before = previous?.credits
+  for (const [type, credits] of next.credits) {
+    const old = before?.get(type)
+    if (old === undefined || Math.abs(grantedOf(old) - grantedOf(credits)) > 1e-9)
+      changes.push({
+        type: 'credits_changed',
+        credits: type,
+        from: old && balanceOf(old),
+        to: balanceOf(credits),
+      })
+  }
+  if (before !== undefined)
+    for (const [type, old] of before)
+      if (!next.credits.has(type))
+        changes.push({ type: 'credits_changed', credits: type, from: balanceOf(old), to: undefined })
+}
 
 /** What changed between `previous` and `next` that a product would show. Usage snapshots are not changes. */
 export function diffEntitlements(
@@ -62,5 +100,7 @@ export function diffEntitlements(
   for (const name of before.keys()) {
     if (!next.features.has(name)) changes.push({ type: 'feature_removed', feature: name })
   }
+  if (next.credits.size > 0 || (previous !== undefined && previous.credits.size > 0))
+    creditChanges(previous, next, changes)
   return changes
 }

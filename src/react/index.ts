@@ -7,7 +7,12 @@ import {
   useSyncExternalStore,
 } from 'react'
 import { emptyDecision } from '../client/answers/answer.js'
-import type { CheckContext, EntitlementsClient, EntitlementsSnapshot } from '../client/options.js'
+import type {
+  CheckContext,
+  CreditBalanceView,
+  EntitlementsClient,
+  EntitlementsSnapshot,
+} from '../client/options.js'
 import type { Decision } from '../core/decision.js'
 import { createEntitlementsStore, type EntitlementsStore } from './store.js'
 
@@ -118,6 +123,25 @@ function decisionFor(
     answers.set(key, answer)
   }
   return answer
+}
+
+/**
+ * A customer's balance of one credit type (`client.balance()`), re-rendered when it changes: a new snapshot from
+ * the server (a top-up, a grant), or `refresh()` after this app spent. `undefined` while loading, or when the
+ * customer holds no such credits.
+ *
+ * @example
+ * ```tsx
+ * function CreditsLeft() {
+ *   const balance = useBalance('ai-credits')
+ *   return <span>{balance === undefined ? '…' : `${balance.available} credits`}</span>
+ * }
+ * ```
+ */
+export function useBalance(type: string): CreditBalanceView | undefined {
+  const store = useStore()
+  const snapshot = useSyncExternalStore(store.subscribe, store.getSnapshot, store.getServerSnapshot)
+  return snapshot.credits?.[type]
 }
 
 /**

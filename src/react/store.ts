@@ -32,12 +32,27 @@ function sameDecision(a: Decision, b: Decision): boolean {
     a.expiresAt === b.expiresAt &&
     a.source === b.source &&
     a.error === b.error &&
-    a.upgrade === b.upgrade
+    a.upgrade === b.upgrade &&
+    a.credits?.available === b.credits?.available &&
+    a.credits?.cost === b.credits?.cost
   )
+}
+
+/** Two balances read the same in a UI: what is available and held, and when the next grant ends. */
+function sameCredits(a: EntitlementsSnapshot['credits'], b: EntitlementsSnapshot['credits']): boolean {
+  const types = Object.keys(a ?? {})
+  if (types.length !== Object.keys(b ?? {}).length) return false
+  return types.every((type) => {
+    const [x, y] = [a[type]!, b[type]]
+    return (
+      y !== undefined && x.available === y.available && x.held === y.held && x.nextExpiry === y.nextExpiry
+    )
+  })
 }
 
 function sameSnapshot(a: EntitlementsSnapshot, b: EntitlementsSnapshot): boolean {
   if (a.status !== b.status || a.plan !== b.plan || a.subject !== b.subject) return false
+  if (!sameCredits(a.credits, b.credits)) return false
   const names = Object.keys(a.decisions)
   if (names.length !== Object.keys(b.decisions).length) return false
   return names.every((name) => {

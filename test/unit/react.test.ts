@@ -8,6 +8,7 @@ import {
   createEntitlementsStore,
   Entitled,
   EntitlementsProvider,
+  useBalance,
   useEntitlement,
 } from '../../src/react/index.js'
 import { createTestIssuer } from '../../src/testing.js'
@@ -164,6 +165,47 @@ describe('entitle/react', () => {
       )
     expect(render('api')).toBe('<span>usage_cap_reached by the resource</span>')
     expect(render('web')).toBe('<span>build</span>')
+  })
+
+  it('shows a credit balance, and tells its listeners when the app spent or the server topped it up', async () => {
+    const { client, plans } = await setup()
+    const credits = (remaining: number) => ({
+      plan: { id: 'ai' },
+      features: { 'ai-completion': true },
+      credits: {
+        'ai-credits': {
+          grants: [{ id: 'pack', remaining }],
+          asOf: Date.now() / 1000,
+          spent: 0,
+          costs: { 'ai-completion': { amount: 5 } },
+        },
+      },
+    })
+    plans.set('acme', credits(100))
+    await client.load('acme')
+    const store = createEntitlementsStore(client, 'acme')
+    let heard = 0
+    const stop = store.subscribe(() => heard++)
+    function Left() {
+      const balance = useBalance('ai-credits')
+      return h('span', null, balance === undefined ? '…' : `${balance.available} left`)
+    }
+    const render = () =>
+      renderToString(
+        h(EntitlementsProvider, { client, subject: 'acme', snapshot: store.getSnapshot() }, h(Left)),
+      )
+    expect(render()).toBe('<span>100 left</span>')
+    const before = heard
+    client.consumeSync('ai-completion', { subject: 'acme', amount: 3 })
+    store.refresh()
+    expect(heard).toBe(before + 1)
+    expect(render()).toBe('<span>85 left</span>')
+    // A top-up on the server: a new token, a change event, a new balance.
+    plans.set('acme', credits(5085))
+    await client.refresh('acme')
+    expect(heard).toBe(before + 2)
+    expect(store.getSnapshot().credits['ai-credits']?.grants[0]?.atSnapshot).toBe(5085)
+    stop()
   })
 
   it('re-renders when a floating seat is acquired, and again when it is given back', async () => {
