@@ -3,6 +3,8 @@ export type {
   CheckContext,
   ClientEvents,
   ClientStats,
+  CreditBalanceView,
+  CreditHold,
   DecisionSummaryEvent,
   EntitlementsClient,
   EntitlementsClientOptions,
@@ -10,6 +12,7 @@ export type {
   ErrorEvent,
   FailurePolicy,
   FeatureDecisionCounts,
+  GrantView,
   HeldLease,
   LeaseChangeEvent,
   LeaseEvents,
@@ -18,6 +21,8 @@ export type {
   LeaseRefusalReason,
   LeaseResult,
   RecordContext,
+  ReserveOptions,
+  ReserveResult,
   ThresholdEvent,
 } from './client/index.js'
 export { createEntitlements } from './client/index.js'
@@ -85,6 +90,11 @@ export type { EntitlementStorage, StorageOwners } from './platform/storage.js'
 export { createMemoryStorage } from './platform/storage.js'
 export type { LicenseServerOptions } from './transport/license-server-client.js'
 export type { BackoffOptions } from './transport/retry.js'
-export type { MemoryUsageStore, UsageCounterRequest, UsageCounterStore } from './usage/counter-store.js'
+export type {
+  CreditSpendRequest,
+  MemoryUsageStore,
+  UsageCounterRequest,
+  UsageCounterStore,
+} from './usage/counter-store.js'
 export { createMemoryUsageStore } from './usage/counter-store.js'
 export type { CloseResult, FlushResult, UsageLine, UsageOptions, UsageStats } from './usage/types.js'

@@ -118,8 +118,9 @@ export async function runDemo(): Promise<void> {
     )
 
     await passSoftCap(entitlements, call, license, Number(search.body.used))
+    await spendCredits(entitlements, call, order, license)
 
-    step(7, 'The license is revoked (a chargeback): the app denies within moments')
+    step(8, 'The license is revoked (a chargeback): the app denies within moments')
     await fetch(`${license.url}/admin/customers/globex/revoke`, {
       method: 'POST',
       headers: { authorization: `Bearer ${license.adminKey}` },
@@ -197,6 +198,72 @@ async function passSoftCap(
   show('server: this month', `${month?.total} calls, ${month?.included} included, ${month?.overage} overage`)
   for (const alert of report.alerts)
     show(`server: alert recorded once`, `${alert.threshold}% at ${alert.total} calls`)
+}
+
+type Order = (body: Record<string, unknown>) => Promise<unknown>
+
+/** Step 7: AI credits: spent down to nothing, then a top-up that the running app hears of at once. */
+async function spendCredits(
+  entitlements: EntitlementsClient,
+  call: Call,
+  order: Order,
+  license: { url: string; adminKey: string },
+): Promise<void> {
+  step(7, 'Globex adds AI studio: 1,000 AI credits a month, 5 a completion; spends them, then tops up 5,000')
+  const heard = (kind: string) =>
+    new Promise<string>((resolve) => {
+      const stop = entitlements.on('change', ({ subject, changes }) => {
+        const found = changes.find((c) => c.type === kind)
+        if (subject !== 'globex' || found === undefined) return
+        stop()
+        resolve(
+          changes
+            .map((c) =>
+              'feature' in c
+                ? `${c.type} ${c.feature}`
+                : 'credits' in c
+                  ? `${c.type} ${c.credits} ${c.from ?? 0} → ${c.to}`
+                  : c.type,
+            )
+            .join(', '),
+        )
+      })
+    })
+  const added = heard('credits_changed')
+  await order({
+    orderId: 'crm-1003',
+    type: 'upgrade',
+    customer: { id: 'globex' },
+    sku: 'business',
+    seats: 10,
+    addons: ['ai-studio'],
+  })
+  show('change event in the app', await withTimeout(added, 5000, 'no change event within 5 s'))
+  let spent = 0
+  let last = await call('/api/ai/complete')
+  while (last.status === 200 && spent < 1000) {
+    spent++
+    last = await call('/api/ai/complete')
+  }
+  show(
+    'GET /api/ai/complete, until refused',
+    `${spent} completions, then ${last.status} DENIED  ${last.body.detail}`,
+  )
+  const topped = heard('credits_changed')
+  await order({ orderId: 'crm-1004', type: 'topup', customer: { id: 'globex' }, pack: 'ai-credits-5000' })
+  show(
+    'top-up crm-1004: change event in the app',
+    await withTimeout(topped, 5000, 'no change event within 5 s'),
+  )
+  const after = await call('/api/ai/complete')
+  show('GET /api/ai/complete', `${after.status} ALLOWED, ${after.body.creditsLeft} credits left`)
+  await entitlements.flush()
+  const response = await fetch(`${license.url}/admin/customers/globex/credits`, {
+    headers: { authorization: `Bearer ${license.adminKey}` },
+  })
+  const ledger = (await response.json()) as { balances: Record<string, { spent: number; available: number }> }
+  const credits = ledger.balances['ai-credits']!
+  show('server ledger', `${credits.spent} spent, ${credits.available} available`)
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {

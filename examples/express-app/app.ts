@@ -1,12 +1,16 @@
-// An Express app that sells three things: exports (a plan feature), single sign-on (a higher plan's feature) and
-// search (metered: a monthly cap of API calls). Every route asks the entitlements client; nothing here knows plans.
+// An Express app that sells four things: exports (a plan feature), single sign-on (a higher plan's feature), search
+// (metered: a monthly cap of API calls) and AI completions (paid in credits). Every route asks the entitlements
+// client; nothing here knows plans or prices.
 import type { Decision, EntitlementsClient } from 'entitle'
 import express, { type Request, type Response } from 'express'
 
-/** A denial as RFC 9457 problem+json: 403 for what the plan lacks (with the upgrade hint), 429 for a spent cap. */
+/**
+ * A denial as RFC 9457 problem+json: 403 for what the plan lacks (with the upgrade hint), 429 for a spent cap, 402
+ * for spent credits.
+ */
 function deny(res: Response, decision: Decision): void {
   const capped = decision.reason === 'usage_cap_reached'
-  const status = capped ? 429 : 403
+  const status = capped ? 429 : decision.reason === 'credits_exhausted' ? 402 : 403
   if (capped && decision.resetsAt !== undefined)
     res.set('retry-after', String(Math.max(1, Math.ceil((decision.resetsAt - Date.now()) / 1000))))
   res
@@ -21,6 +25,7 @@ function deny(res: Response, decision: Decision): void {
         feature: decision.feature,
         limit: decision.limit,
         used: decision.used,
+        credits: decision.credits,
         upgrade: decision.upgrade,
       }),
     )
@@ -65,6 +70,14 @@ export function createApp(entitlements: EntitlementsClient) {
       limit: decision.limit,
       ...(decision.overage === undefined ? {} : { overage: decision.overage }),
     })
+  })
+
+  // Paid in credits: consume() checks the balance and spends in one step (5 credits a completion, as the plan says).
+  app.get('/api/ai/complete', async (req, res) => {
+    const decision = await entitlements.consume('ai-completion', { subject: customerOf(req) })
+    if (!decision.allowed) return deny(res, decision)
+    const credits = decision.credits!
+    res.json({ completion: '…', cost: credits.cost, creditsLeft: credits.available - credits.cost })
   })
 
   return app

@@ -116,7 +116,10 @@ function rateLimitHeaders(res: Response, decision: Decision, period: string | un
   res.set('ratelimit', `${name};r=${decision.remaining};t=${reset}`)
 }
 
-/** Answers a denial: 403 (not in the plan, and every other reason), 429 (cap spent, or at its ceiling), 503 (cannot tell). */
+/**
+ * Answers a denial: 403 (not in the plan, and every other reason), 429 (cap spent, or at its ceiling), 402 (credits
+ * spent), 503 (cannot tell, or credits that need the license server reached first).
+ */
 function deny(res: Response, decision: Decision): void {
   const common = {
     detail: decision.reason,
@@ -140,10 +143,20 @@ function deny(res: Response, decision: Decision): void {
     })
     return
   }
-  if (decision.reason === 'unavailable') {
+  if (decision.credits !== undefined && decision.reason === 'credits_exhausted') {
+    const { type, cost, available } = decision.credits
+    problem(res, 402, {
+      type: 'urn:entitle:decision:credits_exhausted',
+      title: 'Not enough credits',
+      credits: { type, cost, available },
+      ...common,
+    })
+    return
+  }
+  if (decision.reason === 'unavailable' || decision.reason === 'credits_offline') {
     res.set('retry-after', '30')
     problem(res, 503, {
-      type: 'urn:entitle:decision:unavailable',
+      type: `urn:entitle:decision:${decision.reason}`,
       title: 'Entitlements unavailable',
       ...common,
     })
@@ -156,7 +169,8 @@ function deny(res: Response, decision: Decision): void {
  * Express middleware (Express 4 and 5) that lets a request through only when the customer is entitled to
  * `feature`, optionally using units of its metered cap. The decision is on `req.entitlement` for the handler. A
  * denial is `application/problem+json`: `403` with the upgrade hint, `429` with `Retry-After` and the IETF
- * `RateLimit`/`RateLimit-Policy` fields for a spent cap, `503` when entitlements cannot be told. A bad, missing or
+ * `RateLimit`/`RateLimit-Policy` fields for a spent cap, `402` with the credits for a feature whose credits are
+ * spent, `503` when entitlements cannot be told. A bad, missing or
  * expired token is a denial, never a `500`.
  *
  * @example

@@ -160,6 +160,14 @@ const RUNS: Record<string, () => Promise<void>> = {
     const { server } = await runPrintedHere('examples/docs/per-resource.ts')
     await server.close()
   },
+  'examples/docs/credits.ts': async () => {
+    const { server } = await runPrintedHere('examples/docs/credits.ts')
+    // What the app spent reached the ledger: 5.2 for the call, 198 completions at 5.
+    const ledger = await server.admin('GET', '/customers/hooli/credits')
+    const balances = ((await ledger.json()) as { balances: Record<string, { spent: number }> }).balances
+    expect(balances['ai-credits']?.spent).toBe(995.2)
+    await server.close()
+  },
   'examples/docs/floating-licenses.ts': async () => {
     const { server } = await runPrintedHere('examples/docs/floating-licenses.ts')
     // Both seats given back: the release, then the second client's close().

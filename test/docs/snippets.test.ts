@@ -155,6 +155,7 @@ describe('every snippet of the docs, pasted into a new ESM project that installs
       'app.ts',
       'client-offline.ts',
       'client.ts',
+      'credits.ts',
       'express.ts',
       'fleet.ts',
       'floating-licenses.ts',

@@ -8,11 +8,12 @@ describe('the demo (npm run demo): license server + Express app, the whole loop'
       encoding: 'utf8',
       timeout: 60_000,
     })
-    const row = (label: string) =>
+    /** The `nth` row (from 0) with this label. */
+    const row = (label: string, nth = 0) =>
       out
         .split('\n')
-        .find((line) => line.slice(3, 47).trimEnd() === label)
-        ?.slice(48)
+        .filter((line) => line.slice(3, 47).trimEnd() === label)
+        [nth]?.slice(48)
     expect(row('order crm-1001')).toBe('license starter, 3 seats')
     expect(row('GET /api/reports/export (in the plan)')).toBe('200 ALLOWED')
     expect(row('GET /api/sso/config (not in Starter)')).toMatch(
@@ -39,6 +40,16 @@ describe('the demo (npm run demo): license server + Express app, the whole loop'
       expect.stringMatching(/80% at 100002 calls$/),
       expect.stringMatching(/100% at 100002 calls$/),
     ])
+    // Credits: the add-on's allowance arrives in the running app, is spent to nothing, and a top-up arrives too.
+    expect(row('change event in the app', 1)).toBe(
+      'feature_added ai-completion, credits_changed ai-credits 0 → 1000',
+    )
+    expect(row('GET /api/ai/complete, until refused')).toBe(
+      '200 completions, then 402 DENIED  credits_exhausted',
+    )
+    expect(row('top-up crm-1004: change event in the app')).toBe('credits_changed ai-credits 1000 → 6000')
+    expect(row('GET /api/ai/complete')).toBe('200 ALLOWED, 4995 credits left')
+    expect(row('server ledger')).toBe('1005 spent, 4995 available')
     expect(row('GET /api/reports/export')).toBe('403 DENIED  revoked')
     expect(out).toContain('examples/license-server/src/app.ts')
     const folder = /SQLite in (\S+)\)/.exec(out)?.[1]

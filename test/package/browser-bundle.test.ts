@@ -82,25 +82,27 @@ describe('browser bundle', () => {
       'verify + decide',
       { contents: "export { checkEntitlement, createEntitlementVerifier, decide } from 'entitle'" },
       // Soft limits (their claims, read model and decision): 14.8 KB; per-resource grants (format v2): 15.9 KB;
-      // floating-license pools, the lease check and the lease verifier: 17.2 KB.
-      17_500,
+      // floating-license pools, the lease check and the lease verifier: 17.2 KB; credits (their claims, burn order,
+      // read model and decision step): 18.5 KB.
+      18_800,
     ],
     // Metering added about 5 KB (35.6 → 40.7 KB); no ky, zod or lru-cache: 31.4 KB; no PEM reader: 30.0 KB; 30.4 KB;
     // src/ in layers with every option checked: 32.6 KB (the cost of one concept a module, and of validation); the
     // second trust pass (caps a crash cannot reset, a journal per tab, polling for changes): 35.7 KB; soft limits and
     // usage alerts: 37.0 KB; per-resource grants, their metering and their fleet path: 39.4 KB; floating licenses (the
-    // lease keeper, renewals, borrows): 43.4 KB; nothing started until the first use, renewal on checks: 43.9 KB.
+    // lease keeper, renewals, borrows): 43.4 KB; nothing started until the first use, renewal on checks: 43.9 KB; credits
+    // (the local spend, holds, balances, the fleet's spendCredits path): 48.3 KB.
     [
       'the client (verify, decide, cache, refresh, metering)',
       { contents: "export { createEntitlements } from 'entitle'" },
-      44_300,
+      48_600,
     ],
     // The client with localStorage and page hide: 45.2 KB with ky, 42.2 with zod and lru-cache, 31.0, 33.1, 36.4,
-    // 37.7, 40.1, 44.2, 44.7 KB.
-    ['the browser example', 'examples/browser/app.ts', 45_100],
+    // 37.7, 40.1, 44.2, 44.7, 49.0 KB.
+    ['the browser example', 'examples/browser/app.ts', 49_300],
     // The React example with React and react-dom left out (the app has them anyway): 31.8, 34.1, 37.3, 38.6, 41.0, 45.1, 45.7 KB
     // now.
-    ['the React example', 'examples/react/app.ts', 46_100],
+    ['the React example', 'examples/react/app.ts', 50_400],
   ])(
     'keeps %s within its gzipped budget, free of zod, lru-cache and the PEM reader',
     async (_name, what, budget) => {

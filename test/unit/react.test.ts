@@ -55,6 +55,12 @@ function Probe({ roles }: { roles: string[] }) {
   return h('span', null, decision.allowed ? 'yes' : decision.reason)
 }
 
+/** Shows what is left of the AI credits. */
+function Left() {
+  const balance = useBalance('ai-credits')
+  return h('span', null, balance === undefined ? '…' : `${balance.available} left`)
+}
+
 /** Shows one repository's build decision. */
 function Repo({ repo }: { repo: string }) {
   const decision = useEntitlement('builds', { resource: `repository:${repo}` })
@@ -186,10 +192,6 @@ describe('entitle/react', () => {
     const store = createEntitlementsStore(client, 'acme')
     let heard = 0
     const stop = store.subscribe(() => heard++)
-    function Left() {
-      const balance = useBalance('ai-credits')
-      return h('span', null, balance === undefined ? '…' : `${balance.available} left`)
-    }
     const render = () =>
       renderToString(
         h(EntitlementsProvider, { client, subject: 'acme', snapshot: store.getSnapshot() }, h(Left)),
