@@ -31,6 +31,30 @@ export async function consumeRows() {
   const dir = mkdtempSync(join(tmpdir(), 'entitle-bench-'))
   const durable = createEntitlements({ ...options, storage: createFileStorage(dir) })
   await durable.load('acme')
+  // A feature paid in credits (5 a call, from a grant no run of the bench spends), beside the capped one.
+  const costedToken = await issuer.issue(
+    {
+      plan: { id: 'ai' },
+      features: { 'ai-completion': true },
+      credits: {
+        'ai-credits': {
+          grants: [{ id: 'pack', remaining: 1e12 }],
+          asOf: Date.now() / 1000,
+          spent: 0,
+          costs: { 'ai-completion': { amount: 5 } },
+        },
+      },
+    },
+    { subject: 'acme', expiresInSec: 3600 },
+  )
+  const costed = createEntitlements({
+    ...options,
+    platform: {
+      fetch: async (input) =>
+        String(input).endsWith('/v1/usage') ? Response.json({ lines: [] }) : new Response(costedToken),
+    },
+  })
+  await costed.load('acme')
   const context = { subject: 'acme' }
   // Baseline: the customer's record and an expiry compare, then its counter read, compared with the cap and
   // written back: a check and an add, in Maps.
@@ -52,6 +76,9 @@ export async function consumeRows() {
   const syncDurable = () => {
     if (durable.consumeSync('api-calls', context).allowed) sink++
   }
+  const syncCosted = () => {
+    if (costed.consumeSync('ai-completion', context).allowed) sink++
+  }
   const async = async () => {
     if ((await client.consume('api-calls', context)).allowed) sink++
   }
@@ -62,7 +89,10 @@ export async function consumeRows() {
     await compare('consumeSync() with file storage vs without (crash-safe cap)', syncDurable, sync, {
       ms: 200,
     }),
+    // Credits (issue 27: within 2x): the balance of live grants less what was spent since the snapshot, priced.
+    await compare('consumeSync() of a costed feature vs of a capped one', syncCosted, sync, { ms: 200 }),
   ]
+  await costed.close({ deadlineMs: 0 })
   await client.close({ deadlineMs: 0 })
   await durable.close({ deadlineMs: 0 })
   rmSync(dir, { recursive: true, force: true })

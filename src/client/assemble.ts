@@ -211,14 +211,8 @@ export function assembleClient(config: ClientConfig) {
   })
 
   const creditSpending = createCreditSpending({
-    config,
-    answerer,
-    stats,
-    book: credits,
-    meter,
+    ...{ config, answerer, stats, book: credits, meter, reservations, report },
     localCounters: meter === undefined ? localCounters : undefined,
-    reservations,
-    report,
   })
   const consume = createConsume({
     creditSpending,

@@ -7,7 +7,13 @@ import { takeSnapshot } from './answers/snapshot.js'
 import { assembleClient, type ClientParts } from './assemble.js'
 import { resolveOptions } from './config.js'
 import { balanceView } from './credits/balance-view.js'
-import type { CheckContext, EntitlementsClient, EntitlementsClientOptions, RecordContext } from './options.js'
+import type {
+  CheckContext,
+  EntitlementsClient,
+  EntitlementsClientOptions,
+  RecordContext,
+  ReserveOptions,
+} from './options.js'
 import { type Entry, SINGLE_TENANT_KEY } from './tokens/cache-entry.js'
 
 export type * from './options.js'
@@ -23,6 +29,29 @@ function withDeadline(work: Promise<unknown>, ms: number, platform: Platform) {
       timer = platform.setTimeout(resolve, ms)
     }),
   ]).finally(() => platform.clearTimeout(timer))
+}
+
+/** `client.reserve()`: loads the customer when it is not in memory, then holds. */
+async function reserveCredits(parts: ClientParts, feature: string, options: ReserveOptions) {
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError('reserve() takes an options object')
+  const { tokens, lifecycle } = parts
+  const key = parts.keyOf(options)
+  let entry = tokens.get(key)
+  if (entry === undefined && !lifecycle.closed && !tokens.hasVerdict(key)) entry = await tokens.load(key)
+  return parts.creditSpending.reserve(entry, key, feature, options)
+}
+
+/** `client.balance()`: from memory; a customer not held yet starts loading, as `checkSync` does. */
+function balanceOf(parts: ClientParts, type: string, subject: string | undefined) {
+  const { tokens, lifecycle } = parts
+  const key = parts.keyOf({ subject })
+  const entry = tokens.get(key)
+  if (entry === undefined) {
+    if (!lifecycle.closed && !tokens.hasVerdict(key)) parts.background(tokens.load(key))
+    return undefined
+  }
+  return balanceView(parts.credits, key, entry.entitlements, type, parts.platform.now())
 }
 
 /**
@@ -214,22 +243,11 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     async reserve(feature, reserveOptions = {}) {
       start()
       checkFeature(feature)
-      if (typeof reserveOptions !== 'object' || reserveOptions === null)
-        throw new TypeError('reserve() takes an options object')
-      const key = keyOf(reserveOptions)
-      let entry = tokens.get(key)
-      if (entry === undefined && !lifecycle.closed && !tokens.hasVerdict(key)) entry = await tokens.load(key)
-      return parts.creditSpending.reserve(entry, key, feature, reserveOptions)
+      return reserveCredits(parts, feature, reserveOptions)
     },
     balance(type, balanceOptions) {
       start()
-      const key = keyOf({ subject: balanceOptions?.subject })
-      const entry = tokens.get(key)
-      if (entry === undefined) {
-        if (!lifecycle.closed && !tokens.hasVerdict(key)) parts.background(tokens.load(key))
-        return undefined
-      }
-      return balanceView(parts.credits, key, entry.entitlements, type, platform.now())
+      return balanceOf(parts, type, balanceOptions?.subject)
     },
     releaseLeases: (releaseOptions) => parts.leases.releaseAll(releaseOptions?.keepalive === true),
     close: (closeOptions) => closeClient(parts, closeOptions?.deadlineMs ?? config.closeDeadlineMs),
