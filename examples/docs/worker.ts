@@ -19,11 +19,13 @@ let serving: RequestContext | undefined
 
 function clientFor(env: Env): EntitlementsClient {
   client ??= createEntitlements({
-    server: { url: env.LICENSE_SERVER, apiKey: env.ENTITLE_SERVICE_KEY },
+    server: { url: env.LICENSE_SERVER, apiKey: env.ENTITLE_SERVICE_KEY, events: true },
     keys: new URL('/.well-known/jwks.json', env.LICENSE_SERVER),
     issuer: env.LICENSE_SERVER,
     audience: 'acme-editor',
     storage: createKvStorage(env.LICENSES),
+    // A Worker's timers and streams end with their request: the requests run what falls due (docs/edge.md).
+    background: 'requests',
     platform: { waitUntil: (work) => serving?.waitUntil(work) },
   })
   return client

@@ -27,6 +27,11 @@ import { createTrustedClock } from './trusted-clock.js'
 import { assembleUsageState } from './usage-state.js'
 
 const TIME_KEY = 'entitle:trusted-time'
+/**
+ * With `background: 'requests'`, how long one event-stream connection is held: below the 30 s a Worker's
+ * `waitUntil` keeps a request's work alive after its response, so the client ends it, not the runtime.
+ */
+const REQUEST_STREAM_LIFE_MS = 25_000
 
 /** The cache key of a single-tenant client: its one license, whatever the context says. */
 const singleTenantKey = (): string => SINGLE_TENANT_KEY
@@ -61,6 +66,7 @@ function eventStreamFor(
     server,
     backoff: config.backoff,
     pollIntervalMs: config.server.pollIntervalMs,
+    maxConnectionMs: config.background === 'requests' ? REQUEST_STREAM_LIFE_MS : Number.POSITIVE_INFINITY,
     onEntitlements: (subject) => {
       if (tokens.has(subject)) background(tokens.refresh(subject, 'refresh'))
     },
@@ -85,7 +91,7 @@ function startInBackground(parts: {
   readonly fold: () => void
   readonly emit: (type: 'decision', event: DecisionSummaryEvent) => void
   readonly background: (work: Promise<unknown>) => void
-  readonly events: { start(): void } | undefined
+  readonly events: { start(): void; catchUp(now: number): void } | undefined
   readonly ready: Promise<void>
   readonly readyNow: () => void
 }): () => void {
@@ -197,6 +203,14 @@ export function assembleClient(config: ClientConfig) {
     reservations,
   })
   const answerer = createAnswerer({
+    // Request-driven: what a timer or a held stream would have done, done by the next check (`events` is made
+    // below; a check runs only after the client is assembled).
+    runDue:
+      config.runOverdue &&
+      ((now: number) => {
+        config.runOverdue!(now)
+        if (lifecycle.started) events?.catchUp(now)
+      }),
     credits,
     config,
     tokens,

@@ -2,6 +2,7 @@ import { DEFAULTS } from '../core/defaults.js'
 import type { VerifyOptions } from '../core/verify.js'
 import { unrefFetch } from '../platform/background-fetch.js'
 import { defaultPlatform, type Platform } from '../platform/platform.js'
+import { withRequestTimers } from '../platform/request-timers.js'
 import { createMemoryStorage, type EntitlementStorage } from '../platform/storage.js'
 import { MAX_TIMER_MS, withLongTimers } from '../platform/timers.js'
 import type { Endpoint } from '../transport/requester.js'
@@ -25,6 +26,10 @@ export interface Backoff {
 /** Every option with its default, checked once: what the client's modules read, with no `??` of their own. */
 export interface ClientConfig {
   readonly platform: Platform
+  /** Where background work runs: on timers, or at the requests that find it due (see the `background` option). */
+  readonly background: 'timers' | 'requests'
+  /** With `background: 'requests'`: runs the timers past due at `now` that the runtime did not run. */
+  readonly runOverdue: ((now: number) => void) | undefined
   readonly storage: EntitlementStorage
   /**
    * Whether tokens are written to `storage`: only when the app gave one. The default in-memory storage would hold a
@@ -129,6 +134,7 @@ const VALIDATORS: Readonly<Record<string, Check>> = {
   headers,
   timeoutMs: timeout,
   events: /*@__PURE__*/ oneOf(true, false),
+  background: /*@__PURE__*/ oneOf('timers', 'requests'),
   revocationIntervalMs: duration,
   pollIntervalMs: timeout,
   intervalMs: duration,
@@ -259,9 +265,14 @@ export function resolveOptions(options: EntitlementsClientOptions): ClientConfig
   })
   const server = s && endpoint('server.', s, DEFAULTS.server)
   const revocations = r && endpoint('revocations.', r, DEFAULTS.revocations)
+  const given = platformOf(platform as Partial<Platform> | undefined)
+  // Request-driven: every timer also runs at the first check past its due time (a Worker's timers die with the
+  // request that set them). Long timers step over it, so a year-long renewal is caught up the same way.
+  const requestTimers = client.background === 'requests' ? withRequestTimers(given) : undefined
   return {
     ...client,
-    platform: withLongTimers(platformOf(platform as Partial<Platform> | undefined)),
+    platform: withLongTimers(requestTimers?.platform ?? given),
+    runOverdue: requestTimers?.runOverdue,
     storage: storage ?? createMemoryStorage(),
     persistTokens: storage !== undefined,
     server,

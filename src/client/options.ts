@@ -77,6 +77,15 @@ export interface EntitlementsClientOptions extends Omit<VerifyOptions, 'now'> {
   storage?: EntitlementStorage
   /** Clock, randomness, timers and fetch. Default: the running environment's. */
   platform?: Partial<Platform>
+  /**
+   * Where background work (renewals, the event stream, revocation polls, usage sends, the decision summary) runs.
+   * `'timers'` (default): on timers, with the event stream held open, as a server process or a browser does.
+   * `'requests'`: for runtimes whose timers and connections end with the request that started them (Cloudflare
+   * Workers, Vercel Edge Functions): each check runs what has fallen due since, inside the request, handed to
+   * `platform.waitUntil`; an event stream is held at most 25 s at a time and opened again by the next check, from
+   * where it left off. See `docs/edge.md`.
+   */
+  background?: 'timers' | 'requests'
   /** How often `on('decision')` hears the aggregated decision counts. Default 60 000 ms. */
   decisionSummaryIntervalMs?: number
   /**

@@ -68,6 +68,12 @@ export function createRevocations(options: {
 
   async function refresh(): Promise<void> {
     if (source === undefined || stopped) return
+    // The next poll is armed before this one asks: an answer the runtime never delivers (a Worker's request ended
+    // with the fetch out) must not end the polling.
+    if (options.intervalMs > 0) {
+      platform.clearTimeout(timer)
+      timer = platform.setTimeout(() => options.background(refresh()), options.intervalMs)
+    }
     try {
       const response = await source.fetchRevocations(etag)
       if (response.status === 'ok') {
@@ -78,10 +84,6 @@ export function createRevocations(options: {
       }
     } catch (error) {
       options.report(error)
-    }
-    if (options.intervalMs > 0 && !stopped) {
-      platform.clearTimeout(timer)
-      timer = platform.setTimeout(() => options.background(refresh()), options.intervalMs)
     }
   }
 

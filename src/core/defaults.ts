@@ -20,6 +20,7 @@ export const DEFAULTS = {
     decisionSummaryIntervalMs: 60_000,
     backoff: { initialMs: 1_000, maxMs: 300_000 },
     clockToleranceSec: 60,
+    background: 'timers' as 'timers' | 'requests',
   },
   server: { timeoutMs: 10_000, events: false, revocationIntervalMs: 300_000, pollIntervalMs: 30_000 },
   revocations: { timeoutMs: 10_000, intervalMs: 300_000 },

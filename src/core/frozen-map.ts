@@ -1,3 +1,5 @@
+import { showEntriesInNode } from './show-in-node.js'
+
 /**
  * The keys of a read-only map, in order, with each one's position: shared by every map with the same keys (every
  * customer on a plan has the same feature names), so a lookup reads an index that is already in the CPU cache.
@@ -80,21 +82,10 @@ export class FrozenMap<V> implements ReadonlyMap<string, V> {
   toJSON(): Record<string, V> {
     return Object.fromEntries(this.entries())
   }
-
-  /**
-   * What `console.log` and `util.inspect` show in Node: the entries, as for a `Map`. The fields are private, so
-   * without this a map full of features prints as `FrozenMap {}`, which reads as "nothing granted".
-   */
-  [Symbol.for('nodejs.util.inspect.custom')](
-    depth: number,
-    options: { depth?: number | null; stylize(text: string, style: string): string },
-    inspect: (value: unknown, options: object) => string,
-  ): string {
-    if (depth < 0) return options.stylize(`[FrozenMap(${this.size})]`, 'special')
-    const inner = { ...options, depth: options.depth == null ? null : options.depth - 1 }
-    return inspect(new Map(this), inner).replace(/^Map/, 'FrozenMap')
-  }
 }
+
+// What `console.log` shows in Node (a browser build leaves it out: its consoles do not ask).
+showEntriesInNode(FrozenMap, 'FrozenMap')
 
 /** A frozen map of `keys` to `values`, its layout from `layoutFor` (which may share one among maps with the same keys). */
 export function frozenMap<V>(

@@ -13,18 +13,25 @@ export const HEALTHY_STREAM_MS = 60_000
  * a connection stayed healthy for a minute, so a stream that opens and closes at once does not reconnect every
  * second. While no stream is held (the server refused one, `429`, or it is down), it asks `GET v1/changes` every
  * `pollIntervalMs` from the same cursor, so no instance is left without changes.
+ *
+ * Each connection is started by a call, never awaited across another: in a runtime whose work ends with the request
+ * that started it (a Worker), a loop awaiting a reconnect would be cut there without a word. There a connection is
+ * held at most `maxConnectionMs` and counted as gone after it, cut or not; `catchUp(now)`, called at each check,
+ * opens the next one in the current request, from the last event heard.
  */
 export function createEventStream(options: {
   platform: Platform
   server: LicenseServerClient
   backoff: Required<BackoffOptions>
   pollIntervalMs: number
+  /** How long one connection is held; `Infinity` in a process whose connections outlive requests. */
+  maxConnectionMs: number
   onEntitlements: (subject: string) => void
   onRevocations: () => void
   report: (error: unknown) => void
   background: (work: Promise<unknown>) => void
 }) {
-  const { platform, server } = options
+  const { platform, server, maxConnectionMs } = options
   const controller = new AbortController()
   const retry = createRetryState({
     ...options.backoff,
@@ -35,6 +42,15 @@ export function createEventStream(options: {
   let lastEventId: string | undefined
   let connected = false
   let pollTimer: unknown
+  let reconnectTimer: unknown
+  /** The connection being made or held; an older one that ends late changes nothing. */
+  let generation = 0
+  /** Until when the current connection (or the wait before the next) counts as busy: after it, a check reconnects. */
+  let busyUntil = Number.POSITIVE_INFINITY
+  /** The current connection's own abort: ended at its life's end without stopping the client. */
+  let current: AbortController | undefined
+  /** Its listener on the client's stop. */
+  let stopCurrent: (() => void) | undefined
 
   function hear(type: string, subject: unknown): void {
     if (type === 'revocations') options.onRevocations()
@@ -58,6 +74,8 @@ export function createEventStream(options: {
   async function poll(): Promise<void> {
     pollTimer = undefined
     if (connected || controller.signal.aborted) return
+    // Armed before asking: an answer the runtime never delivers (its request ended) must not end the polling.
+    keepPolling()
     try {
       for (;;) {
         const answer = await options.server.fetchChanges(lastEventId)
@@ -69,7 +87,6 @@ export function createEventStream(options: {
     } catch (error) {
       options.report(error)
     }
-    keepPolling()
   }
 
   function keepPolling(): void {
@@ -77,23 +94,48 @@ export function createEventStream(options: {
     pollTimer = platform.setTimeout(() => options.background(poll()), options.pollIntervalMs)
   }
 
-  async function readOnce(): Promise<void> {
-    const body = await server.openEvents(controller.signal, lastEventId)
+  function opened(mine: number, connection: AbortController): void {
     retry.recordSuccess(platform.now())
     connected = true
     platform.clearTimeout(pollTimer)
     pollTimer = undefined
+    busyUntil = platform.now() + maxConnectionMs
+    if (maxConnectionMs === Number.POSITIVE_INFINITY) return
+    // Ended on time while its request lives; if the runtime cut it first, `busyUntil` tells the next check.
+    platform.setTimeout(() => {
+      if (mine !== generation) return
+      connection.abort()
+      connected = false
+      busyUntil = platform.now()
+    }, maxConnectionMs)
+  }
+
+  async function readOnce(mine: number, connection: AbortController): Promise<void> {
+    const body = await server.openEvents(connection.signal, lastEventId)
+    if (mine !== generation) {
+      void body.cancel().catch(() => {})
+      return
+    }
+    opened(mine, connection)
     const decoder = new TextDecoder()
-    const parse = createEventStreamParser(onEvent)
+    const parse = createEventStreamParser(onEvent, (id) => {
+      lastEventId = id
+    })
     const reader = body.getReader()
-    // Stopping the client ends this connection; the listener goes with it, so reconnects add none.
-    const cancel = () => void reader.cancel(controller.signal.reason).catch(() => {})
-    if (controller.signal.aborted) cancel()
-    controller.signal.addEventListener('abort', cancel, { once: true })
+    // Stopping the client (or this connection's life) ends it; the listener goes with it.
+    const cancel = () => {
+      try {
+        void reader.cancel(connection.signal.reason).catch(() => {})
+      } catch {
+        // A stream of a request that has ended (a Worker) may refuse even to be cancelled: it is gone anyway.
+      }
+    }
+    if (connection.signal.aborted) cancel()
+    connection.signal.addEventListener('abort', cancel, { once: true })
     try {
       for (;;) {
         const { done, value } = await reader.read().catch((cause: unknown) => {
-          if (controller.signal.aborted) throw cause
+          if (connection.signal.aborted) throw cause
           // The runtime says `TypeError: terminated` or `aborted`: what happened, in the SDK's words.
           throw new EntitlementError(
             'server_unavailable',
@@ -105,48 +147,62 @@ export function createEventStream(options: {
         parse(decoder.decode(value, { stream: true }))
       }
     } finally {
-      connected = false
-      controller.signal.removeEventListener('abort', cancel)
+      if (mine === generation) connected = false
+      connection.signal.removeEventListener('abort', cancel)
     }
   }
 
-  function pause(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const stop = () => {
-        platform.clearTimeout(timer)
-        resolve()
-      }
-      const timer = platform.setTimeout(() => {
-        controller.signal.removeEventListener('abort', stop)
-        resolve()
-      }, ms)
-      controller.signal.addEventListener('abort', stop, { once: true })
-    })
-  }
-
-  async function run(): Promise<void> {
-    while (!controller.signal.aborted) {
-      let error: unknown
-      try {
-        await readOnce()
-      } catch (failed) {
-        if (controller.signal.aborted) return
-        error = failed
-        options.report(failed)
-      }
-      if (controller.signal.aborted) return
+  /** Opens a connection now, in the current request; whatever held one before is let go. */
+  function connect(): void {
+    if (controller.signal.aborted) return
+    platform.clearTimeout(reconnectTimer)
+    reconnectTimer = undefined
+    // The one before, if the runtime cut it without a word, is let go with its listener.
+    current?.abort()
+    if (stopCurrent !== undefined) controller.signal.removeEventListener('abort', stopCurrent)
+    const mine = ++generation
+    const connection = new AbortController()
+    current = connection
+    const stop = () => connection.abort(controller.signal.reason)
+    stopCurrent = stop
+    controller.signal.addEventListener('abort', stop, { once: true })
+    // A connection the runtime drops before it answers must not hold the next one off for ever.
+    busyUntil = platform.now() + maxConnectionMs
+    options.background(
+      readOnce(mine, connection).then(
+        () => ended(mine, connection, undefined),
+        (error: unknown) => ended(mine, connection, error),
+      ),
+    )
+    function ended(mine: number, connection: AbortController, error: unknown): void {
+      controller.signal.removeEventListener('abort', stop)
+      if (mine !== generation || controller.signal.aborted) return
+      connected = false
+      // The connection's own life ended it: the next check opens another, no failure to back off from.
+      if (connection.signal.aborted) return
+      if (error !== undefined) options.report(error)
       // No stream now: changes come by polling until one is held again.
       if (pollTimer === undefined) options.background(poll())
       // A stream that ended is a failure too: reconnecting at once after each end is the loop to avoid.
-      await pause(retry.recordFailure(platform.now(), (error as EntitlementError | undefined)?.retryAfterMs))
+      const wait = retry.recordFailure(platform.now(), (error as EntitlementError | undefined)?.retryAfterMs)
+      busyUntil = platform.now() + wait
+      reconnectTimer = platform.setTimeout(connect, wait)
     }
   }
 
   return {
-    start: () => void run(),
+    start: () => connect(),
+    /**
+     * At a check: opens the next connection if the last one is over (its life ended, or the runtime cut it and the
+     * wait before reconnecting is past). One comparison otherwise.
+     */
+    catchUp(now: number): void {
+      if (now >= busyUntil && !controller.signal.aborted) connect()
+    },
     stop(): void {
       controller.abort()
       platform.clearTimeout(pollTimer)
+      platform.clearTimeout(reconnectTimer)
     },
   }
 }

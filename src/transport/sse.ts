@@ -15,18 +15,26 @@ const MAX_EVENT_DATA = 1_000_000
  * complete events out. Comments, `retry` and unknown fields are ignored. A line may end in CRLF, LF or CR, and a
  * chunk may end between the CR and the LF of one CRLF: that is one line end, not two. A leading BOM is dropped.
  */
-export function createEventStreamParser(onEvent: (event: ServerSentEvent) => void): (chunk: string) => void {
+export function createEventStreamParser(
+  onEvent: (event: ServerSentEvent) => void,
+  /** A block with an `id` and no data: no event, but the cursor a reconnect resumes from (as the standard says). */
+  onId?: (id: string) => void,
+): (chunk: string) => void {
   let buffer = ''
   let event = ''
   let data: string[] = []
   /** The data of the event being read, in characters: past the limit the event is dropped whole. */
   let dataSize = 0
   let id: string | undefined
+  /** This block set the id. */
+  let idInBlock = false
   let first = true
   /** The last chunk ended in CR: a LF at the start of the next one belongs to it. */
   let pendingCr = false
   const dispatch = () => {
     if (data.length > 0) onEvent({ event: event || 'message', data: data.join('\n'), id })
+    else if (idInBlock && id !== undefined) onId?.(id)
+    idInBlock = false
     event = ''
     data = []
     dataSize = 0
@@ -45,7 +53,10 @@ export function createEventStreamParser(onEvent: (event: ServerSentEvent) => voi
       else data = []
     }
     // An id with a NUL is ignored, as the standard says.
-    else if (field === 'id' && !value.includes('\u0000')) id = value
+    else if (field === 'id' && !value.includes('\u0000')) {
+      id = value
+      idInBlock = true
+    }
   }
   return (chunk) => {
     let text = chunk

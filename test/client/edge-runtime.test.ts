@@ -85,6 +85,7 @@ describe('a client in an edge runtime, as a Worker runs it', () => {
       keys: issuer.jwks,
       issuer: issuer.issuer,
       audience: issuer.audience,
+      background: 'requests',
       platform: {
         now: () => now,
         setTimeout: () => 0,

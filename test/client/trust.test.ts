@@ -502,6 +502,20 @@ describe('event stream', () => {
     expect(events[1]).toEqual({ id: undefined, event: 'entitlements', data: '{"subject":"a"}' })
   })
 
+  it('takes a block with an id and no data as the cursor only: no event, and the next event carries that id', () => {
+    const events: ServerSentEvent[] = []
+    const ids: string[] = []
+    const parse = createEventStreamParser(
+      (event) => events.push(event),
+      (id) => ids.push(id),
+    )
+    parse(': connected\nid: 41\n\n')
+    expect([events, ids]).toEqual([[], ['41']])
+    parse(': heartbeat\n\n')
+    parse('event: revocations\ndata: {}\n\n')
+    expect([events, ids]).toEqual([[{ id: '41', event: 'revocations', data: '{}' }], ['41']])
+  })
+
   it('drops an event whose data lines never end it, instead of holding them without bound', () => {
     const events: ServerSentEvent[] = []
     const parse = createEventStreamParser((event) => events.push(event))

@@ -96,6 +96,7 @@ describe('the event stream', () => {
       } as unknown as LicenseServerClient,
       backoff: { initialMs: 1, maxMs: 1 },
       pollIntervalMs: 60_000,
+      maxConnectionMs: Number.POSITIVE_INFINITY,
       onEntitlements: () => {},
       onRevocations: () => {},
       report: () => {},

@@ -202,9 +202,13 @@ export function createAnswerer(parts: {
   readonly leases: LeaseFinder | undefined
   /** What this client spent and holds of its customers' credits beyond their snapshots. */
   readonly credits: CreditBook
+  /**
+   * With `background: 'requests'`: runs the background work fallen due since the last check (timers the runtime
+   * did not run, an event stream it cut), inside this request.
+   */
+  readonly runDue?: ((now: number) => void) | undefined
 }) {
-  const { config, tokens, clock, revocations, stats, memos } = parts
-  const nextRenewal = tokens.nextRenewal
+  const { config, tokens, clock, revocations, stats, memos, runDue } = parts
   const { platform, staleGraceMs } = config
 
   /** No token in memory: a verdict if one is known (an answer), else the failure policy (no answer). */
@@ -237,9 +241,9 @@ export function createAnswerer(parts: {
     creditsCounted?: number,
   ): Decision {
     const now = platform.now()
-    // A renewal whose timer never fired (a Worker's timers end with the request that set them) starts here, in a
-    // request, through the platform's waitUntil. One comparison when none is overdue.
-    if (now >= nextRenewal.due) tokens.catchUp(now)
+    // Request-driven (a Worker's timers end with the request that set them): a renewal, a poll, a reconnect whose
+    // timer never fired starts here, in this request, through the platform's waitUntil.
+    if (runDue !== undefined) runDue(now)
     const subject = key === SINGLE_TENANT_KEY ? context.subject : key
     // Every check moves trusted time. A clock set back denies the tokens it could revive: one held, or one stored
     // that this clock cannot use; a customer with no token at all answers as the failure policy says.

@@ -3,8 +3,8 @@ import type { DecisionReason } from '../../core/decision.js'
 import type { Entitlements } from '../../core/entitlements.js'
 import type { EntitlementErrorCode } from '../../core/errors.js'
 import { FrozenMap, type KeyLayout } from '../../core/frozen-map.js'
+import type { Scheduled } from '../../platform/due-queue.js'
 import type { RetryState } from '../../transport/retry.js'
-import type { Scheduled } from './renewals.js'
 import type { Verified } from './token-verifier.js'
 
 /**

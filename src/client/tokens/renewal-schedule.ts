@@ -1,8 +1,8 @@
+import { createDueQueue } from '../../platform/due-queue.js'
 import type { Platform } from '../../platform/platform.js'
 import { createRetryState } from '../../transport/retry.js'
 import type { Backoff } from '../config.js'
 import type { Entry } from './cache-entry.js'
-import { createRenewals } from './renewals.js'
 
 /** The soonest a renewal is asked again after a failure or a token handed back already due. */
 const MIN_RETRY_MS = 1000
@@ -10,7 +10,7 @@ const MIN_RETRY_MS = 1000
 /**
  * When each customer's token is renewed: at `refreshAt` of its life (with up to 10% jitter earlier), soon after a
  * restart (a stored token may be old), and after a failure with backoff and the server's `Retry-After`. One
- * platform timer serves every customer (`renewals.ts`); a token that is never renewed (a token string) is never
+ * platform timer serves every customer (`platform/due-queue.ts`); a token that is never renewed (a token string) is never
  * scheduled.
  */
 export function createRenewalSchedule(options: {
@@ -20,9 +20,14 @@ export function createRenewalSchedule(options: {
   /** Whether anything renews tokens: a server or a token function (a token string never changes). */
   readonly renews: boolean
   readonly renew: (entry: Entry) => void
+  /** Asks again this long after a renewal starts unless its answer moves it first (request-driven runtimes). */
+  readonly unansweredRetryMs?: number | undefined
 }) {
-  const { platform, refreshAt, backoff, renews } = options
-  const renewals = createRenewals<Entry>(platform, options.renew)
+  const { platform, refreshAt, backoff, renews, unansweredRetryMs } = options
+  const renewals = createDueQueue<Entry>(platform, (entry) => {
+    if (unansweredRetryMs !== undefined) renewals.set(entry, platform.now() + unansweredRetryMs)
+    options.renew(entry)
+  })
   let closed = false
 
   /** Milliseconds until a token is due for renewal: `refreshAt` of its life, up to 10% earlier (jitter). */
@@ -71,10 +76,6 @@ export function createRenewalSchedule(options: {
     },
     /** The entry left memory: nothing to renew. */
     forget: (entry: Entry) => renewals.delete(entry),
-    /** Renews what is overdue at `now`, whether or not a timer fired (see `renewals.catchUp`). */
-    catchUp: (now: number) => renewals.catchUp(now),
-    /** `{ due }`: the earliest renewal queued, kept current. */
-    next: renewals.next,
     /** Stops the timer; nothing is scheduled after. */
     close(): void {
       closed = true

@@ -12,6 +12,11 @@ import { createSubjectIndex } from './subject-index.js'
 import type { SourceOutcome, TokenSource } from './token-sources.js'
 import { cannotKnow, type TokenVerifier } from './token-verifier.js'
 
+/**
+ * Request-driven: a renewal not answered after this long is asked again. A Worker's request can end with the fetch
+ * still out, and then neither its answer nor its failure ever arrives to schedule the next one.
+ */
+const UNANSWERED_RENEWAL_MS = 60_000
 /** What the token cache counts: renewals asked for, and fetches that failed. */
 export interface TokenCacheStats {
   refreshes: number
@@ -53,6 +58,7 @@ export function createTokenCache(parts: TokenCacheParts) {
     refreshAt: config.refreshAt,
     backoff: config.backoff,
     renews: source.renews,
+    unansweredRetryMs: config.background === 'requests' ? UNANSWERED_RENEWAL_MS : undefined,
     renew: (entry) => parts.background(fetchFromSource(entry.subject, 'refresh')),
   })
   const subjects = createSubjectIndex({
@@ -184,9 +190,6 @@ export function createTokenCache(parts: TokenCacheParts) {
     forget: subjects.remove,
     load,
     refresh: fetchFromSource,
-    /** Renews the tokens overdue at `now` that no timer renewed; `nextRenewal.due` says when one next is. */
-    catchUp: schedule.catchUp,
-    nextRenewal: schedule.next,
     entries: subjects.entries,
     values: subjects.values,
     get size() {

@@ -13,7 +13,7 @@ interface OpenStream {
 
 /**
  * Server-Sent Events (`GET /v1/events`): `entitlements`, `revocations` and usage `threshold` crossings as they
- * happen, `Last-Event-ID` replays what a reconnecting client missed (its own events, filtered before the replay's
+ * happen, `Last-Event-ID` replays what a reconnecting client missed (a new stream starts with an `id` line that sets the cursor) (its own events, filtered before the replay's
  * limit), a comment every `heartbeatMs`. At most `maxPerService` streams on the service key (a fleet of instances shares it) and
  * `maxPerCustomer` on one customer's credential (`429` beyond, with `Retry-After`); streams opened with a
  * customer's credentials end when those are replaced. `GET /v1/changes?after=ID` answers the same events as JSON,
@@ -48,7 +48,8 @@ export function eventRoutes(
       )
     const open: OpenStream = { scope, abort: new AbortController() }
     streams.add(open)
-    const lastId = Number(c.req.header('last-event-id') ?? 0)
+    const lastEventId = c.req.header('last-event-id')
+    const lastId = Number(lastEventId ?? 0)
     return streamSSE(c, async (stream) => {
       const queue: LicenseEvent[] = []
       let wake: (() => void) | undefined
@@ -70,9 +71,16 @@ export function eventRoutes(
         stop()
         void stream.close()
       })
-      const replay = Number.isSafeInteger(lastId) && lastId > 0 ? services.events.since(scope, lastId) : []
+      const replay =
+        lastEventId !== undefined && Number.isSafeInteger(lastId) && lastId >= 0
+          ? services.events.since(scope, lastId)
+          : []
       queue.unshift(...replay.filter((event) => !queue.some((queued) => queued.id === event.id)))
-      await stream.write(': connected\n\n')
+      // A client resuming has its cursor. A new one is told where it starts (an `id` with no event, which sets
+      // the cursor only): cut before it hears any event, it resumes from here and misses nothing in between.
+      await stream.write(
+        lastEventId === undefined ? `: connected\nid: ${services.events.lastId()}\n\n` : ': connected\n\n',
+      )
       while (!stream.aborted && !stream.closed && !open.abort.signal.aborted) {
         while (queue.length > 0) {
           const event = queue.shift()!

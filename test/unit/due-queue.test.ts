@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { createRenewals, type Scheduled } from '../../src/client/tokens/renewals.js'
+import { createDueQueue, type Scheduled } from '../../src/platform/due-queue.js'
 import type { Platform } from '../../src/platform/platform.js'
 
 /** A platform that counts live timers and fires them when told. */
@@ -49,7 +49,7 @@ describe('renewals: one timer for every customer', () => {
     for (let round = 0; round < 20; round++) {
       const clock = timers()
       const ran: Array<[number, number]> = []
-      const renewals = createRenewals<Item>(clock.platform, (it) => ran.push([it.name, clock.platform.now()]))
+      const renewals = createDueQueue<Item>(clock.platform, (it) => ran.push([it.name, clock.platform.now()]))
       const items = Array.from({ length: 300 }, (_, i) => item(i))
       const expected = new Map<number, number>()
       for (let op = 0; op < 2000; op++) {
@@ -81,7 +81,7 @@ describe('renewals: one timer for every customer', () => {
     const clock = timers()
     const a = item(1)
     let runs = 0
-    const renewals = createRenewals<Item>(clock.platform, (it) => {
+    const renewals = createDueQueue<Item>(clock.platform, (it) => {
       runs++
       renewals.set(it, clock.platform.now() + 1000)
     })

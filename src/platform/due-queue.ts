@@ -1,4 +1,4 @@
-import type { Platform } from '../../platform/platform.js'
+import type { Platform } from './platform.js'
 
 /** Something with a due time and its place in the queue (-1: not queued). */
 export interface Scheduled {
@@ -7,17 +7,16 @@ export interface Scheduled {
 }
 
 /**
- * The renewal queue of every cached customer: one platform timer for all of them, armed for the earliest. A timer
+ * Things due at a time, run when it comes, with one platform timer armed for the earliest: the renewal of every
+ * cached customer, and in a request-driven runtime every timer the client sets (`request-timers.ts`). A timer
  * per customer costs about 200 bytes each and a million timers in the runtime's list; a binary heap costs one
  * array slot each, and moving a customer when its renewal changes is O(log n) with nothing allocated.
  */
-export function createRenewals<T extends Scheduled>(platform: Platform, run: (item: T) => void) {
+export function createDueQueue<T extends Scheduled>(platform: Platform, run: (item: T) => void) {
   const heap: T[] = []
   let timer: unknown
   let armedFor = Number.POSITIVE_INFINITY
   let closed = false
-  /** The earliest due time queued, as a field: read on every check, so it must cost one property read. */
-  const next = { due: Number.POSITIVE_INFINITY }
 
   const before = (a: T, b: T) => a.due < b.due
 
@@ -66,7 +65,6 @@ export function createRenewals<T extends Scheduled>(platform: Platform, run: (it
   function arm(): void {
     const first = heap[0]
     const due = first === undefined ? Number.POSITIVE_INFINITY : first.due
-    next.due = closed ? Number.POSITIVE_INFINITY : due
     if (due === armedFor) return
     platform.clearTimeout(timer)
     timer = undefined
@@ -115,17 +113,14 @@ export function createRenewals<T extends Scheduled>(platform: Platform, run: (it
     },
     /**
      * Runs what is overdue now, as the timer would have: for runtimes whose timers do not outlive a request (a
-     * Worker), where the first check after the due time is the moment to renew. One comparison when nothing is.
+     * Worker), where the first check after the due time is the moment. One comparison when nothing is.
      */
     catchUp(now: number): void {
       if (heap.length > 0 && heap[0]!.due <= now) fire()
     },
-    /** The earliest due time queued (`Infinity` when none), kept current: a check reads it before calling in. */
-    next,
     /** Stops the timer; nothing runs after. */
     close(): void {
       closed = true
-      next.due = Number.POSITIVE_INFINITY
       platform.clearTimeout(timer)
       timer = undefined
       for (const item of heap) item.slot = -1
