@@ -205,6 +205,27 @@ const RUNS: Record<string, () => Promise<void>> = {
     expect([...values.keys()].some((key) => key.startsWith('entitle:'))).toBe(true)
     expect(pending.length).toBeGreaterThan(0)
   },
+  'examples/docs/next-middleware.ts': async () => {
+    // In Node here, against the reference server; test/package/runtimes.test.ts runs it in edge-runtime too.
+    await referenceServer()
+    const pending: Promise<unknown>[] = []
+    const event = { waitUntil: (promise: Promise<unknown>) => void pending.push(promise) }
+    const { middleware, config } = await import('../../examples/docs/next-middleware.js')
+    expect(config.matcher).toEqual(['/:customer/(export|sso|audit)/:path*'])
+    // acme is on Starter: export passes through; SSO is Business's, offered as the upgrade.
+    expect(await middleware(new Request('https://app.example/acme/export/q3.csv'), event)).toBeUndefined()
+    const sso = await middleware(new Request('https://app.example/acme/sso/setup'), event)
+    expect(sso!.status).toBe(403)
+    expect(await sso!.json()).toMatchObject({
+      feature: 'sso',
+      reason: 'not_in_plan',
+      upgrade: { plan: 'business' },
+    })
+    // initech bought Business.
+    expect(await middleware(new Request('https://app.example/initech/sso/setup'), event)).toBeUndefined()
+    expect(await middleware(new Request('https://app.example/acme/pricing'), event)).toBeUndefined()
+    expect(pending.length).toBeGreaterThan(0)
+  },
   'examples/docs/fleet.ts': async () => {
     const { server } = await runPrintedHere('examples/docs/fleet.ts')
     await server.close()

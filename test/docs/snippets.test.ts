@@ -163,6 +163,7 @@ describe('every snippet of the docs, pasted into a new ESM project that installs
       'guard-route.ts',
       'handle-errors.ts',
       'metering.ts',
+      'next-middleware.ts',
       'openfeature.ts',
       'per-resource.ts',
       'soft-limits.ts',
