@@ -1,6 +1,6 @@
 import { decideCounting, deniedForError } from '../../core/decide.js'
 import type { Decision, DecisionSource } from '../../core/decision.js'
-import type { Entitlements, FeaturePool } from '../../core/entitlements.js'
+import type { Entitlements, Feature, FeaturePool } from '../../core/entitlements.js'
 import type { Lease } from '../../core/lease.js'
 import type { MemoryUsageStore } from '../../usage/counter-store.js'
 import { resourceMetric } from '../../usage/local-usage.js'
@@ -120,6 +120,8 @@ function localUsage(
   key: string,
   feature: string,
   now: number,
+  /** The feature, where the caller looked it up already. */
+  known?: Feature,
 ): number {
   const { meter, localCounters, reservations } = sources
   // Looked up only when something could have counted it (a meter, consume() without one, a crashed run's
@@ -127,7 +129,7 @@ function localUsage(
   const unknown = reservations?.hasUnknown() === true
   if (meter === undefined && !unknown && (localCounters === undefined || localCounters.size === 0)) return 0
   const { entitlements } = entry
-  const cap = entitlements.features.get(feature)?.cap
+  const cap = (known ?? entitlements.features.get(feature))?.cap
   if (cap === undefined) return 0
   // The counter's key costs two encodings: made only when the local counters or a crashed run's units need it.
   const counted = meter === undefined && localCounters !== undefined
@@ -150,11 +152,11 @@ function resourceUsage(
   entry: Entry,
   key: string,
   feature: string,
+  found: Feature | undefined,
   resource: unknown,
   now: number,
 ): number {
   const { entitlements } = entry
-  const found = entitlements.features.get(feature)
   if (found?.per?.cap === undefined || typeof resource !== 'string') return 0
   const name = resourceMetric(feature, resource)
   if (counted.meter !== undefined)
@@ -301,7 +303,13 @@ export function createAnswerer(parts: {
     }
     // A floating feature's answer depends on the lease held, which changes by itself: never memoized. Nor is a
     // costed one's: what any other feature of its credit type spends changes it.
-    const pool = entitlements.pools.size === 0 ? undefined : entitlements.features.get(feature)?.pool
+    // Looked up here only where something below needs it: a pool, or a resource's count (then shared with the
+    // account's count, one lookup for both).
+    const found =
+      entitlements.pools.size === 0 && (resourceCounted !== undefined || context.resource === undefined)
+        ? undefined
+        : entitlements.features.get(feature)
+    const pool = entitlements.pools.size === 0 ? undefined : found?.pool
     const cost = entitlements.costs.size === 0 ? undefined : entitlements.costs.get(feature)
     const plain =
       pool === undefined &&
@@ -315,11 +323,11 @@ export function createAnswerer(parts: {
       feature,
       pool === undefined ? context : withLease(context, entitlements.subject, pool, parts.leases),
       at,
-      counted ?? localUsage(parts, entry, key, feature, now),
+      counted ?? localUsage(parts, entry, key, feature, now, found),
       resourceCounted ??
         (context.resource === undefined
           ? 0
-          : resourceUsage(parts, entry, key, feature, context.resource, now)),
+          : resourceUsage(parts, entry, key, feature, found, context.resource, now)),
       cost === undefined
         ? 0
         : (creditsCounted ??
