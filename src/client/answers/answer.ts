@@ -186,8 +186,8 @@ function withLease(
   return lease === undefined ? context : { ...context, lease }
 }
 
-/** Turns what the client holds for a customer into a decision: the hot path of every check. */
-export function createAnswerer(parts: {
+/** What the answerer reads: the client's parts a decision depends on. */
+export interface AnswererParts {
   readonly config: ClientConfig
   readonly tokens: TokenCache
   readonly clock: TrustedClock
@@ -209,22 +209,29 @@ export function createAnswerer(parts: {
    * did not run, an event stream it cut), inside this request.
    */
   readonly runDue?: ((now: number) => void) | undefined
-}) {
+}
+
+/** No token in memory: a verdict if one is known (an answer), else the failure policy (no answer). */
+function withoutToken(
+  { tokens, stats, config }: AnswererParts,
+  key: string,
+  feature: string,
+  subject: string | undefined,
+): Decision {
+  const verdict = tokens.verdict(key)
+  if (verdict === undefined) return stats.count(fallbackDecision(feature, config.policyFor(feature), subject))
+  // The first answer from a verdict the source gave just now says so, as a token's first answer does.
+  const source = verdict.fresh ? 'fresh' : 'cache'
+  verdict.fresh = false
+  if (verdict.error !== undefined)
+    return stats.count({ ...deniedForError(feature, verdict.error, subject), source })
+  return stats.count(emptyDecision(feature, false, verdict.reason, subject, source))
+}
+
+/** Turns what the client holds for a customer into a decision: the hot path of every check. */
+export function createAnswerer(parts: AnswererParts) {
   const { config, tokens, clock, revocations, stats, memos, runDue } = parts
   const { platform, staleGraceMs } = config
-
-  /** No token in memory: a verdict if one is known (an answer), else the failure policy (no answer). */
-  function withoutToken(key: string, feature: string, subject: string | undefined): Decision {
-    const verdict = tokens.verdict(key)
-    if (verdict === undefined)
-      return stats.count(fallbackDecision(feature, config.policyFor(feature), subject))
-    // The first answer from a verdict the source gave just now says so, as a token's first answer does.
-    const source = verdict.fresh ? 'fresh' : 'cache'
-    verdict.fresh = false
-    if (verdict.error !== undefined)
-      return stats.count({ ...deniedForError(feature, verdict.error, subject), source })
-    return stats.count(emptyDecision(feature, false, verdict.reason, subject, source))
-  }
 
   /**
    * The answer for `feature`. `consuming` (consume(), whose context may leave `amount` to mean 1) is never
@@ -253,7 +260,7 @@ export function createAnswerer(parts: {
     if (entry === undefined) {
       if (rolledBack && tokens.judgedByClock(key))
         return stats.count(emptyDecision(feature, false, 'clock_rollback', subject, 'fallback'))
-      return withoutToken(key, feature, subject)
+      return withoutToken(parts, key, feature, subject)
     }
     if (rolledBack) return stats.count(emptyDecision(feature, false, 'clock_rollback', subject, 'cache'))
     let source: DecisionSource = entry.origin
