@@ -7,8 +7,10 @@ import { consumeRows } from './consume.mjs'
 import { createEntitlementVerifier, createTestIssuer, decide } from './dist.mjs'
 import { fleetRow } from './fleet.mjs'
 import { compare, report } from './harness.mjs'
+import { heavierEntitlement } from './heavier-token.mjs'
 import { realisticEntitlement } from './realistic-token.mjs'
 import { resourceRow } from './resource.mjs'
+import { rolesRow } from './roles.mjs'
 import { usageRows } from './usage.mjs'
 
 const claims = {
@@ -86,11 +88,24 @@ async function joseRows() {
   await jwtVerify(token, keys, options)
   const ours = () => verifier.verify(token)
   const jose = () => jwtVerify(token, keys, options)
+  // The heavier shape a real plan carries (heavier-token.mjs): what more claims cost beside the same JOSE work.
+  const heavier = await issuer.issue(heavierEntitlement(resetsAt), {
+    subject: 'customer-1',
+    expiresInSec: 86_400,
+  })
+  await verifier.verify(heavier)
+  const oursHeavier = () => verifier.verify(heavier)
+  const joseHeavier = () => jwtVerify(heavier, keys, options)
   return [
     await compare(`verify EdDSA ${token.length} B token, 32 in flight vs jose.jwtVerify`, ours, jose, {
       inFlight: 32,
     }),
     await compare(`verify EdDSA ${token.length} B token, one at a time vs jose.jwtVerify`, ours, jose),
+    await compare(
+      `verify EdDSA ${heavier.length} B heavier token, one at a time vs jose.jwtVerify`,
+      oursHeavier,
+      joseHeavier,
+    ),
   ]
 }
 
@@ -122,12 +137,14 @@ const client = await clientRows()
 const usage = await usageRows()
 const fleet = await fleetRow()
 const resource = await resourceRow()
+const roles = await rolesRow()
 const rows = [
   ...(await verificationRows('EdDSA')),
   ...(await verificationRows('ES256')),
   ...jose,
   await decisionRow(),
   ...client.rows,
+  roles,
   ...consume,
   resource,
   usage.row,

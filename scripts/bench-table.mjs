@@ -33,10 +33,15 @@ export function figuresTable(runs) {
     '| row | ours ops/s | baseline ops/s | ours is slower by |',
     '| --- | ---: | ---: | ---: |',
   ]
-  for (const { name } of first.rows) {
+  // Every row any run of the session has, in the order of the run that has most: a row added during a session
+  // gives the range over the runs that have it, and says over how many.
+  const fullest = session.reduce((most, run) => (run.rows.length > most.rows.length ? run : most), first)
+  for (const { name } of fullest.rows) {
     const rows = session.map((run) => run.rows.find((row) => row.name === name)).filter(Boolean)
+    const label =
+      rows.length === session.length ? name : `${name} (${rows.length} of the ${session.length} runs)`
     lines.push(
-      `| ${name} | ${range(
+      `| ${label} | ${range(
         rows.map((row) => row.ours),
         count,
       )} | ${range(

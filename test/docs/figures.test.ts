@@ -98,6 +98,6 @@ describe('the performance figures', () => {
     const page = readFileSync('docs/performance.md', 'utf8')
     expect(cells(page)).toBe(cells(withFigures(page, figuresTable(runs))))
     // Every row of the session is on the page, each with its range.
-    for (const { name } of session[0]!.rows) expect(page).toContain(name)
+    for (const run of session) for (const { name } of run.rows) expect(page).toContain(name)
   })
 })

@@ -1,0 +1,24 @@
+// The heavier entitlement a real plan carries (issue 31's second token shape): 22 features, 15 flags, 5 numeric
+// limits with upgrade hints, a monthly cap, an add-on feature; a term with a grace period; a default upgrade hint
+// and hints for features not in the plan. Every customer is on the same plan; `used` is how much of the cap is used.
+
+export const FLAG_NAMES = Array.from({ length: 15 }, (_, i) => `flag-${String(i).padStart(2, '0')}`)
+export const LIMIT_NAMES = Array.from({ length: 5 }, (_, i) => `limit-${i}`)
+
+/** The `ent` claim, the cap resetting at `resetsAt` (epoch seconds) with `used` units used. */
+export function heavierEntitlement(resetsAt, used = 0) {
+  const upgrade = { plan: 'business', url: 'https://vendor.example/pricing?plan=business' }
+  return {
+    plan: { id: 'growth', name: 'Growth', tier: 3 },
+    addons: ['sso'],
+    features: {
+      ...Object.fromEntries(FLAG_NAMES.map((name) => [name, true])),
+      ...Object.fromEntries(LIMIT_NAMES.map((name, i) => [name, { limit: 10 * (i + 1), upgrade }])),
+      'api-calls': { cap: { limit: 1_000_000, period: 'month', used, resetsAt } },
+      sso: { addon: 'sso' },
+    },
+    term: { expiresAt: resetsAt + 86_400 * 300, graceEndsAt: resetsAt + 86_400 * 314 },
+    upgrade: { plan: 'enterprise', url: 'https://vendor.example/pricing' },
+    upgrades: { audit: { plan: 'enterprise' }, scim: { addon: 'identity' } },
+  }
+}
