@@ -180,11 +180,20 @@ type Shape = Record<string, readonly [rule: Rule, optional: boolean]>
  * An object of known keys, in the shape's order; unknown keys dropped. `refine` runs unless a hard problem was
  * found inside, as zod's refinements do, on the output so far.
  */
+/** Whether a problem from `from` on is hard: a loop, not a slice, as this runs for every object of every token. */
+function hasHard(problems: Problems, from: number): boolean {
+  for (let i = from; i < problems.length; i++) if (problems[i]!.hard) return true
+  return false
+}
+
 function object(
   shape: Shape,
   refine?: (out: Record<string, unknown>, path: Stack, problems: Problems) => void,
 ): Rule {
+  // Parallel arrays, read by index: every object of every token goes through this loop.
   const keys = Object.keys(shape)
+  const rules = keys.map((key) => shape[key]![0])
+  const optionals = keys.map((key) => shape[key]![1])
   return (value, path, problems) => {
     if (!isObject(value)) {
       hard(problems, path, 'expected object')
@@ -192,16 +201,15 @@ function object(
     }
     const before = problems.length
     const out: Record<string, unknown> = {}
-    for (const key of keys) {
-      const [rule, optional] = shape[key]!
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!
       const field = value[key]
-      if (field === undefined && optional) continue
+      if (field === undefined && optionals[i]) continue
       path.push(key)
-      out[key] = rule(field, path, problems)
+      out[key] = rules[i]!(field, path, problems)
       path.pop()
     }
-    if (refine !== undefined && !problems.slice(before).some((problem) => problem.hard))
-      refine(out, path, problems)
+    if (refine !== undefined && !hasHard(problems, before)) refine(out, path, problems)
     return out
   }
 }
@@ -216,15 +224,15 @@ const optional = (rule: Rule) => [rule, true] as const
  */
 function union(first: Rule, second: Rule): Rule {
   return (value, path, problems) => {
-    const tried: Problems[] = []
-    const outs: unknown[] = []
-    for (const rule of [first, second]) {
-      const own: Problems = []
-      const out = rule(value, path, own)
-      if (own.length === 0) return out
-      tried.push(own)
-      outs.push(out)
-    }
+    // Every claim of a good token takes one of the rules: only a failure pays for the comparison below.
+    const ownFirst: Problems = []
+    const outFirst = first(value, path, ownFirst)
+    if (ownFirst.length === 0) return outFirst
+    const ownSecond: Problems = []
+    const outSecond = second(value, path, ownSecond)
+    if (ownSecond.length === 0) return outSecond
+    const tried = [ownFirst, ownSecond]
+    const outs = [outFirst, outSecond]
     // As zod: when only one rule found nothing but soft problems (a length, a range), its problems are the answer.
     const softOnly = tried.filter((list) => !list.some((problem) => problem.hard))
     if (softOnly.length === 1) {
