@@ -1,9 +1,11 @@
 // The heavier entitlement a real plan carries (issue 31's second token shape): 22 features, 15 flags, 5 numeric
 // limits with upgrade hints, a monthly cap, an add-on feature; a term with a grace period; a default upgrade hint
-// and hints for features not in the plan. Every customer is on the same plan; `used` is how much of the cap is used.
+// and hints for features not in the plan. Heavier in what the claims check and the read model build (more features,
+// more kinds of claim), not in bytes: its flags are `true`, so it signs to fewer bytes than realistic-token.mjs.
+// Every customer is on the same plan; `used` is how much of the cap is used.
 
-export const FLAG_NAMES = Array.from({ length: 15 }, (_, i) => `flag-${String(i).padStart(2, '0')}`)
-export const LIMIT_NAMES = Array.from({ length: 5 }, (_, i) => `limit-${i}`)
+const FLAG_NAMES = Array.from({ length: 15 }, (_, i) => `flag-${String(i).padStart(2, '0')}`)
+const LIMIT_NAMES = Array.from({ length: 5 }, (_, i) => `limit-${i}`)
 
 /** The `ent` claim, the cap resetting at `resetsAt` (epoch seconds) with `used` units used. */
 export function heavierEntitlement(resetsAt, used = 0) {

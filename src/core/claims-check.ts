@@ -176,16 +176,16 @@ const url: Rule = (value, path, problems) => {
 
 type Shape = Record<string, readonly [rule: Rule, optional: boolean]>
 
-/**
- * An object of known keys, in the shape's order; unknown keys dropped. `refine` runs unless a hard problem was
- * found inside, as zod's refinements do, on the output so far.
- */
 /** Whether a problem from `from` on is hard: a loop, not a slice, as this runs for every object of every token. */
 function hasHard(problems: Problems, from: number): boolean {
   for (let i = from; i < problems.length; i++) if (problems[i]!.hard) return true
   return false
 }
 
+/**
+ * An object of known keys, in the shape's order; unknown keys dropped. `refine` runs unless a hard problem was
+ * found inside, as zod's refinements do, on the output so far.
+ */
 function object(
   shape: Shape,
   refine?: (out: Record<string, unknown>, path: Stack, problems: Problems) => void,

@@ -308,14 +308,14 @@ export function createAnswerer(parts: AnswererParts) {
       at = expiresAt - 1
       source = 'stale'
     }
-    // A floating feature's answer depends on the lease held, which changes by itself: never memoized. Nor is a
-    // costed one's: what any other feature of its credit type spends changes it.
     // Looked up here only where something below needs it: a pool, or a resource's count (then shared with the
     // account's count, one lookup for both).
     const found =
       entitlements.pools.size === 0 && (resourceCounted !== undefined || context.resource === undefined)
         ? undefined
         : entitlements.features.get(feature)
+    // A floating feature's answer depends on the lease held, which changes by itself: never memoized. Nor is a
+    // costed one's: what any other feature of its credit type spends changes it.
     const pool = entitlements.pools.size === 0 ? undefined : found?.pool
     const cost = entitlements.costs.size === 0 ? undefined : entitlements.costs.get(feature)
     const plain =
