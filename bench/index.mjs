@@ -173,6 +173,7 @@ if (!fleet)
  */
 async function recordRun(rows, memory) {
   const { readFileSync, writeFileSync, existsSync } = await import('node:fs')
+  const { createHash } = await import('node:crypto')
   const os = await import('node:os')
   const file = new URL('./runs.json', import.meta.url)
   const runs = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : []
@@ -180,6 +181,15 @@ async function recordRun(rows, memory) {
     date: new Date().toISOString().slice(0, 10),
     machine: `${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB`,
     node: process.version,
+    // Which build ran: the first 12 hex digits of its index.js's SHA-256.
+    build: createHash('sha256')
+      .update(
+        readFileSync(
+          `${process.env.ENTITLE_BENCH_DIST ?? new URL('../dist', import.meta.url).pathname}/index.js`,
+        ),
+      )
+      .digest('hex')
+      .slice(0, 12),
     command: 'npm run bench -- --record',
     rows: rows.map(({ name, ours, baseline, ratio }) => ({
       name,

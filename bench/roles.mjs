@@ -1,6 +1,7 @@
 // `checkSync` for one customer with roles in the context, beside issue 31's "Map": a `Map` of `{ enabled,
-// expiresAt }` read with an expiry check, on the same key. A context with roles is decided each time (never
-// memoized), so this is the cost of a decision on the client's path, role check included.
+// expiresAt }` read with an expiry check, on the same key. Roles change an answer only by passing or failing the
+// feature's role rule, so the client memoizes one answer for each side: this is the cost of a memoized check with
+// roles, the role check included (it runs on every call).
 import { createEntitlements, createTestIssuer } from './dist.mjs'
 import { compare } from './harness.mjs'
 import { realisticEntitlement } from './realistic-token.mjs'

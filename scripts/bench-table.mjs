@@ -8,11 +8,18 @@ const PAGE = new URL('../docs/performance.md', import.meta.url)
 export const START = '<!-- bench:figures (made by scripts/bench-table.mjs from bench/runs.json) -->'
 export const END = '<!-- /bench:figures -->'
 
-/** The runs of the last session: the last date's runs on the last run's machine and Node. */
+/**
+ * The runs of the last session: the last date's runs on the last run's machine and Node, of the same build (a
+ * session of the day's second build is not mixed with the first's; runs recorded before builds were named have none).
+ */
 export function lastSession(runs) {
   const last = runs.at(-1)
   return runs.filter(
-    (run) => run.date === last.date && run.machine === last.machine && run.node === last.node,
+    (run) =>
+      run.date === last.date &&
+      run.machine === last.machine &&
+      run.node === last.node &&
+      run.build === last.build,
   )
 }
 

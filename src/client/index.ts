@@ -200,8 +200,8 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       const entry = tokens.peek(key)
       meter.record(key, metric, amount, platform.now(), entry, dimensions, properties, resource)
       answerer.invalidate(entry, metric)
-      // A usage alert this record crossed: looked at only for a cap with thresholds (one Map read otherwise).
-      if (entry?.entitlements.features.get(metric)?.cap?.thresholds !== undefined)
+      // A usage alert this record crossed: looked at only in a token with thresholds (one field read otherwise).
+      if (entry?.alerts === true && entry.entitlements.features.get(metric)?.cap?.thresholds !== undefined)
         parts.thresholds.observe(entry.entitlements, metric, answerer.usedNow(entry, key, metric))
     },
     async consume(feature, context: CheckContext = {}) {

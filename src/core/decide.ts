@@ -37,9 +37,13 @@ function regionAllowed(rule: RegionRule, region: string | undefined): boolean {
   return rule.allow === undefined || regionMatches(code, rule.allow)
 }
 
-function hasAnyRole(required: readonly string[], held: readonly string[] | undefined): boolean {
+/** Whether `held` has one of the `required` roles. Plain loops: a memoized check with roles runs this each time. */
+export function hasAnyRole(required: readonly string[], held: readonly string[] | undefined): boolean {
   if (held === undefined) return false
-  for (const role of required) if (held.includes(role)) return true
+  for (let i = 0; i < required.length; i++) {
+    const role = required[i]
+    for (let j = 0; j < held.length; j++) if (held[j] === role) return true
+  }
   return false
 }
 

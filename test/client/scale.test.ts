@@ -64,6 +64,60 @@ describe('many customers in one client', () => {
     }
   })
 
+  it('answers checks with roles as decide() does, memoized or not, and counts each one once', async () => {
+    const random = seeded(11)
+    const soon = Math.floor(fx.clock.now / 1000) + 30
+    fx.server.sell('acme', {
+      plan: { id: 'team' },
+      features: {
+        export: true,
+        reports: { roles: ['admin', 'analyst'] },
+        calls: { cap: { limit: 40, period: 'month', used: 0, resetsAt: resetsAt() }, roles: ['admin'] },
+        // A trial that ends during the test: both memoized answers must end with it.
+        beta: { roles: ['admin'], term: { trialEndsAt: soon } },
+      },
+    })
+    const entitlements = client()
+    await entitlements.load('acme')
+    const features = ['export', 'reports', 'calls', 'beta', 'not-sold']
+    const roleSets: unknown[] = [
+      undefined,
+      [],
+      ['admin'],
+      ['viewer'],
+      ['viewer', 'analyst'],
+      ['analyst', 'admin'],
+      // Invalid requests: never memoized, never answered from a memo.
+      'admin',
+      [1],
+      ['admin', null],
+    ]
+    let recorded = 0
+    let checks = 0
+    for (let i = 0; i < 6_000; i++) {
+      if (i % 500 === 499) await fx.clock.advance(7_000)
+      const feature = features[Math.floor(random() * features.length)]!
+      if (feature === 'calls' && random() < 0.02) {
+        entitlements.record('calls', 1, { subject: 'acme' })
+        recorded++
+        continue
+      }
+      const roles = roleSets[Math.floor(random() * roleSets.length)] as string[] | undefined
+      const context = roles === undefined ? { subject: 'acme' } : { subject: 'acme', roles }
+      const answer = entitlements.checkSync(feature, context)
+      checks++
+      const held = entitlements.entitlements('acme')!
+      const usage = feature === 'calls' && recorded > 0 ? { usage: recorded } : {}
+      const expected = decide(held, feature, { ...context, ...usage }, fx.clock.now)
+      expect({ i, ...answer, source: undefined, age: undefined }).toEqual({ i, ...expected })
+    }
+    const counted = Object.values(entitlements.stats().decisions).reduce(
+      (sum, { allowed, denied }) => sum + allowed + denied,
+      0,
+    )
+    expect(counted).toBe(checks)
+  })
+
   it('counts records into memoized answers: a check after record() sees the unit', async () => {
     fx.server.sell('acme', {
       plan: { id: 'team' },

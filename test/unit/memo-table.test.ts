@@ -8,7 +8,14 @@ import type { Decision } from '../../src/core/decision.js'
 // every renewal (a million customers on ten-minute tokens: about 2 000 a second, 2^31 in twelve days), so ids
 // pass what an Int32Array holds; the table must keep answering, and never across entries that share a tag.
 const entry = (id: number, memoBase = 0) =>
-  ({ id, memoBase, generation: 0, memoized: false, layout: undefined }) as unknown as Entry
+  ({
+    id,
+    memoBase,
+    generation: 0,
+    memoized: false,
+    layout: undefined,
+    entitlements: { features: new Map([['reports', { roles: ['admin', 'analyst'] }]]) },
+  }) as unknown as Entry
 const decision = (feature: string, allowed: boolean) => ({ feature, allowed }) as unknown as Decision
 
 describe('the memo table', () => {
@@ -18,11 +25,11 @@ describe('the memo table', () => {
       const holder = entry(id)
       const answer = decision('export', true)
       expect(table.wants(holder, 'export', 0)).toBe(true)
-      table.set(holder, 'export', answer, 1000)
-      expect({ id, answer: table.get(holder, 'export', 10) }).toEqual({ id, answer })
+      table.set(holder, 'export', answer, 0, 1000, undefined)
+      expect({ id, answer: table.get(holder, 'export', 10, undefined) }).toEqual({ id, answer })
       expect(table.wants(holder, 'export', 10)).toBe(true)
       table.invalidate(holder, 'export')
-      expect(table.get(holder, 'export', 10)).toBeUndefined()
+      expect(table.get(holder, 'export', 10, undefined)).toBeUndefined()
     }
   })
 
@@ -30,10 +37,44 @@ describe('the memo table', () => {
     const table = createMemoTable(256, createDecisionStats())
     const first = entry(5)
     const wrapped = entry(2 ** 32 + 5)
-    table.set(first, 'export', decision('export', true), 1000)
-    expect(table.get(wrapped, 'export', 10)).toBeUndefined()
-    table.set(wrapped, 'export', decision('export', false), 1000)
-    expect(table.get(first, 'export', 10)).toBeUndefined()
-    expect(table.get(wrapped, 'export', 10)?.allowed).toBe(false)
+    table.set(first, 'export', decision('export', true), 0, 1000, undefined)
+    expect(table.get(wrapped, 'export', 10, undefined)).toBeUndefined()
+    table.set(wrapped, 'export', decision('export', false), 0, 1000, undefined)
+    expect(table.get(first, 'export', 10, undefined)).toBeUndefined()
+    expect(table.get(wrapped, 'export', 10, undefined)?.allowed).toBe(false)
+  })
+
+  it('holds one answer for checks that pass a role rule and one for every other, and counts the hits of each', () => {
+    const stats = createDecisionStats()
+    const table = createMemoTable(256, stats)
+    const holder = entry(1)
+    const missing = { ...decision('reports', false), reason: 'role_missing' } as Decision
+    const granted = { ...decision('reports', true), reason: 'granted' } as Decision
+    table.set(holder, 'reports', missing, 0, 1000, undefined)
+    // Roles that pass the rule were never decided: no answer, rather than the plain one.
+    expect(table.get(holder, 'reports', 10, ['analyst'])).toBeUndefined()
+    table.set(holder, 'reports', granted, 10, 900, ['analyst'])
+    expect(table.get(holder, 'reports', 20, ['admin'])).toBe(granted)
+    expect(table.get(holder, 'reports', 20, ['viewer'])).toBe(missing)
+    expect(table.get(holder, 'reports', 20, [])).toBe(missing)
+    expect(table.get(holder, 'reports', 20, undefined)).toBe(missing)
+    // Both last until the sooner of the two.
+    expect(table.get(holder, 'reports', 900, ['admin'])).toBeUndefined()
+    expect(table.get(holder, 'reports', 900, undefined)).toBeUndefined()
+    table.fold()
+    expect(stats.snapshot().reports).toEqual({
+      allowed: 1,
+      denied: 3,
+      reasons: { granted: 1, role_missing: 3 },
+    })
+  })
+
+  it('gives a feature with no role rule the same answer whatever the roles', () => {
+    const table = createMemoTable(256, createDecisionStats())
+    const holder = entry(2)
+    const answer = decision('export', true)
+    table.set(holder, 'export', answer, 0, 1000, ['viewer'])
+    expect(table.get(holder, 'export', 10, undefined)).toBe(answer)
+    expect(table.get(holder, 'export', 10, ['admin'])).toBe(answer)
   })
 })

@@ -64,10 +64,18 @@ export function fallbackDecision(
   return limit === undefined ? decision : { ...decision, limit, remaining: limit }
 }
 
+/** One role or a few, all strings: what a check's roles must be to be decided as valid. */
+function isRoles(roles: readonly string[]): boolean {
+  if (!Array.isArray(roles)) return false
+  for (let i = 0; i < roles.length; i++) if (typeof roles[i] !== 'string') return false
+  return true
+}
+
 /**
- * A check that depends on nothing but the customer and the feature: its answer can be reused for a while. The
- * subject only counts as "the customer" when it is the cache key (multi-tenant); a single-tenant client keys its
- * one token by nothing, so a subject there is a condition to check each time (`subject_mismatch`).
+ * A check that depends on nothing but the customer, the feature and (through the feature's role rule, passed or
+ * failed) the roles: its answer can be reused for a while (the memo table holds one answer for each side of the
+ * rule). The subject only counts as "the customer" when it is the cache key (multi-tenant); a single-tenant client
+ * keys its one token by nothing, so a subject there is a condition to check each time (`subject_mismatch`).
  */
 export function isPlain(context: CheckContext, key: string): boolean {
   return (
@@ -75,7 +83,8 @@ export function isPlain(context: CheckContext, key: string): boolean {
     // out each time and never memoized, so it can neither poison the plain answer nor be answered by it.
     typeof context === 'object' &&
     (key !== SINGLE_TENANT_KEY || context.subject === undefined) &&
-    context.roles === undefined &&
+    // Roles that are not an array of strings are an invalid request: decided each time, as above.
+    (context.roles === undefined || isRoles(context.roles)) &&
     context.region === undefined &&
     context.device === undefined &&
     context.activeDevices === undefined &&
@@ -273,7 +282,7 @@ export function createAnswerer(parts: AnswererParts) {
     ) {
       // The hot path: a token in memory, valid, not revoked. A plain check reuses its answer.
       if (!consuming && isPlain(context, key)) {
-        const memo = memos.get(entry, feature, now)
+        const memo = memos.get(entry, feature, now, context.roles)
         if (memo !== undefined) return memo
       }
     }
@@ -344,8 +353,10 @@ export function createAnswerer(parts: AnswererParts) {
     }
     decision.source = source
     decision.age = age
-    if (plain && memos.wants(entry, feature, now))
-      memos.set(entry, feature, Object.freeze(decision), memoUntil(entitlements, feature, now))
+    if (plain && memos.wants(entry, feature, now)) {
+      const until = memoUntil(entitlements, feature, now)
+      memos.set(entry, feature, Object.freeze(decision), now, until, context.roles)
+    }
     return stats.count(decision)
   }
 

@@ -5,13 +5,6 @@ import type { DecisionSummaryEvent, FeatureDecisionCounts } from '../options.js'
 /** Feature names may come from user input: past this many, counts go to '(other)' instead of growing forever. */
 const MAX_COUNTED_FEATURES = 1000
 
-/** A reusable answer, and how often it was given since its count was last folded into the totals. */
-export interface Memo {
-  readonly decision: Decision
-  readonly until: number
-  hits: number
-}
-
 /** Aggregated decision counts per feature and reason: what `stats()` and the `decision` event report. */
 export interface DecisionStats {
   /** Counts one decision and returns it. */
@@ -20,8 +13,11 @@ export interface DecisionStats {
   recount(before: Decision, after: Decision): Decision
   /** Takes back one counted decision (a consume() decided again once its reservation was written). */
   uncount(decision: Decision): void
-  /** Adds a memo's hits (counted lazily, so the hot path pays one increment) to the totals. */
-  fold(memo: Memo): void
+  /**
+   * Counts one decision `times` times at once: a memoized answer's hits, counted lazily so the hot path pays one
+   * increment (adding them one by one cost each hit a second, slower count when they were folded).
+   */
+  countTimes(decision: Decision, times: number): void
   readonly size: number
   snapshot(): Record<string, FeatureDecisionCounts>
 }
@@ -29,17 +25,21 @@ export interface DecisionStats {
 export function createDecisionStats(): DecisionStats {
   const decisions = new Map<string, FeatureDecisionCounts>()
 
-  function count(decision: Decision): Decision {
+  function countTimes(decision: Decision, times: number): void {
     let counts = decisions.get(decision.feature)
     if (counts === undefined) {
       const name = decisions.size < MAX_COUNTED_FEATURES ? decision.feature : '(other)'
       counts = decisions.get(name) ?? { allowed: 0, denied: 0, reasons: {} }
       decisions.set(name, counts)
     }
-    if (decision.allowed) counts.allowed++
-    else counts.denied++
+    if (decision.allowed) counts.allowed += times
+    else counts.denied += times
     const reasons = counts.reasons as Record<string, number>
-    reasons[decision.reason] = (reasons[decision.reason] ?? 0) + 1
+    reasons[decision.reason] = (reasons[decision.reason] ?? 0) + times
+  }
+
+  function count(decision: Decision): Decision {
+    countTimes(decision, 1)
     return decision
   }
 
@@ -59,11 +59,7 @@ export function createDecisionStats(): DecisionStats {
       uncount(before)
       return count(after)
     },
-    fold(memo) {
-      const hits = memo.hits
-      memo.hits = 0
-      for (let i = 0; i < hits; i++) count(memo.decision)
-    },
+    countTimes,
     get size() {
       return decisions.size
     },

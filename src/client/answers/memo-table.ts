@@ -1,16 +1,25 @@
+import { hasAnyRole } from '../../core/decide.js'
 import type { Decision } from '../../core/decision.js'
 import type { Entitlements } from '../../core/entitlements.js'
 import type { Entry } from '../tokens/cache-entry.js'
-import type { DecisionStats, Memo } from './decision-stats.js'
+import type { DecisionStats } from './decision-stats.js'
 
-/** One slot, reused in place: which customer's answer to which feature it holds, and until when. */
-interface Slot extends Memo {
+/**
+ * One slot, reused in place: which customer's answers to which feature it holds, and until when. A context's roles
+ * change an answer only through the feature's role rule (`gate`), which they pass or fail: so a slot holds two
+ * answers, one for a check that passes the rule (`granted`) and one for every other (`decision`: no roles, roles
+ * that fail the rule, or a feature with no rule). Each is filled by the first check that needs it.
+ */
+interface Slot {
   entry: Entry | undefined
   generation: number
   feature: string
-  decision: Decision
+  gate: readonly string[] | undefined
+  decision: Decision | undefined
+  granted: Decision | undefined
   until: number
   hits: number
+  grantedHits: number
 }
 
 /** Where a feature's answers go among a customer's slots: its place in the token's feature layout. */
@@ -31,6 +40,8 @@ function featureSlot(entry: Entry, feature: string): number {
  * never crosses customers, nor outlives the entry it was worked out for) and the entry's generation.
  *
  * A slot whose customer left memory keeps its answer (and the entry) until it is reused: at most `size` of them.
+ *
+ * `roles` below is a context's roles, already known to be an array of strings (else the check is not plain).
  */
 export function createMemoTable(size: number, stats: DecisionStats) {
   const mask = size - 1
@@ -61,6 +72,14 @@ export function createMemoTable(size: number, stats: DecisionStats) {
       : undefined
   }
 
+  /** Adds a slot's lazy hit counts to the totals. */
+  function foldSlot(slot: Slot): void {
+    if (slot.hits > 0 && slot.decision !== undefined) stats.countTimes(slot.decision, slot.hits)
+    if (slot.grantedHits > 0 && slot.granted !== undefined) stats.countTimes(slot.granted, slot.grantedHits)
+    slot.hits = 0
+    slot.grantedHits = 0
+  }
+
   return {
     /**
      * Gives a new entry its block of slots, one per feature of its token (a power of two, at least 2), and
@@ -71,11 +90,20 @@ export function createMemoTable(size: number, stats: DecisionStats) {
       blocks += 2 ** Math.max(1, Math.ceil(Math.log2(entitlements.features.size + 1)))
       return blocks
     },
-    /** The memoized answer, if one is held and still right at `now`; counted lazily. */
-    get(entry: Entry, feature: string, now: number): Decision | undefined {
+    /** The memoized answer, if one is held and still right at `now` for a check with these roles; counted lazily. */
+    get(
+      entry: Entry,
+      feature: string,
+      now: number,
+      roles: readonly string[] | undefined,
+    ): Decision | undefined {
       const slot = find(entry, feature, indexOf(entry, feature))
       if (slot === undefined || now >= slot.until) return undefined
-      slot.hits++
+      if (roles !== undefined && slot.gate !== undefined && hasAnyRole(slot.gate, roles)) {
+        if (slot.granted !== undefined) slot.grantedHits++
+        return slot.granted
+      }
+      if (slot.decision !== undefined) slot.hits++
       return slot.decision
     },
     /**
@@ -87,21 +115,52 @@ export function createMemoTable(size: number, stats: DecisionStats) {
       const index = indexOf(entry, feature)
       return ids[index] === 0 || ids[index] === tag(entry) || now >= untils[index]!
     },
-    set(entry: Entry, feature: string, decision: Decision, until: number): void {
+    /** Memoizes `decision`, worked out at `now` for a check with these roles, until `until`. */
+    set(
+      entry: Entry,
+      feature: string,
+      decision: Decision,
+      now: number,
+      until: number,
+      roles: readonly string[] | undefined,
+    ): void {
       entry.memoized = true
       const index = indexOf(entry, feature)
-      const slot = slots[index]
-      ids[index] = tag(entry)
-      untils[index] = until
-      if (slot === undefined) {
-        slots[index] = { entry, generation: entry.generation, feature, decision, until, hits: 0 }
+      const gate = entry.entitlements.features.get(feature)?.roles
+      const granted = roles !== undefined && gate !== undefined && hasAnyRole(gate, roles)
+      let slot = find(entry, feature, index)
+      if (slot !== undefined && now < slot.until) {
+        // This customer's answers to this feature, still right: the other one stays, and both last as long as the
+        // sooner of the two.
+        if (until < slot.until) slot.until = untils[index] = until
+        foldSlot(slot)
+        if (granted) slot.granted = decision
+        else slot.decision = decision
         return
       }
-      stats.fold(slot)
+      ids[index] = tag(entry)
+      untils[index] = until
+      slot = slots[index]
+      if (slot === undefined) {
+        slot = {
+          entry,
+          generation: 0,
+          feature,
+          gate,
+          decision,
+          granted: decision,
+          until,
+          hits: 0,
+          grantedHits: 0,
+        }
+        slots[index] = slot
+      } else foldSlot(slot)
       slot.entry = entry
       slot.generation = entry.generation
       slot.feature = feature
-      slot.decision = decision
+      slot.gate = gate
+      slot.decision = granted ? undefined : decision
+      slot.granted = granted ? decision : undefined
       slot.until = until
     },
     /** Forgets an answer that no longer counts everything used (after record() or consume()). */
@@ -110,13 +169,13 @@ export function createMemoTable(size: number, stats: DecisionStats) {
       const index = indexOf(entry, feature)
       const slot = find(entry, feature, index)
       if (slot === undefined) return
-      stats.fold(slot)
+      foldSlot(slot)
       slot.entry = undefined
       ids[index] = 0
     },
     /** Adds every slot's lazy hit counts to the totals. */
     fold(): void {
-      for (const slot of slots) if (slot !== undefined && slot.hits > 0) stats.fold(slot)
+      for (const slot of slots) if (slot !== undefined) foldSlot(slot)
     },
   }
 }

@@ -49,6 +49,11 @@ export interface Entry extends Scheduled {
   generation: number
   /** The feature layout of the token, shared by everyone on its plan: memoized answers are placed by it. */
   readonly layout: KeyLayout | undefined
+  /**
+   * Whether a cap of the token has usage alerts (thresholds): record() looks the cap up only then. Read from the
+   * entry, which record() holds already, it spares every other record() a lookup of the feature in the token.
+   */
+  readonly alerts: boolean
   /** When a lookup last moved the entry up the LRU order, in lookups (see the subject index). */
   touched: number
 }
@@ -76,6 +81,11 @@ export interface EntryInput {
 }
 
 /** A new entry, not yet indexed, scheduled or memoized. */
+function hasAlerts(entitlements: Entitlements): boolean {
+  for (const feature of entitlements.features.values()) if (feature.cap?.thresholds !== undefined) return true
+  return false
+}
+
 export function createEntry(input: EntryInput, id: number, memoBase: number): Entry {
   const { entitlements } = input.verified
   return {
@@ -93,6 +103,7 @@ export function createEntry(input: EntryInput, id: number, memoBase: number): En
     retry: undefined,
     generation: 0,
     layout: entitlements.features instanceof FrozenMap ? entitlements.features.layout : undefined,
+    alerts: hasAlerts(entitlements),
     touched: 0,
     due: 0,
     slot: -1,
