@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { build } from 'esbuild'
+import { firstLoad } from './first-load.mjs'
 
 const root = new URL('..', import.meta.url).pathname
 
@@ -38,12 +39,13 @@ const PEERS = [
   ['@openfeature/web-sdk', "export { OpenFeature } from '@openfeature/web-sdk'"],
 ]
 
-async function weigh(what, dir) {
+/** Bundles `what` as an app's bundler does: in one file, or split where the code imports on first use. */
+function bundle(what, dir, splitting) {
   const source =
     typeof what === 'string'
-      ? { stdin: { contents: what, resolveDir: dir } }
+      ? { stdin: { contents: what, resolveDir: dir, sourcefile: 'app.js' } }
       : { entryPoints: [join(dir, what.entry)] }
-  const result = await build({
+  return build({
     ...source,
     absWorkingDir: dir,
     bundle: true,
@@ -53,16 +55,27 @@ async function weigh(what, dir) {
     write: false,
     logLevel: 'silent',
     external: ['react', 'react/*', 'react-dom', 'react-dom/*'],
+    ...(splitting ? { splitting: true, outdir: join(dir, '.size-out'), metafile: true } : {}),
   })
-  const bytes = result.outputFiles[0].contents
-  return { minified: bytes.length, gzipped: gzipSync(bytes).length }
+}
+
+async function weigh(what, dir) {
+  const bytes = (await bundle(what, dir, false)).outputFiles[0].contents
+  const split = await bundle(what, dir, true)
+  return {
+    minified: bytes.length,
+    gzipped: gzipSync(bytes).length,
+    first: firstLoad(split).gzipped,
+  }
 }
 
 const kb = (bytes) => `${(bytes / 1000).toFixed(1)} KB`
 const row = (name, size) =>
-  console.log(`| ${name} | ${kb(size.minified).padStart(8)} | ${kb(size.gzipped).padStart(8)} |`)
+  console.log(
+    `| ${name} | ${kb(size.minified).padStart(8)} | ${kb(size.gzipped).padStart(8)} | ${kb(size.first).padStart(8)} |`,
+  )
 
-console.log('| bundle | minified | gzipped |\n|---|---:|---:|')
+console.log('| bundle | minified | gzipped, every chunk | gzipped, before first use |\n|---|---:|---:|---:|')
 for (const [name, what] of OURS) row(name, await weigh(what, root))
 
 const at = process.argv.indexOf('--peers')

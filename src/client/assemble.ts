@@ -11,7 +11,7 @@ import { createConsume } from './consume/consume.js'
 import { createCreditBook } from './credits/credit-book.js'
 import { createCreditSpending } from './credits/reserve.js'
 import { createEmitter } from './emitter.js'
-import { createLeaseKeeper } from './leases/lease-keeper.js'
+import { createLazyLeases } from './leases/lazy-leases.js'
 import type { DecisionSummaryEvent } from './options.js'
 import type { Revocations } from './revocations.js'
 import { createRevocations } from './revocations.js'
@@ -184,7 +184,7 @@ export function assembleClient(config: ClientConfig) {
     background,
   })
   const keyOf = server === undefined ? singleTenantKey : subjectKey
-  const leases = createLeaseKeeper({
+  const leases = createLazyLeases({
     server,
     verifier,
     platform,

@@ -1,7 +1,8 @@
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import express from 'express'
 import { afterEach, describe, expect, it } from 'vitest'
 import { releaseLeasesOnPageHide } from '../../src/browser/index.js'
@@ -108,6 +109,37 @@ describe('floating licenses on the reference server', () => {
     expect((await a!.check('draw', { subject: 'acme' })).reason).toBe('lease_required')
     held(await c!.lease('seats', { subject: 'acme', holder: 'host-c' }))
     expect((await c!.check('draw', { subject: 'acme' })).allowed).toBe(true)
+  })
+
+  it('the browser build loads the lease code from a chunk of its own at the first lease(), and it holds a seat', async () => {
+    const manual = await start()
+    // The build a page gets (the `browser` condition), imported as its native ES modules, chunk and all.
+    const dist = join(process.cwd(), 'dist')
+    const entry = readFileSync(join(dist, 'index.browser.js'), 'utf8')
+    const chunk = /import\(["']\.\/(lease-keeper-[\w-]+\.js)["']\)/.exec(entry)?.[1]
+    expect(readdirSync(dist)).toContain(chunk)
+    // The keeper, renewals and borrows are in the chunk only: a page that never leases never fetches them.
+    expect(entry).not.toContain('entitle:borrow:')
+    expect(readFileSync(join(dist, chunk!), 'utf8')).toContain('entitle:borrow:')
+    const browser = (await import(pathToFileURL(join(dist, 'index.browser.js')).href)) as {
+      createEntitlements: typeof createEntitlements
+    }
+    const tab = browser.createEntitlements({
+      server: { url: server!.url, apiKey: SERVICE, timeoutMs: 1000 },
+      keys: new URL('/.well-known/jwks.json', server!.url),
+      issuer: server!.url,
+      audience: 'acme-editor',
+      platform: manual.platform,
+    })
+    closers.push(() => tab.close({ deadlineMs: 500 }))
+    expect((await tab.check('draw', { subject: 'acme' })).reason).toBe('lease_required')
+    const seat = held(await tab.lease('seats', { subject: 'acme', holder: 'tab-1' }))
+    expect(await tab.check('draw', { subject: 'acme' })).toMatchObject({ allowed: true, reason: 'granted' })
+    expect((await leasesOf('acme')).map((lease) => lease.holder)).toEqual(['tab-1'])
+    await manual.advance(20_000)
+    expect(seat.state).toBe('held')
+    await tab.close({ deadlineMs: 500 })
+    expect(await leasesOf('acme')).toEqual([])
   })
 
   it('50 concurrent acquires of a pool of 10 hold exactly 10; the same holder asking again keeps its one seat', async () => {

@@ -40,11 +40,8 @@ function checkOptions(pool: unknown, options: LeaseOptions): void {
     throw new TypeError('metadata must be an object of strings')
 }
 
-/**
- * The leases this client holds, by customer and pool: what `lease()` acquires, what a check of a floating feature
- * finds, and what `close()` gives back. Borrows are kept in storage, so a restart offline still holds them.
- */
-export function createLeaseKeeper(parts: {
+/** What the lease keeper works with: the client's parts it reads and tells. */
+export interface LeaseKeeperParts {
   readonly server: LicenseServerClient | undefined
   readonly verifier: TokenVerifier
   readonly platform: Platform
@@ -54,7 +51,13 @@ export function createLeaseKeeper(parts: {
   readonly background: (work: Promise<unknown>) => void
   /** Tells the client's `lease` listeners (the React store among them) that what checks answer changed. */
   readonly changed: (event: LeaseChangeEvent) => void
-}) {
+}
+
+/**
+ * The leases this client holds, by customer and pool: what `lease()` acquires, what a check of a floating feature
+ * finds, and what `close()` gives back. Borrows are kept in storage, so a restart offline still holds them.
+ */
+export function createLeaseKeeper(parts: LeaseKeeperParts) {
   const { server, platform } = parts
   const verifier = parts.verifier.inner
   const borrows = createBorrowStore(parts.storage, parts.verifier)
