@@ -11,7 +11,7 @@ import type {
   UsagePeriod,
 } from './claims.js'
 import { type CreditCategory, compareBurnOrder } from './credits.js'
-import { FrozenMap, frozenMap, keyLayout } from './frozen-map.js'
+import { FrozenMap, frozenMap, type KeyLayout, keyLayout } from './frozen-map.js'
 import { createInterner } from './interner.js'
 
 /** A metered cap as the decision engine reads it. Times are epoch milliseconds. */
@@ -187,14 +187,65 @@ const seconds = (value: number | undefined): number | undefined =>
  */
 const intern = createInterner()
 const key = (kind: string, value: unknown) => `${kind}${JSON.stringify(value)}`
+
+/**
+ * Whether two values parsed from JSON are equal. Most tokens a service verifies are on a plan it saw a moment ago:
+ * comparing a claim with the last one seen finds the shared value without the JSON key the interner needs (a
+ * string a feature, made and dropped per token, about a third of what building a read model allocated).
+ */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (typeof a !== 'object' || typeof b !== 'object' || !a || !b || Array.isArray(a) !== Array.isArray(b))
+    return false
+  // Keys counted with for-in, not listed with Object.keys: a list per object compared allocated as much as the JSON
+  // keys it replaced. An inherited key (a polluted prototype) is the same value on both sides: it changes nothing.
+  let keys = 0
+  for (const name in a) {
+    if (!sameJson((a as Record<string, unknown>)[name], (b as Record<string, unknown>)[name])) return false
+    keys++
+  }
+  for (const _ in b) keys--
+  return keys === 0
+}
+
+/**
+ * The last value seen of each kind beside what it was shared as: compared first, so a run of tokens on one plan
+ * makes no key. The value kept is a copy, made from its key: nothing a caller holds can change it.
+ */
+function lastSeen<V>() {
+  const last = new Map<string, { readonly value: unknown; readonly made: V }>()
+  return function find(kind: string, value: unknown, share: (json: string) => V): V {
+    const seen = last.get(kind)
+    if (seen !== undefined && sameJson(seen.value, value)) return seen.made
+    const json = JSON.stringify(value)
+    const made = share(json)
+    // Bounded: feature names come from tokens, and a context's names from every token of its plans.
+    if (last.size >= 1024) last.clear()
+    last.set(kind, { value: JSON.parse(json), made })
+    return made
+  }
+}
+
+/** What every feature of a token inherits (its term and defaults): an id, and its features seen last by name. */
+interface Context {
+  readonly id: string
+  readonly features: ReturnType<typeof lastSeen<Feature>>
+}
 let contexts = 0
-const contextId = (json: string): string => intern(`context${json}`, () => String(++contexts))
+const contextOf = (json: string): Context =>
+  intern(`context${json}`, () => ({ id: String(++contexts), features: lastSeen<Feature>() }))
 const EMPTY: readonly never[] = Object.freeze([])
 const NO_UPGRADES: ReadonlyMap<string, UpgradeHint> = new FrozenMap(keyLayout([]), [])
-const layoutFor = (names: readonly string[]) => intern(key('layout', names), () => keyLayout(names))
+/** Layouts by their number of keys: the features', the upgrades' and the pools' of one plan each find theirs. */
+const lastLayouts = lastSeen<KeyLayout>()
+const layoutFor = (names: readonly string[]) =>
+  lastLayouts(String(names.length), names, (json) => intern(`layout${json}`, () => keyLayout(names)))
 
+const lastShared = lastSeen<object>()
 const shared = <T extends object>(kind: string, value: T | undefined): T | undefined =>
-  value === undefined ? undefined : intern(key(kind, value), () => deepFreeze(value))
+  value === undefined
+    ? undefined
+    : (lastShared(kind, value, (json) => intern(`${kind}${json}`, () => deepFreeze(value))) as T)
 
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
@@ -332,7 +383,7 @@ function feature(
     readonly pools: ReadonlyMap<string, FeaturePool>
     readonly costs: ReadonlyMap<string, CreditCostModel>
   },
-  context: string,
+  context: Context,
 ): Feature {
   const own = claim.term
   const make = (): Feature =>
@@ -369,7 +420,9 @@ function feature(
   // A metered cap carries this customer's usage, and so do a per-resource feature's resources: theirs alone, and
   // interning them would only churn the table.
   if (claim.cap !== undefined || claim.per?.resources !== undefined) return make()
-  return intern(`feature${context}\u0000${name}\u0000${JSON.stringify(claim)}`, make)
+  return context.features(name, claim, (json) =>
+    intern(`feature${context.id}\u0000${name}\u0000${json}`, make),
+  )
 }
 
 /** Builds the read model from validated claims. Features switched off (`enabled: false`) are left out. */
@@ -398,7 +451,7 @@ export function toEntitlements(
   }
   // What every feature of this token inherits (the term and the defaults), as a short id: each feature's key
   // then holds only its own claim.
-  const context = contextId(
+  const context = contextOf(
     JSON.stringify([ent.term, defaults, ent.pool, ent.pools, [...credits.costs.entries()]]),
   )
   const names: string[] = []

@@ -1,9 +1,10 @@
 import { inspect } from 'node:util'
 import { describe, expect, it } from 'vitest'
+import type { FeatureClaim } from '../../src/core/claims.js'
 import type { Feature } from '../../src/core/entitlements.js'
 import { createEntitlementVerifier, decide } from '../../src/index.js'
 import { createTestIssuer } from '../../src/testing.js'
-import { frozen, NOW } from '../helpers.js'
+import { frozen, NOW, seeded } from '../helpers.js'
 
 const resetsAt = Math.floor(NOW / 1000) + 86_400
 
@@ -98,5 +99,52 @@ describe('the read model a cached customer costs', () => {
     expect(Object.keys(json.features)).toEqual(['export', 'seats', 'calls'])
     expect(json.features.seats).toMatchObject({ name: 'seats', limit: 10 })
     expect(json.upgrades).toEqual({ sso: { plan: 'business' } })
+  })
+
+  it('shares a feature only between equal claims, whatever order plans that differ by one value come in', async () => {
+    const issuer = await createTestIssuer({ now: frozen })
+    const verifier = createEntitlementVerifier(issuer.verifyOptions)
+    const random = seeded(31)
+    const pick = <T>(values: readonly T[]): T => values[Math.floor(random() * values.length)]!
+    // Claims that differ in one value, one key, a nested value, the order of an array, or its length.
+    const seats: FeatureClaim[] = [
+      { limit: 10 },
+      { limit: 11 },
+      { limit: 10, soft: true },
+      { limit: 10, upgrade: { plan: 'business' } },
+      { limit: 10, upgrade: { plan: 'business', url: 'https://vendor.example/a' } },
+      { limit: 10, upgrade: { plan: 'business', url: 'https://vendor.example/b' } },
+      { limit: 10, roles: ['admin', 'owner'] },
+      { limit: 10, roles: ['owner', 'admin'] },
+      { limit: 10, roles: ['owner'] },
+    ]
+    const names = [
+      ['export', 'seats'],
+      ['seats', 'export'],
+      ['export', 'seats', 'sso'],
+    ]
+    const seen: Array<{ claim: unknown; feature: Feature }> = []
+    for (let i = 0; i < 120; i++) {
+      const claim = pick(seats)
+      const order = pick(names)
+      const features: Record<string, FeatureClaim | true> = Object.fromEntries(
+        order.map((name) => [name, name === 'seats' ? claim : true]),
+      )
+      const entitlements = await verifier.verify(
+        await issuer.issue({ plan: { id: 'team' }, features }, { subject: `customer-${i}` }),
+      )
+      const feature = entitlements.features.get('seats') as Feature
+      expect(feature.limit).toBe(claim.limit)
+      expect(feature.soft).toBe(claim.soft === true)
+      expect(feature.upgrade).toEqual(claim.upgrade)
+      expect(feature.roles).toEqual(claim.roles)
+      // The layout (found by the number of names) is this token's, in its order.
+      expect([...entitlements.features.keys()]).toEqual(order)
+      for (const earlier of seen) if (earlier.feature === feature) expect(earlier.claim).toEqual(claim)
+      seen.push({ claim, feature })
+    }
+    // Equal claims did share: one object per distinct claim, whatever came between.
+    const distinct = new Set(seen.map(({ feature }) => feature))
+    expect(distinct.size).toBe(new Set(seen.map(({ claim }) => JSON.stringify(claim))).size)
   })
 })
