@@ -8,6 +8,7 @@ import { createEntitlementVerifier, createTestIssuer, decide } from './dist.mjs'
 import { fleetRow } from './fleet.mjs'
 import { compare, report } from './harness.mjs'
 import { heavierEntitlement } from './heavier-token.mjs'
+import { joseOptions } from './jose-options.mjs'
 import { realisticEntitlement } from './realistic-token.mjs'
 import { resourceRow } from './resource.mjs'
 import { rolesRow } from './roles.mjs'
@@ -77,13 +78,7 @@ async function joseRows() {
   })
   const verifier = createEntitlementVerifier(issuer.verifyOptions)
   const keys = createLocalJWKSet(issuer.jwks)
-  const options = {
-    algorithms: ['EdDSA', 'Ed25519', 'ES256'],
-    issuer: issuer.issuer,
-    audience: issuer.audience,
-    typ: 'entitlement+jwt',
-    requiredClaims: ['iat', 'exp', 'sub', 'jti'],
-  }
+  const options = joseOptions(issuer)
   await verifier.verify(token)
   await jwtVerify(token, keys, options)
   const ours = () => verifier.verify(token)

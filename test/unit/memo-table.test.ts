@@ -3,6 +3,7 @@ import { createDecisionStats } from '../../src/client/answers/decision-stats.js'
 import { createMemoTable } from '../../src/client/answers/memo-table.js'
 import type { Entry } from '../../src/client/tokens/cache-entry.js'
 import type { Decision } from '../../src/core/decision.js'
+import type { Entitlements } from '../../src/core/entitlements.js'
 
 // The memo table names each slot's entry by id in an Int32Array. A long-running service installs a token for
 // every renewal (a million customers on ten-minute tokens: about 2 000 a second, 2^31 in twelve days), so ids
@@ -76,5 +77,36 @@ describe('the memo table', () => {
     table.set(holder, 'export', answer, 0, 1000, ['viewer'])
     expect(table.get(holder, 'export', 10, undefined)).toBe(answer)
     expect(table.get(holder, 'export', 10, ['admin'])).toBe(answer)
+  })
+
+  it('spreads one feature of many customers over the whole table once their blocks have gone round it', () => {
+    const table = createMemoTable(256, createDecisionStats())
+    const names = Array.from({ length: 15 }, (_, i) => `f${i}`)
+    const features = new Map(names.map((name) => [name, {}]))
+    const layout = { keys: names, index: new Map(names.map((name, i) => [name, i])) }
+    // 240 customers of 15 features: blocks of 16 slots, 15 rounds of a table of 256.
+    const customers = Array.from(
+      { length: 240 },
+      (_, i) =>
+        ({
+          id: i + 1,
+          memoBase: table.allocate({ features } as unknown as Entitlements),
+          generation: 0,
+          memoized: false,
+          layout,
+          entitlements: { features },
+        }) as unknown as Entry,
+    )
+    for (const customer of customers) table.set(customer, 'f0', decision('f0', true), 0, 1000, undefined)
+    // Every customer's answer to f0 found a slot of its own: before, all of them went to the 16 slots at the start
+    // of a block, and 16 answers were all the table held.
+    const held = customers.filter((customer) => table.get(customer, 'f0', 10, undefined) !== undefined)
+    expect(held).toHaveLength(240)
+    // Within one round, customers' blocks still never share a slot.
+    const round = customers.slice(0, 16)
+    for (const customer of round)
+      for (const name of names) table.set(customer, name, decision(name, true), 0, 1000, undefined)
+    for (const customer of round)
+      for (const name of names) expect(table.get(customer, name, 10, undefined)?.feature).toBe(name)
   })
 })

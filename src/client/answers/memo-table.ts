@@ -88,7 +88,11 @@ export function createMemoTable(size: number, stats: DecisionStats) {
      */
     allocate(entitlements: Entitlements): number {
       blocks += 2 ** Math.max(1, Math.ceil(Math.log2(entitlements.features.size + 1)))
-      return blocks
+      // Each time the blocks have gone round the table, the next round's start one slot further: blocks of one round
+      // still never share a slot, and a feature's answers for customers of different rounds no longer land on the
+      // same few slots (one in 16 of them, when every customer has 15 features: 100 000 customers checked for one
+      // feature competed for 4 096 slots of 65 536).
+      return blocks + Math.floor(blocks / size)
     },
     /** The memoized answer, if one is held and still right at `now` for a check with these roles; counted lazily. */
     get(
