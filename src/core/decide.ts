@@ -51,8 +51,12 @@ function isAmount(value: number | undefined): boolean {
   return value === undefined || (typeof value === 'number' && Number.isFinite(value) && value >= 0)
 }
 
-const isStrings = (value: unknown): boolean =>
-  Array.isArray(value) && value.every((item) => typeof item === 'string')
+/** An array of strings: what roles must be. A loop, as a memoized check with roles runs it on every call. */
+export function isStrings(value: unknown): boolean {
+  if (!Array.isArray(value)) return false
+  for (let i = 0; i < value.length; i++) if (typeof value[i] !== 'string') return false
+  return true
+}
 
 /**
  * Whether every field the context carries has the type the documentation gives. A wrong type (roles as one

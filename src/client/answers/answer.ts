@@ -1,4 +1,4 @@
-import { decideCounting, deniedForError } from '../../core/decide.js'
+import { decideCounting, deniedForError, isStrings } from '../../core/decide.js'
 import type { Decision, DecisionSource } from '../../core/decision.js'
 import type { Entitlements, Feature, FeaturePool } from '../../core/entitlements.js'
 import type { Lease } from '../../core/lease.js'
@@ -64,13 +64,6 @@ export function fallbackDecision(
   return limit === undefined ? decision : { ...decision, limit, remaining: limit }
 }
 
-/** One role or a few, all strings: what a check's roles must be to be decided as valid. */
-function isRoles(roles: readonly string[]): boolean {
-  if (!Array.isArray(roles)) return false
-  for (let i = 0; i < roles.length; i++) if (typeof roles[i] !== 'string') return false
-  return true
-}
-
 /**
  * A check that depends on nothing but the customer, the feature and (through the feature's role rule, passed or
  * failed) the roles: its answer can be reused for a while (the memo table holds one answer for each side of the
@@ -84,7 +77,7 @@ export function isPlain(context: CheckContext, key: string): boolean {
     typeof context === 'object' &&
     (key !== SINGLE_TENANT_KEY || context.subject === undefined) &&
     // Roles that are not an array of strings are an invalid request: decided each time, as above.
-    (context.roles === undefined || isRoles(context.roles)) &&
+    (context.roles === undefined || isStrings(context.roles)) &&
     context.region === undefined &&
     context.device === undefined &&
     context.activeDevices === undefined &&

@@ -146,6 +146,7 @@ export function createMemoTable(size: number, stats: DecisionStats) {
       untils[index] = until
       slot = slots[index]
       if (slot === undefined) {
+        // Made with every field (one shape for all slots), then filled below as a reused slot is.
         slot = {
           entry,
           generation: 0,

@@ -9,24 +9,7 @@ import type { SerializedStorage } from '../serialized-storage.js'
 import type { TokenVerifier } from '../tokens/token-verifier.js'
 import { createBorrowStore } from './borrow-store.js'
 import { holdLease, type LiveLease } from './held-lease.js'
-import type { LeaseOptions, LeaseRefusal, LeaseRefusalReason, LeaseResult } from './lease-types.js'
-
-function refusal(
-  pool: string,
-  reason: LeaseRefusalReason,
-  more: Partial<Omit<LeaseRefusal, 'acquired' | 'pool' | 'reason'>> = {},
-): LeaseRefusal {
-  return {
-    acquired: false,
-    pool,
-    reason,
-    inUse: more.inUse,
-    limit: more.limit,
-    retryAt: more.retryAt,
-    detail: more.detail,
-    error: more.error,
-  }
-}
+import { type LeaseOptions, type LeaseResult, refusal } from './lease-types.js'
 
 /** Checks `lease()`'s options before anything is asked of the server. */
 function checkOptions(pool: unknown, options: LeaseOptions): void {

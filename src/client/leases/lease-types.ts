@@ -85,3 +85,21 @@ export interface HeldLease {
 
 /** `client.lease()`'s answer: a held lease, or why not. */
 export type LeaseResult = HeldLease | LeaseRefusal
+
+/** A refusal with the fields its reason has, and the others left empty (every refusal has the same shape). */
+export function refusal(
+  pool: string,
+  reason: LeaseRefusalReason,
+  more: Partial<Omit<LeaseRefusal, 'acquired' | 'pool' | 'reason'>> = {},
+): LeaseRefusal {
+  return {
+    acquired: false,
+    pool,
+    reason,
+    inUse: more.inUse,
+    limit: more.limit,
+    retryAt: more.retryAt,
+    detail: more.detail,
+    error: more.error,
+  }
+}

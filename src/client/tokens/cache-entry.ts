@@ -80,12 +80,13 @@ export interface EntryInput {
   readonly token: string
 }
 
-/** A new entry, not yet indexed, scheduled or memoized. */
+/** Whether a cap of the token has usage alerts (see `Entry.alerts`). */
 function hasAlerts(entitlements: Entitlements): boolean {
   for (const feature of entitlements.features.values()) if (feature.cap?.thresholds !== undefined) return true
   return false
 }
 
+/** A new entry, not yet indexed, scheduled or memoized. */
 export function createEntry(input: EntryInput, id: number, memoBase: number): Entry {
   const { entitlements } = input.verified
   return {
