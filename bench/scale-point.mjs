@@ -57,7 +57,8 @@ const client = createEntitlements({
   audience: 'bench',
   maxSubjects: N,
   platform: { fetch: fetchToken },
-  usage: { flushIntervalMs: 3_600_000, maxQueuedLines: Math.max(10_000, N * 3) },
+  // Room for a line per (customer, metric) pair: a full queue drops records, and the row would time dropping.
+  usage: { flushIntervalMs: 3_600_000, maxQueuedLines: Math.max(10_000, N * FEATURES) },
 })
 const started = performance.now()
 for (let i = 0; i < N; i += 1000) await Promise.all(subjects.slice(i, i + 1000).map((s) => client.load(s)))
@@ -200,6 +201,8 @@ console.log(
     check,
     record,
     cached: stats.cached,
+    // Records the client dropped (a full queue): none, or the record row timed dropping.
+    recordsDropped: stats.usage.dropped,
     sink: sink > 0,
   }),
 )

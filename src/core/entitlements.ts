@@ -210,15 +210,17 @@ function sameJson(a: unknown, b: unknown): boolean {
 
 /**
  * The last value seen of each kind beside what it was shared as: compared first, so a run of tokens on one plan
- * makes no key. The value kept is a copy, made from its key: nothing a caller holds can change it.
+ * makes no key. The value kept is a copy, made from its key: nothing a caller holds can change it. Each table has
+ * one `share` for its misses, given what it needs as `arg`: a hit makes nothing (no key, no closure), and it runs
+ * for every feature of every token loaded.
  */
-function lastSeen<V>() {
+function lastSeen<V, A = undefined>(share: (json: string, arg: A, kind: string) => V) {
   const last = new Map<string, { readonly value: unknown; readonly made: V }>()
-  return function find(kind: string, value: unknown, share: (json: string) => V): V {
+  return function find(kind: string, value: unknown, arg: A): V {
     const seen = last.get(kind)
     if (seen !== undefined && sameJson(seen.value, value)) return seen.made
     const json = JSON.stringify(value)
-    const made = share(json)
+    const made = share(json, arg, kind)
     // Bounded: feature names come from tokens, and a context's names from every token of its plans.
     if (last.size >= 1024) last.clear()
     last.set(kind, { value: JSON.parse(json), made })
@@ -226,26 +228,50 @@ function lastSeen<V>() {
   }
 }
 
-/** What every feature of a token inherits (its term and defaults): an id, and its features seen last by name. */
+/**
+ * What every feature of a token inherits (its term and defaults): its features seen last by name, each made with
+ * the defaults of the first token of this context (every later one's are equal to them: they are its key).
+ */
 interface Context {
-  readonly id: string
-  readonly features: ReturnType<typeof lastSeen<Feature>>
+  readonly features: (name: string, claim: FeatureClaim, arg: FeatureClaim) => Feature
 }
 let contexts = 0
-const contextOf = (json: string): Context =>
-  intern(`context${json}`, () => ({ id: String(++contexts), features: lastSeen<Feature>() }))
+/** Contexts seen last, by plan: a service's customers on a handful of plans each find theirs without a key. */
+const contextOf = lastSeen<Context, FeatureDefaults>((json, defaults) =>
+  intern(`context${json}`, () => {
+    const id = String(++contexts)
+    return {
+      features: lastSeen<Feature, FeatureClaim>((claimJson, claim, name) =>
+        intern(`feature${id}\u0000${name}\u0000${claimJson}`, () => makeFeature(name, claim, defaults)),
+      ),
+    }
+  }),
+)
 const EMPTY: readonly never[] = Object.freeze([])
+/** A feature granted as `true`: one claim object for all of them (it is only read). */
+const PLAIN_FLAG: FeatureClaim = Object.freeze({})
 const NO_UPGRADES: ReadonlyMap<string, UpgradeHint> = new FrozenMap(keyLayout([]), [])
 /** Layouts by their number of keys: the features', the upgrades' and the pools' of one plan each find theirs. */
-const lastLayouts = lastSeen<KeyLayout>()
-const layoutFor = (names: readonly string[]) =>
-  lastLayouts(String(names.length), names, (json) => intern(`layout${json}`, () => keyLayout(names)))
+const lastLayouts = lastSeen<KeyLayout, readonly string[]>((json, names) =>
+  intern(`layout${json}`, () => keyLayout(names)),
+)
+const layoutFor = (names: readonly string[]) => lastLayouts(String(names.length), names, names)
 
-const lastShared = lastSeen<object>()
+/** Strings every customer's model repeats (the issuer, the key id, the algorithm), one copy each. */
+const strings = new Map<string, string>()
+function sharedString(value: string): string {
+  const found = strings.get(value)
+  if (found !== undefined) return found
+  if (strings.size >= 4096) strings.clear()
+  strings.set(value, value)
+  return value
+}
+
+const lastShared = lastSeen<object, object>((json, value, kind) =>
+  intern(`${kind}${json}`, () => deepFreeze(value)),
+)
 const shared = <T extends object>(kind: string, value: T | undefined): T | undefined =>
-  value === undefined
-    ? undefined
-    : (lastShared(kind, value, (json) => intern(`${kind}${json}`, () => deepFreeze(value))) as T)
+  value === undefined ? undefined : (lastShared(kind, value, value) as T)
 
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
@@ -255,15 +281,16 @@ function deepFreeze<T>(value: T): T {
   return value
 }
 
-function regionRule(policy: RegionPolicy | undefined): RegionRule | undefined {
-  if (!policy) return undefined
-  return intern(key('regions', policy), () =>
+const lastRegions = lastSeen<RegionRule, RegionPolicy>((json, policy) =>
+  intern(`regions${json}`, () =>
     Object.freeze({
       allow: policy.allow && Object.freeze(policy.allow.map((code) => code.toUpperCase())),
       deny: policy.deny && Object.freeze(policy.deny.map((code) => code.toUpperCase())),
     }),
-  )
-}
+  ),
+)
+const regionRule = (policy: RegionPolicy | undefined): RegionRule | undefined =>
+  policy && lastRegions('regions', policy, policy)
 
 function perModel(per: PerResource, accountCap: FeatureClaim['cap']): FeaturePer {
   const ids = Object.keys(per.resources ?? {})
@@ -375,55 +402,68 @@ function creditsOf(credits: Record<string, CreditBalance> | undefined) {
   }
 }
 
-function feature(
-  name: string,
-  claim: FeatureClaim,
-  term: Term | undefined,
-  defaults: Pick<Feature, 'regions' | 'roles' | 'upgrade' | 'pool'> & {
-    readonly pools: ReadonlyMap<string, FeaturePool>
-    readonly costs: ReadonlyMap<string, CreditCostModel>
-  },
-  context: Context,
-): Feature {
-  const own = claim.term
-  const make = (): Feature =>
-    Object.freeze({
-      name,
-      addon: claim.addon,
-      limit: claim.limit,
-      soft: claim.soft === true,
-      ceiling: claim.ceiling,
-      thresholds: claim.thresholds === undefined ? undefined : Object.freeze([...claim.thresholds]),
-      cap: claim.cap
-        ? Object.freeze({
-            limit: claim.cap.limit,
-            period: claim.cap.period,
-            used: claim.cap.used,
-            resetsAt: seconds(claim.cap.resetsAt),
-            asOf: claim.cap.asOf === undefined ? undefined : Math.round(claim.cap.asOf * 1000),
-            soft: claim.cap.soft === true,
-            ceiling: claim.cap.ceiling,
-            thresholds:
-              claim.cap.thresholds === undefined ? undefined : Object.freeze([...claim.cap.thresholds]),
-          })
-        : undefined,
-      expiresAt: seconds(own?.expiresAt ?? term?.expiresAt),
-      graceEndsAt: seconds(own?.graceEndsAt ?? term?.graceEndsAt),
-      trialEndsAt: seconds(own?.trialEndsAt ?? term?.trialEndsAt),
-      regions: claim.regions ? regionRule(claim.regions) : defaults.regions,
-      roles: shared('roles', claim.roles) ?? defaults.roles,
-      upgrade: shared('upgrade', claim.upgrade) ?? defaults.upgrade,
-      per: claim.per === undefined ? undefined : perModel(claim.per, claim.cap),
-      pool: claim.pool === undefined ? defaults.pool : defaults.pools.get(claim.pool),
-      cost: defaults.costs.size === 0 ? undefined : defaults.costs.get(name),
-    })
+/** What a feature takes from its token when it does not say: its term, defaults, pools and costs. */
+type FeatureDefaults = Pick<Feature, 'regions' | 'roles' | 'upgrade' | 'pool'> & {
+  readonly term: Term | undefined
+  readonly pools: ReadonlyMap<string, FeaturePool>
+  readonly costs: ReadonlyMap<string, CreditCostModel>
+}
+
+function feature(name: string, claim: FeatureClaim, defaults: FeatureDefaults, context: Context): Feature {
   // A metered cap carries this customer's usage, and so do a per-resource feature's resources: theirs alone, and
   // interning them would only churn the table.
-  if (claim.cap !== undefined || claim.per?.resources !== undefined) return make()
-  return context.features(name, claim, (json) =>
-    intern(`feature${context.id}\u0000${name}\u0000${json}`, make),
-  )
+  if (claim.cap !== undefined || claim.per?.resources !== undefined) return makeFeature(name, claim, defaults)
+  return context.features(name, claim, claim)
 }
+
+function makeFeature(name: string, claim: FeatureClaim, defaults: FeatureDefaults): Feature {
+  const own = claim.term
+  return Object.freeze({
+    name,
+    addon: claim.addon,
+    limit: claim.limit,
+    soft: claim.soft === true,
+    ceiling: claim.ceiling,
+    thresholds: claim.thresholds === undefined ? undefined : Object.freeze([...claim.thresholds]),
+    cap: claim.cap
+      ? Object.freeze({
+          limit: claim.cap.limit,
+          period: claim.cap.period,
+          used: claim.cap.used,
+          resetsAt: seconds(claim.cap.resetsAt),
+          asOf: claim.cap.asOf === undefined ? undefined : Math.round(claim.cap.asOf * 1000),
+          soft: claim.cap.soft === true,
+          ceiling: claim.cap.ceiling,
+          thresholds:
+            claim.cap.thresholds === undefined ? undefined : Object.freeze([...claim.cap.thresholds]),
+        })
+      : undefined,
+    expiresAt: seconds(own?.expiresAt ?? defaults.term?.expiresAt),
+    graceEndsAt: seconds(own?.graceEndsAt ?? defaults.term?.graceEndsAt),
+    trialEndsAt: seconds(own?.trialEndsAt ?? defaults.term?.trialEndsAt),
+    regions: claim.regions ? regionRule(claim.regions) : defaults.regions,
+    roles: shared('roles', claim.roles) ?? defaults.roles,
+    upgrade: shared('upgrade', claim.upgrade) ?? defaults.upgrade,
+    per: claim.per === undefined ? undefined : perModel(claim.per, claim.cap),
+    pool: claim.pool === undefined ? defaults.pool : defaults.pools.get(claim.pool),
+    cost: defaults.costs.size === 0 ? undefined : defaults.costs.get(name),
+  })
+}
+
+/** Hints for features not in the plan, shared by every token that carries the same ones. */
+const lastUpgrades = lastSeen<ReadonlyMap<string, UpgradeHint>, Record<string, UpgradeHint>>(
+  (json, upgrades) =>
+    intern(`upgrades${json}`, () => {
+      const names = Object.keys(upgrades)
+      return names.length === 0
+        ? NO_UPGRADES
+        : frozenMap(
+            names,
+            names.map((name) => deepFreeze(upgrades[name]!)),
+            layoutFor,
+          )
+    }),
+)
 
 /** Builds the read model from validated claims. Features switched off (`enabled: false`) are left out. */
 export function toEntitlements(
@@ -448,44 +488,47 @@ export function toEntitlements(
     upgrade: shared('upgrade', ent.upgrade),
     pool: ent.pool === undefined ? undefined : pools.get(ent.pool),
     pools,
+    term: ent.term,
   }
   // What every feature of this token inherits (the term and the defaults), as a short id: each feature's key
-  // then holds only its own claim.
+  // then holds only its own claim. Told as the claims they are made from (plain data, compared with the plan's last
+  // ones before any key is made), not as the models: a model's maps have no fields to compare.
+  // (null for what is absent: a copy made from JSON has null there, and must compare equal.)
   const context = contextOf(
-    JSON.stringify([ent.term, defaults, ent.pool, ent.pools, [...credits.costs.entries()]]),
+    ent.plan.id,
+    [
+      ent.term ?? null,
+      ent.regions ?? null,
+      ent.roles ?? null,
+      ent.upgrade ?? null,
+      ent.pool ?? null,
+      ent.pools ?? null,
+      [...credits.costs.entries()],
+    ],
+    defaults,
   )
   const names: string[] = []
   const values: Feature[] = []
   for (const name of Object.keys(ent.features)) {
     const claim = ent.features[name]!
-    const normalized: FeatureClaim = claim === true ? {} : claim
+    const normalized: FeatureClaim = claim === true ? PLAIN_FLAG : claim
     if (normalized.enabled === false) continue
     names.push(name)
-    values.push(feature(name, normalized, ent.term, defaults, context))
+    values.push(feature(name, normalized, defaults, context))
   }
-  const upgradeNames = Object.keys(ent.upgrades ?? {})
   const upgrades =
-    upgradeNames.length === 0
-      ? NO_UPGRADES
-      : intern(key('upgrades', ent.upgrades), () =>
-          frozenMap(
-            upgradeNames,
-            upgradeNames.map((name) => deepFreeze(ent.upgrades![name]!)),
-            layoutFor,
-          ),
-        )
-  const audience = typeof claims.aud === 'string' ? [claims.aud] : claims.aud
+    ent.upgrades === undefined ? NO_UPGRADES : lastUpgrades('upgrades', ent.upgrades, ent.upgrades)
 
   return Object.freeze({
     subject: claims.sub,
-    issuer: intern(key('iss', claims.iss), () => claims.iss),
-    audience: intern(key('aud', audience), () => Object.freeze([...audience])),
+    issuer: sharedString(claims.iss),
+    audience: shared('aud', typeof claims.aud === 'string' ? [claims.aud] : claims.aud)!,
     tokenId: claims.jti,
     issuedAt: claims.iat * 1000,
     notBefore: seconds(claims.nbf),
     expiresAt: claims.exp * 1000,
-    keyId: header.kid === undefined ? undefined : intern(key('kid', header.kid), () => header.kid),
-    algorithm: intern(key('alg', header.alg), () => header.alg),
+    keyId: header.kid === undefined ? undefined : sharedString(header.kid),
+    algorithm: sharedString(header.alg),
     plan: shared('plan', ent.plan)!,
     addons: ent.addons?.length ? shared('addons', ent.addons)! : EMPTY,
     features: frozenMap(names, values, layoutFor),

@@ -1,5 +1,6 @@
 import { EntitlementError } from '../core/errors.js'
 import type { Platform } from '../platform/platform.js'
+import { cancelBody } from './bounded-body.js'
 import { retryAfterMs } from './retry.js'
 
 /** How the client reaches the license server (protocol v1, `docs/client.md`). */
@@ -89,44 +90,77 @@ export function createRequester(endpoint: Endpoint, platform: Platform): Request
    * `signal` aborts the request from outside while it runs; a body `read` hands out (the event stream) is the
    * caller's to cancel. Its listener is removed when the request ends: the event stream passes the same signal to
    * every reconnect, and a listener left per request grew without bound (Node warns past ten).
+   *
+   * One promise settles the request: the work's own end, or the abort (the timeout's or the caller's), whichever
+   * comes first. Not every fetch ends a body that is already streaming when its signal aborts, so the abort does not
+   * wait for the work: it rejects at once and cancels the body, so nothing is left open. No listener is added to the
+   * request's own signal (a request is made per customer loaded: each listener and race was a cost of every load).
    */
-  return async function request<T>(
+  return function request<T>(
     path: string,
     init: ServerRequest,
     read: (response: Response) => Promise<T>,
     signal?: AbortSignal,
   ): Promise<T> {
     const controller = new AbortController()
-    const abort = () =>
-      controller.abort(new EntitlementError('server_unavailable', `no answer within ${timeoutMs} ms`))
-    const timer = platform.setTimeout(abort, timeoutMs)
-    const abortFromOutside = () => controller.abort(signal?.reason)
+    let response: Response | undefined
+    let ended = false
+    let settleAborted: (reason: unknown) => void = () => {}
+    const abort = (reason: unknown) => {
+      if (ended) return
+      ended = true
+      controller.abort(reason)
+      if (response !== undefined) cancelBody(response)
+      settleAborted(reason)
+    }
+    const timer = platform.setTimeout(
+      () => abort(new EntitlementError('server_unavailable', `no answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    )
+    const abortFromOutside = () => abort(signal?.reason)
     signal?.addEventListener('abort', abortFromOutside, { once: true })
-    // Not every fetch ends a body that is already streaming when its signal aborts: race the read against the
-    // abort, and cancel the body so nothing is left open.
-    const aborted = new Promise<never>((_, reject) => {
-      controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true })
-    })
-    try {
+    if (signal?.aborted) abortFromOutside()
+
+    async function work(): Promise<T> {
       const { method = 'get', headers, background, ...rest } = init
       const send = (background && platform.fetchInBackground) || platform.fetch
-      const sent = send(new URL(path, base), {
+      response = await send(new URL(path, base), {
         ...rest,
         method: method.toUpperCase(),
         headers: { ...common, ...headers },
         signal: controller.signal,
       })
-      const response = await Promise.race([sent, aborted])
-      controller.signal.addEventListener('abort', () => response.body?.cancel().catch(() => {}), {
-        once: true,
-      })
-      return await Promise.race([read(response), aborted])
-    } catch (cause) {
-      if (cause instanceof EntitlementError) throw cause
-      throw failure(undefined, controller.signal.aborted ? controller.signal.reason : cause, platform.now())
-    } finally {
-      platform.clearTimeout(timer)
-      signal?.removeEventListener('abort', abortFromOutside)
+      if (ended) cancelBody(response)
+      return read(response)
     }
+    const mapped = (cause: unknown): EntitlementError =>
+      cause instanceof EntitlementError
+        ? cause
+        : failure(undefined, controller.signal.aborted ? controller.signal.reason : cause, platform.now())
+
+    return new Promise<T>((resolve, reject) => {
+      const done = () => {
+        ended = true
+        platform.clearTimeout(timer)
+        signal?.removeEventListener('abort', abortFromOutside)
+      }
+      settleAborted = (reason) => {
+        done()
+        reject(mapped(reason))
+      }
+      if (ended) return settleAborted(controller.signal.reason)
+      work().then(
+        (value) => {
+          if (ended) return
+          done()
+          resolve(value)
+        },
+        (cause) => {
+          if (ended) return
+          done()
+          reject(mapped(cause))
+        },
+      )
+    })
   }
 }

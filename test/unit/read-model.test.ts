@@ -147,4 +147,60 @@ describe('the read model a cached customer costs', () => {
     const distinct = new Set(seen.map(({ feature }) => feature))
     expect(distinct.size).toBe(new Set(seen.map(({ claim }) => JSON.stringify(claim))).size)
   })
+
+  it('shares a feature only within equal token-wide defaults, on one plan, whatever order they come in', async () => {
+    const issuer = await createTestIssuer({ now: frozen })
+    const verifier = createEntitlementVerifier(issuer.verifyOptions)
+    const random = seeded(47)
+    const pick = <T>(values: readonly T[]): T => values[Math.floor(random() * values.length)]!
+    const expiresAt = Math.floor(NOW / 1000) + 86_400 * 365
+    // What every feature of a token inherits: each differs from the first in one value, and all are on plan "team".
+    const pool = (seats: number) => ({ editors: { seats, holder: 'user' as const, ttl: 600, heartbeat: 60 } })
+    const inherited: Array<{
+      term?: { expiresAt: number; graceEndsAt?: number }
+      roles?: string[]
+      upgrade?: { plan: string }
+      regions?: { allow?: string[]; deny?: string[] }
+      pools?: ReturnType<typeof pool>
+      pool?: string
+    }> = [
+      {},
+      { term: { expiresAt } },
+      { term: { expiresAt: expiresAt + 1 } },
+      { term: { expiresAt, graceEndsAt: expiresAt + 86_400 } },
+      { roles: ['admin'] },
+      { roles: ['owner'] },
+      { upgrade: { plan: 'business' } },
+      { regions: { allow: ['de', 'fr'] } },
+      { regions: { deny: ['de', 'fr'] } },
+      { pools: pool(3), pool: 'editors' },
+      { pools: pool(4), pool: 'editors' },
+    ]
+    const seen: Array<{ defaults: unknown; feature: Feature }> = []
+    for (let i = 0; i < 120; i++) {
+      const defaults = pick(inherited)
+      const entitlements = await verifier.verify(
+        await issuer.issue(
+          { plan: { id: 'team' }, features: { export: true, seats: { limit: 10 } }, ...defaults },
+          { subject: `customer-${i}` },
+        ),
+      )
+      const feature = entitlements.features.get('export') as Feature
+      const { term, regions } = defaults
+      const ms = (seconds: number | undefined) => (seconds === undefined ? undefined : seconds * 1000)
+      expect(feature.expiresAt).toBe(ms(term?.expiresAt))
+      expect(feature.graceEndsAt).toBe(ms(term?.graceEndsAt))
+      expect(feature.roles).toEqual(defaults.roles)
+      expect(feature.upgrade).toEqual(defaults.upgrade)
+      expect(feature.regions?.allow).toEqual(regions?.allow && ['DE', 'FR'])
+      expect(feature.regions?.deny).toEqual(regions?.deny && ['DE', 'FR'])
+      expect(feature.pool?.seats).toBe(defaults.pools?.editors.seats)
+      for (const earlier of seen) if (earlier.feature === feature) expect(earlier.defaults).toEqual(defaults)
+      seen.push({ defaults, feature })
+    }
+    // Equal defaults did share: one object per distinct set, whatever came between.
+    expect(new Set(seen.map(({ feature }) => feature)).size).toBe(
+      new Set(seen.map(({ defaults }) => defaults)).size,
+    )
+  })
 })

@@ -1,0 +1,168 @@
+import { describe, expect, it } from 'vitest'
+import { EntitlementError } from '../../src/core/errors.js'
+import { defaultPlatform } from '../../src/platform/platform.js'
+import { readBoundedText } from '../../src/transport/bounded-body.js'
+import { createRequester } from '../../src/transport/requester.js'
+
+/** Timers that run only when the test says: the requester's timeout is on the platform's timers. */
+function manualTimers() {
+  const timers = new Map<number, () => void>()
+  let next = 0
+  return {
+    setTimeout(fn: () => void, _ms: number) {
+      timers.set(++next, fn)
+      return next
+    },
+    clearTimeout(handle: unknown) {
+      timers.delete(handle as number)
+    },
+    /** Runs every timer still set. */
+    fire() {
+      for (const [id, fn] of [...timers]) {
+        timers.delete(id)
+        fn()
+      }
+    },
+    get pending() {
+      return timers.size
+    },
+  }
+}
+
+const ENDPOINT = {
+  url: 'https://license.example.com/base',
+  apiKey: 'k',
+  headers: undefined,
+  timeoutMs: 5_000,
+}
+
+function requesterWith(fetch: typeof globalThis.fetch) {
+  const timers = manualTimers()
+  const request = createRequester(ENDPOINT, { ...defaultPlatform(), ...timers, fetch })
+  return { request, timers }
+}
+
+async function rejection(promise: Promise<unknown>): Promise<EntitlementError> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  )
+  expect(error).toBeInstanceOf(EntitlementError)
+  return error as EntitlementError
+}
+
+const text = (response: Response) => response.text()
+
+describe('one request to the license server', () => {
+  it('sends below the base URL with the credential, reads the answer, and leaves no timer behind', async () => {
+    const seen: { url: string; auth: string | null; method: string | undefined }[] = []
+    const { request, timers } = requesterWith(async (input, init) => {
+      seen.push({
+        url: String(input),
+        auth: new Headers(init?.headers).get('authorization'),
+        method: init?.method,
+      })
+      return new Response('token')
+    })
+    expect(await request('v1/entitlements/acme', { headers: {} }, text)).toBe('token')
+    expect(seen).toEqual([
+      { url: 'https://license.example.com/base/v1/entitlements/acme', auth: 'Bearer k', method: 'GET' },
+    ])
+    expect(timers.pending).toBe(0)
+  })
+
+  it('times out a fetch that never settles and ignores its signal', async () => {
+    let signal: AbortSignal | undefined
+    const { request, timers } = requesterWith((_input, init) => {
+      signal = init?.signal ?? undefined
+      return new Promise<Response>(() => {})
+    })
+    const pending = request('v1/entitlements/acme', { headers: {} }, text)
+    await Promise.resolve()
+    timers.fire()
+    const error = await rejection(pending)
+    expect(error.code).toBe('server_unavailable')
+    expect(error.message).toBe('no answer within 5000 ms')
+    expect(signal?.aborted).toBe(true)
+  })
+
+  it('times out a body that stalls after its headers, and cancels it though a reader holds it', async () => {
+    let cancelled = false
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('half a tok'))
+      },
+      cancel() {
+        cancelled = true
+      },
+    })
+    const { request, timers } = requesterWith(async () => new Response(body))
+    // Read as the client reads a token: its reader holds the body locked, and the abort cancels through it.
+    const pending = request('v1/entitlements/acme', { headers: {} }, (response) =>
+      readBoundedText(response, 1 << 20, 'token_too_large'),
+    )
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    timers.fire()
+    expect((await rejection(pending)).code).toBe('server_unavailable')
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    expect(cancelled).toBe(true)
+  })
+
+  it('ends when the caller aborts mid-request, and takes its listener off the caller’s signal', async () => {
+    const caller = new AbortController()
+    let signal: AbortSignal | undefined
+    const { request, timers } = requesterWith((_input, init) => {
+      signal = init?.signal ?? undefined
+      return new Promise<Response>(() => {})
+    })
+    const pending = request('v1/events', { headers: {} }, text, caller.signal)
+    await Promise.resolve()
+    caller.abort()
+    expect((await rejection(pending)).code).toBe('server_unavailable')
+    expect(signal?.aborted).toBe(true)
+    expect(timers.pending).toBe(0)
+  })
+
+  it('sends nothing when the caller’s signal is already aborted', async () => {
+    const caller = new AbortController()
+    caller.abort()
+    let sent = 0
+    const { request, timers } = requesterWith(async () => {
+      sent++
+      return new Response('token')
+    })
+    expect((await rejection(request('v1/events', { headers: {} }, text, caller.signal))).code).toBe(
+      'server_unavailable',
+    )
+    expect(sent).toBe(0)
+    expect(timers.pending).toBe(0)
+  })
+
+  it('maps a network failure to server_unavailable, and passes an EntitlementError of the reader through', async () => {
+    const down = requesterWith(async () => {
+      throw new TypeError('fetch failed')
+    })
+    const error = await rejection(down.request('v1/revocations', { headers: {} }, text))
+    expect(error.code).toBe('server_unavailable')
+    expect((error.cause as Error).message).toBe('fetch failed')
+    expect(down.timers.pending).toBe(0)
+
+    const refusing = requesterWith(async () => new Response('x'))
+    const own = new EntitlementError('token_too_large', 'too long')
+    expect(
+      await rejection(
+        refusing.request('v1/entitlements/acme', { headers: {} }, async () => {
+          throw own
+        }),
+      ),
+    ).toBe(own)
+  })
+
+  it('answers once: a timer that fires after the answer changes nothing', async () => {
+    const { request, timers } = requesterWith(async () => new Response('token'))
+    const answer = request('v1/entitlements/acme', { headers: {} }, text)
+    expect(await answer).toBe('token')
+    timers.fire()
+    expect(await answer).toBe('token')
+  })
+})
