@@ -211,16 +211,16 @@ function sameJson(a: unknown, b: unknown): boolean {
 /**
  * The last value seen of each kind beside what it was shared as: compared first, so a run of tokens on one plan
  * makes no key. The value kept is a copy, made from its key: nothing a caller holds can change it. Each table has
- * one `share` for its misses, given what it needs as `arg`: a hit makes nothing (no key, no closure), and it runs
- * for every feature of every token loaded.
+ * one `share` for its misses, given the value, its key and anything else it needs as `arg`: a hit makes nothing
+ * (no key, no closure), and it runs for every feature of every token loaded.
  */
-function lastSeen<V, A = undefined>(share: (json: string, arg: A, kind: string) => V) {
+function lastSeen<V, T, A = undefined>(share: (json: string, value: T, kind: string, arg: A) => V) {
   const last = new Map<string, { readonly value: unknown; readonly made: V }>()
-  return function find(kind: string, value: unknown, arg: A): V {
+  return function find(kind: string, value: T, arg?: A): V {
     const seen = last.get(kind)
     if (seen !== undefined && sameJson(seen.value, value)) return seen.made
     const json = JSON.stringify(value)
-    const made = share(json, arg, kind)
+    const made = share(json, value, kind, arg as A)
     // Bounded: feature names come from tokens, and a context's names from every token of its plans.
     if (last.size >= 1024) last.clear()
     last.set(kind, { value: JSON.parse(json), made })
@@ -233,11 +233,11 @@ function lastSeen<V, A = undefined>(share: (json: string, arg: A, kind: string) 
  * the defaults of the first token of this context (every later one's are equal to them: they are its key).
  */
 interface Context {
-  readonly features: (name: string, claim: FeatureClaim, arg: FeatureClaim) => Feature
+  readonly features: (name: string, claim: FeatureClaim) => Feature
 }
 let contexts = 0
 /** Contexts seen last, by plan: a service's customers on a handful of plans each find theirs without a key. */
-const contextOf = lastSeen<Context, FeatureDefaults>((json, defaults) =>
+const contextOf = lastSeen<Context, unknown, FeatureDefaults>((json, _inherited, _plan, defaults) =>
   intern(`context${json}`, () => {
     const id = String(++contexts)
     return {
@@ -255,7 +255,7 @@ const NO_UPGRADES: ReadonlyMap<string, UpgradeHint> = new FrozenMap(keyLayout([]
 const lastLayouts = lastSeen<KeyLayout, readonly string[]>((json, names) =>
   intern(`layout${json}`, () => keyLayout(names)),
 )
-const layoutFor = (names: readonly string[]) => lastLayouts(String(names.length), names, names)
+const layoutFor = (names: readonly string[]) => lastLayouts(String(names.length), names)
 
 /** Strings every customer's model repeats (the issuer, the key id, the algorithm), one copy each. */
 const strings = new Map<string, string>()
@@ -271,7 +271,7 @@ const lastShared = lastSeen<object, object>((json, value, kind) =>
   intern(`${kind}${json}`, () => deepFreeze(value)),
 )
 const shared = <T extends object>(kind: string, value: T | undefined): T | undefined =>
-  value === undefined ? undefined : (lastShared(kind, value, value) as T)
+  value === undefined ? undefined : (lastShared(kind, value) as T)
 
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
@@ -290,7 +290,7 @@ const lastRegions = lastSeen<RegionRule, RegionPolicy>((json, policy) =>
   ),
 )
 const regionRule = (policy: RegionPolicy | undefined): RegionRule | undefined =>
-  policy && lastRegions('regions', policy, policy)
+  policy && lastRegions('regions', policy)
 
 function perModel(per: PerResource, accountCap: FeatureClaim['cap']): FeaturePer {
   const ids = Object.keys(per.resources ?? {})
@@ -413,7 +413,7 @@ function feature(name: string, claim: FeatureClaim, defaults: FeatureDefaults, c
   // A metered cap carries this customer's usage, and so do a per-resource feature's resources: theirs alone, and
   // interning them would only churn the table.
   if (claim.cap !== undefined || claim.per?.resources !== undefined) return makeFeature(name, claim, defaults)
-  return context.features(name, claim, claim)
+  return context.features(name, claim)
 }
 
 function makeFeature(name: string, claim: FeatureClaim, defaults: FeatureDefaults): Feature {
@@ -490,7 +490,7 @@ export function toEntitlements(
     pools,
     term: ent.term,
   }
-  // What every feature of this token inherits (the term and the defaults), as a short id: each feature's key
+  // What every feature of this token inherits (the term and the defaults), as one context: each feature's key
   // then holds only its own claim. Told as the claims they are made from (plain data, compared with the plan's last
   // ones before any key is made), not as the models: a model's maps have no fields to compare.
   // (null for what is absent: a copy made from JSON has null there, and must compare equal.)
@@ -516,8 +516,7 @@ export function toEntitlements(
     names.push(name)
     values.push(feature(name, normalized, defaults, context))
   }
-  const upgrades =
-    ent.upgrades === undefined ? NO_UPGRADES : lastUpgrades('upgrades', ent.upgrades, ent.upgrades)
+  const upgrades = ent.upgrades === undefined ? NO_UPGRADES : lastUpgrades('upgrades', ent.upgrades)
 
   return Object.freeze({
     subject: claims.sub,
