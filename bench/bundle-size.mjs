@@ -18,7 +18,11 @@ const OURS = [
     'verify + decide (offline)',
     "export { checkEntitlement, createEntitlementVerifier, decide } from 'entitle'",
   ],
-  ['client (verify, cache, refresh, events, metering)', "export { createEntitlements } from 'entitle'"],
+  ['client that checks (verify, cache, refresh, events)', "export { createEntitlements } from 'entitle'"],
+  [
+    'client with metering (record, consume, reserve, fleet)',
+    "export { createEntitlements, metering } from 'entitle'",
+  ],
   ['browser example (client, localStorage, page hide)', { entry: 'examples/browser/app.ts' }],
   ['React example, React itself left out', { entry: 'examples/react/app.ts' }],
   // A reference row: jose's part of the verify path on its own.

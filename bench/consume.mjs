@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createEntitlements, createFileStorage, createTestIssuer } from './dist.mjs'
+import { createEntitlements, createFileStorage, createTestIssuer, metering } from './dist.mjs'
 import { compare } from './harness.mjs'
 
 export async function consumeRows() {
@@ -14,6 +14,7 @@ export async function consumeRows() {
     { subject: 'acme', expiresInSec: 3600 },
   )
   const options = {
+    metering,
     server: { url: 'https://license.bench', revocationIntervalMs: 0 },
     keys: issuer.jwks,
     issuer: 'https://license.bench',
@@ -48,6 +49,7 @@ export async function consumeRows() {
     { subject: 'acme', expiresInSec: 3600 },
   )
   const costed = createEntitlements({
+    metering,
     ...options,
     platform: {
       fetch: async (input) =>

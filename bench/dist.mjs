@@ -6,7 +6,10 @@ const dir = process.env.ENTITLE_BENCH_DIST
   ? `${pathToFileURL(resolve(process.env.ENTITLE_BENCH_DIST)).href}/`
   : new URL('../dist/', import.meta.url).href
 
-export const { createEntitlements, createEntitlementVerifier, decide } = await import(`${dir}index.js`)
+// `metering` is undefined in a build from before it was a plug-in (which metered without it).
+export const { createEntitlements, createEntitlementVerifier, decide, metering } = await import(
+  `${dir}index.js`
+)
 export const { createTestIssuer } = await import(`${dir}testing.js`)
 export const { createRedisUsageStore } = await import(`${dir}redis.js`)
 export const { createFileStorage } = await import(`${dir}node.js`)

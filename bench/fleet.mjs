@@ -6,7 +6,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Redis from 'ioredis'
-import { createEntitlements, createRedisUsageStore, createTestIssuer } from './dist.mjs'
+import { createEntitlements, createRedisUsageStore, createTestIssuer, metering } from './dist.mjs'
 import { compare } from './harness.mjs'
 
 async function freePort() {
@@ -42,6 +42,7 @@ export async function fleetRow() {
       features: { 'api-calls': { cap: { limit: 1e12, period: 'month', used: 0, resetsAt } } },
     })
     const client = createEntitlements({
+      metering,
       token,
       keys: issuer.jwks,
       issuer: 'https://license.bench',

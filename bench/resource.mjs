@@ -1,6 +1,6 @@
 // A per-resource cap (token format v2) checked for a resource, beside the same check of a cap that is not per
 // resource, on one customer with a usage meter: what naming the resource costs a check (issue 28 aims at 1.5x).
-import { createEntitlements, createTestIssuer } from './dist.mjs'
+import { createEntitlements, createTestIssuer, metering } from './dist.mjs'
 import { compare } from './harness.mjs'
 
 export async function resourceRow() {
@@ -20,6 +20,7 @@ export async function resourceRow() {
     { subject: 'acme', expiresInSec: 3600 },
   )
   const client = createEntitlements({
+    metering,
     server: { url: 'https://license.bench', revocationIntervalMs: 0 },
     keys: issuer.jwks,
     issuer: 'https://license.bench',

@@ -7,7 +7,7 @@ import { createPublicKey, verify as nodeVerify } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import { createLocalJWKSet, jwtVerify } from 'jose'
-import { createEntitlements, createTestIssuer } from './dist.mjs'
+import { createEntitlements, createTestIssuer, metering } from './dist.mjs'
 import { compare } from './harness.mjs'
 import { joseOptions } from './jose-options.mjs'
 import { FEATURE_NAMES, realisticEntitlement } from './realistic-token.mjs'
@@ -51,6 +51,7 @@ await joseLoads(subjects.slice(0, 500))
 globalThis.gc()
 const before = process.memoryUsage().heapUsed
 const client = createEntitlements({
+  metering,
   server: { url: 'https://license.bench', revocationIntervalMs: 0 },
   keys: issuer.jwks,
   issuer: 'https://license.bench',

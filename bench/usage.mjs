@@ -1,7 +1,7 @@
 // The meter's hot path: record() calls, aggregated, for 1,000 customers and 20 metrics, beside a bare nested Map
 // increment on the same keys; and the memory the meter holds after a million records. Customer and metric are
 // drawn independently at random (from a fixed seed), so every one of the 20,000 lines is touched, as in an app.
-import { createEntitlements, createTestIssuer } from './dist.mjs'
+import { createEntitlements, createTestIssuer, metering } from './dist.mjs'
 import { compare } from './harness.mjs'
 
 const CUSTOMERS = 1000
@@ -27,6 +27,7 @@ export async function usageRows() {
   }
   const makeClient = () =>
     createEntitlements({
+      metering,
       server: { url: 'https://license.bench', revocationIntervalMs: 0 },
       keys: issuer.jwks,
       issuer: 'https://license.bench',

@@ -20,12 +20,14 @@ export type {
   LeaseRefusal,
   LeaseRefusalReason,
   LeaseResult,
+  Metering,
   RecordContext,
   ReserveOptions,
   ReserveResult,
   ThresholdEvent,
 } from './client/index.js'
 export { createEntitlements } from './client/index.js'
+export { metering } from './client/metering.js'
 export type { EntitlementChange } from './core/changes.js'
 export { diffEntitlements } from './core/changes.js'
 export type { CheckOptions } from './core/check.js'

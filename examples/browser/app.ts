@@ -1,6 +1,6 @@
 // The browser example: an embedded app that holds its own license. It verifies the token with WebCrypto, keeps it
 // in localStorage, shows what the plan allows, meters searches, and sends the usage when the page goes away.
-import { createEntitlements, type Decision } from 'entitle'
+import { createEntitlements, type Decision, metering } from 'entitle'
 import { createLocalStorage, flushOnPageHide } from 'entitle/browser'
 
 const entitlements = createEntitlements({
@@ -11,6 +11,7 @@ const entitlements = createEntitlements({
   audience: 'acme-editor',
   storage: createLocalStorage(),
   usage: { url: location.origin, flushIntervalMs: 60_000 },
+  metering,
 })
 flushOnPageHide(entitlements)
 

@@ -8,7 +8,7 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createEntitlements, type EntitlementsClient } from 'entitle'
+import { createEntitlements, type EntitlementsClient, metering } from 'entitle'
 import { createFileStorage } from 'entitle/node'
 import { createApp } from '../express-app/app.js'
 import { startLicenseServer } from '../license-server/src/start.js'
@@ -31,6 +31,7 @@ export async function runDemo(): Promise<void> {
     audience: 'acme-editor',
     storage: createFileStorage(join(folder, 'app-state')),
     usage: { flushIntervalMs: 1000 },
+    metering,
   })
   try {
     say('entitle demo: a license server, an app that asks it, and a customer who buys, uses, upgrades')

@@ -1,6 +1,6 @@
 // AI credits against the reference license server (LICENSE_SERVER): hooli bought Team with the AI studio add-on,
 // 1 000 AI credits a month. A completion costs 5 credits; tokens cost 1 per 1 000.
-import { createEntitlements } from 'entitle'
+import { createEntitlements, metering } from 'entitle'
 
 const url = process.env.LICENSE_SERVER ?? 'http://127.0.0.1:8787'
 const client = createEntitlements({
@@ -8,6 +8,7 @@ const client = createEntitlements({
   keys: new URL('/.well-known/jwks.json', url),
   issuer: url,
   audience: 'acme-editor',
+  metering,
 })
 const subject = 'hooli'
 const left = () => client.balance('ai-credits', { subject })?.available

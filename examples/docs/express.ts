@@ -2,7 +2,7 @@
 // secrets.env). Run it with `npx tsx express.ts` (it listens on PORT, 3000 by default), then `curl -H
 // 'authorization: Bearer acme-api-key' 127.0.0.1:3000/api/search` once acme has a license (`npm run order --
 // --customer acme --sku starter`).
-import { createEntitlements } from 'entitle'
+import { createEntitlements, metering } from 'entitle'
 import { requireEntitlement } from 'entitle/express'
 import express from 'express'
 
@@ -13,6 +13,8 @@ export const entitlements = createEntitlements({
   keys: new URL('/.well-known/jwks.json', LICENSE_SERVER),
   issuer: LICENSE_SERVER,
   audience: 'acme-editor',
+  // The routes below consume units of a metered cap: consume() comes with the metering plug-in.
+  metering,
 })
 
 export const app = express()

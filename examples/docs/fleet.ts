@@ -1,5 +1,5 @@
 // A cap that holds across a fleet of instances, on Redis, against the reference license server (`npm run server`).
-import { createEntitlements } from 'entitle'
+import { createEntitlements, metering } from 'entitle'
 import { createRedisUsageStore } from 'entitle/redis'
 import { Redis } from 'ioredis'
 
@@ -17,6 +17,7 @@ export const entitlements = createEntitlements({
   issuer: LICENSE_SERVER,
   audience: 'acme-editor',
   fleet: { store: createRedisUsageStore(redis, { timeoutMs: 250 }), onStoreError: 'closed' },
+  metering,
 })
 
 // Check the fleet-wide cap and use one unit in one atomic step; the unit is also reported to the license server.

@@ -1,5 +1,5 @@
 // Metering, against the reference license server (`npm run server`; ENTITLE_SERVICE_KEY from its secrets.env).
-import { createEntitlements } from 'entitle'
+import { createEntitlements, metering } from 'entitle'
 import { createFileStorage } from 'entitle/node'
 
 const LICENSE_SERVER = process.env.LICENSE_SERVER ?? 'http://127.0.0.1:8787'
@@ -12,6 +12,8 @@ export const entitlements = createEntitlements({
   audience: 'acme-editor',
   storage: createFileStorage(process.env.ENTITLE_STATE_DIR ?? '.entitle'),
   usage: { flushIntervalMs: 5_000, persistIntervalMs: 1_000 },
+  // record(), consume() and the meter come with this plug-in: a client made without it only checks.
+  metering,
 })
 
 // Guard each API call by the customer's monthly cap, then count it: the next check already sees it.

@@ -1,5 +1,5 @@
 // A soft cap with a ceiling and usage alerts, with no server: `entitle/testing` signs the license in memory.
-import { createEntitlements } from 'entitle'
+import { createEntitlements, metering } from 'entitle'
 import { createTestIssuer } from 'entitle/testing'
 
 const issuer = await createTestIssuer()
@@ -14,7 +14,7 @@ const license = await issuer.issue({
   },
 })
 
-const entitlements = createEntitlements({ token: license, ...issuer.verifyOptions })
+const entitlements = createEntitlements({ metering, token: license, ...issuer.verifyOptions })
 entitlements.on('threshold', ({ threshold, used, limit }) =>
   console.log(`alert: ${threshold}% (${used} of ${limit})`),
 )

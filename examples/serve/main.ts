@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { createEntitlements, type EntitlementsClient } from 'entitle'
+import { createEntitlements, type EntitlementsClient, metering } from 'entitle'
 import { build } from 'esbuild'
 import { createApp } from '../express-app/app.js'
 import { startLicenseServer } from '../license-server/src/start.js'
@@ -51,6 +51,7 @@ async function main(argv: string[]): Promise<void> {
     issuer: ISSUER,
     audience: AUDIENCE,
     usage: { flushIntervalMs: 1000 },
+    metering,
   })
   const app = which === 'express' ? createApp(client) : await pageServer(which, client, license.url, service)
   const server: Server = app.listen(Number(values.port), '127.0.0.1')

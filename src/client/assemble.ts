@@ -1,22 +1,20 @@
 import { createEventStream } from '../transport/event-stream.js'
 import type { LicenseServerClient } from '../transport/license-server-client.js'
 import { createLicenseServerClient } from '../transport/license-server-client.js'
-import { createMemoryUsageStore } from '../usage/counter-store.js'
 import { createAnswerer } from './answers/answer.js'
 import type { DecisionStats } from './answers/decision-stats.js'
 import { createDecisionStats, startDecisionSummary } from './answers/decision-stats.js'
 import { createMemoTable } from './answers/memo-table.js'
 import type { ClientConfig } from './config.js'
-import { createConsume } from './consume/consume.js'
-import { createCreditBook } from './credits/credit-book.js'
-import { createCreditSpending } from './credits/reserve.js'
 import { createEmitter } from './emitter.js'
 import { createLazyLeases } from './leases/lazy-leases.js'
+import type { MeteringPlugin } from './metering.js'
 import type { DecisionSummaryEvent } from './options.js'
 import type { Revocations } from './revocations.js'
 import { createRevocations } from './revocations.js'
 import type { SerializedStorage } from './serialized-storage.js'
 import { createSerializedStorage } from './serialized-storage.js'
+import { createThresholds } from './thresholds.js'
 import { SINGLE_TENANT_KEY } from './tokens/cache-entry.js'
 import type { TokenCache } from './tokens/token-cache.js'
 import { createTokenCache } from './tokens/token-cache.js'
@@ -24,7 +22,6 @@ import { createAppSource, createServerSource } from './tokens/token-sources.js'
 import { createTokenVerifier } from './tokens/token-verifier.js'
 import type { TrustedClock } from './trusted-clock.js'
 import { createTrustedClock } from './trusted-clock.js'
-import { assembleUsageState } from './usage-state.js'
 
 const TIME_KEY = 'entitle:trusted-time'
 /**
@@ -76,6 +73,23 @@ function eventStreamFor(
   })
 }
 
+/** Usage alerts: fired once for a whole fleet where its store can claim a key, else by this client. */
+function thresholdsFor(
+  config: ClientConfig,
+  storage: SerializedStorage,
+  parts: Pick<ReturnType<typeof createEmitter>, 'emit' | 'report' | 'background'>,
+) {
+  const store = config.fleet?.store
+  return createThresholds({
+    platform: config.platform,
+    storage,
+    claim: store?.claim === undefined ? undefined : (key, expiresAt) => store.claim!(key, expiresAt),
+    emit: (event) => parts.emit('threshold', event),
+    report: (error) => parts.report('storage', undefined, error),
+    background: parts.background,
+  })
+}
+
 /**
  * What starts at a client's first use: reading what an earlier run stored (then `ready`), the decision summary's
  * timer, revocation polling and the event stream. Returns what stops the summary.
@@ -85,7 +99,7 @@ function startInBackground(parts: {
   readonly storage: SerializedStorage
   readonly clock: TrustedClock
   readonly revocations: Revocations
-  readonly takeover: { restore(): Promise<unknown> }
+  readonly takeover: { restore(): Promise<unknown> } | undefined
   readonly thresholds: { restore(): Promise<unknown> }
   readonly stats: DecisionStats
   readonly fold: () => void
@@ -96,7 +110,7 @@ function startInBackground(parts: {
   readonly readyNow: () => void
 }): () => void {
   const { config, storage, clock, revocations, takeover, thresholds } = parts
-  const reads = [storage.read(TIME_KEY), revocations.restore(), takeover.restore(), thresholds.restore()]
+  const reads = [storage.read(TIME_KEY), revocations.restore(), takeover?.restore(), thresholds.restore()]
   void Promise.all(reads).then(
     ([time]) => {
       clock.restore(Number(time))
@@ -117,8 +131,8 @@ function startInBackground(parts: {
 
 /**
  * Builds the client's parts and wires them together: storage, trusted time, the verifier, the token source and
- * cache, revocations, the meter, answers and consume, the event stream, the decision summary. The public methods
- * (`index.ts`) only call into what this returns.
+ * cache, revocations, usage alerts, metering (when the app passed it), answers, the event stream, the decision
+ * summary. The public methods (`index.ts`) only call into what this returns.
  */
 export function assembleClient(config: ClientConfig) {
   const { platform } = config
@@ -157,9 +171,10 @@ export function assembleClient(config: ClientConfig) {
     report: (error) => report('revocations', undefined, error),
     background,
   })
-  const { ownership, reservations, meter, takeover, thresholds } = assembleUsageState(config, server, {
+  const thresholds = thresholdsFor(config, storage, { emit, report, background })
+  // Only with the plug-in: a client made without it carries no metering code, and its checks count no local usage.
+  const metering = (config.metering as MeteringPlugin | undefined)?.assemble(config, server, {
     storage,
-    emit,
     report,
     background,
     peek: (key) => tokens.peek(key),
@@ -196,12 +211,6 @@ export function assembleClient(config: ClientConfig) {
     background,
     changed: (event) => emit('lease', event),
   })
-  const localCounters = config.fleet === undefined ? createMemoryUsageStore(() => platform.now()) : undefined
-  const credits = createCreditBook({
-    meter,
-    localCounters: meter === undefined ? localCounters : undefined,
-    reservations,
-  })
   const answerer = createAnswerer({
     // Request-driven: what a timer or a held stream would have done, done by the next check (`events` is made
     // below; a check runs only after the client is assembled).
@@ -211,36 +220,22 @@ export function assembleClient(config: ClientConfig) {
         config.runOverdue!(now)
         if (lifecycle.started) events?.catchUp(now)
       }),
-    credits,
     config,
     tokens,
     clock,
     revocations,
     stats,
     memos,
-    meter,
-    localCounters,
-    reservations,
+    meter: metering?.meter,
+    localCounters: metering?.localCounters,
+    reservations: metering?.reservations,
+    credits: metering?.credits,
     leases,
   })
 
-  const creditSpending = createCreditSpending({
-    ...{ config, answerer, stats, book: credits, meter, reservations, report },
-    localCounters: meter === undefined ? localCounters : undefined,
-  })
-  const consume = createConsume({
-    creditSpending,
-    config,
-    tokens,
-    answerer,
-    stats,
-    meter,
-    localCounters,
-    reservations,
-    keyOf,
+  const actions = metering?.actions({
+    ...{ tokens, answerer, stats, thresholds, keyOf },
     isClosed: () => lifecycle.closed,
-    report,
-    thresholds,
   })
   const events = eventStreamFor(config, server, { tokens, revocations, report, background })
   let stopSummary = (): void => {}
@@ -252,6 +247,7 @@ export function assembleClient(config: ClientConfig) {
     if (lifecycle.started) return
     lifecycle.started = true
     const fold = answerer.fold
+    const takeover = metering?.takeover
     const parts = { config, storage, clock, revocations, takeover, thresholds, stats, fold, emit, background }
     stopSummary = startInBackground({ ...parts, events, ready, readyNow })
   }
@@ -266,23 +262,20 @@ export function assembleClient(config: ClientConfig) {
     clock,
     serverSource,
     revocations,
-    meter,
     tokens,
     answerer,
     thresholds,
     stats,
-    consume,
     keyOf,
     ready,
     start,
-    ownership,
-    reservations,
     leases,
-    credits,
-    creditSpending,
+    /** The metering plug-in's parts and actions, when the app passed it. */
+    metering,
+    actions,
     /** Stops every timer and stream but the meter's (which `close()` drains first). */
     stopBackground(): void {
-      takeover.stop()
+      metering?.takeover.stop()
       events?.stop()
       revocations.stop()
       stopSummary()

@@ -9,7 +9,7 @@ import type { Endpoint } from '../transport/requester.js'
 import type { UsageCounterStore } from '../usage/counter-store.js'
 import type { MeterSettings } from '../usage/meter.js'
 import type { UsageOptions } from '../usage/types.js'
-import type { EntitlementsClientOptions, FailurePolicy } from './options.js'
+import type { EntitlementsClientOptions, FailurePolicy, Metering } from './options.js'
 
 /** The meter's settings, every one filled in, and where usage goes. */
 export interface UsageConfig extends MeterSettings {
@@ -46,6 +46,8 @@ export interface ClientConfig {
   /** Where the revocation list comes from: the server, or a single-tenant client's `revocations`. */
   readonly revocationSource: Endpoint | undefined
   readonly revocationIntervalMs: number
+  /** The metering plug-in, when the app passed it: without it, the client only checks. */
+  readonly metering: Metering | undefined
   /** The meter's settings, when usage has somewhere to go. */
   readonly usage: UsageConfig | undefined
   readonly fleet:
@@ -211,9 +213,12 @@ function usageConfig(given: UsageOptions | undefined, server: Endpoint | undefin
 
 const NO_ENDPOINT = { url: undefined, apiKey: undefined, headers: undefined }
 
-/** Which source tokens come from: exactly one of a server (multi-tenant) or a token (single-tenant). */
+/**
+ * Which source tokens come from (exactly one of a server, multi-tenant, or a token, single-tenant), and metering's
+ * options only with the metering plug-in.
+ */
 function checkSources(options: EntitlementsClientOptions): void {
-  const { server, token, revocations, fleet } = options
+  const { server, token, revocations, fleet, metering, usage } = options
   if ((server === undefined) === (token === undefined))
     throw new TypeError('give a server (multi-tenant) or a token (single-tenant), one of the two')
   if (server !== undefined && revocations !== undefined)
@@ -222,6 +227,12 @@ function checkSources(options: EntitlementsClientOptions): void {
     )
   if (token !== undefined && typeof token !== 'string' && typeof token !== 'function')
     throw new TypeError('token must be a string or a function that returns one')
+  if (metering !== undefined && typeof (metering as { assemble?: unknown })?.assemble !== 'function')
+    throw new TypeError("metering must be the metering plug-in: import { metering } from 'entitle'")
+  if (metering === undefined && (usage !== undefined || fleet !== undefined))
+    throw new TypeError(
+      `${usage === undefined ? 'fleet' : 'usage'} is for metering: import { metering } from 'entitle' and pass it too`,
+    )
   if (fleet !== undefined && typeof fleet?.store?.consume !== 'function')
     throw new TypeError('fleet.store must be a usage counter store, such as the Redis one of entitle/redis')
 }
@@ -258,7 +269,7 @@ function platformOf(given: Partial<Platform> | undefined): Platform {
 export function resolveOptions(options: EntitlementsClientOptions): ClientConfig {
   if (!isObject(options)) throw new TypeError('createEntitlements needs options')
   checkSources(options)
-  const { server: s, token, revocations: r, usage, fleet, storage, platform, ...verify } = options
+  const { server: s, token, revocations: r, metering, usage, fleet, storage, platform, ...verify } = options
   const { failurePolicy, clockToleranceSec, ...client } = section('', options, {
     ...DEFAULTS.client,
     platform: {},
@@ -280,7 +291,8 @@ export function resolveOptions(options: EntitlementsClientOptions): ClientConfig
     revocationSource: server ?? revocations,
     revocationIntervalMs:
       server?.revocationIntervalMs ?? revocations?.intervalMs ?? DEFAULTS.revocations.intervalMs,
-    usage: usageConfig(usage, server),
+    metering,
+    usage: metering === undefined ? undefined : usageConfig(usage, server),
     fleet: fleet && { store: fleet.store, ...section('fleet.', fleet, DEFAULTS.fleet) },
     toleranceMs: clockToleranceSec * 1000,
     policyFor: policies(options, failurePolicy as FailurePolicy),

@@ -1,12 +1,12 @@
 import type { Decision } from '../core/decision.js'
 import type { Platform } from '../platform/platform.js'
 import { type CloseResult, NO_USAGE_STATS } from '../usage/types.js'
-import { checkRecord, checkResource, cleanRecordExtras } from '../usage/validate.js'
 import { emptyDecision } from './answers/answer.js'
 import { takeSnapshot } from './answers/snapshot.js'
 import { assembleClient, type ClientParts } from './assemble.js'
 import { resolveOptions } from './config.js'
 import { balanceView } from './credits/balance-view.js'
+import type { MeteringActions } from './metering.js'
 import type {
   CheckContext,
   EntitlementsClient,
@@ -36,10 +36,11 @@ async function reserveCredits(parts: ClientParts, feature: string, options: Rese
   if (typeof options !== 'object' || options === null)
     throw new TypeError('reserve() takes an options object')
   const { tokens, lifecycle } = parts
+  const actions = metered(parts, 'reserve()')
   const key = parts.keyOf(options)
   let entry = tokens.get(key)
   if (entry === undefined && !lifecycle.closed && !tokens.hasVerdict(key)) entry = await tokens.load(key)
-  return parts.creditSpending.reserve(entry, key, feature, options)
+  return actions.reserve(entry, key, feature, options)
 }
 
 /** `client.balance()`: from memory; a customer not held yet starts loading, as `checkSync` does. */
@@ -51,7 +52,7 @@ function balanceOf(parts: ClientParts, type: string, subject: string | undefined
     if (!lifecycle.closed && !tokens.hasVerdict(key)) parts.background(tokens.load(key))
     return undefined
   }
-  return balanceView(parts.credits, key, entry.entitlements, type, parts.platform.now())
+  return balanceView(parts.metering?.credits, key, entry.entitlements, type, parts.platform.now())
 }
 
 /**
@@ -59,7 +60,7 @@ function balanceOf(parts: ClientParts, type: string, subject: string | undefined
  * trusted time, and resolves when every write is done. Never rejects.
  */
 async function closeClient(parts: ClientParts, deadlineMs: number): Promise<CloseResult> {
-  const { lifecycle, tokens, meter, platform } = parts
+  const { lifecycle, tokens, metering, platform } = parts
   // What was never started has storage to read before it can close (what an earlier run left, to send).
   parts.start()
   if (!lifecycle.closed) {
@@ -71,14 +72,23 @@ async function closeClient(parts: ClientParts, deadlineMs: number): Promise<Clos
   const loads = tokens.close()
   await parts.ready
   // What this client leaves (unsent usage) is for whichever starts next, or runs beside it, to take.
-  parts.ownership.close()
-  const usage = (await meter?.close(deadlineMs)) ?? { sent: 0, persisted: 0, dropped: 0 }
-  await parts.reservations?.release()
+  metering?.ownership.close()
+  const usage = (await metering?.meter?.close(deadlineMs)) ?? { sent: 0, persisted: 0, dropped: 0 }
+  await metering?.reservations?.release()
   await loads
   parts.clock.save()
   parts.clock.stop()
   await parts.storage.settled()
   return usage
+}
+
+/** The metering plug-in's actions, or the error that says how to pass it. */
+function metered(parts: ClientParts, method: string): MeteringActions {
+  if (parts.actions === undefined)
+    throw new TypeError(
+      `${method} needs metering: import { metering } from 'entitle' and pass it, createEntitlements({ ..., metering })`,
+    )
+  return parts.actions
 }
 
 function checkFeature(feature: unknown): void {
@@ -105,7 +115,8 @@ function checkFeature(feature: unknown): void {
 export function createEntitlements(options: EntitlementsClientOptions): EntitlementsClient {
   const config = resolveOptions(options)
   const parts = assembleClient(config)
-  const { platform, lifecycle, tokens, answerer, stats, meter, keyOf, ready, background, start } = parts
+  const { lifecycle, tokens, answerer, stats, keyOf, ready, background, start } = parts
+  const meter = parts.metering?.meter
   const { answer } = answerer
   /** Lookups of a customer in memory: the facade's own counters. */
   const lookups = { hits: 0, misses: 0 }
@@ -188,29 +199,17 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
     },
     record(metric, amount = 1, context = NO_RECORD_CONTEXT) {
       start()
-      if (meter === undefined)
-        throw new TypeError('record() needs somewhere to send usage: a server, or usage.url')
-      checkRecord(metric, amount)
-      const key = keyOf(context)
-      let { dimensions, properties } = context
-      const { resource } = context
-      if (dimensions !== undefined || properties !== undefined)
-        ({ dimensions, properties } = cleanRecordExtras(dimensions, properties))
-      if (resource !== undefined) checkResource(resource)
-      const entry = tokens.peek(key)
-      meter.record(key, metric, amount, platform.now(), entry, dimensions, properties, resource)
-      answerer.invalidate(entry, metric)
-      // A usage alert this record crossed: looked at only in a token with thresholds (one field read otherwise).
-      if (entry?.alerts === true && entry.entitlements.features.get(metric)?.cap?.thresholds !== undefined)
-        parts.thresholds.observe(entry.entitlements, metric, answerer.usedNow(entry, key, metric))
+      metered(parts, 'record()').record(metric, amount, context)
     },
     async consume(feature, context: CheckContext = {}) {
       start()
+      const actions = metered(parts, 'consume()')
       checkFeature(feature)
-      return parts.consume.consume(feature, context)
+      return actions.consume(feature, context)
     },
     consumeSync(feature, context: CheckContext = {}) {
       start()
+      const actions = metered(parts, 'consumeSync()')
       checkFeature(feature)
       if (config.fleet !== undefined)
         throw new TypeError(
@@ -219,7 +218,7 @@ export function createEntitlements(options: EntitlementsClientOptions): Entitlem
       const key = keyOf(context)
       const entry = tokens.get(key)
       if (entry !== undefined || tokens.hasVerdict(key) || lifecycle.closed)
-        return parts.consume.consumeHere(entry, key, feature, context)
+        return actions.consumeHere(entry, key, feature, context)
       return notLoadedYet(key, feature, context)
     },
     async importRevocations(signedList) {

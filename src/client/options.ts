@@ -30,6 +30,14 @@ export type {
  */
 export type FailurePolicy = 'closed' | 'open' | { readonly allowed: boolean; readonly limit?: number }
 
+/**
+ * The metering plug-in (`metering` from `entitle`), as `createEntitlements` takes it: opaque, made by the package
+ * alone.
+ */
+export interface Metering {
+  readonly name: 'metering'
+}
+
 /** Options of {@link createEntitlements}. */
 export interface EntitlementsClientOptions extends Omit<VerifyOptions, 'now'> {
   /** Multi-tenant: the license server to fetch each customer's token from (protocol v1, `docs/client.md`). */
@@ -89,13 +97,19 @@ export interface EntitlementsClientOptions extends Omit<VerifyOptions, 'now'> {
   /** How often `on('decision')` hears the aggregated decision counts. Default 60 000 ms. */
   decisionSummaryIntervalMs?: number
   /**
-   * Usage metering (`record()`): where it goes and how it is batched. With a `server`, usage goes there by default;
+   * Usage metering: `record()`, `consume()`, `consumeSync()` and `reserve()`, with the usage meter, its journal and
+   * the fleet's shared counts. Pass `metering` from `entitle`; a client made without it only checks (those methods
+   * throw a `TypeError`), and an app that never imports it bundles none of its code. See `docs/metering.md`.
+   */
+  metering?: Metering
+  /**
+   * Where metered usage goes and how it is batched (with `metering`). With a `server`, usage goes there by default;
    * a single-tenant client needs `usage.url` to record. See `docs/metering.md`.
    */
   usage?: UsageOptions
   /**
-   * Fleets: a usage counter shared by every instance (`createRedisUsageStore` from `entitle/redis`), so that
-   * `consume()` holds a metered cap across all of them. See `docs/fleets.md`.
+   * Fleets (with `metering`): a usage counter shared by every instance (`createRedisUsageStore` from
+   * `entitle/redis`), so that `consume()` holds a metered cap across all of them. See `docs/fleets.md`.
    */
   fleet?: {
     store: UsageCounterStore
@@ -266,19 +280,21 @@ export interface EntitlementsClient {
   /**
    * Records `amount` (default 1) of a metered feature used by the customer: synchronous, O(1), never blocks. The
    * next check of that feature's cap counts it at once; the meter sends it to the license server exactly once.
-   * Throws `usage_invalid` (counting nothing) for a negative or non-finite amount or bad dimensions.
+   * Throws `usage_invalid` (counting nothing) for a negative or non-finite amount or bad dimensions, and a
+   * `TypeError` on a client made without `metering`.
    */
   record(metric: string, amount?: number, context?: RecordContext): void
   /**
    * Checks and, when allowed, uses `context.amount` (default 1) of a feature in one step: the usage is recorded
    * for the license server, and with a `fleet` store a metered cap is counted atomically across every instance.
-   * Never rejects on a bad token or a failing store: the answer says why.
+   * Never rejects on a bad token or a failing store: the answer says why. Needs `metering` (else a `TypeError`).
    */
   consume(feature: string, context?: CheckContext): Promise<Decision>
   /**
    * `consume()` from memory, synchronously, for a client with no `fleet`: in one process the check and the use
    * need not wait for anything. `not_loaded` (and a load started) when the customer is not in memory yet, as
-   * `checkSync`. Throws a `TypeError` with a `fleet`, whose store is only reached asynchronously.
+   * `checkSync`. Throws a `TypeError` with a `fleet`, whose store is only reached asynchronously, or without
+   * `metering`.
    */
   consumeSync(feature: string, context?: CheckContext): Decision
   /**
@@ -311,7 +327,7 @@ export interface EntitlementsClient {
    * what they cost until the hold is committed with the units actually used, released, or its `ttlMs` is up. With
    * a `fleet` store the hold lives in the store, so every instance's reservations and consumes see it: the fleet
    * cannot spend a balance twice. Resolves to the hold, or to the decision that refused it. Throws a `TypeError`
-   * for bad options, or when the feature costs no credits.
+   * for bad options, when the feature costs no credits, or without `metering`.
    */
   reserve(feature: string, options?: ReserveOptions): Promise<ReserveResult>
   /**

@@ -1,11 +1,10 @@
 import type { LicenseServerClient } from '../transport/license-server-client.js'
 import type { ClientConfig } from './config.js'
 import { createReservations } from './consume/reservations.js'
-import type { ClientEvents, ErrorEvent } from './options.js'
+import type { ErrorEvent } from './options.js'
 import { createOwnership } from './ownership.js'
 import type { SerializedStorage } from './serialized-storage.js'
 import { createTakeover } from './takeover.js'
-import { createThresholds } from './thresholds.js'
 import type { Entry } from './tokens/cache-entry.js'
 import { createClientMeter } from './usage-destination.js'
 
@@ -20,15 +19,14 @@ function randomId(): string {
 
 /**
  * What the client keeps of usage that must outlive the process: whose keys in the storage are its own, the caps'
- * reservations (a kill -9 cannot reset a cap), the meter and its journal, the takeover of what gone writers left,
- * and the usage alerts that fired.
+ * reservations (a kill -9 cannot reset a cap), the meter and its journal, and the takeover of what gone writers
+ * left.
  */
 export function assembleUsageState(
   config: ClientConfig,
   server: LicenseServerClient | undefined,
   parts: {
     readonly storage: SerializedStorage
-    readonly emit: <K extends keyof ClientEvents>(type: K, event: ClientEvents[K]) => void
     readonly report: (during: ErrorEvent['during'], subject: string | undefined, error: unknown) => void
     readonly background: (work: Promise<unknown>) => void
     /** The token cache's entry for a key, without touching its recency (made after this). */
@@ -76,14 +74,5 @@ export function assembleUsageState(
     keepLooking: config.persistTokens,
     background,
   })
-  const store = config.fleet?.store
-  const thresholds = createThresholds({
-    platform,
-    storage,
-    claim: store?.claim === undefined ? undefined : (key, expiresAt) => store.claim!(key, expiresAt),
-    emit: (event) => parts.emit('threshold', event),
-    report: (error) => report('storage', undefined, error),
-    background,
-  })
-  return { ownership, reservations, meter, takeover, thresholds }
+  return { ownership, reservations, meter, takeover }
 }

@@ -31,7 +31,10 @@ export interface RequireEntitlementOptions {
    * (`(req) => \`workspace:${req.params.ws}\``). Added to the context; `undefined` adds nothing.
    */
   resource?: (req: Request) => string | undefined
-  /** Units this request uses of the feature's metered cap: a number or a function of the request. Default 0. */
+  /**
+   * Units this request uses of the feature's metered cap: a number or a function of the request. Default 0. Above
+   * 0, the client must be made with `metering` (its `consume()` and `record()` count them).
+   */
   consume?: number | ((req: Request) => number)
   /**
    * When consumed units count. `'always'` (default): taken atomically before the handler runs, so concurrent

@@ -7,9 +7,10 @@ import { createTestIssuer } from '../../src/testing.js'
 
 // A page that records `n` units (from its query string) and keeps its journal in localStorage, as an app would.
 const TAB_APP = `
-import { createEntitlements } from 'entitle'
+import { createEntitlements, metering } from 'entitle'
 import { createLocalStorage } from 'entitle/browser'
 const client = createEntitlements({
+  metering,
   token: async () => (await fetch('/license')).text(),
   keys: new URL('/.well-known/jwks.json', location.origin),
   issuer: 'https://license.example.com',

@@ -7,6 +7,7 @@ import {
   createMemoryStorage,
   type EntitlementsClient,
   type ErrorEvent,
+  metering,
 } from '../../src/index.js'
 import { createTestIssuer } from '../../src/testing.js'
 import { NOW } from '../helpers.js'
@@ -715,10 +716,26 @@ describe('observability and lifecycle', () => {
     expect(() => createEntitlements({ ...base, token: 'a', refreshAt: 1.5 })).toThrow(TypeError)
     expect(() => createEntitlements({ ...base, token: 'a', maxSubjects: 0 })).toThrow(TypeError)
     expect(() => createEntitlements({ ...base, token: 'a', staleGraceMs: -1 })).toThrow(TypeError)
+    // Metering's options without the plug-in would be dropped silently: they are refused, saying what to import.
+    const store = { consume: async () => ({ allowed: true, used: 0 }) }
+    for (const [options, named] of [
+      [{ usage: { url: SERVER } }, 'usage'],
+      [{ fleet: { store } }, 'fleet'],
+    ] as const)
+      expect(() => createEntitlements({ ...base, token: 'a', ...options } as never)).toThrow(
+        new RegExp(`^${named} is for metering: import \\{ metering \\} from 'entitle'`),
+      )
+    for (const fake of [{}, { name: 'metering' }, 'metering', true])
+      expect(() => createEntitlements({ ...base, token: 'a', metering: fake } as never)).toThrow(
+        /^metering must be the metering plug-in/,
+      )
   })
 
   it('checks every option at construction, the backoffs and the meter settings included, naming the option', () => {
-    const base = { keys: fx.server.issuer.jwks, issuer: SERVER, audience: 'app', platform: fx.clock.platform }
+    const base = {
+      ...{ keys: fx.server.issuer.jwks, issuer: SERVER, audience: 'app', platform: fx.clock.platform },
+      metering,
+    }
     const server = { url: SERVER }
     for (const [options, named] of [
       [{ backoff: { maxMs: -5 } }, 'backoff'],

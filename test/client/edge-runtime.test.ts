@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { createEntitlements } from '../../src/index.js'
+import { createEntitlements, metering } from '../../src/index.js'
 import { createTestIssuer } from '../../src/testing.js'
 
 // Cloudflare Workers refuse, outside a request (at module scope, where a Worker keeps what it reuses), to set a
@@ -55,6 +55,7 @@ describe('a client in an edge runtime, as a Worker runs it', () => {
     crypto.randomUUID = forbid('crypto.randomUUID', realRandomUUID)
     inGlobalScope = true
     const client = createEntitlements({
+      metering,
       server: { url: 'https://license.edge.test', events: true },
       keys: issuer.jwks,
       issuer: issuer.issuer,
@@ -81,6 +82,7 @@ describe('a client in an edge runtime, as a Worker runs it', () => {
     const fetched: string[] = []
     const handedOver: Promise<unknown>[] = []
     const client = createEntitlements({
+      metering,
       server: { url: 'https://license.edge.test', revocationIntervalMs: 0 },
       keys: issuer.jwks,
       issuer: issuer.issuer,

@@ -4,6 +4,7 @@ import {
   createEntitlements,
   type EntitlementsClient,
   type EntitlementsClientOptions,
+  metering,
 } from '../../src/index.js'
 import type { TestIssuer } from '../../src/testing.js'
 import { fakeLicenseServer, manualPlatform, SERVER } from './harness.js'
@@ -18,7 +19,7 @@ export interface ClientFixture {
   readonly clock: ManualClock
   /** This test's license server. */
   readonly server: FakeLicenseServer
-  /** A client of the fake server on the manual clock, closed (deadline 0) when the test ends. */
+  /** A client of the fake server on the manual clock, with metering, closed (deadline 0) when the test ends. */
   client(overrides?: Partial<EntitlementsClientOptions>): EntitlementsClient
   /** A single-tenant client of `issuer`'s tokens (the app's own token, or a function that reads it). */
   singleTenant(
@@ -70,6 +71,8 @@ export function clientFixture(
         issuer: SERVER,
         audience: 'app',
         platform: clock!.platform,
+        // What an app that meters passes; a test of a client that only checks overrides it with `undefined`.
+        metering,
         ...overrides,
       })
       defaults.made?.(made)

@@ -5,6 +5,7 @@ import {
   createMemoryStorage,
   type EntitlementStorage,
   type ErrorEvent,
+  metering,
 } from '../../src/index.js'
 import { NOW, NOW_SEC, rejectionCode } from '../helpers.js'
 import { clientFixture } from './fixture.js'
@@ -429,6 +430,7 @@ describe('persistence', () => {
   it('close() during an outage persists everything by its deadline and resolves, and the next start sends it', async () => {
     const storage = createMemoryStorage()
     const first = createEntitlements({
+      metering,
       server: { url: SERVER, revocationIntervalMs: 0 },
       keys: fx.server.issuer.jwks,
       issuer: SERVER,

@@ -1,12 +1,13 @@
 // An app in a process of its own, on the built package, in the configuration the docs recommend (file storage in a
 // folder): it runs the steps it is given and prints one JSON line after each, so the test can kill it with SIGKILL
 // at the moment it chooses. argv[2] is the configuration as JSON.
-import { createEntitlements } from '../../dist/index.js'
+import { createEntitlements, metering } from '../../dist/index.js'
 import { createFileStorage } from '../../dist/node.js'
 
 const config = JSON.parse(process.argv[2])
 const offset = config.clockOffsetMs ?? 0
 const client = createEntitlements({
+  metering,
   ...(config.server ? { server: config.server } : { token: config.token }),
   keys: config.keysUrl ? new URL(config.keysUrl) : config.keys,
   issuer: config.issuer,

@@ -5,7 +5,7 @@ import express4 from 'express4'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { EntitlementClaim } from '../../src/core/claims.js'
 import { requireEntitlement } from '../../src/express/index.js'
-import { createEntitlements, type EntitlementsClient } from '../../src/index.js'
+import { createEntitlements, type EntitlementsClient, metering } from '../../src/index.js'
 import { createTestIssuer } from '../../src/testing.js'
 
 const SERVER = 'https://license.express.test'
@@ -46,6 +46,7 @@ const PLANS: Record<string, () => Partial<EntitlementClaim>> = {
 /** A client whose license server runs in-process: tokens per customer, garbage for one, usage accepted. */
 function client(): EntitlementsClient {
   const made = createEntitlements({
+    metering,
     server: { url: SERVER, revocationIntervalMs: 0 },
     keys: issuer.jwks,
     issuer: SERVER,

@@ -4,6 +4,7 @@ import {
   createMemoryUsageStore,
   type EntitlementsClient,
   type ErrorEvent,
+  metering,
   type UsageCounterStore,
 } from '../../src/index.js'
 import { createTestIssuer } from '../../src/testing.js'
@@ -51,6 +52,7 @@ async function client(
     { subject: 'acme' },
   )
   const made = createEntitlements({
+    metering,
     token,
     keys: issuer.jwks,
     issuer: ISSUER,
@@ -185,6 +187,7 @@ describe("the fleet's outage bound, with instances whose views differ", () => {
       { subject: 'acme' },
     )
     const made = createEntitlements({
+      metering,
       token,
       keys: issuer.jwks,
       issuer: ISSUER,

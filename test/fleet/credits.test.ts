@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createEntitlements, type EntitlementsClient } from '../../src/index.js'
+import { createEntitlements, type EntitlementsClient, metering } from '../../src/index.js'
 import { createRedisUsageStore } from '../../src/redis/index.js'
 import { createTestIssuer } from '../../src/testing.js'
 import { startRedis } from './redis-server.js'
@@ -45,6 +45,7 @@ function instance(token: string, prefix: string) {
   const connection = new Redis(redis.url)
   connections.push(connection)
   const made = createEntitlements({
+    metering,
     token,
     keys: issuer.jwks,
     issuer: ISSUER,

@@ -1,6 +1,11 @@
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createEntitlements, createMemoryUsageStore, type EntitlementsClient } from '../../src/index.js'
+import {
+  createEntitlements,
+  createMemoryUsageStore,
+  type EntitlementsClient,
+  metering,
+} from '../../src/index.js'
 import { createRedisUsageStore } from '../../src/redis/index.js'
 import { createTestIssuer } from '../../src/testing.js'
 import { startRedis } from './redis-server.js'
@@ -43,6 +48,7 @@ function instance(token: string, prefix: string) {
   const connection = new Redis(redis.url)
   connections.push(connection)
   const made = createEntitlements({
+    metering,
     token,
     keys: issuer.jwks,
     issuer: ISSUER,
@@ -129,6 +135,7 @@ describe('per-resource caps on a fleet', () => {
       },
     }
     const made = createEntitlements({
+      metering,
       token: await license({ account: 0, api: 0 }),
       keys: issuer.jwks,
       issuer: ISSUER,

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import Redis from 'ioredis'
 import { Redis as Redis6 } from 'ioredis6'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createEntitlements, type EntitlementsClient } from '../../src/index.js'
+import { createEntitlements, type EntitlementsClient, metering } from '../../src/index.js'
 import { createRedisUsageStore } from '../../src/redis/index.js'
 import { createTestIssuer } from '../../src/testing.js'
 import { startRedis } from './redis-server.js'
@@ -126,6 +126,7 @@ describe.each([
     const token = await capToken(10, 2)
     const make = (): EntitlementsClient =>
       createEntitlements({
+        metering,
         token,
         keys: issuer.jwks,
         issuer: ISSUER,

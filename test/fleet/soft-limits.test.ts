@@ -11,6 +11,7 @@ import {
   createEntitlementVerifier,
   decide,
   type EntitlementsClient,
+  metering,
   type ThresholdEvent,
 } from '../../src/index.js'
 import { createFileStorage } from '../../src/node/index.js'
@@ -50,7 +51,7 @@ const seatsAndCalls = (cap: Record<string, unknown>, seats: Record<string, unkno
   )
 
 function client(token: string, fleet?: { prefix: string }) {
-  const options = { token, keys: issuer.jwks, issuer: ISSUER, audience: 'app' }
+  const options = { token, keys: issuer.jwks, issuer: ISSUER, audience: 'app', metering }
   if (fleet === undefined) {
     const made = createEntitlements(options)
     clients.push(made)
@@ -247,6 +248,7 @@ describe('soft limits', () => {
     const dir = mkdtempSync(join(tmpdir(), 'entitle-thresholds-'))
     const start = () => {
       const made = createEntitlements({
+        metering,
         token,
         keys: issuer.jwks,
         issuer: ISSUER,
@@ -297,6 +299,7 @@ describe('soft limits', () => {
     const dir = mkdtempSync(join(tmpdir(), 'entitle-limit-thresholds-'))
     const start = (token: string) => {
       const made = createEntitlements({
+        metering,
         token,
         keys: issuer.jwks,
         issuer: ISSUER,

@@ -1,6 +1,6 @@
 // One instance of an app in the fleet contention test: a child process with its own client on the built package,
 // consuming a metered cap through a Redis store shared with the other instances. Reports its counts as JSON.
-import { createEntitlements } from '../../dist/index.js'
+import { createEntitlements, metering } from '../../dist/index.js'
 import { createRedisUsageStore } from '../../dist/redis.js'
 
 const config = JSON.parse(process.argv[2])
@@ -13,6 +13,7 @@ const redis = new Redis(config.redisUrl, {
 })
 redis.on('error', () => {}) // reconnects on its own; each failed call is a store error the client handles
 const client = createEntitlements({
+  metering,
   token: config.token,
   keys: config.jwks,
   issuer: config.issuer,

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createEntitlements, createMemoryStorage } from '../../src/index.js'
+import { createEntitlements, createMemoryStorage, metering } from '../../src/index.js'
 import { createTestIssuer } from '../../src/testing.js'
 import { seeded } from '../helpers.js'
 
@@ -120,6 +120,7 @@ describe('usage soak: a million records against a server that fails 30% of reque
     const issuer = await createTestIssuer({ issuer: url, audience: 'soak' })
     const storage = createMemoryStorage()
     const client = createEntitlements({
+      metering,
       server: { url, revocationIntervalMs: 0, timeoutMs: 250 },
       keys: issuer.jwks,
       issuer: url,

@@ -77,6 +77,21 @@ describe('browser bundle', () => {
       expect({ name, found: text.includes(name) }).toEqual({ name, found: false })
   })
 
+  // Metering is a plug-in: its code (the meter, its journal, the caps' reservations, consume, credit holds) is in a
+  // bundle only when the app imports `metering`. Two of its strings stand for it: the reservations' storage key and
+  // record()'s error when usage has nowhere to go.
+  it.each([
+    ['the client', "export { createEntitlements } from 'entitle'", false],
+    ['the React example', 'examples/react/app.ts', false],
+    ['the client with metering', "export { createEntitlements, metering } from 'entitle'", true],
+    ['the browser example', 'examples/browser/app.ts', true],
+  ] as const)('bundles metering into %s only when it imports it', async (_name, what, meters) => {
+    const result = await bundleForBrowser(what.startsWith('export') ? { contents: what } : what)
+    const text = result.outputFiles[0]!.text
+    for (const mark of ['entitle:caps', 'needs somewhere to send usage'])
+      expect({ mark, found: text.includes(mark) }).toEqual({ mark, found: meters })
+  })
+
   // Budgets guard against growth; docs/browser.md records the figures (`npm run bench:size`, KB = 1 000 bytes) and
   // what stands between them and the aims (10, 20 and 22 KB). Each bundle is made as a user's bundler makes it:
   // from the built package, through its `browser` export condition. zod stays out because the schemas the package
@@ -104,18 +119,26 @@ describe('browser bundle', () => {
     // answer for each side of a role rule), record() spared a lookup in tokens without usage alerts: 49.0 KB; the
     // lease keeper a chunk loaded at the first lease() (what loads before a check: 47.1 KB, below), counted here with
     // the code that loads it and what a lazily loaded module costs in one file: 49.5 KB; claims and read model in half
-    // the time: 49.7 KB.
+    // the time: 49.7 KB; metering a plug-in the app passes (its record(), consume() and the actions it gives the
+    // client, the errors that name it when it is missing): 50.3 KB.
     [
-      'the client (verify, decide, cache, refresh, metering)',
-      { contents: "export { createEntitlements } from 'entitle'" },
-      49_950,
+      'the client with metering (verify, decide, cache, refresh, metering)',
+      { contents: "export { createEntitlements, metering } from 'entitle'" },
+      50_450,
     ],
-    // The client with localStorage and page hide: 45.2 KB with ky, 42.2 with zod and lru-cache, 31.0, 33.1, 36.4,
-    // 37.7, 40.1, 44.2, 44.7, 49.0, 49.4, 49.5, 49.7, 50.2, 50.5 KB.
-    ['the browser example', 'examples/browser/app.ts', 50_700],
+    // The client of an app that only checks (no metering plug-in imported): 38.2 KB, from the 49.8 KB it was when
+    // every client carried metering.
+    [
+      'the client that checks (verify, decide, cache, refresh, events)',
+      { contents: "export { createEntitlements } from 'entitle'" },
+      38_400,
+    ],
+    // The client with localStorage and page hide (it meters searches): 45.2 KB with ky, 42.2 with zod and lru-cache,
+    // 31.0, 33.1, 36.4, 37.7, 40.1, 44.2, 44.7, 49.0, 49.4, 49.5, 49.7, 50.2, 50.5 KB; 51.0 KB with the plug-in.
+    ['the browser example', 'examples/browser/app.ts', 51_200],
     // The React example with React and react-dom left out (the app has them anyway): 31.8, 34.1, 37.3, 38.6, 41.0, 45.1,
-    // 45.7, 50.4, 50.5, 50.8, 51.3, 51.5 KB now.
-    ['the React example', 'examples/react/app.ts', 51_800],
+    // 45.7, 50.4, 50.5, 50.8, 51.3, 51.5 KB; it only checks, so without metering: 40.0 KB now.
+    ['the React example', 'examples/react/app.ts', 40_200],
   ])(
     'keeps %s within its gzipped budget, free of zod, lru-cache and the PEM reader',
     async (_name, what, budget) => {
@@ -136,10 +159,16 @@ describe('browser bundle', () => {
   // imports on first use (the lease keeper, at the first `lease()`) is a chunk the page fetches then, or never.
   it.each([
     // 47.1 KB: the client, 49.5 KB with every chunk counted (the budgets above), once the lease keeper, renewals and
-    // borrows were loaded at the first lease(); 47.4 KB once claims and read model took half the time.
-    ['the client', { contents: "export { createEntitlements } from 'entitle'" }, 47_600],
-    ['the browser example', 'examples/browser/app.ts', 48_350],
-    ['the React example', 'examples/react/app.ts', 49_400],
+    // borrows were loaded at the first lease(); 47.4 KB once claims and read model took half the time; 47.6 KB; the
+    // client that only checks, once metering was a plug-in: 35.9 KB (48.0 KB with it).
+    ['the client that checks', { contents: "export { createEntitlements } from 'entitle'" }, 36_100],
+    [
+      'the client with metering',
+      { contents: "export { createEntitlements, metering } from 'entitle'" },
+      48_200,
+    ],
+    ['the browser example', 'examples/browser/app.ts', 48_900],
+    ['the React example', 'examples/react/app.ts', 37_900],
   ])(
     'loads %s before its first check within its gzipped budget, without the lease keeper',
     async (_name, what, budget) => {

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createEntitlements, type EntitlementsClient } from '../../src/index.js'
+import { createEntitlements, type EntitlementsClient, metering } from '../../src/index.js'
 import { createFileStorage } from '../../src/node/index.js'
 import { startFaultProxy } from './fault-proxy.js'
 import { SERVICE, startTestServer, type TestServer } from './helpers.js'
@@ -25,6 +25,7 @@ const DAY = 86_400_000
 
 function instance(url: string, clock: { now: number }, via = url) {
   const made = createEntitlements({
+    metering,
     server: { url: via, apiKey: SERVICE, timeoutMs: 1000, events: false },
     keys: new URL('/.well-known/jwks.json', url),
     issuer: url,

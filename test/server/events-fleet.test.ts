@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { createEntitlements, type EntitlementsClient, type ErrorEvent } from '../../src/index.js'
+import { createEntitlements, type EntitlementsClient, type ErrorEvent, metering } from '../../src/index.js'
 import { LIVE_CLOCK, SERVICE, startTestServer, type TestServer } from './helpers.js'
 
 // A fleet of instances on one service key against the reference server: every one of them hears an upgrade,
@@ -30,6 +30,7 @@ describe('a fleet on one service key', () => {
     const errors: ErrorEvent[][] = []
     for (let i = 0; i < 5; i++) {
       const client = createEntitlements({
+        metering,
         server: {
           url: server.url,
           apiKey: SERVICE,

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createEntitlements, type EntitlementsClient } from '../../src/index.js'
+import { createEntitlements, type EntitlementsClient, metering } from '../../src/index.js'
 import { createFileStorage } from '../../src/node/index.js'
 import { SERVICE, startTestServer, type TestServer } from './helpers.js'
 
@@ -34,6 +34,7 @@ function ciCatalog(): string {
 
 function instance(url: string, clock: { now: number }) {
   const made = createEntitlements({
+    metering,
     server: { url, apiKey: SERVICE, timeoutMs: 1000 },
     keys: new URL('/.well-known/jwks.json', url),
     issuer: url,
@@ -156,6 +157,7 @@ describe('per-resource grants on the reference server', () => {
     const port = Number(new URL(url).port)
     const state = mkdtempSync(join(tmpdir(), 'entitle-ci-state-'))
     const app = createEntitlements({
+      metering,
       server: { url, apiKey: SERVICE, timeoutMs: 500 },
       keys: new URL('/.well-known/jwks.json', url),
       issuer: url,
@@ -180,6 +182,7 @@ describe('per-resource grants on the reference server', () => {
     await app.flush()
     await app.close({ deadlineMs: 200 })
     const restarted = createEntitlements({
+      metering,
       server: { url, apiKey: SERVICE, timeoutMs: 500 },
       keys: new URL('/.well-known/jwks.json', url),
       issuer: url,

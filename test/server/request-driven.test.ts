@@ -1,5 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { createEntitlements, type DecisionSummaryEvent, type EntitlementsClient } from '../../src/index.js'
+import {
+  createEntitlements,
+  type DecisionSummaryEvent,
+  type EntitlementsClient,
+  metering,
+} from '../../src/index.js'
 import { SERVICE, startTestServer, type TestServer } from './helpers.js'
 
 // A client kept at a Worker's module scope, against the reference server, with the manual clock. As workerd does:
@@ -78,6 +83,7 @@ function workerIsolate() {
 
 function workerClient(isolate: ReturnType<typeof workerIsolate>, events: boolean) {
   const client = createEntitlements({
+    metering,
     server: { url: server.url, apiKey: SERVICE, events, revocationIntervalMs: 60_000 },
     keys: new URL('/.well-known/jwks.json', server.url),
     issuer: server.url,
@@ -157,6 +163,7 @@ describe("background: 'requests' (a Worker's client, kept across requests)", () 
     await server.purchase('acme', 'starter')
     const isolate = workerIsolate()
     const client = createEntitlements({
+      metering,
       server: { url: server.url, apiKey: SERVICE, events: true, revocationIntervalMs: 60_000 },
       keys: new URL('/.well-known/jwks.json', server.url),
       issuer: server.url,

@@ -6,6 +6,7 @@ import {
   createEntitlements,
   type EntitlementsClient,
   type EntitlementsClientOptions,
+  metering,
 } from '../../src/index.js'
 import { createFileStorage } from '../../src/node/index.js'
 import { SERVICE, startTestServer, type TestServer } from './helpers.js'
@@ -34,6 +35,7 @@ afterEach(async () => {
 
 function start(url: string, overrides: Partial<EntitlementsClientOptions> = {}): EntitlementsClient {
   const client = createEntitlements({
+    metering,
     server: { url, apiKey: SERVICE, timeoutMs: 1000 },
     keys: new URL('/.well-known/jwks.json', url),
     jwks: { timeoutMs: 1000 },

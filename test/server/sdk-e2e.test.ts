@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { type ChangeEvent, createEntitlements, type EntitlementsClient } from '../../src/index.js'
+import { type ChangeEvent, createEntitlements, type EntitlementsClient, metering } from '../../src/index.js'
 import { SERVICE, startTestServer, type TestServer } from './helpers.js'
 
 // The SDK against the real reference server on loopback, with real timers: the protocol both sides implement.
@@ -34,6 +34,7 @@ describe('SDK ↔ reference server', () => {
   it('multi-tenant: checks, meters, hears an approved access request at once, and a revocation', async () => {
     await server.purchase('acme', 'team')
     const client = createEntitlements({
+      metering,
       server: { url: server.url, apiKey: SERVICE, events: true, revocationIntervalMs: 60_000 },
       keys: new URL('/.well-known/jwks.json', server.url),
       issuer: server.url,
@@ -85,6 +86,7 @@ describe('SDK ↔ reference server', () => {
       return ((await response.json()) as { token: string }).token
     }
     const app = createEntitlements({
+      metering,
       token: activate,
       keys: new URL('/.well-known/jwks.json', server.url),
       issuer: server.url,

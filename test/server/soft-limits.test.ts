@@ -6,6 +6,7 @@ import {
   createEntitlements,
   type EntitlementsClient,
   type EntitlementsClientOptions,
+  metering,
   type ThresholdEvent,
 } from '../../src/index.js'
 import { createFileStorage } from '../../src/node/index.js'
@@ -29,6 +30,7 @@ afterEach(async () => {
 /** One app instance as the docs recommend it: the remote key set, file storage of its own, the test's clock. */
 function instance(url: string, clock: { now: number }, overrides: Partial<EntitlementsClientOptions> = {}) {
   const started = createEntitlements({
+    metering,
     server: { url, apiKey: SERVICE, timeoutMs: 1000 },
     keys: new URL('/.well-known/jwks.json', url),
     jwks: { timeoutMs: 1000 },
@@ -87,6 +89,7 @@ describe('soft limits on the reference server', () => {
     server = await startTestServer(clock, 600, { catalog: softCatalog() })
     await server.purchase('acme', 'team')
     client = createEntitlements({
+      metering,
       server: { url: server.url, apiKey: SERVICE },
       keys: new URL('/.well-known/jwks.json', server.url),
       issuer: server.url,

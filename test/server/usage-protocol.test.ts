@@ -8,6 +8,7 @@ import {
   type EntitlementsClient,
   type EntitlementsClientOptions,
   isEntitlementError,
+  metering,
   type UsageLine,
 } from '../../src/index.js'
 import { createFileStorage } from '../../src/node/index.js'
@@ -39,6 +40,7 @@ afterEach(async () => {
 function start(overrides: Partial<EntitlementsClientOptions> = {}): EntitlementsClient {
   const url = server.url
   const client = createEntitlements({
+    metering,
     server: { url, apiKey: SERVICE, timeoutMs: 2000 },
     keys: new URL('/.well-known/jwks.json', url),
     issuer: url,
@@ -65,10 +67,11 @@ async function totals(customer: string): Promise<Record<string, number>> {
  */
 function worker(folder: string, units: number, how: 'kill' | 'close'): Promise<number | null> {
   const script = `
-import { createEntitlements } from 'entitle'
+import { createEntitlements, metering } from 'entitle'
 import { createFileStorage } from 'entitle/node'
 const down = 'http://127.0.0.1:1'
 const client = createEntitlements({
+  metering,
   server: { url: down, timeoutMs: 200 },
   keys: new URL('/.well-known/jwks.json', down),
   issuer: down,

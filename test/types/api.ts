@@ -2,6 +2,7 @@
 import {
   type CloseResult,
   checkEntitlement,
+  createEntitlements,
   createEntitlementVerifier,
   type Decision,
   type DecisionReason,
@@ -11,6 +12,8 @@ import {
   type Entitlements,
   type EntitlementsClient,
   type FlushResult,
+  type Metering,
+  metering,
   type UsageLine,
   type UsageOptions,
   type UsageStats,
@@ -92,4 +95,12 @@ export async function usageApi(client: EntitlementsClient): Promise<void> {
   // @ts-expect-error the mode is 'aggregate' or 'raw'
   const badMode: UsageOptions = { mode: 'sum' }
   void [record, flushed.pending, closed.persisted, lines[0]?.id, stats.dropped, options, badMode]
+}
+
+/** Metering is the plug-in the package makes: an app passes it, and cannot make one of its own by accident. */
+export function meteringPlugin(): void {
+  const plugin: Metering = metering
+  createEntitlements({ token, ...options, metering: plugin, usage: { url: 'https://i' } })
+  // @ts-expect-error the plug-in is `metering` from entitle, not a flag
+  createEntitlements({ token, ...options, metering: true })
 }

@@ -6,6 +6,7 @@ import {
   decide,
   type EntitlementClaim,
   entitlementTokenClaimsSchema,
+  metering,
 } from '../../src/index.js'
 import { formatVersionFor } from '../../src/protocol/index.js'
 import { createTestIssuer } from '../../src/testing.js'
@@ -162,7 +163,7 @@ describe('credits: the client', () => {
     const only = { 'ai-credits': { ...credits()['ai-credits']!, grants: [{ id: 'g', remaining: 12 }] } }
     const { issuer, token } = await issued({ credits: only })
     const clock = manualPlatform()
-    const client = createEntitlements({ token, ...issuer.verifyOptions, platform: clock.platform })
+    const client = createEntitlements({ metering, token, ...issuer.verifyOptions, platform: clock.platform })
     await client.load()
     expect(client.consumeSync('ai-completion')).toMatchObject({ allowed: true })
     expect(client.consumeSync('ai-completion')).toMatchObject({ allowed: true })
@@ -179,7 +180,7 @@ describe('credits: the client', () => {
     const only = { 'ai-credits': { ...credits()['ai-credits']!, grants: [{ id: 'g', remaining: 500 }] } }
     const { issuer, token } = await issued({ credits: only })
     const clock = manualPlatform()
-    const client = createEntitlements({ token, ...issuer.verifyOptions, platform: clock.platform })
+    const client = createEntitlements({ metering, token, ...issuer.verifyOptions, platform: clock.platform })
     await client.load()
     // 8 000 tokens held: 8 credits.
     const first = await client.reserve('tokens', { amount: 8000, ttlMs: 60_000 })
@@ -214,7 +215,7 @@ describe('credits: the client', () => {
   it('balance() shows each grant after the local spend, in the burn order, and the next expiry', async () => {
     const { issuer, token } = await issued()
     const clock = manualPlatform()
-    const client = createEntitlements({ token, ...issuer.verifyOptions, platform: clock.platform })
+    const client = createEntitlements({ metering, token, ...issuer.verifyOptions, platform: clock.platform })
     await client.load()
     expect(client.balance('nope')).toBeUndefined()
     // 670 spendable: early 20 (priority 0, soonest expiry), promo 50, allowance 100, pack 500.
@@ -236,7 +237,7 @@ describe('credits: the client', () => {
     const bounded = { 'ai-credits': { ...credits()['ai-credits']!, offline: { after: 3600, spend: 20 } } }
     const { issuer, token } = await issued({ credits: bounded })
     const clock = manualPlatform()
-    const client = createEntitlements({ token, ...issuer.verifyOptions, platform: clock.platform })
+    const client = createEntitlements({ metering, token, ...issuer.verifyOptions, platform: clock.platform })
     await client.load()
     // Everything spent since the snapshot counts toward the bound: 15 before it applies, 5 more after.
     for (let i = 0; i < 3; i++) expect(client.consumeSync('ai-completion').allowed).toBe(true)

@@ -11,6 +11,7 @@ import {
   decide,
   type EntitlementClaim,
   entitlementTokenClaimsSchema,
+  metering,
 } from '../../src/index.js'
 import { createFileStorage } from '../../src/node/index.js'
 import { EntitlementsProvider } from '../../src/openfeature/server.js'
@@ -171,7 +172,7 @@ describe('per-resource grants (format v2)', () => {
 
   it('through the client: check and checkSync take the resource, and a resource is never memoized as another', async () => {
     const { issuer, token } = await verified()
-    const client = createEntitlements({ token, ...issuer.verifyOptions, platform: { now: frozen } })
+    const client = createEntitlements({ metering, token, ...issuer.verifyOptions, platform: { now: frozen } })
     try {
       await client.load()
       expect(client.checkSync('builds', { resource: 'repository:api' }).allowed).toBe(false)
@@ -195,7 +196,7 @@ describe('per-resource grants (format v2)', () => {
         },
       },
     })
-    const client = createEntitlements({ token, ...issuer.verifyOptions, platform: { now: frozen } })
+    const client = createEntitlements({ metering, token, ...issuer.verifyOptions, platform: { now: frozen } })
     try {
       await client.load()
       const a = { resource: 'repository:a' }
@@ -227,6 +228,7 @@ describe('per-resource grants (format v2)', () => {
   it('record() refuses a resource the wire cannot carry, counting nothing', async () => {
     const { issuer, token } = await verified()
     const client = createEntitlements({
+      metering,
       token,
       ...issuer.verifyOptions,
       usage: { url: 'http://127.0.0.1:9/', flushIntervalMs: 3_600_000 },
@@ -255,6 +257,7 @@ describe('per-resource grants (format v2)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'entitle-per-resource-'))
     const start = () =>
       createEntitlements({
+        metering,
         token,
         ...issuer.verifyOptions,
         storage: createFileStorage(dir),
@@ -284,7 +287,7 @@ describe('per-resource grants (format v2)', () => {
 
   it('the Express guard takes the resource from the route; OpenFeature takes it from the evaluation context', async () => {
     const { issuer, token } = await verified()
-    const client = createEntitlements({ token, ...issuer.verifyOptions, platform: { now: frozen } })
+    const client = createEntitlements({ metering, token, ...issuer.verifyOptions, platform: { now: frozen } })
     const app = express()
     app.get(
       '/repos/:repo/build',

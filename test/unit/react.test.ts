@@ -3,7 +3,7 @@ import { setupServer } from 'msw/node'
 import { createElement as h } from 'react'
 import { renderToString } from 'react-dom/server'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { createEntitlements, type EntitlementsClient } from '../../src/index.js'
+import { createEntitlements, type EntitlementsClient, metering } from '../../src/index.js'
 import {
   createEntitlementsStore,
   Entitled,
@@ -40,6 +40,7 @@ async function setup() {
     http.get(`${SERVER}/v1/revocations`, () => HttpResponse.json({ revoked: [] })),
   )
   const client = createEntitlements({
+    metering,
     server: { url: SERVER, revocationIntervalMs: 0 },
     keys: issuer.jwks,
     issuer: SERVER,

@@ -204,8 +204,8 @@ export interface AnswererParts {
   readonly reservations: Reservations | undefined
   /** The leases this client holds: a check of a floating feature goes by them. */
   readonly leases: LeaseFinder | undefined
-  /** What this client spent and holds of its customers' credits beyond their snapshots. */
-  readonly credits: CreditBook
+  /** What this client spent and holds of its customers' credits beyond their snapshots (with metering). */
+  readonly credits: CreditBook | undefined
   /**
    * With `background: 'requests'`: runs the background work fallen due since the last check (timers the runtime
    * did not run, an event stream it cut), inside this request.
@@ -340,7 +340,8 @@ export function createAnswerer(parts: AnswererParts) {
       cost === undefined
         ? 0
         : (creditsCounted ??
-            parts.credits.counted(key, entitlements, entitlements.credits.get(cost.type)!, now)),
+            parts.credits?.counted(key, entitlements, entitlements.credits.get(cost.type)!, now) ??
+            0),
     ) as {
       -readonly [K in keyof Decision]: Decision[K]
     }

@@ -14,7 +14,7 @@ const NO_CREDITS = Object.freeze(Object.create(null) as Record<string, CreditBal
  * counted as a check). Not in memory: the status says why, and a load is started unless a verdict is known.
  */
 export function takeSnapshot(
-  parts: Pick<ClientParts, 'tokens' | 'answerer' | 'platform' | 'lifecycle' | 'background' | 'credits'>,
+  parts: Pick<ClientParts, 'tokens' | 'answerer' | 'platform' | 'lifecycle' | 'background' | 'metering'>,
   key: string,
   subject: string | undefined,
   context: Omit<CheckContext, 'subject'> | undefined,
@@ -53,7 +53,7 @@ export function takeSnapshot(
   if (entry.entitlements.credits.size > 0) {
     const balances = Object.create(null) as Record<string, CreditBalanceView>
     for (const type of entry.entitlements.credits.keys())
-      balances[type] = balanceView(parts.credits, key, entry.entitlements, type, at)!
+      balances[type] = balanceView(parts.metering?.credits, key, entry.entitlements, type, at)!
     credits = Object.freeze(balances)
   }
   const snapshot = Object.freeze({

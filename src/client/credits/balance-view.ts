@@ -9,7 +9,8 @@ import type { CreditBalanceView, GrantView } from './credit-types.js'
  * where a grant expired in between, which the next snapshot settles).
  */
 export function balanceView(
-  book: CreditBook,
+  /** What this client spent and holds since the snapshot: nothing without metering. */
+  book: CreditBook | undefined,
   key: string,
   entitlements: Entitlements,
   type: string,
@@ -17,8 +18,8 @@ export function balanceView(
 ): CreditBalanceView | undefined {
   const balance = entitlements.credits.get(type)
   if (balance === undefined) return undefined
-  const spent = book.spent(key, entitlements, balance, now)
-  const held = book.held(key, type, now)
+  const spent = book?.spent(key, entitlements, balance, now) ?? 0
+  const held = book?.held(key, type, now) ?? 0
   const { takes } = planBurn(balance.grants, spent + held, now)
   const taken = new Map(takes.map((take) => [take.id, take.amount]))
   const grants: GrantView[] = balance.grants.map((grant) =>
