@@ -38,8 +38,8 @@ export default {
     if (!customer) return Response.json({ error: 'customer is required' }, { status: 400 })
     const entitlements = clientFor(env)
     const decision = await entitlements.check('export', { subject: customer })
-    // Usage and storage writes finish after the response, within the request's life.
-    ctx.waitUntil(entitlements.flush())
+    // Storage writes finish after the response, within the request's life (platform.waitUntil above). A Worker that
+    // meters (made with `metering`) sends its usage the same way: ctx.waitUntil(entitlements.flush()).
     return Response.json(
       { allowed: decision.allowed, reason: decision.reason },
       { status: decision.allowed ? 200 : 403 },

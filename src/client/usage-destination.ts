@@ -1,6 +1,7 @@
 import type { EntitlementError } from '../core/errors.js'
 import type { Platform } from '../platform/platform.js'
 import { createLicenseServerClient, type LicenseServerClient } from '../transport/license-server-client.js'
+import { sendUsage } from '../transport/usage-endpoint.js'
 import { createUsageMeter, type MeterJournalStorage, type UsageMeter } from '../usage/meter.js'
 import type { UsageConfig } from './config.js'
 import type { SerializedStorage } from './serialized-storage.js'
@@ -30,7 +31,8 @@ export function createClientMeter(
     endpoint.same && server !== undefined ? server : createLicenseServerClient(endpoint, parts.platform)
   return createUsageMeter(settings, {
     platform: parts.platform,
-    send: (batchId, body, keepalive) => destination.sendUsage(batchId, body, keepalive),
+    send: (batchId, body, keepalive) =>
+      sendUsage(destination, () => parts.platform.now(), batchId, body, keepalive),
     tokens: {
       windowFor: (entry, metric, now) => windowFor((entry as Entry | undefined)?.entitlements, metric, now),
       subjectOf: (key) =>

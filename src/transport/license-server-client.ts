@@ -3,7 +3,6 @@ import type { Platform } from '../platform/platform.js'
 import { readBoundedText } from './bounded-body.js'
 import { type LeaseAnswer, readLeaseAnswer } from './lease-answer.js'
 import { createRequester, type Endpoint, failure, parseJson } from './requester.js'
-import { classifyUsageAnswer, type UsageResponse, unanswered } from './usage-response.js'
 
 export type { Endpoint, LicenseServerOptions } from './requester.js'
 
@@ -37,12 +36,11 @@ export interface RevocationsResponse {
 
 /**
  * The most a body may hold before it is refused (`readBoundedText`): a token is at most a few KB (the verifier's
- * default limit is 16 384 characters), a revocation list lists every revoked token still alive, and a usage answer
- * one short answer per line of a batch.
+ * default limit is 16 384 characters), a revocation list lists every revoked token still alive. (A usage answer's
+ * is the meter's: `usage-endpoint.ts`.)
  */
 const MAX_TOKEN_BYTES = 1_048_576
 const MAX_REVOCATIONS_BYTES = 16_777_216
-const MAX_USAGE_ANSWER_BYTES = 4_194_304
 const MAX_PROBLEM_BYTES = 65_536
 const MAX_CHANGES_BYTES = 1_048_576
 const MAX_LEASE_BYTES = 65_536
@@ -82,6 +80,8 @@ export function createLicenseServerClient(endpoint: Endpoint, platform: Platform
   }
 
   return {
+    /** The endpoint's requests, for what metering sends (`usage-endpoint.ts`), kept out of a client that checks. */
+    request,
     fetchToken(subject: string, etag: string | undefined): Promise<TokenResponse> {
       const headers = {
         accept: 'application/entitlement+jwt, application/jwt, text/plain',
@@ -182,33 +182,6 @@ export function createLicenseServerClient(endpoint: Endpoint, platform: Platform
           )
         },
       )
-    },
-
-    /**
-     * Sends one usage batch (`POST v1/usage`, its id as `Idempotency-Key` and in the body, since a beacon-like
-     * keepalive request is the one place a header could be lost). Never throws: every outcome is a value the
-     * meter acts on.
-     */
-    sendUsage(batchId: string, body: string, keepalive: boolean): Promise<UsageResponse> {
-      const headers = {
-        accept: 'application/json',
-        'content-type': 'application/json',
-        'idempotency-key': batchId,
-      }
-      return request('v1/usage', { method: 'post', headers, body, keepalive }, async (response) => {
-        const limit = response.ok ? MAX_USAGE_ANSWER_BYTES : MAX_PROBLEM_BYTES
-        const text = await readBoundedText(response, limit, 'server_rejected').catch(() => '')
-        const now = platform.now()
-        return classifyUsageAnswer(
-          {
-            status: response.status,
-            body: text,
-            date: response.headers.get('date'),
-            failure: response.ok ? undefined : failure(response, text, now),
-          },
-          now,
-        )
-      }).catch(unanswered)
     },
   }
 }
