@@ -1,4 +1,3 @@
-import type { Decision } from '../core/decision.js'
 import type { LicenseServerClient } from '../transport/license-server-client.js'
 import { createMemoryUsageStore } from '../usage/counter-store.js'
 import { checkRecord, checkResource, cleanRecordExtras } from '../usage/validate.js'
@@ -86,7 +85,7 @@ function assembleMetering(
 
     return {
       record,
-      consume: consume.consume as (feature: string, context: CheckContext) => Promise<Decision>,
+      consume: consume.consume,
       consumeHere: consume.consumeHere,
       reserve: creditSpending.reserve,
     }
