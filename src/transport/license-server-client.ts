@@ -41,7 +41,8 @@ export interface RevocationsResponse {
  */
 const MAX_TOKEN_BYTES = 1_048_576
 const MAX_REVOCATIONS_BYTES = 16_777_216
-const MAX_PROBLEM_BYTES = 65_536
+/** A refusal's problem document: the same bound on every endpoint, the usage one's too (`usage-endpoint.ts`). */
+export const MAX_PROBLEM_BYTES = 65_536
 const MAX_CHANGES_BYTES = 1_048_576
 const MAX_LEASE_BYTES = 65_536
 

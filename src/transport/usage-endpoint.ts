@@ -1,11 +1,10 @@
 import { readBoundedText } from './bounded-body.js'
-import type { LicenseServerClient } from './license-server-client.js'
+import { type LicenseServerClient, MAX_PROBLEM_BYTES } from './license-server-client.js'
 import { failure } from './requester.js'
 import { classifyUsageAnswer, type UsageResponse, unanswered } from './usage-response.js'
 
-/** A usage answer holds one short answer per line of a batch; a refusal is a problem document. */
+/** A usage answer holds one short answer per line of a batch. */
 const MAX_USAGE_ANSWER_BYTES = 4_194_304
-const MAX_PROBLEM_BYTES = 65_536
 
 /**
  * Sends one usage batch (`POST v1/usage`, its id as `Idempotency-Key` and in the body, since a beacon-like

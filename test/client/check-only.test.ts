@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { EntitlementClaim } from '../../src/core/claims.js'
-import { createEntitlements, metering } from '../../src/index.js'
+import { createEntitlements, createMemoryStorage, metering } from '../../src/index.js'
 import { createTestIssuer } from '../../src/testing.js'
 import { NOW, NOW_SEC } from '../helpers.js'
 import { clientFixture } from './fixture.js'
@@ -83,6 +83,28 @@ describe('a client made without metering', () => {
     expect(checking.stats().usage).toMatchObject({ recorded: 0, sent: 0 })
     expect(await checking.close()).toEqual({ sent: 0, persisted: 0, dropped: 0 })
     expect(ingest.received).toEqual([])
+  })
+
+  it('leaves usage a metering run journaled in storage for the next client with metering, untouched', async () => {
+    fx.server.sell(subject, PLAN)
+    const ingest = fakeUsageIngest(fx.msw, fx.clock)
+    const storage = createMemoryStorage()
+    const metered = fx.client({ storage })
+    await metered.load(subject)
+    ingest.script.push('hang')
+    metered.record('api-calls', 2, { subject })
+    const closing = metered.close({ deadlineMs: 2000 })
+    await fx.clock.advance(2000)
+    expect(await closing).toEqual({ sent: 0, persisted: 1, dropped: 0 })
+    // A release that only checks runs on the same storage: it neither sends nor drops what it finds there.
+    const checking = fx.client({ storage, metering: undefined })
+    expect((await checking.check('api-calls', { subject })).allowed).toBe(true)
+    expect(await checking.close()).toEqual({ sent: 0, persisted: 0, dropped: 0 })
+    expect(ingest.total(subject, 'api-calls')).toBe(0)
+    // The next release that meters sends it, once.
+    const again = fx.client({ storage })
+    await again.flush()
+    expect(ingest.total(subject, 'api-calls')).toBe(2)
   })
 
   it('refuses usage and fleet options given without the plug-in, and anything else passed as it', async () => {
