@@ -1,4 +1,5 @@
-import { type JSONWebKeySet, type JWTPayload, type JWTVerifyResult, jwtVerify } from 'jose'
+import type { JSONWebKeySet } from 'jose'
+import type { EntitlementTokenClaims } from './claims.js'
 import { checkClaims, formatClaimProblems } from './claims-check.js'
 import { DEFAULTS } from './defaults.js'
 import { type Entitlements, toEntitlements } from './entitlements.js'
@@ -12,6 +13,8 @@ import {
   type RemoteJwksOptions,
 } from './keys.js'
 import { type Lease, readLeaseClaim, verifiedLease } from './lease.js'
+import { checkRegisteredClaims } from './registered-claims.js'
+import { type SignedJwt, verifySignedJwt } from './signed-jwt.js'
 import { ENTITLEMENT_TOKEN_TYPE, LEASE_TOKEN_TYPE, REVOCATION_LIST_TYPE } from './token-type.js'
 
 /** Options of {@link createEntitlementVerifier} and {@link verifyEntitlementToken}. */
@@ -120,23 +123,13 @@ function normalize(options: VerifyOptions): VerifierConfig {
   })
 }
 
-/** The expected issuer or audience, as a message names it. */
-const named = (values: string | readonly string[]) =>
-  (typeof values === 'string' ? [values] : values).map((value) => JSON.stringify(value)).join(' or ')
-
-/** jose's error codes → ours. jose's codes are its public API; its messages are not read. */
-function fromJose(
-  error: unknown,
-  expected: Pick<VerifierConfig, 'issuer' | 'audience'>,
-  typ = ENTITLEMENT_TOKEN_TYPE,
-): EntitlementError {
+/**
+ * jose's error codes → ours. jose's codes are its public API; its messages are not read. What jose no longer checks
+ * (the JWT claims) throws ours already (see registered-claims.ts).
+ */
+function fromJose(error: unknown): EntitlementError {
   if (error instanceof EntitlementError) return error
-  const { code, claim, reason, payload } = (error ?? {}) as {
-    code?: unknown
-    claim?: unknown
-    reason?: unknown
-    payload?: { iss?: unknown; aud?: unknown }
-  }
+  const code = (error as { code?: unknown } | undefined)?.code
   const as = (ours: EntitlementErrorCode, message: string) =>
     new EntitlementError(ours, message, { cause: error })
   switch (code) {
@@ -152,38 +145,7 @@ function fromJose(
       return as('jwks_unavailable', 'the JWK Set could not be used')
     case 'ERR_JOSE_NOT_SUPPORTED':
       return as('header_unsupported', 'the token header asks for something this verifier does not support')
-    case 'ERR_JWT_EXPIRED':
-      return as('token_expired', 'the token has expired')
-    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
-      if (reason === 'missing' && claim !== 'typ') {
-        return as('claims_invalid', `the token has no ${String(claim)} claim`)
-      }
-      switch (claim) {
-        case 'iss':
-          return as(
-            'issuer_invalid',
-            `the token was issued by ${JSON.stringify(payload?.iss)}, not ${named(expected.issuer)}`,
-          )
-        case 'aud':
-          return as(
-            'audience_invalid',
-            `the token is for the audience ${JSON.stringify(payload?.aud)}, not ${named(expected.audience)}`,
-          )
-        case 'nbf':
-        case 'iat':
-          return as('token_not_yet_valid', 'the token is not valid yet')
-        case 'typ':
-          return as(
-            'type_invalid',
-            typ === ENTITLEMENT_TOKEN_TYPE
-              ? `the token header typ must be "${typ}"`
-              : `the header typ must be "${typ}": this is not a signed ${typ === LEASE_TOKEN_TYPE ? 'lease' : 'revocation list'}`,
-          )
-        default:
-          return as('claims_invalid', `the token claim ${String(claim)} is missing or invalid`)
-      }
     case 'ERR_JWS_INVALID':
-    case 'ERR_JWT_INVALID':
       return as('token_malformed', 'the token is not a well-formed JWS')
   }
   // A key of the wrong type for the algorithm surfaces from jose and WebCrypto as a TypeError.
@@ -191,41 +153,44 @@ function fromJose(
   return as('token_malformed', 'the token could not be verified')
 }
 
-async function verifySignatureAndTime(
+/**
+ * A signed token of one kind (`typ`) verified: its signature by jose, its JWT claims by jose's rules (see
+ * registered-claims.ts), against the verifier's issuer, audience, algorithms and clock. `now`, when it reads a time
+ * from the payload, judges the times instead of the verifier's clock.
+ */
+async function verifyTyped(
   token: string,
   config: VerifierConfig,
-  typ = ENTITLEMENT_TOKEN_TYPE,
-  requiredClaims = ['iat', 'exp', 'sub', 'jti'],
-): Promise<JWTVerifyResult> {
-  const options = {
-    algorithms: config.algorithms,
+  kind: { readonly typ: string; readonly required: readonly string[] },
+  now?: (payload: Record<string, unknown>) => number | undefined,
+): Promise<SignedJwt> {
+  let signed: SignedJwt
+  try {
+    signed = await verifySignedJwt(token, config.resolveKey, config.algorithms)
+  } catch (error) {
+    throw fromJose(error)
+  }
+  checkRegisteredClaims(signed.header, signed.payload, {
+    ...kind,
     issuer: config.issuer,
     audience: config.audience,
-    typ,
     clockTolerance: config.clockTolerance,
-    currentDate: new Date(config.now()),
-    requiredClaims,
-  }
-  try {
-    return await jwtVerify(token, config.resolveKey, options)
-  } catch (error) {
-    // With no `kid`, several trusted keys may fit; jose hands them over to be tried in turn.
-    if ((error as { code?: unknown }).code !== 'ERR_JWKS_MULTIPLE_MATCHING_KEYS') throw error
-    let last: unknown = error
-    for await (const key of error as AsyncIterable<CryptoKey>) {
-      try {
-        return await jwtVerify(token, key, options)
-      } catch (candidateError) {
-        last = candidateError
-        if ((candidateError as { code?: unknown }).code !== 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') break
-      }
-    }
-    throw last
-  }
+    now: now?.(signed.payload) ?? config.now(),
+  })
+  return signed
 }
 
+/** What each kind of signed token must carry beside `iss` and `aud`, in the order a missing claim is reported. */
+const ENTITLEMENT_TOKEN = { typ: ENTITLEMENT_TOKEN_TYPE, required: ['jti', 'sub', 'exp', 'iat'] } as const
+const REVOCATION_LIST = { typ: REVOCATION_LIST_TYPE, required: ['iat'] } as const
+const LEASE_TOKEN = { typ: LEASE_TOKEN_TYPE, required: ['sub', 'exp', 'iat'] } as const
+
 /** jose checks `iat` only against a maximum age; something signed "in the future" is a clock game. */
-function assertNotIssuedInFuture(payload: JWTPayload, config: VerifierConfig, what: string): void {
+function assertNotIssuedInFuture(
+  payload: Record<string, unknown>,
+  config: VerifierConfig,
+  what: string,
+): void {
   if (typeof payload.iat === 'number' && payload.iat * 1000 > config.now() + config.clockTolerance * 1000)
     throw new EntitlementError('token_not_yet_valid', `${what} claims to be issued in the future`)
 }
@@ -268,23 +233,11 @@ export function createEntitlementVerifier(options: VerifyOptions): EntitlementVe
           'the token is not a compact JWS (three base64url segments)',
         )
       }
-      let verified: JWTVerifyResult<JWTPayload>
-      try {
-        verified = await verifySignatureAndTime(token, config)
-      } catch (error) {
-        throw fromJose(error, config)
-      }
-      const { payload, protectedHeader } = verified
+      const { header, payload } = await verifyTyped(token, config, ENTITLEMENT_TOKEN)
       assertNotIssuedInFuture(payload, config, 'the token')
       // The rules of `entitlementTokenClaimsSchema`, checked without zod (see claims-check.ts).
-      const checked = checkClaims(payload)
-      if (checked.problems !== undefined) {
-        const what = formatClaimProblems(checked.problems).slice(0, 5).join('; ')
-        throw new EntitlementError('claims_invalid', `the token claims are invalid: ${what}`, {
-          cause: checked.problems,
-        })
-      }
-      return toEntitlements(checked.claims, { alg: protectedHeader.alg, kid: protectedHeader.kid })
+      const claims = claimsOrThrow(checkClaims(payload))
+      return toEntitlements(claims, { alg: header.alg, kid: header.kid })
     },
 
     async verifyRevocationList(list: unknown): Promise<RevocationList> {
@@ -294,12 +247,7 @@ export function createEntitlementVerifier(options: VerifyOptions): EntitlementVe
           'token_malformed',
           'a signed revocation list is a compact JWS of at most 1 MB',
         )
-      let payload: JWTPayload
-      try {
-        ;({ payload } = await verifySignatureAndTime(text, config, REVOCATION_LIST_TYPE, ['iat']))
-      } catch (error) {
-        throw fromJose(error, config, REVOCATION_LIST_TYPE)
-      }
+      const { payload } = await verifyTyped(text, config, REVOCATION_LIST)
       assertNotIssuedInFuture(payload, config, 'the revocation list')
       const revoked = (payload as { revoked?: unknown }).revoked
       if (!Array.isArray(revoked) || !revoked.every((id) => typeof id === 'string' && id.length > 0))
@@ -317,38 +265,27 @@ export function createEntitlementVerifier(options: VerifyOptions): EntitlementVe
   })
 }
 
-/** The signed time of a compact JWS's payload, read before it is verified: only to judge a lease by its own clock. */
-function signedAt(token: string): number | undefined {
-  try {
-    const json = JSON.parse(new TextDecoder().decode(base64url(token.split('.')[1]!))) as { iat?: unknown }
-    return typeof json.iat === 'number' && Number.isFinite(json.iat) ? json.iat : undefined
-  } catch {
-    return undefined
-  }
+/** The claims checked, or the verifier's error naming the first five problems. */
+function claimsOrThrow(checked: ReturnType<typeof checkClaims>): EntitlementTokenClaims {
+  if (checked.problems === undefined) return checked.claims
+  const what = formatClaimProblems(checked.problems).slice(0, 5).join('; ')
+  throw new EntitlementError('claims_invalid', `the token claims are invalid: ${what}`, {
+    cause: checked.problems,
+  })
 }
 
-function base64url(text: string): Uint8Array {
-  const binary = atob(text.replace(/-/g, '+').replace(/_/g, '/'))
-  const bytes = new Uint8Array(binary.length)
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i)
-  return bytes
-}
+/** A lease's own signed time, when it is a number: a lease just received is judged by it. */
+const signedAt = (payload: Record<string, unknown>) =>
+  typeof payload.iat === 'number' && Number.isFinite(payload.iat) ? payload.iat * 1000 : undefined
 
 async function verifyLeaseToken(token: unknown, config: VerifierConfig, received: boolean): Promise<Lease> {
   if (typeof token !== 'string' || token.length > config.maxTokenLength || !COMPACT_JWS.test(token))
     throw new EntitlementError('token_malformed', 'a lease is a compact JWS no longer than a token may be')
   // A lease just received is judged by the server's clock: its own `iat` is "now" for the time checks, and its
   // length counts from its arrival here. The signature, the type, the issuer and the audience are checked alike.
-  const iat = received ? signedAt(token) : undefined
-  const timed = iat === undefined ? config : { ...config, now: () => iat * 1000 }
-  let payload: JWTPayload
-  try {
-    ;({ payload } = await verifySignatureAndTime(token, timed, LEASE_TOKEN_TYPE, ['iat', 'exp', 'sub']))
-  } catch (error) {
-    throw fromJose(error, config, LEASE_TOKEN_TYPE)
-  }
+  const { payload } = await verifyTyped(token, config, LEASE_TOKEN, received ? signedAt : undefined)
   if (!received) assertNotIssuedInFuture(payload, config, 'the lease')
-  const claim = readLeaseClaim(payload as Record<string, unknown>)
+  const claim = readLeaseClaim(payload)
   const { sub, iat: issued, exp } = payload as { sub: unknown; iat: number; exp: number }
   if (claim === undefined || typeof sub !== 'string' || sub.length === 0 || !(exp > issued))
     throw new EntitlementError(
