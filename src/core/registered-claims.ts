@@ -6,6 +6,7 @@ import { ENTITLEMENT_TOKEN_TYPE, LEASE_TOKEN_TYPE } from './token-type.js'
  * read: the header's `typ`, the claims that must be there, `iss`, `aud`, `nbf` and `exp` against the clock with its
  * tolerance. Same order and same outcomes as when jose applied them (its order decides which of several faults a
  * token is refused for), so the error codes a token gets did not change when the verifier stopped using jwtVerify.
+ * One outcome is ours: a clock that reads no number refuses every token (through jose it surfaced as `key_invalid`).
  */
 
 /** What a signed token of one kind must say, and the clock it is judged by. */

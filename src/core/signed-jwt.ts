@@ -5,7 +5,7 @@ import { EntitlementError } from './errors.js'
  * A compact JWT whose signature jose checks (the algorithm allowlist, the key, `crit`, the signature itself), read
  * as a JWT here. jose's `jwtVerify` is `compactVerify` plus a claims-set parser and the JWT claim rules; the rules
  * are in `registered-claims.ts`, written for the three kinds of signed token this package reads, so browser bundles
- * no longer carry jose's general ones (its duration strings, `maxTokenAge`, `subject`): about 0.5 KB gzipped.
+ * no longer carry jose's general ones (its duration strings, `maxTokenAge`, `subject`): 0.8–0.9 KB gzipped a bundle.
  */
 
 /** A verified compact JWT: its protected header and its payload. */

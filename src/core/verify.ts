@@ -185,7 +185,7 @@ const ENTITLEMENT_TOKEN = { typ: ENTITLEMENT_TOKEN_TYPE, required: ['jti', 'sub'
 const REVOCATION_LIST = { typ: REVOCATION_LIST_TYPE, required: ['iat'] } as const
 const LEASE_TOKEN = { typ: LEASE_TOKEN_TYPE, required: ['sub', 'exp', 'iat'] } as const
 
-/** jose checks `iat` only against a maximum age; something signed "in the future" is a clock game. */
+/** The JWT rules check only that `iat` is a number; something signed "in the future" is a clock game. */
 function assertNotIssuedInFuture(
   payload: Record<string, unknown>,
   config: VerifierConfig,
