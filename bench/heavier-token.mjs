@@ -7,8 +7,16 @@
 const FLAG_NAMES = Array.from({ length: 15 }, (_, i) => `flag-${String(i).padStart(2, '0')}`)
 const LIMIT_NAMES = Array.from({ length: 5 }, (_, i) => `limit-${i}`)
 
-/** The `ent` claim, the cap resetting at `resetsAt` (epoch seconds) with `used` units used. */
-export function heavierEntitlement(resetsAt, used = 0) {
+/** Every feature's name, in the token's order. */
+export const HEAVIER_FEATURE_NAMES = [...FLAG_NAMES, ...LIMIT_NAMES, 'api-calls', 'sso']
+
+/**
+ * The `ent` claim, the cap resetting at `resetsAt` (epoch seconds) with `used` units used. `own` makes it one
+ * customer's, as in realistic-token.mjs: its term ends at `own.termEndsAt` (grace two weeks on), its usage counted at
+ * `own.asOf`.
+ */
+export function heavierEntitlement(resetsAt, used = 0, own = undefined) {
+  const termEndsAt = own?.termEndsAt ?? resetsAt + 86_400 * 300
   const upgrade = { plan: 'business', url: 'https://vendor.example/pricing?plan=business' }
   return {
     plan: { id: 'growth', name: 'Growth', tier: 3 },
@@ -16,10 +24,12 @@ export function heavierEntitlement(resetsAt, used = 0) {
     features: {
       ...Object.fromEntries(FLAG_NAMES.map((name) => [name, true])),
       ...Object.fromEntries(LIMIT_NAMES.map((name, i) => [name, { limit: 10 * (i + 1), upgrade }])),
-      'api-calls': { cap: { limit: 1_000_000, period: 'month', used, resetsAt } },
+      'api-calls': {
+        cap: { limit: 1_000_000, period: 'month', used, resetsAt, ...(own && { asOf: own.asOf }) },
+      },
       sso: { addon: 'sso' },
     },
-    term: { expiresAt: resetsAt + 86_400 * 300, graceEndsAt: resetsAt + 86_400 * 314 },
+    term: { expiresAt: termEndsAt, graceEndsAt: termEndsAt + 86_400 * 14 },
     upgrade: { plan: 'enterprise', url: 'https://vendor.example/pricing' },
     upgrades: { audit: { plan: 'enterprise' }, scim: { addon: 'identity' } },
   }

@@ -64,6 +64,7 @@ export type {
   ResourceDecision,
 } from './core/decision.js'
 export type {
+  CapUsage,
   CreditBalanceModel,
   CreditCostModel,
   CreditGrantModel,
@@ -74,9 +75,11 @@ export type {
   FeaturePool,
   RegionRule,
   ResourceGrantModel,
+  TermModel,
 } from './core/entitlements.js'
 export type { EntitlementErrorCode } from './core/errors.js'
 export { EntitlementError, isEntitlementError } from './core/errors.js'
+export { featureTerm } from './core/feature-term.js'
 export type { Algorithm, KeySource, RemoteJwksOptions } from './core/keys.js'
 export type { Lease, LeaseClaim } from './core/lease.js'
 export { isVerifiedLease } from './core/lease.js'

@@ -1,4 +1,4 @@
-import type { Entitlements, FeatureCap } from '../core/entitlements.js'
+import type { Entitlements } from '../core/entitlements.js'
 import { currentWindowEnd } from '../core/period.js'
 import { NEVER } from '../protocol/usage-rules.js'
 
@@ -11,22 +11,17 @@ const HOUR = 3_600_000
  */
 export function windowFor(entitlements: Entitlements | undefined, metric: string, now: number): number {
   const feature = entitlements?.features.get(metric)
-  const cap = feature?.cap ?? feature?.per?.cap
+  const own = feature?.cap
+  // A feature's own cap has its window in the customer's usage snapshot; a per-resource cap carries its own.
+  const cap = own ?? feature?.per?.cap
   if (cap === undefined) {
     if (entitlements !== undefined && entitlements.costs.size > 0 && entitlements.costs.has(metric))
       return NEVER
     return Math.floor(now / HOUR) * HOUR + HOUR
   }
-  if (cap.resetsAt === undefined) return NEVER
-  return currentWindowEnd(cap.period, cap.resetsAt, now) ?? NEVER
-}
-
-/**
- * What the token's usage snapshot counts in the current window: the cap's `used`, or nothing once the window the
- * snapshot belongs to has closed.
- */
-export function snapshotBaseline(cap: FeatureCap, now: number): number {
-  return cap.resetsAt !== undefined && now >= cap.resetsAt ? 0 : cap.used
+  const resetsAt = own === undefined ? feature!.per!.cap!.resetsAt : entitlements!.usage.get(metric)?.resetsAt
+  if (resetsAt === undefined) return NEVER
+  return currentWindowEnd(cap.period, resetsAt, now) ?? NEVER
 }
 
 /** The key of one customer's counter of one metric in one window, in a usage counter store. */

@@ -1,4 +1,8 @@
-import type { CreditBalanceModel, Entitlements, Feature } from './entitlements.js'
+import type { CreditBalanceModel, Entitlements, Feature, TermModel } from './entitlements.js'
+import { featureTerm } from './feature-term.js'
+
+/** The last moment a term grants anything: its grace's end, else its end, else its trial's. */
+const lastEnd = (term: TermModel) => term.graceEndsAt ?? term.expiresAt ?? term.trialEndsAt
 
 /** One difference between two versions of a customer's entitlements, for UIs that react to upgrades. */
 export type EntitlementChange =
@@ -88,8 +92,8 @@ export function diffEntitlements(
     if (old.cap?.limit !== feature.cap?.limit) {
       changes.push({ type: 'cap_changed', feature: name, from: old.cap?.limit, to: feature.cap?.limit })
     }
-    const oldEnd = old.graceEndsAt ?? old.expiresAt ?? old.trialEndsAt
-    const newEnd = feature.graceEndsAt ?? feature.expiresAt ?? feature.trialEndsAt
+    const oldEnd = lastEnd(featureTerm(previous!, old))
+    const newEnd = lastEnd(featureTerm(next, feature))
     if (oldEnd !== newEnd) changes.push({ type: 'term_changed', feature: name, from: oldEnd, to: newEnd })
     const sameRegions =
       sameList(old.regions?.allow, feature.regions?.allow) &&

@@ -1,6 +1,7 @@
+import { usedInWindow } from './cap-usage.js'
 import type { Decision, DecisionContext, DecisionReason, LevelNumbers, ResourceDecision } from './decision.js'
 import { decision, denied, upgradeFor } from './decision-builders.js'
-import type { Entitlements, Feature, FeaturePer } from './entitlements.js'
+import type { CapUsage, Entitlements, Feature, FeatureCap, FeaturePer } from './entitlements.js'
 import { currentWindowEnd } from './period.js'
 
 const level = (limit: number, used: number, remaining: number): LevelNumbers => ({ limit, used, remaining })
@@ -29,10 +30,9 @@ function isOfKind(resource: string, kind: string): boolean {
 }
 
 /** The account's window end for its cap as of `now`: the snapshot's, or the current one once that has closed. */
-function windowEndOf(cap: NonNullable<Feature['cap']>, now: number): number | undefined {
-  return cap.resetsAt !== undefined && now >= cap.resetsAt
-    ? currentWindowEnd(cap.period, cap.resetsAt, now)
-    : cap.resetsAt
+function windowEndOf(cap: FeatureCap, snapshot: CapUsage | undefined, now: number): number | undefined {
+  const resetsAt = snapshot?.resetsAt
+  return resetsAt !== undefined && now >= resetsAt ? currentWindowEnd(cap.period, resetsAt, now) : resetsAt
 }
 
 /**
@@ -62,10 +62,9 @@ export function decideForResource(
   const grant = per.resources.get(id)
   // The account's numbers, whichever level decides: a denial at the resource still shows what the account has left.
   const cap = feature.cap
+  const snapshot = cap === undefined ? undefined : entitlements.usage.get(name)
   const account =
-    cap === undefined
-      ? undefined
-      : numbers(cap.limit, (cap.resetsAt !== undefined && now >= cap.resetsAt ? 0 : cap.used) + accountUsage)
+    cap === undefined ? undefined : numbers(cap.limit, usedInWindow(snapshot, now) + accountUsage)
   let own: LevelNumbers | undefined
   let denial: DecisionReason | undefined
   let deniedBy: ResourceDecision['deniedBy'] = 'resource'
@@ -108,7 +107,7 @@ export function decideForResource(
     // The level with less left binds and shows its numbers (the account, when it denied).
     if (denial !== undefined || own === undefined || own.remaining >= account.remaining) {
       shown = account
-      resetsAt = windowEndOf(cap, now)
+      resetsAt = windowEndOf(cap, snapshot, now)
     }
   }
   const allowed = denial === undefined

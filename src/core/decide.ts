@@ -166,25 +166,30 @@ function decideWithoutCredits(
     return denied(name, 'invalid_request', entitlements)
   }
 
-  // Term: a trial first, then the paid term and its grace period.
+  // Term: a trial first, then the paid term and its grace period. Each end is the feature's own, else the token's
+  // (read here end by end, not through featureTerm(), which makes an object).
+  const own = feature.term
+  const term = entitlements.term
+  const trialEndsAt = own?.trialEndsAt ?? term.trialEndsAt
+  const termEndsAt = own?.expiresAt ?? term.expiresAt
+  const graceEndsAt = own?.graceEndsAt ?? term.graceEndsAt
   let allowedAs: DecisionReason = 'granted'
-  let expiresAt = feature.expiresAt
-  if (feature.trialEndsAt !== undefined) {
-    if (now >= feature.trialEndsAt) {
+  let expiresAt = termEndsAt
+  if (trialEndsAt !== undefined) {
+    if (now >= trialEndsAt) {
       const hint = upgradeFor(entitlements, name, feature)
-      return denied(name, 'trial_ended', entitlements, feature.trialEndsAt, hint)
+      return denied(name, 'trial_ended', entitlements, trialEndsAt, hint)
     }
     allowedAs = 'trial'
-    expiresAt = feature.trialEndsAt
+    expiresAt = trialEndsAt
   }
-  if (feature.expiresAt !== undefined && now >= feature.expiresAt) {
-    if (feature.graceEndsAt === undefined || now >= feature.graceEndsAt) {
-      const ended = feature.graceEndsAt ?? feature.expiresAt
+  if (termEndsAt !== undefined && now >= termEndsAt) {
+    if (graceEndsAt === undefined || now >= graceEndsAt) {
       const hint = upgradeFor(entitlements, name, feature)
-      return denied(name, 'expired', entitlements, ended, hint)
+      return denied(name, 'expired', entitlements, graceEndsAt ?? termEndsAt, hint)
     }
     allowedAs = 'grace_period'
-    expiresAt = feature.graceEndsAt
+    expiresAt = graceEndsAt
   }
 
   const devices = entitlements.devices
@@ -293,8 +298,9 @@ function decideAmounts(
 
   const cap = feature.cap
   if (cap !== undefined) {
-    let used = cap.used
-    let resetsAt = cap.resetsAt
+    const snapshot = entitlements.usage.get(name)
+    let used = snapshot?.used ?? 0
+    let resetsAt = snapshot?.resetsAt
     // The snapshot belongs to a window that has closed: the current window starts from zero.
     if (resetsAt !== undefined && now >= resetsAt) {
       used = 0

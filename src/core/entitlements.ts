@@ -14,20 +14,28 @@ import { type CreditCategory, compareBurnOrder } from './credits.js'
 import { FrozenMap, frozenMap, type KeyLayout, keyLayout } from './frozen-map.js'
 import { createInterner } from './interner.js'
 
-/** A metered cap as the decision engine reads it. Times are epoch milliseconds. */
+/**
+ * A metered cap as the decision engine reads it: what the plan says, the same for everyone on it. What a customer
+ * has used of it is in {@link Entitlements.usage}.
+ */
 export interface FeatureCap {
   readonly limit: number
   readonly period: UsagePeriod
-  /** Units the server had counted in the window ending at `resetsAt` when it signed the token. */
-  readonly used: number
-  readonly resetsAt: number | undefined
-  /** When `used` was counted (epoch milliseconds), if the server said; else `undefined`. */
-  readonly asOf: number | undefined
   /** Past `limit` is allowed as overage, up to `ceiling` if there is one. */
   readonly soft: boolean
   readonly ceiling: number | undefined
   /** Percentages of `limit` to be told of, ascending. */
   readonly thresholds: readonly number[] | undefined
+}
+
+/** A customer's usage of one metered cap, as the server counted it when it signed the token. Epoch milliseconds. */
+export interface CapUsage {
+  /** Units the server had counted in the window ending at `resetsAt`. */
+  readonly used: number
+  /** The end of the window `used` was counted in; `undefined` for a cap whose period is `total`. */
+  readonly resetsAt: number | undefined
+  /** When `used` was counted, if the server said; else `undefined`. */
+  readonly asOf: number | undefined
 }
 
 /** One named resource's own grant in a per-resource feature. */
@@ -113,9 +121,20 @@ export interface RegionRule {
   readonly deny: readonly string[] | undefined
 }
 
+/** A term's ends, epoch milliseconds; each `undefined` when the claims do not say. */
+export interface TermModel {
+  readonly expiresAt: number | undefined
+  readonly graceEndsAt: number | undefined
+  readonly trialEndsAt: number | undefined
+}
+
 /**
- * One granted feature with the token-wide defaults already applied (term, regions, roles, upgrade hint), so a
- * decision reads one object. Times are epoch milliseconds.
+ * One granted feature with the token-wide defaults already applied (regions, roles, upgrade hint, pool), so a
+ * decision reads one object. Its term is its own: where it says nothing, the token's {@link Entitlements.term}
+ * holds (`featureTerm()` reads the two together). Times are epoch milliseconds.
+ *
+ * A feature carries no customer's term so that everyone on a plan shares one: terms end on each customer's own
+ * second, and a term in every feature made every feature of every customer a copy of its own.
  */
 export interface Feature {
   readonly name: string
@@ -127,9 +146,8 @@ export interface Feature {
   /** Percentages of the numeric limit to be told of, ascending. */
   readonly thresholds: readonly number[] | undefined
   readonly cap: FeatureCap | undefined
-  readonly expiresAt: number | undefined
-  readonly graceEndsAt: number | undefined
-  readonly trialEndsAt: number | undefined
+  /** The feature's own term, where its claim has one; each end it leaves out is the token's. */
+  readonly term: TermModel | undefined
   readonly regions: RegionRule | undefined
   readonly roles: readonly string[] | undefined
   readonly upgrade: UpgradeHint | undefined
@@ -157,6 +175,8 @@ export interface Entitlements {
   readonly keyId: string | undefined
   readonly algorithm: string
   readonly plan: Plan
+  /** The license's term: what every feature whose own term does not say inherits. */
+  readonly term: TermModel
   readonly addons: readonly string[]
   /**
    * Granted features by name. A read-only `Map`, so that no name can reach `Object.prototype`. It logs and
@@ -166,6 +186,11 @@ export interface Entitlements {
    */
   readonly features: ReadonlyMap<string, Feature>
   readonly devices: { readonly max: number | undefined; readonly fingerprints: readonly string[] | undefined }
+  /**
+   * Each metered cap's usage at signing, by feature name: one entry for every feature with a `cap`. Apart from the
+   * features, which are the plan's and shared by everyone on it.
+   */
+  readonly usage: ReadonlyMap<string, CapUsage>
   /** Hints for features not in the plan. */
   readonly upgrades: ReadonlyMap<string, UpgradeHint>
   readonly upgrade: UpgradeHint | undefined
@@ -292,6 +317,36 @@ const lastRegions = lastSeen<RegionRule, RegionPolicy>((json, policy) =>
 const regionRule = (policy: RegionPolicy | undefined): RegionRule | undefined =>
   policy && lastRegions('regions', policy)
 
+/**
+ * Terms in milliseconds, the one made last given again when the next is equal: customers whose terms end together
+ * (a co-termed contract, a fleet's tokens for one customer) share one, and each feature's own term is the plan's.
+ * Compared end by end: a term of its own per customer is the common case, and it must cost no JSON key.
+ */
+function termModels() {
+  let last: { readonly claim: Term; readonly made: TermModel } | undefined
+  return (term: Term): TermModel => {
+    if (
+      last !== undefined &&
+      last.claim.expiresAt === term.expiresAt &&
+      last.claim.graceEndsAt === term.graceEndsAt &&
+      last.claim.trialEndsAt === term.trialEndsAt
+    )
+      return last.made
+    const made = Object.freeze({
+      expiresAt: seconds(term.expiresAt),
+      graceEndsAt: seconds(term.graceEndsAt),
+      trialEndsAt: seconds(term.trialEndsAt),
+    })
+    last = {
+      claim: { expiresAt: term.expiresAt, graceEndsAt: term.graceEndsAt, trialEndsAt: term.trialEndsAt },
+      made,
+    }
+    return made
+  }
+}
+const tokenTerm = termModels()
+const ownTerm = termModels()
+
 function perModel(per: PerResource, accountCap: FeatureClaim['cap']): FeaturePer {
   const ids = Object.keys(per.resources ?? {})
   const grants = ids.map((id) => {
@@ -402,18 +457,36 @@ function creditsOf(credits: Record<string, CreditBalance> | undefined) {
   }
 }
 
-/** What a feature takes from its token when it does not say: its term, defaults, pools and costs. */
+/** What a feature takes from its token when it does not say: its defaults, pools and costs. */
 type FeatureDefaults = Pick<Feature, 'regions' | 'roles' | 'upgrade' | 'pool'> & {
-  readonly term: Term | undefined
   readonly pools: ReadonlyMap<string, FeaturePool>
   readonly costs: ReadonlyMap<string, CreditCostModel>
 }
 
 function feature(name: string, claim: FeatureClaim, defaults: FeatureDefaults, context: Context): Feature {
-  // A metered cap carries this customer's usage, and so do a per-resource feature's resources: theirs alone, and
-  // interning them would only churn the table.
-  if (claim.cap !== undefined || claim.per?.resources !== undefined) return makeFeature(name, claim, defaults)
+  const per = claim.per
+  // A per-resource feature carries this customer's own usage (its resources' snapshots, its window): its alone,
+  // and interning it would only churn the table.
+  if (per !== undefined && (per.resources !== undefined || per.cap !== undefined))
+    return makeFeature(name, claim, defaults)
+  // A metered cap's usage is the customer's (Entitlements.usage): the feature is found by its claim without it.
+  if (claim.cap !== undefined) return context.features(name, withoutUsage(claim, claim.cap))
   return context.features(name, claim)
+}
+
+/** A capped feature's claim as the plan says it: its cap without this customer's usage and window. */
+function withoutUsage(claim: FeatureClaim, cap: NonNullable<FeatureClaim['cap']>): FeatureClaim {
+  const { used: _used, resetsAt: _resetsAt, asOf: _asOf, ...plan } = cap
+  return { ...claim, cap: plan as NonNullable<FeatureClaim['cap']> }
+}
+
+/** A cap's usage at signing in milliseconds. */
+function capUsage(cap: NonNullable<FeatureClaim['cap']>): CapUsage {
+  return Object.freeze({
+    used: cap.used,
+    resetsAt: seconds(cap.resetsAt),
+    asOf: cap.asOf === undefined ? undefined : Math.round(cap.asOf * 1000),
+  })
 }
 
 function makeFeature(name: string, claim: FeatureClaim, defaults: FeatureDefaults): Feature {
@@ -429,18 +502,13 @@ function makeFeature(name: string, claim: FeatureClaim, defaults: FeatureDefault
       ? Object.freeze({
           limit: claim.cap.limit,
           period: claim.cap.period,
-          used: claim.cap.used,
-          resetsAt: seconds(claim.cap.resetsAt),
-          asOf: claim.cap.asOf === undefined ? undefined : Math.round(claim.cap.asOf * 1000),
           soft: claim.cap.soft === true,
           ceiling: claim.cap.ceiling,
           thresholds:
             claim.cap.thresholds === undefined ? undefined : Object.freeze([...claim.cap.thresholds]),
         })
       : undefined,
-    expiresAt: seconds(own?.expiresAt ?? defaults.term?.expiresAt),
-    graceEndsAt: seconds(own?.graceEndsAt ?? defaults.term?.graceEndsAt),
-    trialEndsAt: seconds(own?.trialEndsAt ?? defaults.term?.trialEndsAt),
+    term: own === undefined ? undefined : ownTerm(own),
     regions: claim.regions ? regionRule(claim.regions) : defaults.regions,
     roles: shared('roles', claim.roles) ?? defaults.roles,
     upgrade: shared('upgrade', claim.upgrade) ?? defaults.upgrade,
@@ -448,6 +516,29 @@ function makeFeature(name: string, claim: FeatureClaim, defaults: FeatureDefault
     pool: claim.pool === undefined ? defaults.pool : defaults.pools.get(claim.pool),
     cost: defaults.costs.size === 0 ? undefined : defaults.costs.get(name),
   })
+}
+
+/**
+ * The features' map of a token, shared with the token loaded last when it holds the same feature objects in the same
+ * order: with the customer's term and usage apart, everyone on a plan holds the same features, and one map serves
+ * them all (a map of its own cost each customer about 200 bytes). A per-resource feature's resources are one
+ * customer's, so a plan with them has a map per customer, as before.
+ */
+let lastFeatures:
+  | { readonly layout: KeyLayout; readonly values: readonly Feature[]; readonly map: FrozenMap<Feature> }
+  | undefined
+function featureMap(names: readonly string[], values: readonly Feature[]): ReadonlyMap<string, Feature> {
+  const layout = layoutFor(names)
+  const last = lastFeatures
+  if (last?.layout === layout && sameFeatures(last.values, values)) return last.map
+  const map = new FrozenMap(layout, values)
+  lastFeatures = { layout, values, map }
+  return map
+}
+
+function sameFeatures(a: readonly Feature[], b: readonly Feature[]): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
 }
 
 /** Hints for features not in the plan, shared by every token that carries the same ones. */
@@ -488,16 +579,14 @@ export function toEntitlements(
     upgrade: shared('upgrade', ent.upgrade),
     pool: ent.pool === undefined ? undefined : pools.get(ent.pool),
     pools,
-    term: ent.term,
   }
-  // What every feature of this token inherits (the term and the defaults), as one context: each feature's key
+  // What every feature of this token inherits (its defaults; not the term, which is the customer's), as one context: each feature's key
   // then holds only its own claim. Told as the claims they are made from (plain data, compared with the plan's last
   // ones before any key is made), not as the models: a model's maps have no fields to compare.
   // (null for what is absent: a copy made from JSON has null there, and must compare equal.)
   const context = contextOf(
     ent.plan.id,
     [
-      ent.term ?? null,
       ent.regions ?? null,
       ent.roles ?? null,
       ent.upgrade ?? null,
@@ -509,12 +598,18 @@ export function toEntitlements(
   )
   const names: string[] = []
   const values: Feature[] = []
+  const capped: string[] = []
+  const usage: CapUsage[] = []
   for (const name of Object.keys(ent.features)) {
     const claim = ent.features[name]!
     const normalized: FeatureClaim = claim === true ? PLAIN_FLAG : claim
     if (normalized.enabled === false) continue
     names.push(name)
     values.push(feature(name, normalized, defaults, context))
+    if (normalized.cap !== undefined) {
+      capped.push(name)
+      usage.push(capUsage(normalized.cap))
+    }
   }
   const upgrades = ent.upgrades === undefined ? NO_UPGRADES : lastUpgrades('upgrades', ent.upgrades)
 
@@ -529,8 +624,11 @@ export function toEntitlements(
     keyId: header.kid === undefined ? undefined : sharedString(header.kid),
     algorithm: sharedString(header.alg),
     plan: shared('plan', ent.plan)!,
+    term: ent.term === undefined ? NO_TERM : tokenTerm(ent.term),
     addons: ent.addons?.length ? shared('addons', ent.addons)! : EMPTY,
-    features: frozenMap(names, values, layoutFor),
+    features: featureMap(names, values),
+    // A copy of the snapshots as long as they are: the array pushed to keeps room for 17, about 100 bytes more.
+    usage: capped.length === 0 ? NO_USAGE : frozenMap(capped, usage.slice(), layoutFor),
     devices:
       ent.devices === undefined
         ? NO_DEVICES
@@ -548,6 +646,14 @@ export function toEntitlements(
 const NO_CREDITS: ReadonlyMap<string, CreditBalanceModel> = new FrozenMap(keyLayout([]), [])
 const NO_COSTS: ReadonlyMap<string, CreditCostModel> = new FrozenMap(keyLayout([]), [])
 
+const NO_USAGE: ReadonlyMap<string, CapUsage> = new FrozenMap(keyLayout([]), [])
+
 const NO_POOLS: ReadonlyMap<string, FeaturePool> = new FrozenMap(keyLayout([]), [])
+
+const NO_TERM: TermModel = Object.freeze({
+  expiresAt: undefined,
+  graceEndsAt: undefined,
+  trialEndsAt: undefined,
+})
 
 const NO_DEVICES = Object.freeze({ max: undefined, fingerprints: undefined })

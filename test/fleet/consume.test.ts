@@ -161,7 +161,7 @@ describe('consume(): check and use in one step', () => {
     const { made } = await client({ store, policy: 'local' })
     // Another instance has used 6 of 10: this one sees it on its first call.
     await inner.consume({
-      key: `acme:api-calls:${(await made.load())!.features.get('api-calls')!.cap!.resetsAt}`,
+      key: `acme:api-calls:${(await made.load())!.usage.get('api-calls')!.resetsAt}`,
       amount: 6,
       limit: 10,
       baseline: 0,

@@ -127,7 +127,7 @@ describe('a real restart', () => {
     })
     // The server does not hand back the held token (same ETag) once usage moved past its snapshot.
     await second.refresh('acme')
-    expect(second.entitlements('acme')?.features.get('api-calls')?.cap?.used).toBe(5)
+    expect(second.entitlements('acme')?.usage.get('api-calls')?.used).toBe(5)
     expect((await second.consume('api-calls', { subject: 'acme' })).allowed).toBe(false)
     await second.flush()
     expect(await total()).toBe(5)

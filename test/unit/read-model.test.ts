@@ -2,7 +2,7 @@ import { inspect } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import type { FeatureClaim } from '../../src/core/claims.js'
 import type { Feature } from '../../src/core/entitlements.js'
-import { createEntitlementVerifier, decide } from '../../src/index.js'
+import { createEntitlementVerifier, decide, featureTerm } from '../../src/index.js'
 import { createTestIssuer } from '../../src/testing.js'
 import { frozen, NOW, seeded } from '../helpers.js'
 
@@ -34,16 +34,61 @@ describe('the read model a cached customer costs', () => {
     expect(globex.features.get('seats')).toBe(acme.features.get('seats'))
     expect(globex.plan).toBe(acme.plan)
     expect(globex.upgrades).toBe(acme.upgrades)
-    // A metered cap carries the customer's own usage.
-    expect(globex.features.get('calls')).not.toBe(acme.features.get('calls'))
-    expect(acme.features.get('calls')?.cap?.used).toBe(10)
-    expect(globex.features.get('calls')?.cap?.used).toBe(20)
+    // A metered cap is the plan's; what each customer used of it is theirs, beside it: one map of features for both.
+    expect(globex.features).toBe(acme.features)
+    expect(globex.usage).not.toBe(acme.usage)
+    expect(acme.usage.get('calls')).toEqual({ used: 10, resetsAt: resetsAt * 1000, asOf: undefined })
+    expect(globex.usage.get('calls')?.used).toBe(20)
+    expect([...acme.usage.keys()]).toEqual(['calls'])
+    // One feature, each customer's own usage decides: a customer at the cap is refused, the others are not.
+    const hooli = await load('hooli', 1000)
+    expect(hooli.features.get('calls')).toBe(acme.features.get('calls'))
+    expect(decide(hooli, 'calls', { roles: ['admin'] }, NOW).reason).toBe('usage_cap_reached')
+    expect(decide(globex, 'calls', { roles: ['admin'] }, NOW)).toMatchObject({ allowed: true, used: 20 })
     expect(globex.features.get('calls')?.roles).toBe(acme.features.get('calls')?.roles)
     // Equal content only: other roles are other objects, and decide apart.
     const initech = await load('initech', 10, ['owner'])
     expect(initech.features.get('calls')?.roles).toEqual(['owner'])
     expect(decide(initech, 'calls', { roles: ['admin'] }, NOW).reason).toBe('role_missing')
     expect(decide(acme, 'calls', { roles: ['admin'] }, NOW).allowed).toBe(true)
+  })
+
+  it('shares every feature without usage between customers whose terms end on their own second', async () => {
+    const issuer = await createTestIssuer({ now: frozen })
+    const verifier = createEntitlementVerifier(issuer.verifyOptions)
+    const year = Math.floor(NOW / 1000) + 365 * 86_400
+    // As a license server signs them: each order's term ends a year after it, to the second; one feature ends with
+    // its own trial, the rest of its term the customer's.
+    const load = (subject: string, expiresAt: number) =>
+      issuer
+        .issue(
+          {
+            plan: { id: 'team' },
+            features: { export: true, seats: { limit: 10 }, beta: { term: { trialEndsAt: year - 86_400 } } },
+            term: { expiresAt, graceEndsAt: expiresAt + 7 * 86_400 },
+          },
+          { subject, expiresInSec: 2 * 365 * 86_400 },
+        )
+        .then((token) => verifier.verify(token))
+    const acme = await load('acme', year - 3600)
+    const globex = await load('globex', year + 17)
+    for (const name of ['export', 'seats', 'beta'])
+      expect(globex.features.get(name)).toBe(acme.features.get(name))
+    expect(acme.term.expiresAt).toBe((year - 3600) * 1000)
+    expect(globex.term.graceEndsAt).toBe((year + 17 + 7 * 86_400) * 1000)
+    const beta = featureTerm(globex, globex.features.get('beta')!)
+    expect(beta).toEqual({
+      expiresAt: (year + 17) * 1000,
+      graceEndsAt: (year + 17 + 7 * 86_400) * 1000,
+      trialEndsAt: (year - 86_400) * 1000,
+    })
+    // Each customer's own term decides: between the two ends one is in its grace period, the other granted.
+    const between = year * 1000
+    expect(decide(acme, 'export', {}, between).reason).toBe('grace_period')
+    expect(decide(globex, 'export', {}, between).reason).toBe('granted')
+    expect(decide(acme, 'export', {}, (year - 3600 + 7 * 86_400) * 1000).reason).toBe('expired')
+    expect(decide(globex, 'beta', {}, between).reason).toBe('trial_ended')
+    expect(decide(globex, 'beta', {}, between - 2 * 86_400_000).reason).toBe('trial')
   })
 
   it('is frozen all the way down, so sharing cannot let one customer change another', async () => {
@@ -188,19 +233,22 @@ describe('the read model a cached customer costs', () => {
       const feature = entitlements.features.get('export') as Feature
       const { term, regions } = defaults
       const ms = (seconds: number | undefined) => (seconds === undefined ? undefined : seconds * 1000)
-      expect(feature.expiresAt).toBe(ms(term?.expiresAt))
-      expect(feature.graceEndsAt).toBe(ms(term?.graceEndsAt))
+      expect(featureTerm(entitlements, feature).expiresAt).toBe(ms(term?.expiresAt))
+      expect(featureTerm(entitlements, feature).graceEndsAt).toBe(ms(term?.graceEndsAt))
+      expect(feature.term).toBeUndefined()
       expect(feature.roles).toEqual(defaults.roles)
       expect(feature.upgrade).toEqual(defaults.upgrade)
       expect(feature.regions?.allow).toEqual(regions?.allow && ['DE', 'FR'])
       expect(feature.regions?.deny).toEqual(regions?.deny && ['DE', 'FR'])
       expect(feature.pool?.seats).toBe(defaults.pools?.editors.seats)
-      for (const earlier of seen) if (earlier.feature === feature) expect(earlier.defaults).toEqual(defaults)
-      seen.push({ defaults, feature })
+      // The term is the customer's, not the feature's: features differing only by it are one.
+      const { term: _term, ...shaping } = defaults
+      for (const earlier of seen) if (earlier.feature === feature) expect(earlier.defaults).toEqual(shaping)
+      seen.push({ defaults: shaping, feature })
     }
     // Equal defaults did share: one object per distinct set, whatever came between.
     expect(new Set(seen.map(({ feature }) => feature)).size).toBe(
-      new Set(seen.map(({ defaults }) => defaults)).size,
+      new Set(seen.map(({ defaults }) => JSON.stringify(defaults))).size,
     )
   })
 })

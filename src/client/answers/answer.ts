@@ -1,6 +1,8 @@
+import { usedInWindow } from '../../core/cap-usage.js'
 import { decideCounting, deniedForError, isStrings } from '../../core/decide.js'
 import type { Decision, DecisionSource } from '../../core/decision.js'
 import type { Entitlements, Feature, FeaturePool } from '../../core/entitlements.js'
+import { featureTerm } from '../../core/feature-term.js'
 import type { Lease } from '../../core/lease.js'
 import type { MemoryUsageStore } from '../../usage/counter-store.js'
 import { resourceMetric } from '../../usage/local-usage.js'
@@ -13,7 +15,7 @@ import type { Revocations } from '../revocations.js'
 import { type Entry, SINGLE_TENANT_KEY } from '../tokens/cache-entry.js'
 import type { TokenCache } from '../tokens/token-cache.js'
 import type { TrustedClock } from '../trusted-clock.js'
-import { counterKeyOf, snapshotBaseline, windowFor } from '../usage-window.js'
+import { counterKeyOf, windowFor } from '../usage-window.js'
 import type { DecisionStats } from './decision-stats.js'
 import type { MemoTable } from './memo-table.js'
 
@@ -97,12 +99,9 @@ function memoUntil(entitlements: Entitlements, name: string, now: number): numbe
   let until = Math.min(now + 1000, entitlements.expiresAt)
   const feature = entitlements.features.get(name)
   if (feature !== undefined) {
-    for (const moment of [
-      feature.trialEndsAt,
-      feature.expiresAt,
-      feature.graceEndsAt,
-      feature.cap?.resetsAt,
-    ]) {
+    const term = featureTerm(entitlements, feature)
+    const resetsAt = feature.cap === undefined ? undefined : entitlements.usage.get(name)?.resetsAt
+    for (const moment of [term.trialEndsAt, term.expiresAt, term.graceEndsAt, resetsAt]) {
       if (moment !== undefined && moment > now && moment < until) until = moment
     }
   }
@@ -131,16 +130,17 @@ function localUsage(
   const unknown = reservations?.hasUnknown() === true
   if (meter === undefined && !unknown && (localCounters === undefined || localCounters.size === 0)) return 0
   const { entitlements } = entry
-  const cap = (known ?? entitlements.features.get(feature))?.cap
-  if (cap === undefined) return 0
+  if ((known ?? entitlements.features.get(feature))?.cap === undefined) return 0
+  const snapshot = entitlements.usage.get(feature)
+  const asOf = snapshot?.asOf ?? entitlements.issuedAt
   // The counter's key costs two encodings: made only when the local counters or a crashed run's units need it.
   const counted = meter === undefined && localCounters !== undefined
-  if (!counted && !unknown) return meter!.unreported(key, feature, now, cap.asOf ?? entitlements.issuedAt)
-  let units = meter === undefined ? 0 : meter.unreported(key, feature, now, cap.asOf ?? entitlements.issuedAt)
+  if (!counted && !unknown) return meter!.unreported(key, feature, now, asOf)
+  let units = meter === undefined ? 0 : meter.unreported(key, feature, now, asOf)
   const counterKey = counterKeyOf(entitlements.subject, feature, windowFor(entitlements, feature, now))
   if (counted) {
     const here = localCounters!.peek(counterKey)
-    if (here !== undefined) units += Math.max(0, here - snapshotBaseline(cap, now))
+    if (here !== undefined) units += Math.max(0, here - usedInWindow(snapshot, now))
   }
   return unknown ? units + reservations!.unknown(counterKey, now) : units
 }
@@ -162,7 +162,12 @@ function resourceUsage(
   if (found?.per?.cap === undefined || typeof resource !== 'string') return 0
   const name = resourceMetric(feature, resource)
   if (counted.meter !== undefined)
-    return counted.meter.unreported(key, name, now, found.cap?.asOf ?? entitlements.issuedAt)
+    return counted.meter.unreported(
+      key,
+      name,
+      now,
+      entitlements.usage.get(feature)?.asOf ?? entitlements.issuedAt,
+    )
   const window = windowFor(entitlements, feature, now)
   return counted.localCounters?.peek(counterKeyOf(entitlements.subject, name, window)) ?? 0
 }
@@ -364,10 +369,10 @@ export function createAnswerer(parts: AnswererParts) {
 
   /** A metered cap's usage in its current window as checks count it: the token's snapshot and what is local. */
   function usedNow(entry: Entry, key: string, feature: string): number {
-    const cap = entry.entitlements.features.get(feature)?.cap
-    if (cap === undefined) return 0
+    const { entitlements } = entry
+    if (entitlements.features.get(feature)?.cap === undefined) return 0
     const now = platform.now()
-    return snapshotBaseline(cap, now) + localUsage(parts, entry, key, feature, now)
+    return usedInWindow(entitlements.usage.get(feature), now) + localUsage(parts, entry, key, feature, now)
   }
 
   return { answer, invalidate, fold, usedNow }

@@ -1,3 +1,4 @@
+import { usedInWindow } from '../../core/cap-usage.js'
 import { creditCost } from '../../core/credits.js'
 import type { Decision } from '../../core/decision.js'
 import type { Entitlements } from '../../core/entitlements.js'
@@ -8,7 +9,7 @@ import type { Answerer } from '../answers/answer.js'
 import { creditCounterKey } from '../credits/credit-book.js'
 import type { CheckContext } from '../options.js'
 import type { Entry } from '../tokens/cache-entry.js'
-import { counterKeyOf, snapshotBaseline, windowFor } from '../usage-window.js'
+import { counterKeyOf, windowFor } from '../usage-window.js'
 import type { Reservation, Reservations } from './reservations.js'
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
@@ -100,7 +101,7 @@ export function createConsumeHere(parts: {
           key: counterKeyOf(subject, feature, windowEnd),
           amount,
           limit: cap.limit,
-          baseline: snapshotBaseline(cap, now),
+          baseline: usedInWindow(entry.entitlements.usage.get(feature), now),
           expiresAt: windowEnd === NEVER ? undefined : windowEnd,
           force: true,
         })

@@ -1,3 +1,4 @@
+import { usedInWindow } from '../../core/cap-usage.js'
 import type { Decision } from '../../core/decision.js'
 import { EntitlementError } from '../../core/errors.js'
 import { NEVER } from '../../protocol/usage-rules.js'
@@ -5,7 +6,7 @@ import { type Answerer, fallbackDecision } from '../answers/answer.js'
 import type { DecisionStats } from '../answers/decision-stats.js'
 import type { CheckContext, ErrorEvent } from '../options.js'
 import type { Entry } from '../tokens/cache-entry.js'
-import { counterKeyOf, snapshotBaseline, windowFor } from '../usage-window.js'
+import { counterKeyOf, windowFor } from '../usage-window.js'
 import type { Use } from './consume-here.js'
 import type { createConsumeResourceInFleet } from './consume-resource-in-fleet.js'
 
@@ -73,7 +74,7 @@ export function createConsumeInFleet(parts: {
     const entitlements = entry.entitlements
     const now = parts.now()
     const windowEnd = windowFor(entitlements, feature, now)
-    const baseline = snapshotBaseline(cap, now)
+    const baseline = usedInWindow(entitlements.usage.get(feature), now)
     const counterKey = counterKeyOf(entitlements.subject, feature, windowEnd)
     // A soft cap is counted up to its ceiling (or without bound): what the fleet counts past the limit is overage.
     const bound = cap.soft ? (cap.ceiling ?? Number.MAX_SAFE_INTEGER) : cap.limit

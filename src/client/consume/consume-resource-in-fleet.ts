@@ -1,3 +1,4 @@
+import { usedInWindow } from '../../core/cap-usage.js'
 import type { Decision } from '../../core/decision.js'
 import { EntitlementError } from '../../core/errors.js'
 import { NEVER } from '../../protocol/usage-rules.js'
@@ -7,7 +8,7 @@ import { type Answerer, fallbackDecision } from '../answers/answer.js'
 import type { DecisionStats } from '../answers/decision-stats.js'
 import type { CheckContext, ErrorEvent } from '../options.js'
 import type { Entry } from '../tokens/cache-entry.js'
-import { snapshotBaseline, windowFor } from '../usage-window.js'
+import { windowFor } from '../usage-window.js'
 import type { Use } from './consume-here.js'
 import { asTheStoreCounted } from './consume-in-fleet.js'
 
@@ -66,7 +67,7 @@ export function createConsumeResourceInFleet(parts: {
             key: keyOf(feature),
             amount,
             limit: cap.soft ? (cap.ceiling ?? UNBOUNDED) : cap.limit,
-            baseline: snapshotBaseline(cap, now),
+            baseline: usedInWindow(entitlements.usage.get(feature), now),
             expiresAt,
           }
     let result: Awaited<ReturnType<ConsumeAll>>
