@@ -580,9 +580,9 @@ export function toEntitlements(
     pool: ent.pool === undefined ? undefined : pools.get(ent.pool),
     pools,
   }
-  // What every feature of this token inherits (its defaults; not the term, which is the customer's), as one context: each feature's key
-  // then holds only its own claim. Told as the claims they are made from (plain data, compared with the plan's last
-  // ones before any key is made), not as the models: a model's maps have no fields to compare.
+  // What every feature of this token inherits (its defaults; not the term, which is the customer's), as one context:
+  // each feature's key then holds only its own claim. Told as the claims they are made from (plain data, compared
+  // with the plan's last ones before any key is made), not as the models: a model's maps have no fields to compare.
   // (null for what is absent: a copy made from JSON has null there, and must compare equal.)
   const context = contextOf(
     ent.plan.id,
