@@ -2,7 +2,7 @@ import { inspect } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import type { FeatureClaim } from '../../src/core/claims.js'
 import type { Feature } from '../../src/core/entitlements.js'
-import { createEntitlementVerifier, decide, featureTerm } from '../../src/index.js'
+import { createEntitlementVerifier, decide, diffEntitlements, featureTerm } from '../../src/index.js'
 import { createTestIssuer } from '../../src/testing.js'
 import { frozen, NOW, seeded } from '../helpers.js'
 
@@ -89,6 +89,41 @@ describe('the read model a cached customer costs', () => {
     expect(decide(acme, 'export', {}, (year - 3600 + 7 * 86_400) * 1000).reason).toBe('expired')
     expect(decide(globex, 'beta', {}, between).reason).toBe('trial_ended')
     expect(decide(globex, 'beta', {}, between - 2 * 86_400_000).reason).toBe('trial')
+  })
+
+  it('tells a renewal as a term change of each feature that inherits it, and new usage as no change', async () => {
+    const issuer = await createTestIssuer({ now: frozen })
+    const verifier = createEntitlementVerifier(issuer.verifyOptions)
+    const year = Math.floor(NOW / 1000) + 365 * 86_400
+    const own = { expiresAt: year + 30 * 86_400, graceEndsAt: year + 40 * 86_400 }
+    const load = (expiresAt: number, used: number) =>
+      issuer
+        .issue(
+          {
+            plan: { id: 'team' },
+            features: {
+              export: true,
+              calls: { cap: { limit: 100, period: 'month', used, resetsAt } },
+              // Its own term in full: the license's renewal does not move it.
+              legacy: { term: own },
+            },
+            term: { expiresAt, graceEndsAt: expiresAt + 7 * 86_400 },
+          },
+          { subject: 'acme' },
+        )
+        .then((token) => verifier.verify(token))
+    const before = await load(year, 10)
+    const used = await load(year, 60)
+    const renewed = await load(year + 365 * 86_400, 60)
+    expect(used.features).toBe(before.features)
+    expect(diffEntitlements(before, used)).toEqual([])
+    const end = (year + 7 * 86_400) * 1000
+    const next = end + 365 * 86_400_000
+    expect(diffEntitlements(used, renewed)).toEqual([
+      { type: 'term_changed', feature: 'export', from: end, to: next },
+      { type: 'term_changed', feature: 'calls', from: end, to: next },
+    ])
+    expect(featureTerm(renewed, renewed.features.get('legacy')!).graceEndsAt).toBe(own.graceEndsAt * 1000)
   })
 
   it('is frozen all the way down, so sharing cannot let one customer change another', async () => {

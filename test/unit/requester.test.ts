@@ -166,3 +166,45 @@ describe('one request to the license server', () => {
     expect(await answer).toBe('token')
   })
 })
+
+describe('a bounded body', () => {
+  /** A body that arrives in the chunks given. */
+  const streamed = (...chunks: Uint8Array[]) =>
+    new Response(
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (const chunk of chunks) controller.enqueue(chunk)
+          controller.close()
+        },
+      }),
+    )
+
+  it('reads text whose characters are cut between chunks, and an empty body', async () => {
+    const bytes = new TextEncoder().encode('entitlement: é, 漢, 🎫 ok')
+    // Every cut, each of them inside some multi-byte character for one of the positions.
+    for (let cut = 1; cut < bytes.length; cut++) {
+      const text = await readBoundedText(
+        streamed(bytes.slice(0, cut), bytes.slice(cut)),
+        1024,
+        'token_too_large',
+      )
+      expect(text).toBe('entitlement: é, 漢, 🎫 ok')
+    }
+    const three = [bytes.slice(0, 15), bytes.slice(15, 17), bytes.slice(17)]
+    expect(await readBoundedText(streamed(...three), 1024, 'token_too_large')).toBe(
+      'entitlement: é, 漢, 🎫 ok',
+    )
+    expect(await readBoundedText(streamed(), 1024, 'token_too_large')).toBe('')
+    expect(await readBoundedText(new Response(null), 1024, 'token_too_large')).toBe('')
+  })
+
+  it('refuses a body past its bound with the code given, counting bytes across chunks', async () => {
+    const kilobyte = new Uint8Array(1024).fill(97)
+    const refused = await readBoundedText(streamed(kilobyte, kilobyte), 2047, 'token_too_large').catch(
+      (e) => e,
+    )
+    expect(refused).toBeInstanceOf(EntitlementError)
+    expect(refused.code).toBe('token_too_large')
+    expect(await readBoundedText(streamed(kilobyte, kilobyte), 2048, 'token_too_large')).toHaveLength(2048)
+  })
+})
