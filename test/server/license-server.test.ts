@@ -195,6 +195,25 @@ describe('tokens for the SDK', () => {
     expect(decide(entitlements, 'export', {}, clock.now).expiresAt).toBe(Date.UTC(2027, 10, 25, 12, 0, 0))
   })
 
+  it('signs customers on one plan tokens whose read models share every feature, each with its own term', async () => {
+    await server.purchase('acme', 'team')
+    // Another order an hour and 17 seconds on: its term ends on its own second.
+    clock.now += 3_600_000 + 17_000
+    await server.purchase('globex', 'team')
+    const [acme, globex] = [await tokenOf('acme'), await tokenOf('globex')]
+    expect(globex.features).toBe(acme.features)
+    expect(globex.term.expiresAt! - acme.term.expiresAt!).toBe(3_600_000 + 17_000)
+    // Each month of usage runs from its own order's day and second; both were counted as their tokens were signed.
+    expect(globex.usage.get('api-calls')!.resetsAt! - acme.usage.get('api-calls')!.resetsAt!).toBe(3_617_000)
+    expect([acme.usage.get('api-calls')!.asOf, globex.usage.get('api-calls')!.asOf]).toEqual([
+      clock.now,
+      clock.now,
+    ])
+    // One feature object, each customer's own term in the answer.
+    expect(decide(acme, 'export', {}, clock.now).expiresAt).toBe(acme.term.expiresAt)
+    expect(decide(globex, 'export', {}, clock.now).expiresAt).toBe(globex.term.expiresAt)
+  })
+
   it('reuses the token while it is young (ETag, 304) and issues a new one past half its life', async () => {
     await server.purchase('acme')
     const first = await server.call('GET', '/v1/entitlements/acme', SERVICE)
