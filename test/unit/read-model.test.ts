@@ -142,6 +142,16 @@ describe('the read model a cached customer costs', () => {
     expect(() => roles.push('guest')).toThrow(TypeError)
     expect('set' in acme.features).toBe(false)
     expect(globex.features.get('seats')?.limit).toBe(10)
+    // What is the customer's own is frozen too: its term, its usage map and each snapshot in it.
+    expect(Object.isFrozen(acme.term)).toBe(true)
+    expect(Object.isFrozen(acme.features.get('calls')!.cap)).toBe(true)
+    const snapshot = acme.usage.get('calls') as { used: number }
+    expect(Object.isFrozen(snapshot)).toBe(true)
+    expect(() => {
+      snapshot.used = 0
+    }).toThrow(TypeError)
+    expect('set' in acme.usage).toBe(false)
+    expect(globex.usage.get('calls')?.used).toBe(10)
   })
 
   it('answers as a ReadonlyMap does, and no name reaches Object.prototype', async () => {
