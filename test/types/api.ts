@@ -12,6 +12,7 @@ import {
   type Entitlements,
   type EntitlementsClient,
   type FlushResult,
+  featureTerm,
   type Metering,
   metering,
   type UsageLine,
@@ -50,8 +51,21 @@ export async function usage(): Promise<void> {
   const withVerifier = await checkEntitlement(token, 'export', { verifier, now: () => 0 })
   const issuer = await createTestIssuer({ alg: 'ES256' })
   await issuer.issue({ plan: { id: 'pro' }, features: { export: true, seats: { limit: 5 } } })
+  const feature = entitlements.features.get('x')
+  // The customer's term and usage are beside the plan's features, not in them.
+  const ends: number | undefined = feature && featureTerm(entitlements, feature).graceEndsAt
+  const used: number | undefined = entitlements.usage.get('api-calls')?.used
+  const own: number | undefined = feature?.term?.trialEndsAt
+  // @ts-expect-error a feature no longer carries the license's term
+  void feature?.expiresAt
+  // @ts-expect-error a cap no longer carries the customer's usage
+  void feature?.cap?.used
   void [
     entitlements.features.get('x')?.limit,
+    entitlements.term.expiresAt,
+    ends,
+    used,
+    own,
     reason,
     remaining,
     fromCheck.upgrade?.url,
