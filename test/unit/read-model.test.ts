@@ -53,79 +53,6 @@ describe('the read model a cached customer costs', () => {
     expect(decide(acme, 'calls', { roles: ['admin'] }, NOW).allowed).toBe(true)
   })
 
-  it('shares every feature without usage between customers whose terms end on their own second', async () => {
-    const issuer = await createTestIssuer({ now: frozen })
-    const verifier = createEntitlementVerifier(issuer.verifyOptions)
-    const year = Math.floor(NOW / 1000) + 365 * 86_400
-    // As a license server signs them: each order's term ends a year after it, to the second; one feature ends with
-    // its own trial, the rest of its term the customer's.
-    const load = (subject: string, expiresAt: number) =>
-      issuer
-        .issue(
-          {
-            plan: { id: 'team' },
-            features: { export: true, seats: { limit: 10 }, beta: { term: { trialEndsAt: year - 86_400 } } },
-            term: { expiresAt, graceEndsAt: expiresAt + 7 * 86_400 },
-          },
-          { subject, expiresInSec: 2 * 365 * 86_400 },
-        )
-        .then((token) => verifier.verify(token))
-    const acme = await load('acme', year - 3600)
-    const globex = await load('globex', year + 17)
-    for (const name of ['export', 'seats', 'beta'])
-      expect(globex.features.get(name)).toBe(acme.features.get(name))
-    expect(acme.term.expiresAt).toBe((year - 3600) * 1000)
-    expect(globex.term.graceEndsAt).toBe((year + 17 + 7 * 86_400) * 1000)
-    const beta = featureTerm(globex, globex.features.get('beta')!)
-    expect(beta).toEqual({
-      expiresAt: (year + 17) * 1000,
-      graceEndsAt: (year + 17 + 7 * 86_400) * 1000,
-      trialEndsAt: (year - 86_400) * 1000,
-    })
-    // Each customer's own term decides: between the two ends one is in its grace period, the other granted.
-    const between = year * 1000
-    expect(decide(acme, 'export', {}, between).reason).toBe('grace_period')
-    expect(decide(globex, 'export', {}, between).reason).toBe('granted')
-    expect(decide(acme, 'export', {}, (year - 3600 + 7 * 86_400) * 1000).reason).toBe('expired')
-    expect(decide(globex, 'beta', {}, between).reason).toBe('trial_ended')
-    expect(decide(globex, 'beta', {}, between - 2 * 86_400_000).reason).toBe('trial')
-  })
-
-  it('tells a renewal as a term change of each feature that inherits it, and new usage as no change', async () => {
-    const issuer = await createTestIssuer({ now: frozen })
-    const verifier = createEntitlementVerifier(issuer.verifyOptions)
-    const year = Math.floor(NOW / 1000) + 365 * 86_400
-    const own = { expiresAt: year + 30 * 86_400, graceEndsAt: year + 40 * 86_400 }
-    const load = (expiresAt: number, used: number) =>
-      issuer
-        .issue(
-          {
-            plan: { id: 'team' },
-            features: {
-              export: true,
-              calls: { cap: { limit: 100, period: 'month', used, resetsAt } },
-              // Its own term in full: the license's renewal does not move it.
-              legacy: { term: own },
-            },
-            term: { expiresAt, graceEndsAt: expiresAt + 7 * 86_400 },
-          },
-          { subject: 'acme' },
-        )
-        .then((token) => verifier.verify(token))
-    const before = await load(year, 10)
-    const used = await load(year, 60)
-    const renewed = await load(year + 365 * 86_400, 60)
-    expect(used.features).toBe(before.features)
-    expect(diffEntitlements(before, used)).toEqual([])
-    const end = (year + 7 * 86_400) * 1000
-    const next = end + 365 * 86_400_000
-    expect(diffEntitlements(used, renewed)).toEqual([
-      { type: 'term_changed', feature: 'export', from: end, to: next },
-      { type: 'term_changed', feature: 'calls', from: end, to: next },
-    ])
-    expect(featureTerm(renewed, renewed.features.get('legacy')!).graceEndsAt).toBe(own.graceEndsAt * 1000)
-  })
-
   it('is frozen all the way down, so sharing cannot let one customer change another', async () => {
     const { load } = await setup()
     const acme = await load('acme', 10)
@@ -190,7 +117,9 @@ describe('the read model a cached customer costs', () => {
     expect(json.features.seats).toMatchObject({ name: 'seats', limit: 10 })
     expect(json.upgrades).toEqual({ sso: { plan: 'business' } })
   })
+})
 
+describe('what the read model shares, over generated claims and defaults', () => {
   it('shares a feature only between equal claims, whatever order plans that differ by one value come in', async () => {
     const issuer = await createTestIssuer({ now: frozen })
     const verifier = createEntitlementVerifier(issuer.verifyOptions)
@@ -295,5 +224,80 @@ describe('the read model a cached customer costs', () => {
     expect(new Set(seen.map(({ feature }) => feature)).size).toBe(
       new Set(seen.map(({ defaults }) => JSON.stringify(defaults))).size,
     )
+  })
+})
+
+describe("the read model's customer parts: the license's term and the caps' usage", () => {
+  it('shares every feature without usage between customers whose terms end on their own second', async () => {
+    const issuer = await createTestIssuer({ now: frozen })
+    const verifier = createEntitlementVerifier(issuer.verifyOptions)
+    const year = Math.floor(NOW / 1000) + 365 * 86_400
+    // As a license server signs them: each order's term ends a year after it, to the second; one feature ends with
+    // its own trial, the rest of its term the customer's.
+    const load = (subject: string, expiresAt: number) =>
+      issuer
+        .issue(
+          {
+            plan: { id: 'team' },
+            features: { export: true, seats: { limit: 10 }, beta: { term: { trialEndsAt: year - 86_400 } } },
+            term: { expiresAt, graceEndsAt: expiresAt + 7 * 86_400 },
+          },
+          { subject, expiresInSec: 2 * 365 * 86_400 },
+        )
+        .then((token) => verifier.verify(token))
+    const acme = await load('acme', year - 3600)
+    const globex = await load('globex', year + 17)
+    for (const name of ['export', 'seats', 'beta'])
+      expect(globex.features.get(name)).toBe(acme.features.get(name))
+    expect(acme.term.expiresAt).toBe((year - 3600) * 1000)
+    expect(globex.term.graceEndsAt).toBe((year + 17 + 7 * 86_400) * 1000)
+    const beta = featureTerm(globex, globex.features.get('beta')!)
+    expect(beta).toEqual({
+      expiresAt: (year + 17) * 1000,
+      graceEndsAt: (year + 17 + 7 * 86_400) * 1000,
+      trialEndsAt: (year - 86_400) * 1000,
+    })
+    // Each customer's own term decides: between the two ends one is in its grace period, the other granted.
+    const between = year * 1000
+    expect(decide(acme, 'export', {}, between).reason).toBe('grace_period')
+    expect(decide(globex, 'export', {}, between).reason).toBe('granted')
+    expect(decide(acme, 'export', {}, (year - 3600 + 7 * 86_400) * 1000).reason).toBe('expired')
+    expect(decide(globex, 'beta', {}, between).reason).toBe('trial_ended')
+    expect(decide(globex, 'beta', {}, between - 2 * 86_400_000).reason).toBe('trial')
+  })
+
+  it('tells a renewal as a term change of each feature that inherits it, and new usage as no change', async () => {
+    const issuer = await createTestIssuer({ now: frozen })
+    const verifier = createEntitlementVerifier(issuer.verifyOptions)
+    const year = Math.floor(NOW / 1000) + 365 * 86_400
+    const own = { expiresAt: year + 30 * 86_400, graceEndsAt: year + 40 * 86_400 }
+    const load = (expiresAt: number, used: number) =>
+      issuer
+        .issue(
+          {
+            plan: { id: 'team' },
+            features: {
+              export: true,
+              calls: { cap: { limit: 100, period: 'month', used, resetsAt } },
+              // Its own term in full: the license's renewal does not move it.
+              legacy: { term: own },
+            },
+            term: { expiresAt, graceEndsAt: expiresAt + 7 * 86_400 },
+          },
+          { subject: 'acme' },
+        )
+        .then((token) => verifier.verify(token))
+    const before = await load(year, 10)
+    const used = await load(year, 60)
+    const renewed = await load(year + 365 * 86_400, 60)
+    expect(used.features).toBe(before.features)
+    expect(diffEntitlements(before, used)).toEqual([])
+    const end = (year + 7 * 86_400) * 1000
+    const next = end + 365 * 86_400_000
+    expect(diffEntitlements(used, renewed)).toEqual([
+      { type: 'term_changed', feature: 'export', from: end, to: next },
+      { type: 'term_changed', feature: 'calls', from: end, to: next },
+    ])
+    expect(featureTerm(renewed, renewed.features.get('legacy')!).graceEndsAt).toBe(own.graceEndsAt * 1000)
   })
 })
