@@ -21,7 +21,12 @@ async function measure() {
   for (let i = 0; i < N; i += 500)
     await Promise.all(
       subjects.slice(i, i + 500).map(async (subject, j) => {
-        const claims = realisticEntitlement(resetsAt, ((i + j) * 7919) % 100_000)
+        // Each customer's own, as bench:scale signs them: its term to the second, its billing day, its asOf.
+        const n = i + j
+        const claims = realisticEntitlement(resetsAt + (n % 28) * 86_400, (n * 7919) % 100_000, {
+          termEndsAt: resetsAt + 300 * 86_400 + n,
+          asOf: Date.now() / 1000,
+        })
         tokens.set(subject, await issuer.issue(claims, { subject, expiresInSec: 24 * 3600 }))
       }),
     )
