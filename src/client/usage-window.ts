@@ -1,3 +1,4 @@
+import type { UsagePeriod } from '../core/claims.js'
 import type { Entitlements } from '../core/entitlements.js'
 import { currentWindowEnd } from '../core/period.js'
 import { NEVER } from '../protocol/usage-rules.js'
@@ -11,17 +12,19 @@ const HOUR = 3_600_000
  */
 export function windowFor(entitlements: Entitlements | undefined, metric: string, now: number): number {
   const feature = entitlements?.features.get(metric)
-  const own = feature?.cap
   // A feature's own cap has its window in the customer's usage snapshot; a per-resource cap carries its own.
-  const cap = own ?? feature?.per?.cap
-  if (cap === undefined) {
-    if (entitlements !== undefined && entitlements.costs.size > 0 && entitlements.costs.has(metric))
-      return NEVER
-    return Math.floor(now / HOUR) * HOUR + HOUR
-  }
-  const resetsAt = own === undefined ? feature!.per!.cap!.resetsAt : entitlements!.usage.get(metric)?.resetsAt
+  if (feature?.cap !== undefined)
+    return windowEnd(feature.cap.period, entitlements!.usage.get(metric)?.resetsAt, now)
+  const perResource = feature?.per?.cap
+  if (perResource !== undefined) return windowEnd(perResource.period, perResource.resetsAt, now)
+  if (entitlements !== undefined && entitlements.costs.size > 0 && entitlements.costs.has(metric))
+    return NEVER
+  return Math.floor(now / HOUR) * HOUR + HOUR
+}
+
+function windowEnd(period: UsagePeriod, resetsAt: number | undefined, now: number): number {
   if (resetsAt === undefined) return NEVER
-  return currentWindowEnd(cap.period, resetsAt, now) ?? NEVER
+  return currentWindowEnd(period, resetsAt, now) ?? NEVER
 }
 
 /** The key of one customer's counter of one metric in one window, in a usage counter store. */

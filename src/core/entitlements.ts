@@ -254,8 +254,9 @@ function lastSeen<V, T, A = undefined>(share: (json: string, value: T, kind: str
 }
 
 /**
- * What every feature of a token inherits (its term and defaults): its features seen last by name, each made with
- * the defaults of the first token of this context (every later one's are equal to them: they are its key).
+ * What every feature of a token inherits (its defaults: regions, roles, hints, pools, costs; not the term, which is
+ * the customer's): its features seen last by name, each made with the defaults of the first token of this context
+ * (every later one's are equal to them: they are its key).
  */
 interface Context {
   readonly features: (name: string, claim: FeatureClaim) => Feature
