@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { createDecisionStats } from '../../src/client/answers/decision-stats.js'
 import { createMemoTable } from '../../src/client/answers/memo-table.js'
+import { memoSlotsFor } from '../../src/client/assemble.js'
 import type { Entry } from '../../src/client/tokens/cache-entry.js'
 import type { Decision } from '../../src/core/decision.js'
 import type { Entitlements } from '../../src/core/entitlements.js'
@@ -14,6 +15,8 @@ const entry = (id: number, memoBase = 0) =>
     memoBase,
     generation: 0,
     memoized: false,
+    recentFeature: undefined,
+    recentSlot: undefined,
     layout: undefined,
     entitlements: { features: new Map([['reports', { roles: ['admin', 'analyst'] }]]) },
   }) as unknown as Entry
@@ -93,6 +96,8 @@ describe('the memo table', () => {
           memoBase: table.allocate({ features } as unknown as Entitlements),
           generation: 0,
           memoized: false,
+          recentFeature: undefined,
+          recentSlot: undefined,
           layout,
           entitlements: { features },
         }) as unknown as Entry,
@@ -108,5 +113,76 @@ describe('the memo table', () => {
       for (const name of names) table.set(customer, name, decision(name, true), 0, 1000, undefined)
     for (const customer of round)
       for (const name of names) expect(table.get(customer, name, 10, undefined)?.feature).toBe(name)
+  })
+
+  // An entry names the slot of its most recent answer, to reach it without the table's lookups. Each way that slot
+  // can stop holding that answer must send the next check back to the table, never to the answer left there.
+  describe("an entry's most recent slot", () => {
+    // Two customers whose blocks start on the same slot of a table of 256: their answers to one feature compete.
+    const table = () => createMemoTable(256, createDecisionStats())
+    const rivals = () => [entry(1, 0), entry(2, 256)] as const
+
+    it('is not followed once another customer has taken the slot', () => {
+      const memos = table()
+      const [first, second] = rivals()
+      memos.set(first, 'export', decision('export', true), 0, 1000, undefined)
+      expect(memos.get(first, 'export', 10, undefined)?.allowed).toBe(true)
+      // The first answer is past at 1000: the second customer's answer takes the slot.
+      expect(memos.wants(second, 'export', 1000)).toBe(true)
+      memos.set(second, 'export', decision('export', false), 1000, 2000, undefined)
+      expect(memos.get(first, 'export', 1010, undefined)).toBeUndefined()
+      expect(memos.get(second, 'export', 1010, undefined)?.allowed).toBe(false)
+      // And back again: the first customer's new answer, never the second's.
+      memos.set(first, 'export', decision('export', true), 2000, 3000, undefined)
+      expect(memos.get(first, 'export', 2010, undefined)?.allowed).toBe(true)
+      expect(memos.get(second, 'export', 2010, undefined)).toBeUndefined()
+    })
+
+    it('is not followed once its answer is forgotten, or its entry has moved on a generation', () => {
+      const memos = table()
+      const holder = entry(3)
+      memos.set(holder, 'export', decision('export', true), 0, 1000, undefined)
+      expect(memos.get(holder, 'export', 10, undefined)).toBeDefined()
+      memos.invalidate(holder, 'export')
+      expect(memos.get(holder, 'export', 10, undefined)).toBeUndefined()
+      memos.set(holder, 'export', decision('export', true), 20, 1000, undefined)
+      expect(memos.get(holder, 'export', 30, undefined)).toBeDefined()
+      ;(holder as { generation: number }).generation++
+      expect(memos.get(holder, 'export', 40, undefined)).toBeUndefined()
+    })
+
+    it('gives each feature its own answer when checks go back and forth between features', () => {
+      const memos = table()
+      const names = ['export', 'reports', 'sso']
+      const layout = { keys: names, index: new Map(names.map((name, i) => [name, i])) }
+      const holder = { ...entry(4), layout } as Entry
+      for (const name of names) memos.set(holder, name, decision(name, name !== 'sso'), 0, 1000, undefined)
+      for (let round = 0; round < 3; round++)
+        for (const name of [...names, 'sso', 'export', 'export', 'reports'])
+          expect(memos.get(holder, name, 10 + round, undefined)?.feature).toBe(name)
+      // A name the token does not grant still has an answer of its own, past the granted ones.
+      memos.set(holder, 'unknown', decision('unknown', false), 0, 1000, undefined)
+      expect(memos.get(holder, 'unknown', 20, undefined)?.feature).toBe('unknown')
+      expect(memos.get(holder, 'export', 20, undefined)?.feature).toBe('export')
+    })
+  })
+
+  it('is sized by the customers a client may hold: 16 slots each up to 65 536, then 2 each up to 2^20', () => {
+    expect(memoSlotsFor(1)).toBe(256)
+    expect(memoSlotsFor(100)).toBe(2048)
+    // The default client (10 000 customers) keeps the table it had.
+    expect(memoSlotsFor(10_000)).toBe(65_536)
+    // At 100 000 customers a table of 65 536 left a fifth of the checks of one feature to be decided again.
+    expect(memoSlotsFor(100_000)).toBe(262_144)
+    expect(memoSlotsFor(1_000_000)).toBe(2 ** 20)
+    expect(memoSlotsFor(50_000_000)).toBe(2 ** 20)
+    let last = 0
+    for (let customers = 1; customers < 4_000_000; customers = Math.ceil(customers * 1.3)) {
+      const slots = memoSlotsFor(customers)
+      expect(Number.isInteger(Math.log2(slots))).toBe(true)
+      expect(slots).toBeGreaterThanOrEqual(last)
+      expect(slots).toBeGreaterThanOrEqual(Math.min(2 ** 20, customers * 2))
+      last = slots
+    }
   })
 })

@@ -61,15 +61,36 @@ export function createMemoTable(size: number, stats: DecisionStats) {
   // never share a slot while their blocks fit in the table, and the oldest blocks are the first reused.
   const indexOf = (entry: Entry, feature: string) => (entry.memoBase + featureSlot(entry, feature)) & mask
 
+  /** Whether `slot` holds `entry`'s answers to `feature`, of its current generation. */
+  const holds = (slot: Slot | undefined, entry: Entry, feature: string): slot is Slot =>
+    slot !== undefined &&
+    slot.entry === entry &&
+    slot.generation === entry.generation &&
+    slot.feature === feature
+
   function find(entry: Entry, feature: string, index: number): Slot | undefined {
     if (ids[index] !== tag(entry)) return undefined
     const slot = slots[index]
-    return slot !== undefined &&
-      slot.entry === entry &&
-      slot.generation === entry.generation &&
-      slot.feature === feature
-      ? slot
-      : undefined
+    return holds(slot, entry, feature) ? slot : undefined
+  }
+
+  /**
+   * The slot of `entry`'s answers to `feature`: the one the entry names as its most recent when it still holds
+   * them (no lookup in the layout, nor in the table's arrays), else the table's, which then becomes the recent one.
+   */
+  function slotOf(entry: Entry, feature: string): Slot | undefined {
+    if (entry.recentFeature === feature) {
+      const recent = entry.recentSlot as Slot | undefined
+      if (holds(recent, entry, feature)) return recent
+    }
+    const slot = find(entry, feature, indexOf(entry, feature))
+    if (slot !== undefined) remember(entry, feature, slot)
+    return slot
+  }
+
+  function remember(entry: Entry, feature: string, slot: Slot): void {
+    entry.recentFeature = feature
+    entry.recentSlot = slot
   }
 
   /** Adds a slot's lazy hit counts to the totals. */
@@ -101,7 +122,7 @@ export function createMemoTable(size: number, stats: DecisionStats) {
       now: number,
       roles: readonly string[] | undefined,
     ): Decision | undefined {
-      const slot = find(entry, feature, indexOf(entry, feature))
+      const slot = slotOf(entry, feature)
       if (slot === undefined || now >= slot.until) return undefined
       if (roles !== undefined && slot.gate !== undefined && hasAnyRole(slot.gate, roles)) {
         if (slot.granted !== undefined) slot.grantedHits++
@@ -140,6 +161,7 @@ export function createMemoTable(size: number, stats: DecisionStats) {
         foldSlot(slot)
         if (granted) slot.granted = decision
         else slot.decision = decision
+        remember(entry, feature, slot)
         return
       }
       ids[index] = tag(entry)
@@ -167,6 +189,7 @@ export function createMemoTable(size: number, stats: DecisionStats) {
       slot.decision = granted ? undefined : decision
       slot.granted = granted ? decision : undefined
       slot.until = until
+      remember(entry, feature, slot)
     },
     /** Forgets an answer that no longer counts everything used (after record() or consume()). */
     invalidate(entry: Entry, feature: string): void {
