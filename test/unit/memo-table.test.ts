@@ -115,58 +115,6 @@ describe('the memo table', () => {
       for (const name of names) expect(table.get(customer, name, 10, undefined)?.feature).toBe(name)
   })
 
-  // An entry names the slot of its most recent answer, to reach it without the table's lookups. Each way that slot
-  // can stop holding that answer must send the next check back to the table, never to the answer left there.
-  describe("an entry's most recent slot", () => {
-    // Two customers whose blocks start on the same slot of a table of 256: their answers to one feature compete.
-    const table = () => createMemoTable(256, createDecisionStats())
-    const rivals = () => [entry(1, 0), entry(2, 256)] as const
-
-    it('is not followed once another customer has taken the slot', () => {
-      const memos = table()
-      const [first, second] = rivals()
-      memos.set(first, 'export', decision('export', true), 0, 1000, undefined)
-      expect(memos.get(first, 'export', 10, undefined)?.allowed).toBe(true)
-      // The first answer is past at 1000: the second customer's answer takes the slot.
-      expect(memos.wants(second, 'export', 1000)).toBe(true)
-      memos.set(second, 'export', decision('export', false), 1000, 2000, undefined)
-      expect(memos.get(first, 'export', 1010, undefined)).toBeUndefined()
-      expect(memos.get(second, 'export', 1010, undefined)?.allowed).toBe(false)
-      // And back again: the first customer's new answer, never the second's.
-      memos.set(first, 'export', decision('export', true), 2000, 3000, undefined)
-      expect(memos.get(first, 'export', 2010, undefined)?.allowed).toBe(true)
-      expect(memos.get(second, 'export', 2010, undefined)).toBeUndefined()
-    })
-
-    it('is not followed once its answer is forgotten, or its entry has moved on a generation', () => {
-      const memos = table()
-      const holder = entry(3)
-      memos.set(holder, 'export', decision('export', true), 0, 1000, undefined)
-      expect(memos.get(holder, 'export', 10, undefined)).toBeDefined()
-      memos.invalidate(holder, 'export')
-      expect(memos.get(holder, 'export', 10, undefined)).toBeUndefined()
-      memos.set(holder, 'export', decision('export', true), 20, 1000, undefined)
-      expect(memos.get(holder, 'export', 30, undefined)).toBeDefined()
-      ;(holder as { generation: number }).generation++
-      expect(memos.get(holder, 'export', 40, undefined)).toBeUndefined()
-    })
-
-    it('gives each feature its own answer when checks go back and forth between features', () => {
-      const memos = table()
-      const names = ['export', 'reports', 'sso']
-      const layout = { keys: names, index: new Map(names.map((name, i) => [name, i])) }
-      const holder = { ...entry(4), layout } as Entry
-      for (const name of names) memos.set(holder, name, decision(name, name !== 'sso'), 0, 1000, undefined)
-      for (let round = 0; round < 3; round++)
-        for (const name of [...names, 'sso', 'export', 'export', 'reports'])
-          expect(memos.get(holder, name, 10 + round, undefined)?.feature).toBe(name)
-      // A name the token does not grant still has an answer of its own, past the granted ones.
-      memos.set(holder, 'unknown', decision('unknown', false), 0, 1000, undefined)
-      expect(memos.get(holder, 'unknown', 20, undefined)?.feature).toBe('unknown')
-      expect(memos.get(holder, 'export', 20, undefined)?.feature).toBe('export')
-    })
-  })
-
   it('is sized by the customers a client may hold: 16 slots each up to 65 536, then 2 each up to 2^20', () => {
     expect(memoSlotsFor(1)).toBe(256)
     expect(memoSlotsFor(100)).toBe(2048)
@@ -184,5 +132,57 @@ describe('the memo table', () => {
       expect(slots).toBeGreaterThanOrEqual(Math.min(2 ** 20, customers * 2))
       last = slots
     }
+  })
+})
+
+// An entry names the slot of its most recent answer, to reach it without the table's lookups. Each way that slot
+// can stop holding that answer must send the next check back to the table, never to the answer left there.
+describe("the memo table: an entry's most recent slot", () => {
+  // Two customers whose blocks start on the same slot of a table of 256: their answers to one feature compete.
+  const table = () => createMemoTable(256, createDecisionStats())
+  const rivals = () => [entry(1, 0), entry(2, 256)] as const
+
+  it('is not followed once another customer has taken the slot', () => {
+    const memos = table()
+    const [first, second] = rivals()
+    memos.set(first, 'export', decision('export', true), 0, 1000, undefined)
+    expect(memos.get(first, 'export', 10, undefined)?.allowed).toBe(true)
+    // The first answer is past at 1000: the second customer's answer takes the slot.
+    expect(memos.wants(second, 'export', 1000)).toBe(true)
+    memos.set(second, 'export', decision('export', false), 1000, 2000, undefined)
+    expect(memos.get(first, 'export', 1010, undefined)).toBeUndefined()
+    expect(memos.get(second, 'export', 1010, undefined)?.allowed).toBe(false)
+    // And back again: the first customer's new answer, never the second's.
+    memos.set(first, 'export', decision('export', true), 2000, 3000, undefined)
+    expect(memos.get(first, 'export', 2010, undefined)?.allowed).toBe(true)
+    expect(memos.get(second, 'export', 2010, undefined)).toBeUndefined()
+  })
+
+  it('is not followed once its answer is forgotten, or its entry has moved on a generation', () => {
+    const memos = table()
+    const holder = entry(3)
+    memos.set(holder, 'export', decision('export', true), 0, 1000, undefined)
+    expect(memos.get(holder, 'export', 10, undefined)).toBeDefined()
+    memos.invalidate(holder, 'export')
+    expect(memos.get(holder, 'export', 10, undefined)).toBeUndefined()
+    memos.set(holder, 'export', decision('export', true), 20, 1000, undefined)
+    expect(memos.get(holder, 'export', 30, undefined)).toBeDefined()
+    ;(holder as { generation: number }).generation++
+    expect(memos.get(holder, 'export', 40, undefined)).toBeUndefined()
+  })
+
+  it('gives each feature its own answer when checks go back and forth between features', () => {
+    const memos = table()
+    const names = ['export', 'reports', 'sso']
+    const layout = { keys: names, index: new Map(names.map((name, i) => [name, i])) }
+    const holder = { ...entry(4), layout } as Entry
+    for (const name of names) memos.set(holder, name, decision(name, name !== 'sso'), 0, 1000, undefined)
+    for (let round = 0; round < 3; round++)
+      for (const name of [...names, 'sso', 'export', 'export', 'reports'])
+        expect(memos.get(holder, name, 10 + round, undefined)?.feature).toBe(name)
+    // A name the token does not grant still has an answer of its own, past the granted ones.
+    memos.set(holder, 'unknown', decision('unknown', false), 0, 1000, undefined)
+    expect(memos.get(holder, 'unknown', 20, undefined)?.feature).toBe('unknown')
+    expect(memos.get(holder, 'export', 20, undefined)?.feature).toBe('export')
   })
 })

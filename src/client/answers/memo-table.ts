@@ -33,6 +33,27 @@ function featureSlot(entry: Entry, feature: string): number {
   return (layout?.keys.length ?? 0) + ((n * 31 + feature.charCodeAt(0) + feature.charCodeAt(n - 1)) & 7)
 }
 
+/** Whether `slot` holds `entry`'s answers to `feature`, of its current generation. */
+const holds = (slot: Slot | undefined, entry: Entry, feature: string): slot is Slot =>
+  slot !== undefined &&
+  slot.entry === entry &&
+  slot.generation === entry.generation &&
+  slot.feature === feature
+
+/** Names `slot` as the one `entry`'s answers to `feature` are in, for the next check of it. */
+function remember(entry: Entry, feature: string, slot: Slot): void {
+  entry.recentFeature = feature
+  entry.recentSlot = slot
+}
+
+/** Adds a slot's lazy hit counts to the totals. */
+function foldSlot(slot: Slot, stats: DecisionStats): void {
+  if (slot.hits > 0 && slot.decision !== undefined) stats.countTimes(slot.decision, slot.hits)
+  if (slot.grantedHits > 0 && slot.granted !== undefined) stats.countTimes(slot.granted, slot.grantedHits)
+  slot.hits = 0
+  slot.grantedHits = 0
+}
+
 /**
  * Memoized answers to plain checks, for every customer together, in a fixed number of slots (direct-mapped, as a
  * CPU cache is, by entry and feature): memory does not grow with customers or with made-up feature names, and a service holding a
@@ -48,8 +69,8 @@ export function createMemoTable(size: number, stats: DecisionStats) {
   /** Where the next entry's block starts: the sum of every block given out so far. */
   let blocks = 0
   const slots: (Slot | undefined)[] = new Array(size).fill(undefined)
-  // Which entry each slot holds, by id, in one small typed array: with many customers almost every lookup misses,
-  // and a miss then costs a read from these 16 KB (in the CPU cache) instead of a slot object (likely not).
+  // Which entry each slot holds, by id, in a typed array of 4 bytes a slot: a lookup that misses then costs a read
+  // from it (more likely in the CPU cache) instead of a slot object (less likely).
   const ids = new Int32Array(size)
   const untils = new Float64Array(size)
   // An entry's id as `ids` holds it. Ids pass 2^31 in a long-running service (a token installed per renewal), and
@@ -60,13 +81,6 @@ export function createMemoTable(size: number, stats: DecisionStats) {
   // Each entry has a block of slots for its features, given out in the order entries are made: the newest entries
   // never share a slot while their blocks fit in the table, and the oldest blocks are the first reused.
   const indexOf = (entry: Entry, feature: string) => (entry.memoBase + featureSlot(entry, feature)) & mask
-
-  /** Whether `slot` holds `entry`'s answers to `feature`, of its current generation. */
-  const holds = (slot: Slot | undefined, entry: Entry, feature: string): slot is Slot =>
-    slot !== undefined &&
-    slot.entry === entry &&
-    slot.generation === entry.generation &&
-    slot.feature === feature
 
   function find(entry: Entry, feature: string, index: number): Slot | undefined {
     if (ids[index] !== tag(entry)) return undefined
@@ -86,19 +100,6 @@ export function createMemoTable(size: number, stats: DecisionStats) {
     const slot = find(entry, feature, indexOf(entry, feature))
     if (slot !== undefined) remember(entry, feature, slot)
     return slot
-  }
-
-  function remember(entry: Entry, feature: string, slot: Slot): void {
-    entry.recentFeature = feature
-    entry.recentSlot = slot
-  }
-
-  /** Adds a slot's lazy hit counts to the totals. */
-  function foldSlot(slot: Slot): void {
-    if (slot.hits > 0 && slot.decision !== undefined) stats.countTimes(slot.decision, slot.hits)
-    if (slot.grantedHits > 0 && slot.granted !== undefined) stats.countTimes(slot.granted, slot.grantedHits)
-    slot.hits = 0
-    slot.grantedHits = 0
   }
 
   return {
@@ -158,7 +159,7 @@ export function createMemoTable(size: number, stats: DecisionStats) {
         // This customer's answers to this feature, still right: the other one stays, and both last as long as the
         // sooner of the two.
         if (until < slot.until) slot.until = untils[index] = until
-        foldSlot(slot)
+        foldSlot(slot, stats)
         if (granted) slot.granted = decision
         else slot.decision = decision
         remember(entry, feature, slot)
@@ -181,7 +182,7 @@ export function createMemoTable(size: number, stats: DecisionStats) {
           grantedHits: 0,
         }
         slots[index] = slot
-      } else foldSlot(slot)
+      } else foldSlot(slot, stats)
       slot.entry = entry
       slot.generation = entry.generation
       slot.feature = feature
@@ -197,13 +198,13 @@ export function createMemoTable(size: number, stats: DecisionStats) {
       const index = indexOf(entry, feature)
       const slot = find(entry, feature, index)
       if (slot === undefined) return
-      foldSlot(slot)
+      foldSlot(slot, stats)
       slot.entry = undefined
       ids[index] = 0
     },
     /** Adds every slot's lazy hit counts to the totals. */
     fold(): void {
-      for (const slot of slots) if (slot !== undefined) foldSlot(slot)
+      for (const slot of slots) if (slot !== undefined) foldSlot(slot, stats)
     },
   }
 }
