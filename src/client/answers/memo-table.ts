@@ -10,7 +10,7 @@ import type { DecisionStats } from './decision-stats.js'
  * answers, one for a check that passes the rule (`granted`) and one for every other (`decision`: no roles, roles
  * that fail the rule, or a feature with no rule). Each is filled by the first check that needs it.
  */
-interface Slot {
+export interface Slot {
   entry: Entry | undefined
   generation: number
   feature: string
@@ -94,7 +94,7 @@ export function createMemoTable(size: number, stats: DecisionStats) {
    */
   function slotOf(entry: Entry, feature: string): Slot | undefined {
     if (entry.recentFeature === feature) {
-      const recent = entry.recentSlot as Slot | undefined
+      const recent = entry.recentSlot
       if (holds(recent, entry, feature)) return recent
     }
     const slot = find(entry, feature, indexOf(entry, feature))

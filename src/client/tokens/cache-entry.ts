@@ -5,6 +5,7 @@ import type { EntitlementErrorCode } from '../../core/errors.js'
 import { FrozenMap, type KeyLayout } from '../../core/frozen-map.js'
 import type { Scheduled } from '../../platform/due-queue.js'
 import type { RetryState } from '../../transport/retry.js'
+import type { Slot } from '../answers/memo-table.js'
 import type { Verified } from './token-verifier.js'
 
 /**
@@ -31,10 +32,11 @@ export interface Entry extends Scheduled {
    * The feature of the memo slot this entry's answers last came from or went to, and that slot (the memo table's;
    * checked there like any other before it is used). A service that checks each customer for one feature reaches
    * the answer from the entry, where the table costs a lookup of the feature in the layout and two reads from
-   * arrays that hold every customer's slots: at 100 000 customers, each likely a CPU cache miss.
+   * arrays that hold every customer's slots: at 100 000 customers, each likely a CPU cache miss. The feature is
+   * kept here as well as in the slot so that a check of another feature does not read the slot at all.
    */
   recentFeature: string | undefined
-  recentSlot: object | undefined
+  recentSlot: Slot | undefined
   readonly subject: string
   /** The app's own token (single-tenant), kept to notice when its source hands back a new one. */
   readonly token: string | undefined
