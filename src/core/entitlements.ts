@@ -222,6 +222,14 @@ function sameJson(a: unknown, b: unknown): boolean {
   if (a === b) return true
   if (typeof a !== 'object' || typeof b !== 'object' || !a || !b || Array.isArray(a) !== Array.isArray(b))
     return false
+  // Arrays (role lists, thresholds, add-ons) by index: for-in names each index as a string and reads the element
+  // back by that string, the slow way. Through for-in, comparing was a fifth of building a read model (2026-12-05).
+  if (Array.isArray(a)) {
+    const other = b as readonly unknown[]
+    if (a.length !== other.length) return false
+    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], other[i])) return false
+    return true
+  }
   // Keys counted with for-in, not listed with Object.keys: a list per object compared allocated as much as the JSON
   // keys it replaced. An inherited key (a polluted prototype) is the same value on both sides: it changes nothing.
   let keys = 0

@@ -42,26 +42,33 @@ export async function verifySignedJwt(
 
 /**
  * jose's signature check. With no `kid`, several trusted keys may fit: jose hands them over, to be tried in turn.
+ * jose's promise is handed on, not awaited here: every load verifies a token, and each async step is a promise
+ * made and a resumption.
  */
-async function verifySignature(
+function verifySignature(
   token: string,
   key: JWTVerifyGetKey,
   algorithms: readonly string[],
 ): Promise<CompactVerifyResult> {
   const options = { algorithms: algorithms as string[] }
-  try {
-    return await compactVerify(token, key, options)
-  } catch (error) {
-    if ((error as { code?: unknown }).code !== 'ERR_JWKS_MULTIPLE_MATCHING_KEYS') throw error
-    let last: unknown = error
-    for await (const candidate of error as AsyncIterable<CryptoKey>) {
-      try {
-        return await compactVerify(token, candidate, options)
-      } catch (candidateError) {
-        last = candidateError
-        if ((candidateError as { code?: unknown }).code !== 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') break
-      }
+  return compactVerify(token, key, options).catch((error: unknown) => eachMatchingKey(token, options, error))
+}
+
+/** jose's answer to a token that several trusted keys fit: each of them tried, until one verifies it. */
+async function eachMatchingKey(
+  token: string,
+  options: { algorithms: string[] },
+  error: unknown,
+): Promise<CompactVerifyResult> {
+  if ((error as { code?: unknown }).code !== 'ERR_JWKS_MULTIPLE_MATCHING_KEYS') throw error
+  let last: unknown = error
+  for await (const candidate of error as AsyncIterable<CryptoKey>) {
+    try {
+      return await compactVerify(token, candidate, options)
+    } catch (candidateError) {
+      last = candidateError
+      if ((candidateError as { code?: unknown }).code !== 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') break
     }
-    throw last
   }
+  throw last
 }

@@ -14,6 +14,12 @@ export function cancelBody(response: Response): void {
 }
 
 /**
+ * One decoder for every body: made per body, on Node 20 it cost about 2 µs (an ICU converter each), more than
+ * decoding a token. Bodies are decoded whole, once read, so nothing of one is held in it between reads.
+ */
+const utf8 = /*@__PURE__*/ new TextDecoder()
+
+/**
  * A response body as text, read up to `maxBytes`: past that, the body is cancelled and an `EntitlementError` with
  * `code` is thrown. `response.text()` reads whatever arrives, so a URL that points at a large file instead of the
  * license server would be held in memory whole before anything could refuse it.
@@ -26,17 +32,25 @@ export async function readBoundedText(
   if (response.body === null) return ''
   const reader = response.body.getReader()
   readers.set(response, reader)
-  const decoder = new TextDecoder()
-  let text = ''
+  const chunks: Uint8Array[] = []
   let bytes = 0
   for (;;) {
     const { done, value } = await reader.read()
-    if (done) return text + decoder.decode()
+    if (done) break
     bytes += value.byteLength
     if (bytes > maxBytes) {
       await reader.cancel().catch(() => {})
       throw new EntitlementError(code, `the license server's answer is longer than ${maxBytes} bytes`)
     }
-    text += decoder.decode(value, { stream: true })
+    chunks.push(value)
   }
+  // A character split between two chunks is whole again once they are joined.
+  if (chunks.length <= 1) return chunks.length === 0 ? '' : utf8.decode(chunks[0])
+  const whole = new Uint8Array(bytes)
+  let at = 0
+  for (const chunk of chunks) {
+    whole.set(chunk, at)
+    at += chunk.byteLength
+  }
+  return utf8.decode(whole)
 }

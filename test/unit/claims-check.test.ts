@@ -333,7 +333,9 @@ describe('the claims checker without zod', () => {
     }
     expect(both(withCredits({ c: balance({}) }, 2)).zod.ok).toBe(true)
   })
+})
 
+describe('the claims checker on prototype names, inherited keys and URLs seen again, held to zod', () => {
   it('agrees on payloads that are not objects at all, and on prototype names', () => {
     for (const payload of [
       null,
@@ -355,5 +357,54 @@ describe('the claims checker without zod', () => {
     const { zod, lean } = both(withProto)
     expect(lean).toEqual(zod)
     expect(Object.keys(JSON.parse(lean.out!).ent.features)).toEqual(['constructor', 'toString'])
+  })
+  it('takes a URL it took before as it did then, and refuses one it refused every time', () => {
+    const withUrl = (url: unknown) => {
+      const payload = fullClaims()
+      ;(payload.ent as { upgrades: unknown }).upgrades = { sso: { plan: 'business', url } }
+      return payload
+    }
+    // Passed URLs are remembered by what the token says: the second look must give the trimmed output, not the input.
+    const spaced = ` https://vendor.example/\tpricing-${Math.random()} `
+    const tooLong = `https://vendor.example/${'a'.repeat(2048)}`
+    for (const url of [
+      spaced,
+      spaced,
+      'x',
+      'x',
+      'ftp://vendor.example/',
+      'ftp://vendor.example/',
+      tooLong,
+      tooLong,
+    ]) {
+      const { zod, lean } = both(withUrl(url))
+      expect(lean, url).toEqual(zod)
+    }
+    expect(both(withUrl(spaced)).lean.ok).toBe(true)
+    expect(JSON.parse(both(withUrl(spaced)).lean.out!).ent.upgrades.sso.url).toBe(
+      spaced.trim().replace('\t', ''),
+    )
+    for (const url of ['x', tooLong]) expect(both(withUrl(url)).lean.ok).toBe(false)
+  })
+
+  it('reads the keys an object inherits as zod does, not only its own', () => {
+    // JSON gives own keys only; an object the app builds may inherit some (a polluted prototype does the same).
+    const payload = fullClaims()
+    const features = (payload.ent as { features: Record<string, unknown> }).features
+    features.inherited = Object.assign(Object.create({ limit: 3, upgrade: { plan: 'business' } }), {
+      soft: true,
+    })
+    features.inheritedBad = Object.create({ limit: -1 })
+    const { zod, lean } = both(payload)
+    expect(lean).toEqual(zod)
+    expect(zod.ok).toBe(false)
+    delete features.inheritedBad
+    const fine = both(payload)
+    expect(fine.lean).toEqual(fine.zod)
+    expect(JSON.parse(fine.lean.out!).ent.features.inherited).toEqual({
+      limit: 3,
+      soft: true,
+      upgrade: { plan: 'business' },
+    })
   })
 })

@@ -167,6 +167,23 @@ describe('what the read model shares, over generated claims and defaults', () =>
     expect(distinct.size).toBe(new Set(seen.map(({ claim }) => JSON.stringify(claim))).size)
   })
 
+  it('tells a list from one that starts the same and goes on, in either order', async () => {
+    const issuer = await createTestIssuer({ now: frozen })
+    const verifier = createEntitlementVerifier(issuer.verifyOptions)
+    // Each token compared with the one before it on the plan: a list that is the last one's start, or goes past it.
+    const lists = [['owner'], ['owner', 'admin'], ['owner'], [], ['owner'], ['owner', 'admin', 'billing']]
+    for (const [i, roles] of lists.entries()) {
+      const thresholds = roles.length === 0 ? undefined : roles.map((_, n) => 50 + n)
+      const features = { seats: { limit: 10, roles, ...(thresholds && { thresholds }) } }
+      const entitlements = await verifier.verify(
+        await issuer.issue({ plan: { id: 'prefix' }, features }, { subject: `customer-${i}` }),
+      )
+      const feature = entitlements.features.get('seats') as Feature
+      expect(feature.roles).toEqual(roles)
+      expect(feature.thresholds).toEqual(thresholds)
+    }
+  })
+
   it('shares a feature only within equal token-wide defaults, on one plan, whatever order they come in', async () => {
     const issuer = await createTestIssuer({ now: frozen })
     const verifier = createEntitlementVerifier(issuer.verifyOptions)

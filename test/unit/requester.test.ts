@@ -198,6 +198,22 @@ describe('a bounded body', () => {
     expect(await readBoundedText(new Response(null), 1024, 'token_too_large')).toBe('')
   })
 
+  it('reads each body on its own: one that ends inside a character leaves nothing to the next', async () => {
+    const ticket = new TextEncoder().encode('🎫')
+    // Bodies read at once and in turn; the first of each pair is cut inside its last character.
+    const cut = () => streamed(new TextEncoder().encode('a'), ticket.slice(0, 2))
+    const [first, second] = await Promise.all([
+      readBoundedText(cut(), 1024, 'token_too_large'),
+      readBoundedText(streamed(ticket), 1024, 'token_too_large'),
+    ])
+    expect(first).toBe('a\uFFFD')
+    expect(second).toBe('🎫')
+    expect(await readBoundedText(cut(), 1024, 'token_too_large')).toBe('a\uFFFD')
+    expect(await readBoundedText(streamed(new TextEncoder().encode('ok')), 1024, 'token_too_large')).toBe(
+      'ok',
+    )
+  })
+
   it('refuses a body past its bound with the code given, counting bytes across chunks', async () => {
     const kilobyte = new Uint8Array(1024).fill(97)
     const refused = await readBoundedText(streamed(kilobyte, kilobyte), 2047, 'token_too_large').catch(
