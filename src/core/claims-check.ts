@@ -217,7 +217,7 @@ function object(
   // Which keys an object has, found from its own few (for-in, which lists what `value[key]` reads: inherited
   // enumerable keys too), so that only those are read: a feature claim has one or two of its shape's sixteen, and
   // reading the others, each a key the object lacks, was a third of checking a token's claims. Not for a shape
-  // with a key every object inherits unlisted (`toString`), nor one past a mask's 31 bits.
+  // with a key every object inherits unlisted (`toString`), nor one past a mask's 31 bits: there every key is read.
   const at = new Map(keys.map((key, i) => [key, i]))
   const masked = keys.length <= 31 && !keys.some((key) => key in Object.prototype)
   return (value, path, problems) => {
@@ -225,7 +225,7 @@ function object(
       hard(problems, path, 'expected object')
       return value
     }
-    let present = 0
+    let present = masked ? 0 : -1
     if (masked)
       for (const key in value) {
         const i = at.get(key)
@@ -234,7 +234,7 @@ function object(
     const before = problems.length
     const out: Record<string, unknown> = {}
     for (let i = 0; i < keys.length; i++) {
-      if (masked && (present & (1 << i)) === 0 && optionals[i]) continue
+      if ((present & (1 << i)) === 0 && optionals[i]) continue
       const key = keys[i]!
       const field = value[key]
       if (field === undefined && optionals[i]) continue

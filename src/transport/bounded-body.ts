@@ -45,7 +45,7 @@ export async function readBoundedText(
     chunks.push(value)
   }
   // A character split between two chunks is whole again once they are joined.
-  if (chunks.length <= 1) return chunks.length === 0 ? '' : utf8.decode(chunks[0])
+  if (chunks.length === 1) return utf8.decode(chunks[0])
   const whole = new Uint8Array(bytes)
   let at = 0
   for (const chunk of chunks) {
