@@ -1,7 +1,6 @@
 import type { UsagePeriod } from '../core/claims.js'
 import type { Entitlements } from '../core/entitlements.js'
-import { currentWindowEnd } from '../core/period.js'
-import { NEVER } from '../protocol/usage-rules.js'
+import { currentWindowEnd, NEVER } from '../core/period.js'
 
 const HOUR = 3_600_000
 

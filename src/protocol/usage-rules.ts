@@ -5,7 +5,7 @@
  */
 
 /** Every limit of a usage line and a batch. A line within them is never refused for its shape. */
-export const USAGE_LIMITS = Object.freeze({
+export const USAGE_LIMITS = /*@__PURE__*/ Object.freeze({
   /** Characters of a line id (`A-Z a-z 0-9 . _ : -`). */
   lineId: 128,
   /** Characters of a batch id (same alphabet). */
@@ -41,31 +41,32 @@ export function idPattern(max: number): RegExp {
   return new RegExp(`^[${ID_ALPHABET}]{1,${max}}$`)
 }
 /** A customer id as the wire carries it: the `subject` of a usage line, the `{subject}` of a URL. */
-export const SUBJECT_PATTERN: RegExp = /*@__PURE__*/ idPattern(USAGE_LIMITS.subject)
-export const LINE_ID_PATTERN = /*@__PURE__*/ idPattern(USAGE_LIMITS.lineId)
+export const SUBJECT_PATTERN: RegExp = /*@__PURE__*/ (() => idPattern(USAGE_LIMITS.subject))()
+export const LINE_ID_PATTERN = /*@__PURE__*/ (() => idPattern(USAGE_LIMITS.lineId))()
 /** A resource as a usage line carries it: `kind:id`, neither empty, no control characters, the kind without `:`. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what the pattern keeps out.
 export const RESOURCE_PATTERN: RegExp = /^[^:\u0000-\u001f]{1,128}:[^\u0000-\u001f]{1,128}$/
 
-/** The end of a window that never ends (a metric without a resetting cap, period `total`), epoch ms. */
-export const NEVER = Number.MAX_SAFE_INTEGER
+/** The end of a window that never ends, as the wire carries it: see `core/period.ts`. */
+export { NEVER } from '../core/period.js'
 
 /** What is wrong with a usage line, in words both sides use: the SDK's set-aside reason, the server's answer. */
-export const USAGE_LINE_RULES = Object.freeze({
-  object: 'a usage line is a JSON object',
-  id: `1 to ${USAGE_LIMITS.lineId} of ${ID_ALPHABET}`,
-  batch: `1 to ${USAGE_LIMITS.batchId} of ${ID_ALPHABET}`,
-  subject: `1 to ${USAGE_LIMITS.subject} of ${ID_ALPHABET}`,
-  metric: `a string of 1 to ${USAGE_LIMITS.metric} characters`,
-  amount: `a number from 0 to ${USAGE_LIMITS.amount}`,
-  time: `whole epoch milliseconds from 0 to ${USAGE_LIMITS.time}`,
-  order: 'end is before start',
-  resource: `kind:id, each 1 to ${USAGE_LIMITS.resourcePart} characters`,
-  dimensions: `an object of at most ${USAGE_LIMITS.dimensions} strings`,
-  dimensionName: `a dimension name of 1 to ${USAGE_LIMITS.dimensionName} characters`,
-  dimensionValue: `a string of at most ${USAGE_LIMITS.dimensionValue} characters`,
-  properties: `a JSON object of at most ${USAGE_LIMITS.propertiesBytes} bytes`,
-})
+export const USAGE_LINE_RULES = /*@__PURE__*/ (() =>
+  Object.freeze({
+    object: 'a usage line is a JSON object',
+    id: `1 to ${USAGE_LIMITS.lineId} of ${ID_ALPHABET}`,
+    batch: `1 to ${USAGE_LIMITS.batchId} of ${ID_ALPHABET}`,
+    subject: `1 to ${USAGE_LIMITS.subject} of ${ID_ALPHABET}`,
+    metric: `a string of 1 to ${USAGE_LIMITS.metric} characters`,
+    amount: `a number from 0 to ${USAGE_LIMITS.amount}`,
+    time: `whole epoch milliseconds from 0 to ${USAGE_LIMITS.time}`,
+    order: 'end is before start',
+    resource: `kind:id, each 1 to ${USAGE_LIMITS.resourcePart} characters`,
+    dimensions: `an object of at most ${USAGE_LIMITS.dimensions} strings`,
+    dimensionName: `a dimension name of 1 to ${USAGE_LIMITS.dimensionName} characters`,
+    dimensionValue: `a string of at most ${USAGE_LIMITS.dimensionValue} characters`,
+    properties: `a JSON object of at most ${USAGE_LIMITS.propertiesBytes} bytes`,
+  }))()
 const RULES = USAGE_LINE_RULES
 
 const encoder = /*@__PURE__*/ new TextEncoder()

@@ -16,7 +16,8 @@ function dimensionsKey(dimensions: Record<string, string>): string {
   return key
 }
 
-const MAX_AMOUNT = USAGE_LIMITS.amount
+/** Read in a call marked pure, as in `validate.ts`: an app that never meters keeps none of the usage rules. */
+const MAX_AMOUNT = /*@__PURE__*/ (() => USAGE_LIMITS.amount)()
 
 /**
  * Adds a record to an open line, unless the line is sealed or the sum would pass the protocol's amount (then a new

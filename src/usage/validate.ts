@@ -8,8 +8,10 @@ import { RESOURCE_PATTERN, USAGE_LIMITS, USAGE_LINE_RULES } from '../protocol/us
  */
 
 const encoder = /*@__PURE__*/ new TextEncoder()
-const MAX_METRIC = USAGE_LIMITS.metric
-const MAX_AMOUNT = USAGE_LIMITS.amount
+// Read once, at load, in calls marked pure: a bare property read at the top of a module is kept by bundlers (it might
+// throw), and with it the usage rules, in a browser app that never meters.
+const MAX_METRIC = /*@__PURE__*/ (() => USAGE_LIMITS.metric)()
+const MAX_AMOUNT = /*@__PURE__*/ (() => USAGE_LIMITS.amount)()
 
 function refuse(field: 'metric' | 'amount'): never {
   throw new EntitlementError('usage_invalid', `${field} must be ${USAGE_LINE_RULES[field]}`)
