@@ -1,6 +1,6 @@
 import type { Entitlements } from '../core/entitlements.js'
-import { NEVER } from '../core/period.js'
 import type { Platform } from '../platform/platform.js'
+import { NEVER } from '../protocol/usage-rules.js'
 import type { ThresholdEvent } from './options.js'
 import type { SerializedStorage } from './serialized-storage.js'
 import { counterKeyOf, windowFor } from './usage-window.js'

@@ -1,6 +1,7 @@
 import type { UsagePeriod } from '../core/claims.js'
 import type { Entitlements } from '../core/entitlements.js'
-import { currentWindowEnd, NEVER } from '../core/period.js'
+import { currentWindowEnd } from '../core/period.js'
+import { NEVER } from '../protocol/usage-rules.js'
 
 const HOUR = 3_600_000
 

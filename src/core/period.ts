@@ -1,12 +1,5 @@
 import type { UsagePeriod } from './claims.js'
 
-/**
- * The end of a window that never ends (a metric without a resetting cap, period `total`), epoch ms. Here, beside the
- * windows, not with the usage line's rules: a client that checks reads it, and importing it from those rules kept
- * their frozen tables in every browser bundle (0.4 KB gzipped a client that does not meter).
- */
-export const NEVER = Number.MAX_SAFE_INTEGER
-
 const HOUR = 3_600_000
 const FIXED: Partial<Record<UsagePeriod, number>> = { hour: HOUR, day: 24 * HOUR, week: 7 * 24 * HOUR }
 

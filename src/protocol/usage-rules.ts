@@ -47,8 +47,8 @@ export const LINE_ID_PATTERN = /*@__PURE__*/ (() => idPattern(USAGE_LIMITS.lineI
 // biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what the pattern keeps out.
 export const RESOURCE_PATTERN: RegExp = /^[^:\u0000-\u001f]{1,128}:[^\u0000-\u001f]{1,128}$/
 
-/** The end of a window that never ends, as the wire carries it: see `core/period.ts`. */
-export { NEVER } from '../core/period.js'
+/** The end of a window that never ends (a metric without a resetting cap, period `total`), epoch ms. */
+export const NEVER = Number.MAX_SAFE_INTEGER
 
 /** What is wrong with a usage line, in words both sides use: the SDK's set-aside reason, the server's answer. */
 export const USAGE_LINE_RULES = /*@__PURE__*/ (() =>

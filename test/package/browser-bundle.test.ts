@@ -186,7 +186,7 @@ describe('browser bundle size', () => {
     // (47.7) with the customer's term and cap usage apart from the plan's features; 35.1 KB (47.8) with a customer's
     // last answer reached from its entry and the memo table sized for clients of many customers; 35.4 KB (48.0) once
     // claims were checked reading only the keys an object has and bodies shared one decoder (loading 12% faster);
-    // 35.0 KB (48.1) with the usage line's rules left out of a client that does not meter.
+    // 35.0 KB (48.0) with the usage line's rules left out of a client that does not meter.
     ['the client that checks', { contents: "export { createEntitlements } from 'entitle'" }, 35_100],
     [
       'the client with metering',

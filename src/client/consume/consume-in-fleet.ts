@@ -1,7 +1,7 @@
 import { usedInWindow } from '../../core/cap-usage.js'
 import type { Decision } from '../../core/decision.js'
 import { EntitlementError } from '../../core/errors.js'
-import { NEVER } from '../../core/period.js'
+import { NEVER } from '../../protocol/usage-rules.js'
 import { type Answerer, fallbackDecision } from '../answers/answer.js'
 import type { DecisionStats } from '../answers/decision-stats.js'
 import type { CheckContext, ErrorEvent } from '../options.js'

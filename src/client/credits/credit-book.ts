@@ -1,6 +1,6 @@
 import { creditCost, roundCredits } from '../../core/credits.js'
 import type { CreditBalanceModel, Entitlements } from '../../core/entitlements.js'
-import { NEVER } from '../../core/period.js'
+import { NEVER } from '../../protocol/usage-rules.js'
 import type { MemoryUsageStore } from '../../usage/counter-store.js'
 import type { UsageMeter } from '../../usage/meter.js'
 import type { Reservations } from '../consume/reservations.js'
