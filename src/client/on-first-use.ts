@@ -1,4 +1,5 @@
 import { EntitlementError } from '../core/errors.js'
+import { withGetters } from '../platform/with-getters.js'
 
 /**
  * A part of the client made the first time it is needed, from code imported then (`import()`): in the browser build
@@ -9,11 +10,7 @@ import { EntitlementError } from '../core/errors.js'
 export function onFirstUse<T>(what: string, make: () => Promise<T>) {
   let made: T | undefined
   let making: Promise<T> | undefined
-  return {
-    /** The part, if it was made. */
-    get current(): T | undefined {
-      return made
-    },
+  const part = {
     /** The part, made now if it was not. */
     load(): Promise<T> {
       if (made !== undefined) return Promise.resolve(made)
@@ -37,4 +34,8 @@ export function onFirstUse<T>(what: string, make: () => Promise<T>) {
       return making?.catch(() => undefined) ?? Promise.resolve()
     },
   }
+  return withGetters(part, {
+    /** The part, if it was made. */
+    current: (): T | undefined => made,
+  })
 }

@@ -1,4 +1,5 @@
 import type { EntitlementStorage } from '../platform/storage.js'
+import { withGetters } from '../platform/with-getters.js'
 
 /** The usage journal's key, and the prefix of each writer's own when the storage is shared. */
 export const JOURNAL_KEY = 'entitle:usage'
@@ -61,19 +62,13 @@ export function createOwnership(storage: EntitlementStorage, makeId: () => strin
     }
   }
 
-  return {
+  const ownership = {
     shared,
     /** What this writer records beside what it writes. */
     record: recordNow,
     /** This writer is gone (`close()`): what it leaves is for the next to take. */
     close(): void {
       madeRecord = { ...recordNow(), closed: true }
-    },
-    get journalKey(): string {
-      return JOURNAL_KEY + suffix()
-    },
-    get reservationsKey(): string {
-      return RESERVATIONS_KEY + suffix()
     },
 
     /** What writers that are gone left (never this client's own, never a live writer's). */
@@ -104,6 +99,10 @@ export function createOwnership(storage: EntitlementStorage, makeId: () => strin
       return found
     },
   }
+  return withGetters(ownership, {
+    journalKey: (): string => JOURNAL_KEY + suffix(),
+    reservationsKey: (): string => RESERVATIONS_KEY + suffix(),
+  })
 }
 
 export type Ownership = ReturnType<typeof createOwnership>

@@ -1,4 +1,5 @@
 import type { Platform } from '../platform/platform.js'
+import { withGetters } from '../platform/with-getters.js'
 
 /** How often, at most, a rising mark is written down after the first write of a process. */
 const SAVE_EVERY_MS = 5000
@@ -69,7 +70,7 @@ export function createTrustedClock(
     anchorMono = monotonic()
   }
 
-  return {
+  const clock: Omit<TrustedClock, 'mark'> = {
     rolledBack(now) {
       // The hot path: within the same millisecond as the last look, nothing can have moved.
       if (now === lastLook) return now + toleranceMs < mark
@@ -113,8 +114,6 @@ export function createTrustedClock(
       platform.clearTimeout(saveTimer)
       saveTimer = undefined
     },
-    get mark() {
-      return mark
-    },
   }
+  return withGetters(clock, { mark: () => mark })
 }

@@ -1,5 +1,6 @@
 import type { EntitlementError } from '../core/errors.js'
 import type { Platform } from '../platform/platform.js'
+import { withGetters } from '../platform/with-getters.js'
 import { createLicenseServerClient, type LicenseServerClient } from '../transport/license-server-client.js'
 import { sendUsage } from '../transport/usage-endpoint.js'
 import { createUsageMeter, type MeterJournalStorage, type UsageMeter } from '../usage/meter.js'
@@ -39,16 +40,16 @@ export function createClientMeter(
         key === SINGLE_TENANT_KEY ? parts.peek(SINGLE_TENANT_KEY)?.entitlements.subject : key,
       issuedAt: (key) => parts.peek(key)?.entitlements.issuedAt,
     },
-    journal: {
-      // Read when first written: the key names this writer, whose id is made on first use.
-      get key() {
-        return parts.journal.key
+    journal: withGetters(
+      {
+        owner: parts.journal.owner,
+        granted: parts.journal.granted,
+        read: parts.storage.read,
+        write: parts.storage.write,
       },
-      owner: parts.journal.owner,
-      granted: parts.journal.granted,
-      read: parts.storage.read,
-      write: parts.storage.write,
-    },
+      // Read when first written: the key names this writer, whose id is made on first use.
+      { key: () => parts.journal.key },
+    ),
     report: parts.report,
     background: parts.background,
   })

@@ -1,3 +1,4 @@
+import { withGetters } from '../platform/with-getters.js'
 import type { LicenseServerClient } from '../transport/license-server-client.js'
 import type { ClientConfig } from './config.js'
 import { createReservations } from './consume/reservations.js'
@@ -39,28 +40,27 @@ export function assembleUsageState(
   // Only a storage the app gave outlives the process: the default one needs no reservation to survive a crash.
   const reservations =
     config.persistTokens && config.fleet === undefined
-      ? createReservations({
-          storage: config.storage,
-          get key() {
-            return ownership.reservationsKey
-          },
-          owner: ownership.record,
-          now: () => platform.now(),
-          failed: (error) => report('storage', undefined, error),
-        })
+      ? createReservations(
+          withGetters(
+            {
+              storage: config.storage,
+              owner: ownership.record,
+              now: () => platform.now(),
+              failed: (error: unknown) => report('storage', undefined, error),
+            },
+            { key: () => ownership.reservationsKey },
+          ),
+        )
       : undefined
   const meter =
     config.usage &&
     createClientMeter(config.usage, server, {
       platform,
       storage,
-      journal: {
-        get key() {
-          return ownership.journalKey
-        },
-        owner: ownership.record,
-        granted: () => reservations?.grantedNow() ?? NOTHING_GRANTED,
-      },
+      journal: withGetters(
+        { owner: ownership.record, granted: () => reservations?.grantedNow() ?? NOTHING_GRANTED },
+        { key: () => ownership.journalKey },
+      ),
       peek: parts.peek,
       report: (error) => report('usage', undefined, error),
       background,

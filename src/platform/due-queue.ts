@@ -1,4 +1,5 @@
 import type { Platform } from './platform.js'
+import { withGetters } from './with-getters.js'
 
 /** Something with a due time and its place in the queue (-1: not queued). */
 export interface Scheduled {
@@ -88,7 +89,7 @@ export function createDueQueue<T extends Scheduled>(platform: Platform, run: (it
     arm()
   }
 
-  return {
+  const queue = {
     /** Queues `item` for `at` (epoch ms), or moves it there if it is queued. */
     set(item: T, at: number): void {
       if (closed) return
@@ -108,9 +109,6 @@ export function createDueQueue<T extends Scheduled>(platform: Platform, run: (it
       remove(item)
       arm()
     },
-    get size() {
-      return heap.length
-    },
     /**
      * Runs what is overdue now, as the timer would have: for runtimes whose timers do not outlive a request (a
      * Worker), where the first check after the due time is the moment. One comparison when nothing is.
@@ -127,4 +125,7 @@ export function createDueQueue<T extends Scheduled>(platform: Platform, run: (it
       heap.length = 0
     },
   }
+  return withGetters(queue, {
+    size: () => heap.length,
+  })
 }

@@ -1,3 +1,5 @@
+import { withGetters } from './with-getters.js'
+
 /**
  * Where the client keeps what must survive a restart: the last-known-good token per customer, the revocation list,
  * the high-water mark of trusted time, the usage journal and the reservations of metered caps. Values are strings
@@ -58,7 +60,7 @@ export function createMemoryStorage(): EntitlementStorage & { readonly size: num
   const set = (key: string, value: string) => {
     values.set(key, value)
   }
-  return {
+  const storage: EntitlementStorage = {
     get: (key) => values.get(key),
     set,
     setSync: set,
@@ -67,8 +69,8 @@ export function createMemoryStorage(): EntitlementStorage & { readonly size: num
     },
     keys: (prefix) => [...values.keys()].filter((key) => key.startsWith(prefix)),
     owners: { claim: () => ({}), alive: () => false },
-    get size() {
-      return values.size
-    },
   }
+  return withGetters(storage, {
+    size: () => values.size,
+  })
 }

@@ -1,3 +1,5 @@
+import { withGetters } from '../platform/with-getters.js'
+
 /** How retries are spaced: capped exponential backoff with full jitter (the "Full Jitter" of AWS's analysis). */
 export interface BackoffOptions {
   /** The first retry waits up to this long. Default 1 000 ms. */
@@ -47,10 +49,7 @@ export function createRetryState(options: RetryStateOptions): RetryState {
   const backoff = { initialMs: options.initialMs, maxMs: options.maxMs }
   let failures = 0
   let healthySince: number | undefined
-  return {
-    get failures() {
-      return failures
-    },
+  const state: Omit<RetryState, 'failures'> = {
     recordFailure(now, retryAfterMs) {
       if (healthySince !== undefined && now - healthySince >= resetAfter) failures = 0
       healthySince = undefined
@@ -63,6 +62,9 @@ export function createRetryState(options: RetryStateOptions): RetryState {
       else healthySince ??= now
     },
   }
+  return withGetters(state, {
+    failures: () => failures,
+  })
 }
 
 /**

@@ -1,3 +1,4 @@
+import { withGetters } from '../platform/with-getters.js'
 import { USAGE_LIMITS } from '../protocol/usage-rules.js'
 import { createLine, type Line, sealLine } from './line.js'
 import type { Counter } from './local-usage.js'
@@ -122,16 +123,7 @@ export function createAggregator(options: {
     return 'opened'
   }
 
-  return {
-    /** Lines taking records. */
-    get open(): readonly Line[] {
-      return open
-    },
-    /** An estimate of the open lines' JSON size. */
-    get openBytes(): number {
-      return openBytes
-    },
-
+  const aggregator = {
     /**
      * Counts `amount` into the line it belongs to, opening one as needed. The commonest case, a record for an open
      * plain line, the meter handles itself with {@link sumInto} before it calls this.
@@ -157,6 +149,12 @@ export function createAggregator(options: {
       return { ready, refused }
     },
   }
+  return withGetters(aggregator, {
+    /** Lines taking records. */
+    open: (): readonly Line[] => open,
+    /** An estimate of the open lines' JSON size. */
+    openBytes: () => openBytes,
+  })
 }
 
 export type Aggregator = ReturnType<typeof createAggregator>

@@ -1,3 +1,4 @@
+import { withGetters } from '../platform/with-getters.js'
 import type { Line } from './line.js'
 
 /** A batch's JSON around its lines: `{"batch":"…","lines":[…]}` with an id of up to 40 characters. */
@@ -64,7 +65,7 @@ export function createBatchQueue(options: {
     return { id: nextId(), lines: waiting.splice(0, count) }
   }
 
-  return {
+  const queue = {
     /** A sealed line, to go in the next new batch. */
     enqueue(line: Line): void {
       waiting.push(line)
@@ -114,17 +115,19 @@ export function createBatchQueue(options: {
     /** Whether open lines and waiting ones fill a batch, so it should go now. */
     full: (openLines: number, openBytes: number) =>
       openLines + waiting.length >= lineLimit || openBytes >= maxBatchBytes,
-    /** Lines in the queue (not those in flight). */
-    get size(): number {
-      let count = waiting.length
-      for (const batch of failed) count += batch.lines.length
-      return count
-    },
     /** What the journal keeps of the queue. */
     unsent(): { readonly failed: readonly Batch[]; readonly waiting: readonly Line[] } {
       return { failed, waiting }
     },
   }
+  return withGetters(queue, {
+    /** Lines in the queue (not those in flight). */
+    size: (): number => {
+      let count = waiting.length
+      for (const batch of failed) count += batch.lines.length
+      return count
+    },
+  })
 }
 
 export type BatchQueue = ReturnType<typeof createBatchQueue>

@@ -1,3 +1,5 @@
+import { withGetters } from '../platform/with-getters.js'
+
 /**
  * Where `consume()` counts a metered cap. Without one, the client counts in its own process (one instance). A
  * fleet of instances shares one through `entitle/redis`, so a cap of 10 000 a month holds across all of them.
@@ -118,7 +120,7 @@ export function createMemoryUsageStore(now: () => number = Date.now): MemoryUsag
     const live = counter !== undefined && (counter.expiresAt === undefined || now() < counter.expiresAt)
     return Math.max(live ? counter.used : baseline, baseline)
   }
-  return {
+  const store: Omit<MemoryUsageStore, 'size'> = {
     consumeNow,
     async consume(request) {
       return consumeNow(request)
@@ -162,8 +164,6 @@ export function createMemoryUsageStore(now: () => number = Date.now): MemoryUsag
         return undefined
       return counter.used
     },
-    get size() {
-      return counters.size
-    },
   }
+  return withGetters(store, { size: () => counters.size })
 }

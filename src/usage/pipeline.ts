@@ -1,5 +1,6 @@
 import { EntitlementError } from '../core/errors.js'
 import type { Platform } from '../platform/platform.js'
+import { withGetters } from '../platform/with-getters.js'
 import type { UsageResponse } from '../transport/usage-response.js'
 import { createAggregator } from './aggregator.js'
 import { createBatchQueue } from './batch-queue.js'
@@ -113,27 +114,29 @@ export function createPipeline(settings: MeterSettings, around: MeterSurrounding
     journalChanged: () => persistence.touched(),
     fail,
   })
-  const persistence = createPersistence({
-    platform,
-    // Read at the first write: the key names this writer, made on first use (not at construction).
-    get key() {
-      return around.journal.key
-    },
-    persistIntervalMs: settings.persistIntervalMs,
-    contents: () => ({
-      batches: [...queue.unsent().failed, ...sender.inFlight()],
-      waiting: queue.unsent().waiting,
-      open: lines.open,
-      setAside: setAside.lines(),
-      confirmed: local.confirmedUnits(platform.now()),
-      owner: around.journal.owner(),
-      granted: around.journal.granted(),
-    }),
-    unconfirmed: pending,
-    read: around.journal.read,
-    write: around.journal.write,
-    fail,
-  })
+  const persistence = createPersistence(
+    withGetters(
+      {
+        platform,
+        persistIntervalMs: settings.persistIntervalMs,
+        contents: () => ({
+          batches: [...queue.unsent().failed, ...sender.inFlight()],
+          waiting: queue.unsent().waiting,
+          open: lines.open,
+          setAside: setAside.lines(),
+          confirmed: local.confirmedUnits(platform.now()),
+          owner: around.journal.owner(),
+          granted: around.journal.granted(),
+        }),
+        unconfirmed: pending,
+        read: around.journal.read,
+        write: around.journal.write,
+        fail,
+      },
+      // Read at the first write: the key names this writer, made on first use (not at construction).
+      { key: () => around.journal.key },
+    ),
+  )
   function fail(error: EntitlementError): void {
     stats.lastError = error
     around.report(error)

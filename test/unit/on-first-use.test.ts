@@ -45,7 +45,7 @@ describe('leases made on the first lease()', () => {
     expect(result).toMatchObject({ acquired: false, pool: 'seats', reason: 'unavailable' })
     expect(!result.acquired && result.error?.code).toBe('server_unavailable')
     expect(leases.find('acme', 'seats', 'host-a')).toBeUndefined()
-    expect(leases.size).toBe(0)
+    expect(leases.count()).toBe(0)
     await expect(leases.releaseAll()).resolves.toBeUndefined()
   })
 
@@ -57,7 +57,7 @@ describe('leases made on the first lease()', () => {
     })
     expect(leases.find('acme', 'seats', undefined)).toBeUndefined()
     await leases.releaseAll()
-    expect(leases.size).toBe(0)
+    expect(leases.count()).toBe(0)
     expect(loads).toBe(0)
   })
 })

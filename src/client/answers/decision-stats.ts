@@ -1,5 +1,6 @@
 import type { Decision } from '../../core/decision.js'
 import type { Platform } from '../../platform/platform.js'
+import { withGetters } from '../../platform/with-getters.js'
 import type { DecisionSummaryEvent, FeatureDecisionCounts } from '../options.js'
 
 /** Feature names may come from user input: past this many, counts go to '(other)' instead of growing forever. */
@@ -52,7 +53,7 @@ export function createDecisionStats(): DecisionStats {
     reasons[decision.reason] = (reasons[decision.reason] ?? 1) - 1
   }
 
-  return {
+  const stats: Omit<DecisionStats, 'size'> = {
     count,
     uncount,
     recount(before, after) {
@@ -60,11 +61,9 @@ export function createDecisionStats(): DecisionStats {
       return count(after)
     },
     countTimes,
-    get size() {
-      return decisions.size
-    },
     snapshot: () => Object.fromEntries(decisions),
   }
+  return withGetters(stats, { size: () => decisions.size })
 }
 
 /**

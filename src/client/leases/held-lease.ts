@@ -178,21 +178,12 @@ export function holdLease(
     if (state !== 'released') parts.background(renewNow())
   }
 
-  const handle: LiveLease = {
+  const methods: Omit<LiveLease, 'id' | 'state' | 'lease'> = {
     acquired: true,
-    get id() {
-      return lease.id
-    },
     pool: first.pool,
     subject: first.subject,
     holder: first.holder,
     borrowed: first.borrowed,
-    get state() {
-      return state
-    },
-    get lease() {
-      return lease
-    },
     on,
     async release(options) {
       if (state === 'released') return true
@@ -213,6 +204,13 @@ export function holdLease(
     },
     stop: clearTimers,
   }
+  // Not through withGetters (see it): the lease keeper's chunk would then share it with the main build, and every
+  // browser bundle's first load would carry it in a chunk of its own.
+  const handle = Object.defineProperties(methods, {
+    id: { get: () => lease.id, enumerable: true },
+    state: { get: () => state, enumerable: true },
+    lease: { get: () => lease, enumerable: true },
+  }) as LiveLease
   schedule(timing.expiresInMs, timing.heartbeatMs)
   return handle
 }

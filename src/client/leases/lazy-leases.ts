@@ -35,8 +35,7 @@ export function createLazyLeases(
       await keeper.settled()
       await keeper.current?.releaseAll(keepalive)
     },
-    get size(): number {
-      return keeper.current?.size ?? 0
-    },
+    /** How many leases it holds. */
+    count: (): number => keeper.current?.count() ?? 0,
   }
 }

@@ -167,8 +167,8 @@ export function createLeaseKeeper(parts: LeaseKeeperParts) {
         all.map((live) => (live.borrowed ? live.stop() : live.release({ keepalive }).then(() => undefined))),
       )
     },
-
-    get size(): number {
+    /** How many leases it holds. */
+    count(): number {
       let count = 0
       for (const set of held.values()) count += set.size
       return count

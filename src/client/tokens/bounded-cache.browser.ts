@@ -1,3 +1,4 @@
+import { withGetters } from '../../platform/with-getters.js'
 import type { BoundedCache, BoundedCacheOptions } from './bounded-cache.js'
 
 export type { BoundedCache, BoundedCacheOptions } from './bounded-cache.js'
@@ -21,7 +22,7 @@ export function createBoundedCache<V extends {}>(options: BoundedCacheOptions<V>
     return undefined
   }
 
-  return {
+  const cache: Omit<BoundedCache<V>, 'size'> = {
     get(key) {
       const item = live(key)
       if (item === undefined) return undefined
@@ -59,8 +60,8 @@ export function createBoundedCache<V extends {}>(options: BoundedCacheOptions<V>
     *values() {
       for (const [, value] of this.entries()) yield value
     },
-    get size() {
-      return items.size
-    },
   }
+  return withGetters(cache, {
+    size: () => items.size,
+  })
 }

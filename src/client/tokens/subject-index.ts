@@ -1,3 +1,4 @@
+import { withGetters } from '../../platform/with-getters.js'
 import { createBoundedCache } from './bounded-cache.js'
 import type { Entry, Verdict } from './cache-entry.js'
 
@@ -41,7 +42,7 @@ export function createSubjectIndex(options: {
   let lookups = 0
   const touchEvery = Math.max(1, Math.floor(options.maxSubjects / 4))
 
-  return {
+  const subjects = {
     /**
      * The entry, keeping the LRU order roughly, cheaply: an entry is moved up at most once per `touchEvery`
      * lookups. Moving it on every lookup writes to four places in the cache's lists, each a likely CPU cache miss
@@ -85,10 +86,8 @@ export function createSubjectIndex(options: {
     isJudgedByClock: (key: string) => clockJudged.has(key),
     entries: () => cache.entries(),
     values: () => cache.values(),
-    get size() {
-      return cache.size
-    },
   }
+  return withGetters(subjects, { size: () => cache.size })
 }
 
 export type SubjectIndex = ReturnType<typeof createSubjectIndex>

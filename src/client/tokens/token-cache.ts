@@ -1,4 +1,5 @@
 import type { EntitlementError } from '../../core/errors.js'
+import { withGetters } from '../../platform/with-getters.js'
 import type { MemoTable } from '../answers/memo-table.js'
 import type { ClientConfig } from '../config.js'
 import type { ChangeEvent, ErrorEvent } from '../options.js'
@@ -175,7 +176,7 @@ export function createTokenCache(parts: TokenCacheParts) {
     return pending
   }
 
-  return {
+  const cache = {
     /** Whether tokens are renewed from a source (a server or a token function), or never (a token string). */
     renews: source.renews,
     stats: stats as Readonly<TokenCacheStats>,
@@ -192,9 +193,6 @@ export function createTokenCache(parts: TokenCacheParts) {
     refresh: fetchFromSource,
     entries: subjects.entries,
     values: subjects.values,
-    get size() {
-      return subjects.size
-    },
     /** Stops every renewal timer; loads in progress finish. */
     close(): Promise<unknown> {
       closed = true
@@ -202,6 +200,7 @@ export function createTokenCache(parts: TokenCacheParts) {
       return Promise.allSettled([...loading.values()])
     },
   }
+  return withGetters(cache, { size: () => subjects.size })
 }
 
 export type TokenCache = ReturnType<typeof createTokenCache>

@@ -1,0 +1,104 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import { join, relative, resolve } from 'node:path'
+import { setFlagsFromString } from 'node:v8'
+import ts from 'typescript'
+import { describe, expect, it } from 'vitest'
+import { createDecisionStats } from '../../src/client/answers/decision-stats.js'
+import { createMemoTable } from '../../src/client/answers/memo-table.js'
+import { createSubjectIndex } from '../../src/client/tokens/subject-index.js'
+import { createTrustedClock } from '../../src/client/trusted-clock.js'
+import { createDueQueue } from '../../src/platform/due-queue.js'
+import { defaultPlatform } from '../../src/platform/platform.js'
+import { createMemoryStorage } from '../../src/platform/storage.js'
+import { withGetters } from '../../src/platform/with-getters.js'
+import { createMemoryUsageStore } from '../../src/usage/counter-store.js'
+
+// V8 (Node 20) makes an object literal with a `get` or `set` accessor in dictionary mode, and every call of its
+// methods then takes a generic lookup: the trusted clock and the token cache, called on every check, cost a memoized
+// check with roles about a tenth of its time (see `src/platform/with-getters.ts`).
+
+const SRC = resolve(__dirname, '../../src')
+
+function files(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory()
+      ? files(join(dir, entry.name))
+      : entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')
+        ? [join(dir, entry.name)]
+        : [],
+  )
+}
+
+/** Every accessor written in an object literal of a file's `text`, as `file:line name`. */
+function literalAccessors(file: string, text = readFileSync(file, 'utf8')): string[] {
+  const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true)
+  const found: string[] = []
+  const visit = (node: ts.Node): void => {
+    if (
+      (ts.isGetAccessorDeclaration(node) || ts.isSetAccessorDeclaration(node)) &&
+      ts.isObjectLiteralExpression(node.parent)
+    ) {
+      const { line } = source.getLineAndCharacterOfPosition(node.getStart())
+      found.push(`${relative(SRC, file)}:${line + 1} ${node.name.getText()}`)
+    }
+    ts.forEachChild(node, visit)
+  }
+  visit(source)
+  return found
+}
+
+// `%HasFastProperties` is V8's own answer; the flag only lets code compiled after it ask.
+setFlagsFromString('--allow-natives-syntax')
+const hasFastProperties = new Function('object', 'return %HasFastProperties(object)') as (
+  object: object,
+) => boolean
+
+describe('objects on the hot paths stay in fast mode', () => {
+  it('has no accessor in an object literal anywhere in src/ (withGetters adds them)', () => {
+    expect(files(SRC).flatMap((file) => literalAccessors(file))).toEqual([])
+  })
+
+  it('finds the accessor it looks for', () => {
+    const text = 'export const clock = {\n  now() { return 1 },\n  get mark() { return 2 },\n}'
+    expect(literalAccessors(join(SRC, 'clock.ts'), text)).toEqual(['clock.ts:3 mark'])
+    // A class's accessors are on its prototype, which stays fast: not flagged.
+    expect(literalAccessors(join(SRC, 'map.ts'), 'class A { get size() { return 1 } }')).toEqual([])
+  })
+
+  it('is what withGetters returns, where a literal with a getter is not', () => {
+    let mark = 1
+    const made = withGetters({ rolledBack: () => false }, { mark: () => mark })
+    expect(hasFastProperties(made)).toBe(true)
+    mark = 2
+    expect(made.mark).toBe(2)
+    expect(Object.keys(made)).toEqual(['rolledBack', 'mark'])
+    expect(() => {
+      ;(made as { mark: number }).mark = 3
+    }).toThrow(TypeError)
+    // The reason for the rule: if a V8 ever makes such a literal fast, this line fails and the rule may go.
+    expect(
+      hasFastProperties({
+        rolledBack: () => false,
+        get mark() {
+          return mark
+        },
+      }),
+    ).toBe(false)
+  })
+
+  it('holds for the parts a check and a record call', () => {
+    const platform = defaultPlatform()
+    const stats = createDecisionStats()
+    const parts: Record<string, object> = {
+      clock: createTrustedClock(platform, 1000, () => {}),
+      stats,
+      memos: createMemoTable(256, stats),
+      subjects: createSubjectIndex({ maxSubjects: 10, now: Date.now, left: () => {} }),
+      dueQueue: createDueQueue(platform, () => {}),
+      storage: createMemoryStorage(),
+      counters: createMemoryUsageStore(),
+    }
+    const slow = Object.keys(parts).filter((name) => !hasFastProperties(parts[name]!))
+    expect(slow).toEqual([])
+  })
+})
