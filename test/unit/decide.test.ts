@@ -318,11 +318,19 @@ describe('decide: regions', () => {
   it.each([
     ['US', true],
     ['us', true],
+    ['De', true],
     ['US-CA', true],
+    ['us-ca', true],
     ['US-NY', false],
+    ['us-ny', false],
+    // A subdivision of a denied subdivision is denied with it.
+    ['US-NY-1', false],
     ['DE', true],
     ['CN', false],
     ['USA', false],
+    ['US_CA', false],
+    // Upper-cased as the language says, not as ASCII: no letter outside it becomes a listed code.
+    ['ÜS', false],
     ['', false],
   ])('token-wide policy: %s → %s', (region, allowed) => {
     const decision = decide(ent, 'core', { region }, NOW)
