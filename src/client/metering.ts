@@ -9,7 +9,7 @@ import { createCreditBook } from './credits/credit-book.js'
 import { createCreditSpending } from './credits/reserve.js'
 import type { CheckContext, ErrorEvent, Metering, RecordContext } from './options.js'
 import type { SerializedStorage } from './serialized-storage.js'
-import type { Thresholds } from './thresholds.js'
+import { alertsOn, type Thresholds } from './thresholds.js'
 import type { Entry } from './tokens/cache-entry.js'
 import type { TokenCache } from './tokens/token-cache.js'
 import { assembleUsageState } from './usage-state.js'
@@ -78,8 +78,8 @@ function assembleMetering(
       const entry = tokens.peek(key)
       meter.record(key, metric, amount, platform.now(), entry, dimensions, properties, resource)
       answerer.invalidate(entry, metric)
-      // A usage alert this record crossed: looked at only in a token with thresholds (one field read otherwise).
-      if (entry?.alerts === true && entry.entitlements.features.get(metric)?.cap?.thresholds !== undefined)
+      // A usage alert this record crossed.
+      if (alertsOn(entry, metric))
         thresholds.observe(entry.entitlements, metric, answerer.usedNow(entry, key, metric))
     }
 

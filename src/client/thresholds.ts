@@ -3,6 +3,7 @@ import type { Platform } from '../platform/platform.js'
 import { NEVER } from '../protocol/usage-rules.js'
 import type { ThresholdEvent } from './options.js'
 import type { SerializedStorage } from './serialized-storage.js'
+import type { Entry } from './tokens/cache-entry.js'
 import { counterKeyOf, windowFor } from './usage-window.js'
 
 /** Where what fired is kept, so a restart does not fire it again. */
@@ -10,6 +11,13 @@ export const THRESHOLDS_KEY = 'entitle:thresholds'
 
 /** At most this many (customer, feature, window or limit) crossings are remembered. */
 export const MAX_REMEMBERED = 10_000
+
+/**
+ * Whether a use of `feature` could cross a usage alert: the token has some (one field read otherwise), and this
+ * feature's cap has thresholds. Asked before the usage is worked out, which costs a clock read and lookups.
+ */
+export const alertsOn = (entry: Entry | undefined, feature: string): entry is Entry =>
+  entry?.alerts === true && entry.entitlements.features.get(feature)?.cap?.thresholds !== undefined
 
 /**
  * Usage alerts: a metered cap's `thresholds` (percentages of its limit) each fire one `threshold` event per customer,

@@ -62,6 +62,39 @@ describe('record() and checks of a metered cap', () => {
     })
   })
 
+  it('consumeSync() fires a usage alert, and works out usage for alerts only where a cap has them', async () => {
+    fx.server.sell('acme', {
+      plan: { id: 'team' },
+      features: {
+        'api-calls': { cap: { limit: 10, period: 'month', used: 7, resetsAt: RESETS_AT_SEC } },
+        exports: {
+          cap: { limit: 10, period: 'month', used: 7, resetsAt: RESETS_AT_SEC, thresholds: [80] },
+        },
+      },
+    })
+    let reads = 0
+    const platform = { ...fx.clock.platform, now: () => (reads++, fx.clock.platform.now()) }
+    const meter = client({ platform })
+    const alerts: number[] = []
+    meter.on('threshold', (event) => alerts.push(event.threshold))
+    await meter.load('acme')
+    const readsOf = (consume: () => void) => {
+      const before = reads
+      consume()
+      return reads - before
+    }
+    // The first use starts the meter (one more read, once).
+    meter.consumeSync('api-calls', { subject: 'acme' })
+    // The decision and the usage line each read the clock; a cap with alerts reads it again for its usage and the
+    // alert's window. Before, every consume worked its usage out, alerts or not (3 reads).
+    expect(readsOf(() => meter.consumeSync('api-calls', { subject: 'acme' }))).toBe(2)
+    expect(readsOf(() => meter.consumeSync('exports', { subject: 'acme' }))).toBe(4)
+    await fx.clock.idle()
+    expect(alerts).toEqual([80])
+    expect(meter.checkSync('api-calls', { subject: 'acme' })).toMatchObject({ used: 9, remaining: 1 })
+    expect(meter.checkSync('exports', { subject: 'acme' })).toMatchObject({ used: 8, remaining: 2 })
+  })
+
   it('counts usage once when the server confirms it and a newer token carries it in its snapshot', async () => {
     fx.server.sell('acme', metered(2))
     const meter = client()

@@ -6,7 +6,7 @@ import type { DecisionStats } from '../answers/decision-stats.js'
 import type { ClientConfig } from '../config.js'
 import type { CreditSpending } from '../credits/reserve.js'
 import type { CheckContext, ErrorEvent } from '../options.js'
-import type { Thresholds } from '../thresholds.js'
+import { alertsOn, type Thresholds } from '../thresholds.js'
 import type { Entry } from '../tokens/cache-entry.js'
 import type { TokenCache } from '../tokens/token-cache.js'
 import { createConsumeHere, type Use } from './consume-here.js'
@@ -45,7 +45,8 @@ export function createConsume(parts: {
     if (meter !== undefined && amount > 0)
       meter.record(key, feature, amount, platform.now(), entry, undefined, undefined, resource)
     answerer.invalidate(entry, feature)
-    if (entry !== undefined && parts.thresholds !== undefined && amount > 0)
+    // A usage alert this use crossed: the usage is worked out (a clock read, lookups) only where one could be.
+    if (parts.thresholds !== undefined && amount > 0 && alertsOn(entry, feature))
       parts.thresholds.observe(entry.entitlements, feature, used ?? answerer.usedNow(entry, key, feature))
   }
 
