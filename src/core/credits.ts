@@ -54,10 +54,16 @@ export function isSpendable(grant: BurnableGrant, at: number): boolean {
   )
 }
 
-/** What the grants hold that can be spent at `at`. */
+/**
+ * What the grants hold that can be spent at `at`. Indexed loops here and in `nextExpiry`, run on every decision of
+ * a costed feature: the read model's grants are a frozen array, and V8 (Node 20) does not inline a `for…of` over one.
+ */
 export function spendableAt(grants: readonly BurnableGrant[], at: number): number {
   let sum = 0
-  for (const grant of grants) if (grant.remaining > 0 && isSpendable(grant, at)) sum += grant.remaining
+  for (let i = 0; i < grants.length; i++) {
+    const grant = grants[i]!
+    if (grant.remaining > 0 && isSpendable(grant, at)) sum += grant.remaining
+  }
   return sum
 }
 
@@ -100,7 +106,8 @@ export function planBurn(
 /** The first moment after `at` at which a spendable grant with credits left expires, if any. */
 export function nextExpiry(grants: readonly BurnableGrant[], at: number): number | undefined {
   let next: number | undefined
-  for (const grant of grants) {
+  for (let i = 0; i < grants.length; i++) {
+    const grant = grants[i]!
     const end = grant.expiresAt
     if (end === undefined || !(grant.remaining > 0) || !isSpendable(grant, at)) continue
     if (next === undefined || end < next) next = end

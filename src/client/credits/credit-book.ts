@@ -40,11 +40,12 @@ export function createCreditBook(parts: {
   ): number {
     if (meter !== undefined) {
       let spent = 0
-      for (const [name, cost] of entitlements.costs) {
-        if (cost.type !== balance.type) continue
+      // forEach, not for…of: the read model's map yields its entries from a generator, a pair each, on every consume.
+      entitlements.costs.forEach((cost, name) => {
+        if (cost.type !== balance.type) return
         const units = meter.unreported(key, name, now, balance.asOf)
         if (units > 0) spent += creditCost(cost, units)
-      }
+      })
       return roundCredits(spent)
     }
     const here = localCounters?.peek(creditCounterKey(entitlements.subject, balance.type))
