@@ -82,8 +82,9 @@ describe('the packed artifact (npm pack), as a user installs it', () => {
     // core, the client, the fleet store, the server, their docs and demo), 750 KB and 2.86 MB; with issue 31's second
     // pass (roles memoized, the lease chunk, the faster read model, their docs), 779 KB and 2.95 MB; with the JWT claim
     // rules ours and the customer's term and usage apart from the plan's features, 802 KB and 3.03 MB (814 KB later);
-    // with the hot paths' objects made without accessors in their literals, 816 KB.
-    expect(packed!.size).toBeLessThan(820_000)
+    // with the hot paths' objects made without accessors in their literals, 816 KB; 820 KB with the rest of that
+    // V8 pass (region and credit loops, alerts asked first).
+    expect(packed!.size).toBeLessThan(825_000)
     expect(packed!.unpackedSize).toBeLessThan(3_100_000)
     expect(packed!.files.map((file) => file.path).filter((path) => path.endsWith('.map'))).toEqual(
       expect.not.arrayContaining(['dist/index.browser.js.map', 'dist/cli.js.map', 'dist/index.cjs.map']),
