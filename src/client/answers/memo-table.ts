@@ -5,9 +5,9 @@ import type { DecisionStats } from './decision-stats.js'
 
 /**
  * One slot, reused in place: which customer's answers to which feature it holds, and until when. A context's roles
- * change an answer only through the feature's role rule (`gate`, a copy: see `gateOf`), which they pass or fail: so a slot holds two
- * answers, one for a check that passes the rule (`granted`) and one for every other (`decision`: no roles, roles
- * that fail the rule, or a feature with no rule). Each is filled by the first check that needs it.
+ * change an answer only through the feature's role rule (`gate`, a copy: see `gateOf`), which they pass or fail: so
+ * a slot holds two answers, one for a check that passes the rule (`granted`) and one for every other (`decision`: no
+ * roles, roles that fail the rule, or a feature with no rule). Each is filled by the first check that needs it.
  */
 export interface Slot {
   entry: Entry | undefined
