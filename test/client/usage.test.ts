@@ -73,7 +73,11 @@ describe('record() and checks of a metered cap', () => {
       },
     })
     let reads = 0
-    const platform = { ...fx.clock.platform, now: () => (reads++, fx.clock.platform.now()) }
+    const now = () => {
+      reads++
+      return fx.clock.platform.now()
+    }
+    const platform = { ...fx.clock.platform, now }
     const meter = client({ platform })
     const alerts: number[] = []
     meter.on('threshold', (event) => alerts.push(event.threshold))
