@@ -1,4 +1,3 @@
-import { createEventStream } from '../transport/event-stream.js'
 import type { LicenseServerClient } from '../transport/license-server-client.js'
 import { createLicenseServerClient } from '../transport/license-server-client.js'
 import { createAnswerer } from './answers/answer.js'
@@ -7,6 +6,7 @@ import { createDecisionStats, startDecisionSummary } from './answers/decision-st
 import { createMemoTable } from './answers/memo-table.js'
 import type { ClientConfig } from './config.js'
 import { createEmitter } from './emitter.js'
+import { createLazyEventStream } from './lazy-event-stream.js'
 import { createLazyLeases } from './leases/lazy-leases.js'
 import type { MeteringPlugin } from './metering.js'
 import type { DecisionSummaryEvent } from './options.js'
@@ -69,7 +69,7 @@ function eventStreamFor(
 ) {
   if (server === undefined || !config.server?.events) return undefined
   const { tokens, revocations, report, background } = parts
-  return createEventStream({
+  return createLazyEventStream({
     platform: config.platform,
     server,
     backoff: config.backoff,

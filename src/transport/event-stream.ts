@@ -1,11 +1,66 @@
 import { EntitlementError } from '../core/errors.js'
 import type { Platform } from '../platform/platform.js'
 import type { LicenseServerClient } from './license-server-client.js'
-import { type BackoffOptions, createRetryState } from './retry.js'
+import type { RetryState } from './retry.js'
 import { createEventStreamParser } from './sse.js'
 
-/** A stream counts as healthy once it has stayed open this long: only then is its backoff forgotten. */
-export const HEALTHY_STREAM_MS = 60_000
+/** What the event stream works with. */
+export interface EventStreamOptions {
+  readonly platform: Platform
+  readonly server: Pick<LicenseServerClient, 'openEvents' | 'fetchChanges'>
+  /**
+   * The reconnections' backoff, forgotten only after a connection stayed healthy for a while. Made by the caller:
+   * the client loads this code on first use (`client/lazy-event-stream.ts`), and a chunk that imported the retry
+   * code would move it into a chunk shared with the rest of the client, which even an app that only verifies loads.
+   */
+  readonly retry: RetryState
+  readonly pollIntervalMs: number
+  /** How long one connection is held; `Infinity` in a process whose connections outlive requests. */
+  readonly maxConnectionMs: number
+  readonly onEntitlements: (subject: string) => void
+  readonly onRevocations: () => void
+  readonly report: (error: unknown) => void
+  readonly background: (work: Promise<unknown>) => void
+}
+
+/**
+ * Reads one connection's body to its end, each piece of text to `parse`. An abort of `signal` (the client stopped,
+ * or the connection's life ended) cancels it; the listener goes with it.
+ */
+async function readToEnd(
+  body: ReadableStream<Uint8Array>,
+  signal: AbortSignal,
+  parse: (text: string) => void,
+): Promise<void> {
+  const decoder = new TextDecoder()
+  const reader = body.getReader()
+  const cancel = () => {
+    try {
+      void reader.cancel(signal.reason).catch(() => {})
+    } catch {
+      // A stream of a request that has ended (a Worker) may refuse even to be cancelled: it is gone anyway.
+    }
+  }
+  if (signal.aborted) cancel()
+  signal.addEventListener('abort', cancel, { once: true })
+  try {
+    for (;;) {
+      const { done, value } = await reader.read().catch((cause: unknown) => {
+        if (signal.aborted) throw cause
+        // The runtime says `TypeError: terminated` or `aborted`: what happened, in the SDK's words.
+        throw new EntitlementError(
+          'server_unavailable',
+          'the event stream was cut off (the license server went away or closed the connection); reconnecting',
+          { cause },
+        )
+      })
+      if (done) return
+      parse(decoder.decode(value, { stream: true }))
+    }
+  } finally {
+    signal.removeEventListener('abort', cancel)
+  }
+}
 
 /**
  * The license server's event stream, kept open: `entitlements` events name a customer to refresh, `revocations`
@@ -19,26 +74,9 @@ export const HEALTHY_STREAM_MS = 60_000
  * held at most `maxConnectionMs` and counted as gone after it, cut or not; `catchUp(now)`, called at each check,
  * opens the next one in the current request, from the last event heard.
  */
-export function createEventStream(options: {
-  platform: Platform
-  server: LicenseServerClient
-  backoff: Required<BackoffOptions>
-  pollIntervalMs: number
-  /** How long one connection is held; `Infinity` in a process whose connections outlive requests. */
-  maxConnectionMs: number
-  onEntitlements: (subject: string) => void
-  onRevocations: () => void
-  report: (error: unknown) => void
-  background: (work: Promise<unknown>) => void
-}) {
-  const { platform, server, maxConnectionMs } = options
+export function createEventStream(options: EventStreamOptions) {
+  const { platform, server, retry, maxConnectionMs } = options
   const controller = new AbortController()
-  const retry = createRetryState({
-    ...options.backoff,
-    random: platform.random,
-    resetAfterHealthyMs: HEALTHY_STREAM_MS,
-    minMs: 1000,
-  })
   let lastEventId: string | undefined
   let connected = false
   let pollTimer: unknown
@@ -117,38 +155,13 @@ export function createEventStream(options: {
       return
     }
     opened(mine, connection)
-    const decoder = new TextDecoder()
     const parse = createEventStreamParser(onEvent, (id) => {
       lastEventId = id
     })
-    const reader = body.getReader()
-    // Stopping the client (or this connection's life) ends it; the listener goes with it.
-    const cancel = () => {
-      try {
-        void reader.cancel(connection.signal.reason).catch(() => {})
-      } catch {
-        // A stream of a request that has ended (a Worker) may refuse even to be cancelled: it is gone anyway.
-      }
-    }
-    if (connection.signal.aborted) cancel()
-    connection.signal.addEventListener('abort', cancel, { once: true })
     try {
-      for (;;) {
-        const { done, value } = await reader.read().catch((cause: unknown) => {
-          if (connection.signal.aborted) throw cause
-          // The runtime says `TypeError: terminated` or `aborted`: what happened, in the SDK's words.
-          throw new EntitlementError(
-            'server_unavailable',
-            'the event stream was cut off (the license server went away or closed the connection); reconnecting',
-            { cause },
-          )
-        })
-        if (done) return
-        parse(decoder.decode(value, { stream: true }))
-      }
+      await readToEnd(body, connection.signal, parse)
     } finally {
       if (mine === generation) connected = false
-      connection.signal.removeEventListener('abort', cancel)
     }
   }
 

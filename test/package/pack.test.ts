@@ -83,9 +83,10 @@ describe('the packed artifact (npm pack), as a user installs it', () => {
     // pass (roles memoized, the lease chunk, the faster read model, their docs), 779 KB and 2.95 MB; with the JWT claim
     // rules ours and the customer's term and usage apart from the plan's features, 802 KB and 3.03 MB (814 KB later);
     // with the hot paths' objects made without accessors in their literals, 816 KB; 820 KB with the rest of that
-    // V8 pass (region and credit loops, alerts asked first).
-    expect(packed!.size).toBeLessThan(825_000)
-    expect(packed!.unpackedSize).toBeLessThan(3_100_000)
+    // V8 pass (region and credit loops, alerts asked first); 825 KB and 3.10 MB with the event stream a chunk of its
+    // own in the browser build (the loader, the chunk, their docs).
+    expect(packed!.size).toBeLessThan(830_000)
+    expect(packed!.unpackedSize).toBeLessThan(3_150_000)
     expect(packed!.files.map((file) => file.path).filter((path) => path.endsWith('.map'))).toEqual(
       expect.not.arrayContaining(['dist/index.browser.js.map', 'dist/cli.js.map', 'dist/index.cjs.map']),
     )

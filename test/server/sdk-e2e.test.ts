@@ -1,3 +1,6 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { type ChangeEvent, createEntitlements, type EntitlementsClient, metering } from '../../src/index.js'
 import { SERVICE, startTestServer, type TestServer } from './helpers.js'
@@ -30,6 +33,17 @@ const until = async (condition: () => boolean | Promise<boolean>, ms = 5000) => 
   }
 }
 
+/** A user of `subject` asks for SSO, and an admin approves: the server's token for it changes. */
+async function approveSso(subject: string): Promise<void> {
+  const ask = await server.call('POST', '/v1/access-requests', SERVICE, {
+    subject,
+    feature: 'sso',
+    requestedBy: 'ana',
+  })
+  const { id } = await ask.json()
+  await server.admin('POST', `/access-requests/${id}/decision`, { approve: true, by: 'admin' })
+}
+
 describe('SDK ↔ reference server', () => {
   it('multi-tenant: checks, meters, hears an approved access request at once, and a revocation', async () => {
     await server.purchase('acme', 'team')
@@ -55,13 +69,7 @@ describe('SDK ↔ reference server', () => {
       async () => (await (await server.admin('GET', '/customers/acme/usage')).json()).usage[0]?.total === 40,
     )
     // A user asks for SSO; an admin approves; the running client hears it over the event stream.
-    const ask = await server.call('POST', '/v1/access-requests', SERVICE, {
-      subject: 'acme',
-      feature: 'sso',
-      requestedBy: 'ana',
-    })
-    const { id } = await ask.json()
-    await server.admin('POST', `/access-requests/${id}/decision`, { approve: true, by: 'admin' })
+    await approveSso('acme')
     await until(() =>
       changes.some(
         (event) =>
@@ -74,6 +82,46 @@ describe('SDK ↔ reference server', () => {
     expect(client.checkSync('api-calls', { subject: 'acme' }).used).toBe(40)
     await server.admin('POST', '/customers/acme/revoke')
     await until(() => client.checkSync('export', { subject: 'acme' }).reason === 'revoked')
+  })
+
+  it('the browser build, chunk and all: loads the event stream when it starts and hears an approved request', async () => {
+    await server.purchase('acme', 'team')
+    // The build a page gets (the `browser` condition), imported as its native ES modules.
+    const dist = join(process.cwd(), 'dist')
+    const entry = readFileSync(join(dist, 'index.browser.js'), 'utf8')
+    const chunk = /import\(["']\.\/(event-stream-[\w-]+\.js)["']\)/.exec(entry)?.[1]
+    expect(readdirSync(dist)).toContain(chunk)
+    // The stream and its parser are in the chunk only: a page whose client hears no changes never fetches them.
+    expect(entry).not.toContain('the event stream was cut off')
+    expect(readFileSync(join(dist, chunk!), 'utf8')).toContain('the event stream was cut off')
+    const browser = (await import(pathToFileURL(join(dist, 'index.browser.js')).href)) as {
+      createEntitlements: typeof createEntitlements
+    }
+    // Streams the server answered: a change made before the stream is held would be heard by polling, 30 s on.
+    let streams = 0
+    const client = browser.createEntitlements({
+      server: { url: server.url, apiKey: SERVICE, events: true, revocationIntervalMs: 0 },
+      keys: new URL('/.well-known/jwks.json', server.url),
+      issuer: server.url,
+      audience: 'acme-editor',
+      platform: {
+        fetch: async (input: RequestInfo | URL, init?: RequestInit) => {
+          const response = await fetch(input, init)
+          if (String(input instanceof Request ? input.url : input).endsWith('/v1/events') && response.ok)
+            streams++
+          return response
+        },
+      },
+    })
+    clients.push(client)
+    const errors: unknown[] = []
+    client.on('error', (event) => errors.push(event))
+    expect(streams).toBe(0)
+    expect(await client.check('sso', { subject: 'acme' })).toMatchObject({ reason: 'not_in_plan' })
+    await until(() => streams === 1)
+    await approveSso('acme')
+    await until(() => client.checkSync('sso', { subject: 'acme' }).allowed)
+    expect(errors).toEqual([])
   })
 
   it('single-tenant embedded app: a device token from its license key, usage under the same key', async () => {

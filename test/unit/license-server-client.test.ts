@@ -6,6 +6,7 @@ import {
   createLicenseServerClient,
   type LicenseServerClient,
 } from '../../src/transport/license-server-client.js'
+import { createRetryState } from '../../src/transport/retry.js'
 
 describe('the license server client', () => {
   it('leaves no listener on the caller’s signal per request: a stream that reconnects all week does not leak', async () => {
@@ -94,7 +95,13 @@ describe('the event stream', () => {
         },
         fetchChanges: async () => ({ changes: [], last: '0', more: false }),
       } as unknown as LicenseServerClient,
-      backoff: { initialMs: 1, maxMs: 1 },
+      retry: createRetryState({
+        initialMs: 1,
+        maxMs: 1,
+        random: Math.random,
+        resetAfterHealthyMs: 60_000,
+        minMs: 1000,
+      }),
       pollIntervalMs: 60_000,
       maxConnectionMs: Number.POSITIVE_INFINITY,
       onEntitlements: () => {},

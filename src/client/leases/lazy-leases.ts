@@ -2,7 +2,7 @@ import type { EntitlementError } from '../../core/errors.js'
 import type { Lease } from '../../core/lease.js'
 import { onFirstUse } from '../on-first-use.js'
 import type { LeaseKeeperParts } from './lease-keeper.js'
-import { type LeaseOptions, type LeaseResult, refusal } from './lease-types.js'
+import type { LeaseOptions, LeaseResult } from './lease-types.js'
 
 /**
  * The lease keeper, made at the first `lease()` (see `onFirstUse`): an app that floats nothing never loads its code
@@ -22,7 +22,18 @@ export function createLazyLeases(
       } catch (error) {
         // As when the server cannot be reached: lease() answers, it does not throw.
         const failed = error as EntitlementError
-        return refusal(pool, 'unavailable', { detail: failed.message, error: failed })
+        // Spelled out, not made by `refusal` (lease-types.ts): a function this file and the keeper's chunk both
+        // imported would be a chunk of its own, one more file that even a page that only verifies downloads.
+        return {
+          acquired: false,
+          pool,
+          reason: 'unavailable',
+          inUse: undefined,
+          limit: undefined,
+          retryAt: undefined,
+          detail: failed.message,
+          error: failed,
+        }
       }
       return keeper.current!.acquire(pool, options)
     },
