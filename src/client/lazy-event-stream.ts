@@ -4,7 +4,7 @@ import type { Backoff } from './config.js'
 import { onFirstUse } from './on-first-use.js'
 
 /** A stream counts as healthy once it has stayed open this long: only then is its backoff forgotten. */
-export const HEALTHY_STREAM_MS = 60_000
+const HEALTHY_STREAM_MS = 60_000
 
 /**
  * The event stream, made when the client starts it (see `onFirstUse`): its code (the stream and its parser) is a
