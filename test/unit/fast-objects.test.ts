@@ -5,8 +5,11 @@ import ts from 'typescript'
 import { describe, expect, it } from 'vitest'
 import { createDecisionStats } from '../../src/client/answers/decision-stats.js'
 import { createMemoTable } from '../../src/client/answers/memo-table.js'
+import { type HeldLeaseParts, holdLease } from '../../src/client/leases/held-lease.js'
 import { createSubjectIndex } from '../../src/client/tokens/subject-index.js'
 import { createTrustedClock } from '../../src/client/trusted-clock.js'
+import type { FeaturePool } from '../../src/core/entitlements.js'
+import { verifiedLease } from '../../src/core/lease.js'
 import { createDueQueue } from '../../src/platform/due-queue.js'
 import { defaultPlatform } from '../../src/platform/platform.js'
 import { createMemoryStorage } from '../../src/platform/storage.js'
@@ -52,6 +55,7 @@ setFlagsFromString('--allow-natives-syntax')
 const hasFastProperties = new Function('object', 'return %HasFastProperties(object)') as (
   object: object,
 ) => boolean
+const haveSameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: object, b: object) => boolean
 
 describe('objects on the hot paths stay in fast mode', () => {
   it('has no accessor in an object literal anywhere in src/ (withGetters adds them)', () => {
@@ -86,19 +90,69 @@ describe('objects on the hot paths stay in fast mode', () => {
     ).toBe(false)
   })
 
-  it('holds for the parts a check and a record call', () => {
+  it("keeps a second and a third object fast, on the first one's map, each reading its own getters", () => {
+    // An accessor of each object's own would put every object after the first in dictionary mode.
+    const make = (mark: number) =>
+      withGetters({ rolledBack: () => false }, { mark: () => mark, size: () => mark * 2 })
+    const [first, second, third] = [make(1), make(2), make(3)]
+    expect([first, second, third].map(hasFastProperties)).toEqual([true, true, true])
+    expect(haveSameMap(first, second) && haveSameMap(second, third)).toBe(true)
+    expect([first.mark, second.mark, third.size]).toEqual([1, 2, 6])
+    expect(Object.keys(second)).toEqual(['rolledBack', 'mark', 'size'])
+    expect({ ...third }).toMatchObject({ mark: 3, size: 6 })
+  })
+
+  it('holds for the parts a check and a record call, in every client of a process, not only the first', () => {
     const platform = defaultPlatform()
-    const stats = createDecisionStats()
-    const parts: Record<string, object> = {
-      clock: createTrustedClock(platform, 1000, () => {}),
-      stats,
-      memos: createMemoTable(256, stats),
-      subjects: createSubjectIndex({ maxSubjects: 10, now: Date.now, left: () => {} }),
-      dueQueue: createDueQueue(platform, () => {}),
-      storage: createMemoryStorage(),
-      counters: createMemoryUsageStore(),
+    const makeParts = (): Record<string, object> => {
+      const stats = createDecisionStats()
+      return {
+        clock: createTrustedClock(platform, 1000, () => {}),
+        stats,
+        memos: createMemoTable(256, stats),
+        subjects: createSubjectIndex({ maxSubjects: 10, now: Date.now, left: () => {} }),
+        dueQueue: createDueQueue(platform, () => {}),
+        storage: createMemoryStorage(),
+        counters: createMemoryUsageStore(),
+      }
     }
-    const slow = Object.keys(parts).filter((name) => !hasFastProperties(parts[name]!))
-    expect(slow).toEqual([])
+    const [first, second, third] = [makeParts(), makeParts(), makeParts()]
+    const names = Object.keys(first)
+    expect(names.filter((name) => !hasFastProperties(first[name]!))).toEqual([])
+    expect(names.filter((name) => !hasFastProperties(second[name]!))).toEqual([])
+    expect(names.filter((name) => !hasFastProperties(third[name]!))).toEqual([])
+    expect(names.filter((name) => !haveSameMap(first[name]!, third[name]!))).toEqual([])
+  })
+
+  it('keeps every held lease fast, each reading its own lease and state', () => {
+    // A check of a pool's feature reads the holder's handle: with each handle's own accessors, every one after the
+    // first was in dictionary mode.
+    const platform = defaultPlatform()
+    const pool: FeaturePool = {
+      ...{ name: 'editors', seats: 3, holder: 'user', ttlMs: 60_000, heartbeatMs: 20_000 },
+      ...{ revivalMs: 0, graceMs: 0, borrow: undefined },
+    }
+    const parts = {
+      ...{ platform, ended: () => {}, keep: () => {}, changed: () => {}, background: () => {} },
+    } as unknown as HeldLeaseParts
+    const handles = ['a', 'b', 'c'].map((holder) => {
+      const now = Date.now()
+      const lease = verifiedLease({
+        ...{ id: `lease-${holder}`, pool: 'editors', subject: 'acme', holder, issuedAt: now },
+        ...{ expiresAt: now + 60_000, validUntil: now + 60_000, borrowed: false, token: 'x.y.z' },
+      })
+      return holdLease(lease, { heartbeatMs: undefined, expiresInMs: 60_000 }, pool, parts)
+    })
+    try {
+      expect(handles.map(hasFastProperties)).toEqual([true, true, true])
+      expect(haveSameMap(handles[0]!, handles[2]!)).toBe(true)
+      expect(handles.map((handle) => [handle.id, handle.state, handle.lease.holder])).toEqual([
+        ['lease-a', 'held', 'a'],
+        ['lease-b', 'held', 'b'],
+        ['lease-c', 'held', 'c'],
+      ])
+    } finally {
+      for (const handle of handles) handle.stop()
+    }
   })
 })

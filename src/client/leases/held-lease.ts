@@ -65,6 +65,24 @@ const asEntitlementError = (error: unknown) =>
         cause: error,
       })
 
+/** Where a handle keeps what its accessors read: the lease and state its renewals change. */
+const READS = Symbol()
+interface HandleReads {
+  readonly lease: () => Lease
+  readonly state: () => HeldLease['state']
+}
+type Handle = { readonly [READS]: HandleReads }
+/**
+ * A handle's accessors, shared by every handle: V8 keeps handles on one map (fast mode) only if their accessors are
+ * the very same functions, and a check of a pool's feature reads `lease` of the holder's handle.
+ */
+function readState(this: Handle): HeldLease['state'] {
+  return this[READS].state()
+}
+function readLease(this: Handle): Lease {
+  return this[READS].lease()
+}
+
 /** `[0.8, 1)` of `ms`: renewals of many holders spread out instead of arriving together. */
 const jitter = (ms: number, random: () => number) => ms * (0.8 + random() * 0.2)
 
@@ -205,11 +223,14 @@ export function holdLease(
     stop: clearTimers,
   }
   // Not through withGetters (see it): the lease keeper's chunk would then share it with the main build, and every
-  // browser bundle's first load would carry it in a chunk of its own.
+  // browser bundle's first load would carry it in a chunk of its own. The same accessors for every handle, as there.
+  const reads: HandleReads = { lease: () => lease, state: () => state }
   const handle = Object.defineProperties(methods, {
-    id: { get: () => lease.id, enumerable: true },
-    state: { get: () => state, enumerable: true },
-    lease: { get: () => lease, enumerable: true },
+    [READS]: { value: reads },
+    // The id stays the same across renewals (take() refuses one that does not).
+    id: { value: first.id, enumerable: true },
+    state: { get: readState, enumerable: true },
+    lease: { get: readLease, enumerable: true },
   }) as LiveLease
   schedule(timing.expiresInMs, timing.heartbeatMs)
   return handle
