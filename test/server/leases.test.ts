@@ -1,8 +1,7 @@
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
 import express from 'express'
 import { afterEach, describe, expect, it } from 'vitest'
 import { releaseLeasesOnPageHide } from '../../src/browser/index.js'
@@ -11,6 +10,7 @@ import { createEntitlements, type HeldLease, type LeaseEvents, type LeaseResult 
 import { createFileStorage, releaseLeasesOnExit } from '../../src/node/index.js'
 import { EntitlementsProvider } from '../../src/openfeature/server.js'
 import { manualPlatform } from '../client/harness.js'
+import { importBrowserBuild } from './browser-build.js'
 import { cadCatalog } from './cad-catalog.js'
 import { startFaultProxy } from './fault-proxy.js'
 import { SERVICE, startTestServer, type TestServer } from './helpers.js'
@@ -113,17 +113,8 @@ describe('floating licenses on the reference server', () => {
 
   it('the browser build loads the lease code from a chunk of its own at the first lease(), and it holds a seat', async () => {
     const manual = await start()
-    // The build a page gets (the `browser` condition), imported as its native ES modules, chunk and all.
-    const dist = join(process.cwd(), 'dist')
-    const entry = readFileSync(join(dist, 'index.browser.js'), 'utf8')
-    const chunk = /import\(["']\.\/(lease-keeper-[\w-]+\.js)["']\)/.exec(entry)?.[1]
-    expect(readdirSync(dist)).toContain(chunk)
-    // The keeper, renewals and borrows are in the chunk only: a page that never leases never fetches them.
-    expect(entry).not.toContain('entitle:borrow:')
-    expect(readFileSync(join(dist, chunk!), 'utf8')).toContain('entitle:borrow:')
-    const browser = (await import(pathToFileURL(join(dist, 'index.browser.js')).href)) as {
-      createEntitlements: typeof createEntitlements
-    }
+    // The keeper, renewals and borrows are in their chunk only: a page that never leases never fetches them.
+    const browser = await importBrowserBuild('lease-keeper', 'entitle:borrow:')
     const tab = browser.createEntitlements({
       server: { url: server!.url, apiKey: SERVICE, timeoutMs: 1000 },
       keys: new URL('/.well-known/jwks.json', server!.url),

@@ -1,8 +1,6 @@
-import { readdirSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { pathToFileURL } from 'node:url'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { type ChangeEvent, createEntitlements, type EntitlementsClient, metering } from '../../src/index.js'
+import { importBrowserBuild } from './browser-build.js'
 import { SERVICE, startTestServer, type TestServer } from './helpers.js'
 
 // The SDK against the real reference server on loopback, with real timers: the protocol both sides implement.
@@ -86,17 +84,8 @@ describe('SDK ↔ reference server', () => {
 
   it('the browser build, chunk and all: loads the event stream when it starts and hears an approved request', async () => {
     await server.purchase('acme', 'team')
-    // The build a page gets (the `browser` condition), imported as its native ES modules.
-    const dist = join(process.cwd(), 'dist')
-    const entry = readFileSync(join(dist, 'index.browser.js'), 'utf8')
-    const chunk = /import\(["']\.\/(event-stream-[\w-]+\.js)["']\)/.exec(entry)?.[1]
-    expect(readdirSync(dist)).toContain(chunk)
-    // The stream and its parser are in the chunk only: a page whose client hears no changes never fetches them.
-    expect(entry).not.toContain('the event stream was cut off')
-    expect(readFileSync(join(dist, chunk!), 'utf8')).toContain('the event stream was cut off')
-    const browser = (await import(pathToFileURL(join(dist, 'index.browser.js')).href)) as {
-      createEntitlements: typeof createEntitlements
-    }
+    // The stream and its parser are in their chunk only: a page whose client hears no changes never fetches them.
+    const browser = await importBrowserBuild('event-stream', 'the event stream was cut off')
     // Streams the server answered: a change made before the stream is held would be heard by polling, 30 s on.
     let streams = 0
     const client = browser.createEntitlements({
