@@ -51,6 +51,8 @@ export interface UsageLine {
   readonly dimensions?: Readonly<Record<string, string>>
   /** Raw mode: the record's own properties. */
   readonly properties?: Readonly<Record<string, unknown>>
+  /** The resource the usage is for (`kind:id`), for a record made with `resource`. */
+  readonly resource?: string
   /** Set-aside lines: why the server refused them, or why the SDK did not send them (the protocol's rules). */
   readonly reason?: string
 }
