@@ -2,6 +2,7 @@ import { withGetters } from '../platform/with-getters.js'
 import { USAGE_LIMITS } from '../protocol/usage-rules.js'
 import { createLine, type Line, sealLine } from './line.js'
 import type { Counter } from './local-usage.js'
+import { addToOpenLine, bringUpToDate, holdOpenLine, letGo } from './open-line.js'
 
 /**
  * What became of a record in the aggregator: `summed` into a line that was open, `opened` a line of its own, or
@@ -21,10 +22,10 @@ function dimensionsKey(dimensions: Record<string, string>): string {
 const MAX_AMOUNT = /*@__PURE__*/ (() => USAGE_LIMITS.amount)()
 
 /**
- * Adds a record to an open line, unless the line is sealed or the sum would pass the protocol's amount (then a new
- * line starts). Module-level and small, so the hot path inlines it.
+ * Adds a record to an open line with dimensions, unless the line is sealed or the sum would pass the protocol's
+ * amount (then a new line starts). A plain line sums in its counter instead (`open-line.ts`).
  */
-export function sumInto(line: Line | undefined, amount: number, now: number): boolean {
+function sumInto(line: Line | undefined, amount: number, now: number): boolean {
   if (line === undefined || line.sealed || line.amount + amount > MAX_AMOUNT) return false
   line.amount += amount
   // A clock set back keeps start <= end: the line covers every record in it.
@@ -117,18 +118,30 @@ export function createAggregator(options: {
       )
       return 'opened'
     }
-    if (sum(counter.line, amount, now)) return 'summed'
+    if (addToOpenLine(counter, amount, now)) {
+      stats.aggregated++
+      return 'summed'
+    }
     if (queued() >= maxQueuedLines) return 'dropped'
-    counter.line = openLine(counter, key, metric, amount, now, undefined, undefined, account, resource)
+    holdOpenLine(
+      counter,
+      openLine(counter, key, metric, amount, now, undefined, undefined, account, resource),
+    )
     return 'opened'
   }
 
   const aggregator = {
     /**
      * Counts `amount` into the line it belongs to, opening one as needed. The commonest case, a record for an open
-     * plain line, the meter handles itself with {@link sumInto} before it calls this.
+     * plain line, the meter handles itself with `addToOpenLine` before it calls this.
      */
     add: addSlowly,
+
+    /** The open lines with their sums brought up to date, as the journal writes them down; they stay open. */
+    current(): readonly Line[] {
+      for (const line of open) bringUpToDate(line)
+      return open
+    },
 
     /**
      * Seals every open line and hands it over: from here on its id and amount are fixed, and it may reach the
@@ -142,6 +155,7 @@ export function createAggregator(options: {
       const ready: Line[] = []
       const refused: Line[] = []
       for (const line of taken) {
+        if (line.holder !== undefined) letGo(line.holder)
         line.reason = sealLine(line, subjectOf(line.key))
         if (line.reason === undefined) ready.push(line)
         else refused.push(line)
@@ -150,7 +164,7 @@ export function createAggregator(options: {
     },
   }
   return withGetters(aggregator, {
-    /** Lines taking records. */
+    /** Lines taking records. A plain one's `amount` and `end` lag behind its counter's: see {@link current}. */
     open: (): readonly Line[] => open,
     /** An estimate of the open lines' JSON size. */
     openBytes: () => openBytes,

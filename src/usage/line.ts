@@ -1,4 +1,5 @@
 import { formatUsageLineProblem, usageLineProblem } from '../protocol/usage-rules.js'
+import type { Counter } from './local-usage.js'
 
 /**
  * One usage line: the records of one customer, metric, window and set of dimensions, summed while it is open.
@@ -27,6 +28,11 @@ export interface Line {
   bytes: number
   /** Why the line is set aside: the server refused it, or the protocol's rules would. */
   reason: string | undefined
+  /**
+   * The counter that keeps this line's running amount and end while it is open without dimensions (see
+   * `open-line.ts`): until they are brought back, `amount` and `end` here lag behind.
+   */
+  holder: Counter | undefined
 }
 
 export function createLine(
@@ -59,6 +65,7 @@ export function createLine(
     json: '',
     bytes: 0,
     reason: undefined,
+    holder: undefined,
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Line } from './line.js'
+import { letGo } from './open-line.js'
 
 /** Counters of a customer no longer worth keeping are looked for at most this often. */
 const PRUNE_INTERVAL_MS = 60_000
@@ -48,8 +49,11 @@ export interface Counter {
   pending: number
   /** Confirmed units as pairs [server time, units]: counted until a token issued after that time arrives. */
   acked: number[]
-  /** The aggregator's open line without dimensions; forgotten when the window moves on. */
+  /** The aggregator's open line without dimensions, while it is open; let go of when the window moves on. */
   line: Line | undefined
+  /** That line's running amount and end, kept here so a record writes one object (see `open-line.ts`). */
+  lineAmount: number
+  lineEnd: number
   /** The aggregator's open lines with dimensions, by dimensions key; forgotten when the window moves on. */
   byDimensions: Map<string, Line> | undefined
 }
@@ -67,6 +71,21 @@ function hasOpenLine(counter: Counter): boolean {
   if (counter.byDimensions === undefined) return false
   for (const line of counter.byDimensions.values()) if (!line.sealed) return true
   return false
+}
+
+/** A counter with nothing counted yet. Every counter is made here, so all of them share one shape. */
+function newCounter(windowEnd: number, generation: number): Counter {
+  return {
+    windowEnd,
+    source: undefined,
+    generation,
+    pending: 0,
+    acked: [],
+    line: undefined,
+    lineAmount: 0,
+    lineEnd: 0,
+    byDimensions: undefined,
+  }
 }
 
 type Counters = ReadonlyMap<string, ReadonlyMap<string, Counter>>
@@ -136,15 +155,7 @@ export function createLocalUsage() {
         // Shedding may have emptied and dropped this customer's map: the new counter goes in a map that is kept.
         counters.set(key, metrics)
       }
-      counter = {
-        windowEnd,
-        source: undefined,
-        generation: ++generations,
-        pending: 0,
-        acked: [],
-        line: undefined,
-        byDimensions: undefined,
-      }
+      counter = newCounter(windowEnd, ++generations)
       metrics.set(metric, counter)
     } else if (counter.windowEnd !== windowEnd) {
       // A new window: what was counted belongs to the last one. A window that has not ended yet (the token's cap
@@ -155,7 +166,8 @@ export function createLocalUsage() {
         counter.acked.length = 0
       }
       counter.windowEnd = windowEnd
-      counter.line = undefined
+      // The open line stays open in the aggregator, for the last window: it takes its sums with it.
+      letGo(counter)
       counter.byDimensions = undefined
     }
     return counter

@@ -1,6 +1,6 @@
 import { EntitlementError } from '../core/errors.js'
-import { sumInto } from './aggregator.js'
 import { readJournal } from './journal.js'
+import { addToOpenLine } from './open-line.js'
 import { createPipeline, type MeterSettings, type MeterSurroundings } from './pipeline.js'
 import type { CloseResult, FlushResult, UsageLine, UsageStats } from './types.js'
 
@@ -73,7 +73,7 @@ export function createUsageMeter(settings: MeterSettings, around: MeterSurroundi
 
   /**
    * Counts `amount` of `metric` for the customer `key`. Synchronous and O(1): in aggregate mode, a record for a
-   * line that exists is two Map lookups and two additions.
+   * line that exists is two Map lookups and two additions, both into the counter (`open-line.ts`).
    */
   function record(
     key: string,
@@ -105,7 +105,7 @@ export function createUsageMeter(settings: MeterSettings, around: MeterSurroundi
     if (!schedule.armed) schedule.wake(flushIntervalMs)
     persistence.changed()
     // The hot path: one more record for the customer's open plain line.
-    if (!raw && dimensions === undefined && sumInto(counter.line, amount, now)) {
+    if (!raw && dimensions === undefined && addToOpenLine(counter, amount, now)) {
       stats.aggregated++
       return
     }

@@ -122,7 +122,7 @@ export function createPipeline(settings: MeterSettings, around: MeterSurrounding
         contents: () => ({
           batches: [...queue.unsent().failed, ...sender.inFlight()],
           waiting: queue.unsent().waiting,
-          open: lines.open,
+          open: lines.current(),
           setAside: setAside.lines(),
           confirmed: local.confirmedUnits(platform.now()),
           owner: around.journal.owner(),

@@ -149,6 +149,57 @@ describe('record() and checks of a metered cap', () => {
     expect(lines[1]!.start).toBeGreaterThanOrEqual(resetsAt * 1000)
   })
 
+  it('a window that ends while its line is open keeps every record summed into that line', async () => {
+    const resetsAt = NOW_SEC + 1800
+    fx.server.sell('acme', metered(0, 100, resetsAt))
+    const meter = client({ usage: { flushIntervalMs: 3_600_000 } })
+    await meter.load('acme')
+    meter.record('api-calls', 2, { subject: 'acme' })
+    await fx.clock.advance(10_000)
+    meter.record('api-calls', 3, { subject: 'acme' })
+    const lastOfFirstWindow = fx.clock.platform.now()
+    fx.clock.setClock(resetsAt * 1000 + 1)
+    meter.record('api-calls', 4, { subject: 'acme' })
+    meter.record('api-calls', 5, { subject: 'acme' })
+    await meter.flush()
+    const lines = ingest.received.flatMap((batch) => batch.lines)
+    expect(lines.map((line) => line.amount)).toEqual([5, 9])
+    expect(lines[0]!.end).toBe(lastOfFirstWindow)
+    expect(lines[1]!.start).toBe(resetsAt * 1000 + 1)
+  })
+
+  it('a clock set back while a line is open stretches the line back: it covers every record in it', async () => {
+    fx.server.sell('acme', metered(0, 100))
+    const meter = client({ usage: { flushIntervalMs: 3_600_000 } })
+    await meter.load('acme')
+    const at = fx.clock.platform.now()
+    meter.record('api-calls', 1, { subject: 'acme' })
+    meter.record('api-calls', 1, { subject: 'acme' })
+    fx.clock.setClock(at - 5000)
+    meter.record('api-calls', 1, { subject: 'acme' })
+    fx.clock.setClock(at + 2000)
+    meter.record('api-calls', 1, { subject: 'acme' })
+    await meter.flush()
+    const lines = ingest.received.flatMap((batch) => batch.lines)
+    expect(lines.map(({ amount, start, end }) => ({ amount, start, end }))).toEqual([
+      { amount: 4, start: at - 5000, end: at + 2000 },
+    ])
+  })
+
+  it('a line that reaches the largest amount a line may carry hands over to a new one, every unit counted', async () => {
+    fx.server.sell('acme', metered(0, 9e15))
+    const meter = client({ usage: { flushIntervalMs: 3_600_000 } })
+    await meter.load('acme')
+    meter.record('api-calls', 1e15 - 10, { subject: 'acme' })
+    meter.record('api-calls', 5, { subject: 'acme' })
+    meter.record('api-calls', 10, { subject: 'acme' })
+    meter.record('api-calls', 7, { subject: 'acme' })
+    await meter.flush()
+    const lines = ingest.received.flatMap((batch) => batch.lines)
+    expect(lines.map((line) => line.amount)).toEqual([1e15 - 5, 17])
+    expect(ingest.total('acme', 'api-calls')).toBe(1e15 + 12)
+  })
+
   it('refuses bad records with usage_invalid and counts nothing', async () => {
     fx.server.sell('acme', metered(0))
     const meter = client()
@@ -435,6 +486,31 @@ describe('persistence', () => {
     expect(ingest.total('acme', 'api-calls')).toBe(4)
     expect(ingest.total('globex', 'api-calls')).toBe(1)
     expect(second.stats().usage.pending).toBe(0)
+  })
+
+  it('a journal written while a line is open holds every record summed into it, and when the last one was', async () => {
+    const storage = createMemoryStorage()
+    const first = client({ storage, usage: { persistIntervalMs: 1000, flushIntervalMs: 60_000 } })
+    first.record('api-calls', 4, { subject: 'acme' })
+    await fx.clock.advance(300)
+    first.record('api-calls', 1, { subject: 'acme' })
+    await fx.clock.advance(300)
+    first.record('api-calls', 2, { subject: 'acme', resource: 'project:p1' })
+    const last = fx.clock.platform.now()
+    await fx.clock.advance(400) // persisted: one open line of 7
+    first.record('api-calls', 3, { subject: 'acme' })
+    await fx.clock.advance(1000) // persisted again: the same line, now 10
+    // The process dies here: no close(). A new one starts on the same storage.
+    const second = client({ storage })
+    await second.flush()
+    expect(ingest.total('acme', 'api-calls')).toBe(10)
+    const lines = ingest.received.flatMap((batch) => batch.lines)
+    expect(lines.map((line) => [line.amount, line.resource])).toEqual([
+      [8, undefined],
+      [2, 'project:p1'],
+    ])
+    expect(lines[0]!.end).toBe(last + 400)
+    expect(lines[1]!.end).toBe(last)
   })
 
   it('a batch in flight at the crash is resent with its batch id and counted once', async () => {
