@@ -1,8 +1,7 @@
 import { withGetters } from '../platform/with-getters.js'
-import { USAGE_LIMITS } from '../protocol/usage-rules.js'
 import { createLine, type Line, sealLine } from './line.js'
 import type { Counter } from './local-usage.js'
-import { addToOpenLine, bringUpToDate, holdOpenLine, letGo } from './open-line.js'
+import { addToOpenLine, bringUpToDate, holdOpenLine, letGo, MAX_LINE_AMOUNT } from './open-line.js'
 
 /**
  * What became of a record in the aggregator: `summed` into a line that was open, `opened` a line of its own, or
@@ -16,22 +15,6 @@ function dimensionsKey(dimensions: Record<string, string>): string {
   let key = ''
   for (const name of names) key += `${name}\u0000${dimensions[name]}\u0001`
   return key
-}
-
-/** Read in a call marked pure, as in `validate.ts`: an app that never meters keeps none of the usage rules. */
-const MAX_AMOUNT = /*@__PURE__*/ (() => USAGE_LIMITS.amount)()
-
-/**
- * Adds a record to an open line with dimensions, unless the line is sealed or the sum would pass the protocol's
- * amount (then a new line starts). A plain line sums in its counter instead (`open-line.ts`).
- */
-function sumInto(line: Line | undefined, amount: number, now: number): boolean {
-  if (line === undefined || line.sealed || line.amount + amount > MAX_AMOUNT) return false
-  line.amount += amount
-  // A clock set back keeps start <= end: the line covers every record in it.
-  if (now > line.end) line.end = now
-  else if (now < line.start) line.start = now
-  return true
 }
 
 /**
@@ -52,8 +35,16 @@ export function createAggregator(options: {
   let open: Line[] = []
   let openBytes = 0
 
+  /**
+   * Adds a record to an open line with dimensions, unless the line is sealed or the sum would pass the protocol's
+   * amount (then a new line starts). A plain line sums in its counter instead (`open-line.ts`).
+   */
   function sum(line: Line | undefined, amount: number, now: number): boolean {
-    if (!sumInto(line, amount, now)) return false
+    if (line === undefined || line.sealed || line.amount + amount > MAX_LINE_AMOUNT) return false
+    line.amount += amount
+    // A clock set back keeps start <= end: the line covers every record in it.
+    if (now > line.end) line.end = now
+    else if (now < line.start) line.start = now
     stats.aggregated++
     return true
   }

@@ -2,8 +2,11 @@ import { USAGE_LIMITS } from '../protocol/usage-rules.js'
 import type { Line } from './line.js'
 import type { Counter } from './local-usage.js'
 
-/** Read in a call marked pure, as in `validate.ts`: an app that never meters keeps none of the usage rules. */
-const MAX_AMOUNT = /*@__PURE__*/ (() => USAGE_LIMITS.amount)()
+/**
+ * The most a line may carry (the protocol's): past it, a new line starts. Read in a call marked pure, as in
+ * `validate.ts`: an app that never meters keeps none of the usage rules.
+ */
+export const MAX_LINE_AMOUNT = /*@__PURE__*/ (() => USAGE_LIMITS.amount)()
 
 /*
  * A counter's open plain line (no dimensions) keeps its running sums in the counter: its amount and its end, in
@@ -21,7 +24,7 @@ const MAX_AMOUNT = /*@__PURE__*/ (() => USAGE_LIMITS.amount)()
  * (then a new line starts). Module-level and small, so the hot path inlines it.
  */
 export function addToOpenLine(counter: Counter, amount: number, now: number): boolean {
-  if (counter.line === undefined || counter.lineAmount + amount > MAX_AMOUNT) return false
+  if (counter.line === undefined || counter.lineAmount + amount > MAX_LINE_AMOUNT) return false
   counter.lineAmount += amount
   // A clock set back keeps start <= end: the line covers every record in it. Only then is the line itself read.
   if (now > counter.lineEnd) counter.lineEnd = now

@@ -84,8 +84,9 @@ describe('the packed artifact (npm pack), as a user installs it', () => {
     // rules ours and the customer's term and usage apart from the plan's features, 802 KB and 3.03 MB (814 KB later);
     // with the hot paths' objects made without accessors in their literals, 816 KB; 820 KB with the rest of that
     // V8 pass (region and credit loops, alerts asked first); 825 KB and 3.10 MB with the event stream a chunk of its
-    // own in the browser build (the loader, the chunk, their docs).
-    expect(packed!.size).toBeLessThan(830_000)
+    // own in the browser build (the loader, the chunk, their docs); 830 KB with record() summing into the counter
+    // (src/usage/open-line.ts and its docs).
+    expect(packed!.size).toBeLessThan(832_000)
     expect(packed!.unpackedSize).toBeLessThan(3_150_000)
     expect(packed!.files.map((file) => file.path).filter((path) => path.endsWith('.map'))).toEqual(
       expect.not.arrayContaining(['dist/index.browser.js.map', 'dist/cli.js.map', 'dist/index.cjs.map']),
