@@ -67,7 +67,8 @@ export interface ConfirmedUnits {
 }
 
 function hasOpenLine(counter: Counter): boolean {
-  if (counter.line !== undefined && !counter.line.sealed) return true
+  // `line` is set only while it is open (`open-line.ts`); lines with dimensions stay in their map once sealed.
+  if (counter.line !== undefined) return true
   if (counter.byDimensions === undefined) return false
   for (const line of counter.byDimensions.values()) if (!line.sealed) return true
   return false
