@@ -1,13 +1,11 @@
-import { EntitlementError } from '../core/errors.js'
+import { createDropReport } from './drop-report.js'
 import { readJournal } from './journal.js'
 import { addToOpenLine } from './open-line.js'
 import { createPipeline, type MeterSettings, type MeterSurroundings } from './pipeline.js'
+import { sendBefore } from './send-before.js'
 import type { CloseResult, FlushResult, UsageLine, UsageStats } from './types.js'
 
 export type { MeterJournalStorage, MeterSettings, MeterSurroundings, MeterTokens } from './pipeline.js'
-
-/** The shortest pause between attempts while `close()` sends before its deadline. */
-const CLOSE_RETRY_MIN_MS = 50
 
 /**
  * The batched usage reporter: sums records in memory (`aggregator.ts`), keeps the local counts checks read
@@ -37,39 +35,7 @@ export function createUsageMeter(settings: MeterSettings, around: MeterSurroundi
   const read = (text: string) =>
     readJournal(text, { now: platform.now(), local, queue, setAside, subjectOf: tokens.subjectOf })
   let closed = false
-  let dropReported = 0
-
-  /**
-   * Sends everything queued, and after a failed batch tries again as its backoff says, until all is confirmed or
-   * `over()`: a close with a deadline uses the time it was given, not only one attempt.
-   */
-  async function sendUntil(over: () => boolean): Promise<void> {
-    for (;;) {
-      await sender.flushNow()
-      if (pending() === 0 || over()) return
-      const wait = Math.max(CLOSE_RETRY_MIN_MS, schedule.holdLeft(platform.now()))
-      await new Promise<void>((resolve) => platform.setTimeout(resolve, wait))
-      if (over()) return
-    }
-  }
-
-  function drop(amount: number): void {
-    stats.dropped++
-    stats.droppedUnits += amount
-    // One report per flush interval, not one per record: a full queue must not flood the error listeners.
-    const now = platform.now()
-    if (now >= dropReported + flushIntervalMs) {
-      dropReported = now
-      fail(
-        new EntitlementError(
-          'usage_dropped',
-          closed
-            ? 'usage recorded after close() was dropped'
-            : `the usage queue is full (${maxQueuedLines} lines): records are being dropped`,
-        ),
-      )
-    }
-  }
+  const drop = createDropReport({ platform, stats, fail, flushIntervalMs, maxQueuedLines })
 
   /**
    * Counts `amount` of `metric` for the customer `key`. Synchronous and O(1): in aggregate mode, a record for a
@@ -99,7 +65,7 @@ export function createUsageMeter(settings: MeterSettings, around: MeterSurroundi
       counter.pending += amount
     }
     if (closed) {
-      drop(amount)
+      drop(amount, closed)
       return
     }
     if (!schedule.armed) schedule.wake(flushIntervalMs)
@@ -112,7 +78,7 @@ export function createUsageMeter(settings: MeterSettings, around: MeterSurroundi
     const added = lines.add(counter, key, metric, amount, now, dimensions, properties, account, resource)
     if (added === 'opened') {
       if (queue.full(lines.open.length, lines.openBytes)) schedule.wake(0)
-    } else if (added === 'dropped') drop(amount)
+    } else if (added === 'dropped') drop(amount, closed)
   }
 
   return {
@@ -159,18 +125,7 @@ export function createUsageMeter(settings: MeterSettings, around: MeterSurroundi
     async close(deadlineMs: number): Promise<CloseResult> {
       const before = stats.sent
       if (!closed) {
-        if (deadlineMs > 0) {
-          let timer: unknown
-          let over = false
-          const deadline = new Promise<void>((resolve) => {
-            timer = platform.setTimeout(() => {
-              over = true
-              resolve()
-            }, deadlineMs)
-          })
-          await Promise.race([sendUntil(() => over), deadline])
-          platform.clearTimeout(timer)
-        }
+        if (deadlineMs > 0) await sendBefore(deadlineMs, platform, sender, schedule, pending)
         closed = true
         sender.stop()
         persistence.stop()
@@ -182,12 +137,7 @@ export function createUsageMeter(settings: MeterSettings, around: MeterSurroundi
       return { ...stats, pending: pending(), setAside: setAside.lines().length }
     },
 
-    setAside(): readonly UsageLine[] {
-      return setAside.lines().map((line) => ({
-        ...(JSON.parse(line.json) as UsageLine),
-        ...(line.reason === undefined ? {} : { reason: line.reason }),
-      }))
-    },
+    setAside: (): readonly UsageLine[] => setAside.view(),
 
     /** Queues the set-aside lines again (same ids) after the cause was fixed; returns how many. */
     resendSetAside(): number {

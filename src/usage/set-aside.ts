@@ -1,4 +1,5 @@
 import type { Line } from './line.js'
+import type { UsageLine } from './types.js'
 
 /**
  * Lines the license server refused (one by one, or a batch it could not read), or that the protocol's rules say
@@ -31,6 +32,12 @@ export function createSetAside(
       lines.push(line)
     },
     lines: (): readonly Line[] => lines,
+    /** What the app sees of them (`meter.setAside()`): each line as sent, with the reason it was set aside. */
+    view: (): UsageLine[] =>
+      lines.map((line) => ({
+        ...(JSON.parse(line.json) as UsageLine),
+        ...(line.reason === undefined ? {} : { reason: line.reason }),
+      })),
     /** Every line, taken out to be queued again with the same ids, reasons cleared. */
     takeAll(): Line[] {
       const taken = lines.splice(0)
