@@ -65,8 +65,9 @@ export default defineConfig([
     target: 'es2022',
     platform: 'browser',
     treeshake: true,
-    // Code loaded on first use (the lease keeper, at the first `lease()`) becomes a chunk of its own, which an app's
-    // bundler keeps apart: a page that never calls it never downloads it. The Node builds keep it inline.
+    // Code loaded on first use (the lease keeper at the first `lease()`, the event stream when it starts, format
+    // version 2's at the first token that says any of it) becomes a chunk of its own, which an app's bundler keeps
+    // apart: a page that never needs it never downloads it. The Node builds keep it inline.
     splitting: true,
   },
   {
@@ -76,5 +77,7 @@ export default defineConfig([
     platform: 'node',
     target: 'node20',
     banner: { js: '#!/usr/bin/env node' },
+    // One file: code loaded on first use (format version 2's) is held inline, as in the Node library builds.
+    splitting: false,
   },
 ])

@@ -1,12 +1,17 @@
 import { type EntitlementClaim, entitlementTokenClaimsSchema } from '../src/core/claims.js'
 import { type Entitlements, toEntitlements } from '../src/core/entitlements.js'
 import { EntitlementError, type EntitlementErrorCode } from '../src/core/errors.js'
+import { loadVersion2 } from '../src/core/version-2-code.js'
 
 /** The frozen "now" of every unit test: 2026-01-15T12:00:00Z. */
 export const NOW = Date.UTC(2026, 0, 15, 12, 0, 0)
 export const NOW_SEC = NOW / 1000
 export const frozen = () => NOW
 export const DAY_SEC = 86_400
+
+// Entitlements made here straight from claims may hold per-resource grants, pools or credits: the verifier loads
+// the code of format version 2 for such a token before it builds them, and so does this.
+await loadVersion2()
 
 /** Entitlements straight from claims (validated by the real schema), for the pure decision engine. */
 export function entitlementsOf(

@@ -6,8 +6,10 @@ import { decideAll } from '../core/decide-all.js'
 import type { Decision, DecisionContext } from '../core/decision.js'
 import { type Entitlements, toEntitlements } from '../core/entitlements.js'
 import { EntitlementError, type EntitlementErrorCode } from '../core/errors.js'
+import { mentionsVersion2 } from '../core/format-version.js'
 import type { Algorithm } from '../core/keys.js'
 import { createEntitlementVerifier } from '../core/verify.js'
+import { loadVersion2 } from '../core/version-2-code.js'
 import { CliError, EXIT, loadVerificationKeys, readText } from './io.js'
 
 export const INSPECT_HELP = `entitle inspect: show what is inside a token and what the SDK would decide now
@@ -132,6 +134,8 @@ export async function inspectToken(input: string, options: InspectOptions): Prom
     // Not verified (no key, or it failed): still show what the token says, from its unverified claims.
     const parsed = entitlementTokenClaimsSchema.safeParse(claims)
     if (parsed.success) {
+      // The read model of format version 2's grants is code loaded on first need, as the verifier loads it.
+      if (mentionsVersion2(parsed.data)) await loadVersion2()
       entitlements = toEntitlements(parsed.data, {
         alg: String(header.alg),
         kid: header.kid as string | undefined,

@@ -1,6 +1,7 @@
 /*
  * The rules of `ent.credits` that span more than one field, written once for the zod schema (`claims.ts`) and the
- * zod-free checker (`claims-check.ts`), so the two cannot disagree. Each takes the claim as parsed so far.
+ * zod-free checker (`claims-check-v2.ts`: only a token of format version 2 has credits), so the two cannot
+ * disagree. Each takes the claim as parsed so far.
  */
 
 /** The parts of an `ent` claim the credit rules read. */

@@ -1,11 +1,9 @@
-import { decideCredits } from './decide-credits.js'
-import { decideForResource } from './decide-resource.js'
 import type { Decision, DecisionContext, DecisionReason } from './decision.js'
 import { decision, denied, upgradeFor } from './decision-builders.js'
 import type { Entitlements, Feature, FeaturePool, RegionRule } from './entitlements.js'
 import type { EntitlementErrorCode } from './errors.js'
-import { leaseHolds } from './lease.js'
 import { currentWindowEnd } from './period.js'
+import { version2 } from './version-2-code.js'
 
 const NO_CONTEXT: DecisionContext = Object.freeze({})
 
@@ -139,7 +137,17 @@ export function decideCounting(
       : made
   if (!priced.allowed) return made
   if (!isAmount(context.amount)) return denied(name, 'invalid_request', entitlements)
-  return decideCredits(entitlements, name, feature, priced, cost, context.amount ?? 1, now, creditsCounted)
+  // Costs are format version 2's: its code is loaded for any token that has them.
+  return version2().decideCredits(
+    entitlements,
+    name,
+    feature,
+    priced,
+    cost,
+    context.amount ?? 1,
+    now,
+    creditsCounted,
+  )
 }
 
 function decideWithoutCredits(
@@ -247,14 +255,15 @@ function decideWithoutCredits(
       (holder !== undefined && typeof holder !== 'string')
     )
       return denied(name, 'invalid_request', entitlements)
-    if (!leaseAllows(feature.pool, entitlements, context, now))
+    // Pools are format version 2's: its code is loaded for any token that has them.
+    if (!version2().leaseAllows(feature.pool, entitlements, context, now))
       return denied(name, 'lease_required', entitlements, expiresAt)
   }
 
   if (feature.per !== undefined) {
     // Every argument by itself: this is a check's path, and an array or object to carry them would be made each time.
     const { per } = feature
-    return decideForResource(
+    return version2().decideForResource(
       entitlements,
       name,
       feature,
@@ -269,20 +278,6 @@ function decideWithoutCredits(
     )
   }
   return decideAmounts(entitlements, name, feature, usage, amount, now, allowedAs, expiresAt)
-}
-
-/**
- * A floating feature's lease: held for this pool and customer, by the holder the check names (else, in a pool
- * held per machine, by the device it names), and not yet ended.
- */
-function leaseAllows(
-  pool: FeaturePool,
-  entitlements: Entitlements,
-  context: DecisionContext,
-  now: number,
-): boolean {
-  const holder = context.holder ?? (pool.holder === 'machine' ? context.device : undefined)
-  return leaseHolds(context.lease, pool, entitlements.subject, holder, now)
 }
 
 /**

@@ -1,18 +1,16 @@
 import type {
-  CreditBalance,
   EntitlementTokenClaims,
   FeatureClaim,
-  PerResource,
   Plan,
-  Pool,
   RegionPolicy,
   Term,
   UpgradeHint,
   UsagePeriod,
 } from './claims.js'
-import { type CreditCategory, compareBurnOrder } from './credits.js'
+import type { CreditCategory } from './credits.js'
 import { FrozenMap, frozenMap, type KeyLayout, keyLayout } from './frozen-map.js'
 import { createInterner } from './interner.js'
+import { version2 } from './version-2-code.js'
 
 /**
  * A metered cap as the decision engine reads it: what the plan says, the same for everyone on it. What a customer
@@ -202,7 +200,7 @@ export interface Entitlements {
   readonly costs: ReadonlyMap<string, CreditCostModel>
 }
 
-const seconds = (value: number | undefined): number | undefined =>
+export const seconds = (value: number | undefined): number | undefined =>
   value === undefined ? undefined : value * 1000
 
 /**
@@ -210,8 +208,8 @@ const seconds = (value: number | undefined): number | undefined =>
  * plan (the plan, hints, role lists, region rules, flag and limit features, the feature layout) are kept once.
  * What differs per customer (subject, token id, times, metered caps with their usage) is not interned.
  */
-const intern = createInterner()
-const key = (kind: string, value: unknown) => `${kind}${JSON.stringify(value)}`
+export const intern = createInterner()
+export const key = (kind: string, value: unknown) => `${kind}${JSON.stringify(value)}`
 
 /**
  * Whether two values parsed from JSON are equal. Most tokens a service verifies are on a plan it saw a moment ago:
@@ -289,7 +287,7 @@ const NO_UPGRADES: ReadonlyMap<string, UpgradeHint> = new FrozenMap(keyLayout([]
 const lastLayouts = lastSeen<KeyLayout, readonly string[]>((json, names) =>
   intern(`layout${json}`, () => keyLayout(names)),
 )
-const layoutFor = (names: readonly string[]) => lastLayouts(String(names.length), names)
+export const layoutFor = (names: readonly string[]) => lastLayouts(String(names.length), names)
 
 /** Strings every customer's model repeats (the issuer, the key id, the algorithm), one copy each. */
 const strings = new Map<string, string>()
@@ -356,116 +354,6 @@ function termModels() {
 const tokenTerm = termModels()
 const ownTerm = termModels()
 
-function perModel(per: PerResource, accountCap: FeatureClaim['cap']): FeaturePer {
-  const ids = Object.keys(per.resources ?? {})
-  const grants = ids.map((id) => {
-    const grant = per.resources![id]!
-    return Object.freeze({
-      enabled: grant.enabled,
-      limit: grant.limit,
-      capLimit: grant.cap?.limit,
-      used: grant.cap?.used ?? 0,
-    })
-  })
-  const cap = per.cap
-  return Object.freeze({
-    kind: per.kind,
-    enabled: per.enabled !== false,
-    limit: per.limit,
-    cap:
-      cap === undefined
-        ? undefined
-        : Object.freeze({
-            limit: cap.limit,
-            // The account's window when the feature has a cap (the schema requires that or a period here).
-            period: accountCap?.period ?? cap.period!,
-            resetsAt: seconds(accountCap?.resetsAt ?? cap.resetsAt),
-            soft: cap.soft === true,
-            ceiling: cap.ceiling,
-            thresholds: cap.thresholds === undefined ? undefined : Object.freeze([...cap.thresholds]),
-          }),
-    // Keyed as a check names a resource (`kind:id`): the lookup needs no string made from the check's.
-    resources: frozenMap(
-      ids.map((id) => `${per.kind}:${id}`),
-      grants,
-      layoutFor,
-    ),
-  })
-}
-
-function poolModel(name: string, pool: Pool): FeaturePool {
-  return intern(key('pool', [name, pool]), () =>
-    Object.freeze({
-      name,
-      seats: pool.seats,
-      holder: pool.holder,
-      ttlMs: pool.ttl * 1000,
-      heartbeatMs: pool.heartbeat * 1000,
-      revivalMs: (pool.revival ?? 0) * 1000,
-      graceMs: (pool.grace ?? 0) * 1000,
-      borrow:
-        pool.borrow === undefined
-          ? undefined
-          : Object.freeze({ maxMs: pool.borrow.max * 1000, reserve: pool.borrow.reserve ?? 0 }),
-    }),
-  )
-}
-
-/** A credit type's balance as the engine reads it: times in milliseconds, grants sorted in the burn order once. */
-function creditModel(type: string, balance: CreditBalance): CreditBalanceModel {
-  const grants = balance.grants
-    .map((grant) =>
-      Object.freeze({
-        id: grant.id,
-        remaining: grant.remaining,
-        priority: grant.priority ?? 0,
-        category: grant.category ?? 'paid',
-        startsAt: seconds(grant.startsAt),
-        expiresAt: seconds(grant.expiresAt),
-      }),
-    )
-    .sort(compareBurnOrder)
-  return Object.freeze({
-    type,
-    grants: Object.freeze(grants),
-    asOf: Math.round(balance.asOf * 1000),
-    spent: balance.spent,
-    overdraft: balance.overdraft ?? 0,
-    offline:
-      balance.offline === undefined
-        ? undefined
-        : Object.freeze({ afterMs: balance.offline.after * 1000, spend: balance.offline.spend }),
-  })
-}
-
-/** Every credit type's balance, and every priced name's cost. */
-function creditsOf(credits: Record<string, CreditBalance> | undefined) {
-  const types = Object.keys(credits ?? {})
-  if (types.length === 0) return { balances: NO_CREDITS, costs: NO_COSTS }
-  const costNames: string[] = []
-  const costValues: CreditCostModel[] = []
-  for (const type of types) {
-    const costs = credits![type]!.costs ?? {}
-    for (const name of Object.keys(costs)) {
-      const cost = costs[name]!
-      costNames.push(name)
-      costValues.push(
-        intern(key('cost', [type, cost]), () =>
-          Object.freeze({ type, amount: cost.amount, per: cost.per ?? 1 }),
-        ),
-      )
-    }
-  }
-  return {
-    balances: frozenMap(
-      types,
-      types.map((type) => creditModel(type, credits![type]!)),
-      layoutFor,
-    ),
-    costs: costNames.length === 0 ? NO_COSTS : frozenMap(costNames, costValues, layoutFor),
-  }
-}
-
 /** What a feature takes from its token when it does not say: its defaults, pools and costs. */
 type FeatureDefaults = Pick<Feature, 'regions' | 'roles' | 'upgrade' | 'pool'> & {
   readonly pools: ReadonlyMap<string, FeaturePool>
@@ -521,7 +409,7 @@ function makeFeature(name: string, claim: FeatureClaim, defaults: FeatureDefault
     regions: claim.regions ? regionRule(claim.regions) : defaults.regions,
     roles: shared('roles', claim.roles) ?? defaults.roles,
     upgrade: shared('upgrade', claim.upgrade) ?? defaults.upgrade,
-    per: claim.per === undefined ? undefined : perModel(claim.per, claim.cap),
+    per: claim.per === undefined ? undefined : version2().perModel(claim.per, claim.cap),
     pool: claim.pool === undefined ? defaults.pool : defaults.pools.get(claim.pool),
     cost: defaults.costs.size === 0 ? undefined : defaults.costs.get(name),
   })
@@ -571,16 +459,9 @@ export function toEntitlements(
   header: { alg: string; kid?: string | undefined },
 ): Entitlements {
   const ent = claims.ent
-  const poolNames = Object.keys(ent.pools ?? {})
-  const pools =
-    poolNames.length === 0
-      ? NO_POOLS
-      : frozenMap(
-          poolNames,
-          poolNames.map((name) => poolModel(name, ent.pools![name]!)),
-          layoutFor,
-        )
-  const credits = creditsOf(ent.credits)
+  // Pools and credits are format version 2's: its code is loaded whenever a claim holds them (`claims-check.ts`).
+  const pools = ent.pools === undefined ? NO_POOLS : version2().poolsOf(ent.pools)
+  const credits = ent.credits === undefined ? NO_CREDITS_OR_COSTS : version2().creditsOf(ent.credits)
   const defaults = {
     costs: credits.costs,
     regions: regionRule(ent.regions),
@@ -652,12 +533,13 @@ export function toEntitlements(
   })
 }
 
-const NO_CREDITS: ReadonlyMap<string, CreditBalanceModel> = new FrozenMap(keyLayout([]), [])
-const NO_COSTS: ReadonlyMap<string, CreditCostModel> = new FrozenMap(keyLayout([]), [])
+export const NO_CREDITS: ReadonlyMap<string, CreditBalanceModel> = new FrozenMap(keyLayout([]), [])
+export const NO_COSTS: ReadonlyMap<string, CreditCostModel> = new FrozenMap(keyLayout([]), [])
+const NO_CREDITS_OR_COSTS = { balances: NO_CREDITS, costs: NO_COSTS }
 
 const NO_USAGE: ReadonlyMap<string, CapUsage> = new FrozenMap(keyLayout([]), [])
 
-const NO_POOLS: ReadonlyMap<string, FeaturePool> = new FrozenMap(keyLayout([]), [])
+export const NO_POOLS: ReadonlyMap<string, FeaturePool> = new FrozenMap(keyLayout([]), [])
 
 const NO_TERM: TermModel = Object.freeze({
   expiresAt: undefined,

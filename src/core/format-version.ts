@@ -31,6 +31,27 @@ export function needsVersion2(ent: VersionedClaim): boolean {
   return false
 }
 
+/**
+ * Whether a token payload says anything of format version 2: `v: 2`, or any of the fields only version 2 has
+ * (`pools`, `pool`, `credits`, a feature's `per` or `pool`), well-formed or not. Such a payload is checked by the
+ * rules of version 2 (code loaded first: `version-2-code.ts`), which find what is wrong with those fields as the
+ * zod schema does; any other is checked by version 1's alone, which the fields it lacks cannot change.
+ */
+export function mentionsVersion2(payload: unknown): boolean {
+  const ent = isObject(payload) ? payload.ent : undefined
+  if (!isObject(ent)) return false
+  if (ent.v === 2 || ent.pools !== undefined || ent.pool !== undefined || ent.credits !== undefined)
+    return true
+  const { features } = ent
+  if (!isObject(features)) return false
+  // for-in, not Object.keys: this runs for every token verified, and a list of names per token is garbage.
+  for (const name in features) {
+    const feature = features[name]
+    if (isObject(feature) && (feature.per !== undefined || feature.pool !== undefined)) return true
+  }
+  return false
+}
+
 /** The first pool named (by `ent.pool` or a feature's `pool`) that `ent.pools` does not define, if any. */
 export function unknownPool(ent: VersionedClaim): string | undefined {
   const pools = isObject(ent.pools) ? ent.pools : {}

@@ -64,25 +64,3 @@ export function verifiedLease(fields: Omit<Lease, never>): Lease {
 export function isVerifiedLease(value: unknown): value is Lease {
   return typeof value === 'object' && value !== null && verified.has(value)
 }
-
-/**
- * Whether `lease` lets its holder use a feature of `pool` at `now`: a verified lease of this pool, for this
- * customer, by the holder asked about (if one is), not yet ended, counting the pool's grace past its end (not a
- * borrow's: it is never renewed).
- */
-export function leaseHolds(
-  lease: unknown,
-  pool: FeaturePool,
-  subject: string,
-  holder: string | undefined,
-  now: number,
-): boolean {
-  return (
-    isVerifiedLease(lease) &&
-    lease.pool === pool.name &&
-    lease.subject === subject &&
-    (holder === undefined || lease.holder === holder) &&
-    // The grace covers renewals that fail; a borrow is never renewed, and ends at its end.
-    now < lease.validUntil + (lease.borrowed ? 0 : pool.graceMs)
-  )
-}

@@ -4,6 +4,7 @@ import { checkClaims, formatClaimProblems } from './claims-check.js'
 import { DEFAULTS } from './defaults.js'
 import { type Entitlements, toEntitlements } from './entitlements.js'
 import { EntitlementError, type EntitlementErrorCode } from './errors.js'
+import { mentionsVersion2 } from './format-version.js'
 import {
   type Algorithm,
   ASYMMETRIC_ALGORITHMS,
@@ -16,6 +17,7 @@ import { type Lease, readLeaseClaim, verifiedLease } from './lease.js'
 import { checkRegisteredClaims } from './registered-claims.js'
 import { type SignedJwt, verifySignedJwt } from './signed-jwt.js'
 import { ENTITLEMENT_TOKEN_TYPE, LEASE_TOKEN_TYPE, REVOCATION_LIST_TYPE } from './token-type.js'
+import { loadVersion2 } from './version-2-code.js'
 
 /** Options of {@link createEntitlementVerifier} and {@link verifyEntitlementToken}. */
 export interface VerifyOptions {
@@ -236,6 +238,8 @@ export function createEntitlementVerifier(options: VerifyOptions): EntitlementVe
       const { header, payload } = await verifyTyped(token, config, ENTITLEMENT_TOKEN)
       assertNotIssuedInFuture(payload, config, 'the token')
       // The rules of `entitlementTokenClaimsSchema`, checked without zod (see claims-check.ts).
+      // A token that says anything of format version 2 is checked by its rules, code loaded now (once).
+      if (mentionsVersion2(payload)) await loadVersion2()
       const claims = claimsOrThrow(checkClaims(payload))
       return toEntitlements(claims, { alg: header.alg, kid: header.kid })
     },

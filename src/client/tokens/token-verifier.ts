@@ -35,6 +35,8 @@ export interface TokenVerifier {
  */
 const PROVES_NOTHING = new Set([
   'jwks_unavailable',
+  // The code for tokens of format version 2 could not be fetched (a browser offline): the token is not judged.
+  'server_unavailable',
   'token_not_yet_valid',
   'token_expired',
   'issuer_invalid',
