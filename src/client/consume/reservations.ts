@@ -1,6 +1,5 @@
-import type { EntitlementStorage } from '../../platform/storage.js'
-import type { OwnerRecord } from '../ownership.js'
 import { counterKeyOf } from '../usage-window.js'
+import { createReservationWriter, type ReservationStorage } from './reservation-writer.js'
 
 /** What this client holds of one metered cap's window. */
 export interface Reservation {
@@ -29,15 +28,7 @@ const BLOCK_SHARE = 16
  * grows by 1/16 of what is left of the cap at a time, so a crash costs at most that much of it, and a clean
  * `close()` gives back what was not used.
  */
-export function createReservations(parts: {
-  readonly storage: EntitlementStorage
-  readonly key: string
-  readonly owner: () => OwnerRecord
-  readonly now: () => number
-  /** A failed write: reported; the grant goes on (a failing disk must not stop the app). */
-  readonly failed: (error: unknown) => void
-}) {
-  const { storage } = parts
+export function createReservations(parts: ReservationStorage) {
   const counters = new Map<string, Reservation>()
   /**
    * The counters by customer and metric: `consume()` finds its own with two lookups of strings it already holds,
@@ -47,65 +38,7 @@ export function createReservations(parts: {
   /** Whether any counter holds units a gone writer left: only then do checks add them. */
   let inherited = 0
 
-  function text(): string {
-    const now = parts.now()
-    const held: Record<string, { window: number; reserved: number }> = {}
-    for (const [key, counter] of counters) {
-      if (counter.window > now) held[key] = { window: counter.window, reserved: counter.reserved }
-      else {
-        counters.delete(key)
-        // Built again as consume() asks: a window that ended leaves nothing behind.
-        bySubject.clear()
-      }
-    }
-    return JSON.stringify({
-      v: 1,
-      owner: parts.owner(),
-      counters: held,
-    })
-  }
-
-  /** The reservations as they stand are written: each counter may grant up to what was written. */
-  function written(value: Map<Reservation, number>): void {
-    for (const [counter, reserved] of value) counter.durable = Math.max(counter.durable, reserved)
-  }
-
-  let chain: Promise<void> = Promise.resolve()
-  let queued = false
-
-  /**
-   * Writes the reservations as they stand: at once where the storage writes synchronously (`true`), else after
-   * the writes before it, each with the newest state (a promise that resolves once it is written).
-   */
-  function write(): true | Promise<void> {
-    // A write that fails is reported and taken as done: a failing disk must not stop the app (nor loop a consume()
-    // that waits for it); the crash promise then holds only as far as the storage does.
-    const run = (): void | Promise<void> => {
-      queued = false
-      const value = new Map([...counters.values()].map((counter) => [counter, counter.reserved]))
-      const done = () => written(value)
-      const failed = (error: unknown) => {
-        parts.failed(error)
-        done()
-      }
-      try {
-        const result = storage.setSync ? storage.setSync(parts.key, text()) : storage.set(parts.key, text())
-        if (result instanceof Promise) return result.then(done, failed)
-        done()
-      } catch (error) {
-        failed(error)
-      }
-    }
-    if (storage.setSync !== undefined) {
-      run()
-      return true
-    }
-    if (!queued) {
-      queued = true
-      chain = chain.then(run)
-    }
-    return chain
-  }
+  const write = createReservationWriter(parts, counters, () => bySubject.clear())
 
   function counterOf(key: string, window: number): Reservation {
     let counter = counters.get(key)
