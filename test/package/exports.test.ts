@@ -1,4 +1,6 @@
 import { execFileSync } from 'node:child_process'
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 
 // Runs code in a fresh Node process, resolving `entitle` through the package's own exports map (self-reference),
@@ -99,6 +101,58 @@ describe('the browser build of the root entry', () => {
       expect(inputs.filter((input) => input.startsWith('node:') || input.includes('lru-cache'))).toEqual([])
     },
   )
+
+  it("fetches format version 2's chunk at the first token that needs it, and verifies v: 1 tokens without it", () => {
+    // The built browser build, run as it is: the entry, the chunk it shares with format version 2's code, and that
+    // code's chunk, imported by the verifier. A copy without that chunk stands for a page that cannot fetch it.
+    const cache = join(process.cwd(), 'node_modules', '.cache')
+    mkdirSync(cache, { recursive: true })
+    const offline = mkdtempSync(join(cache, 'entitle-browser-build-'))
+    try {
+      cpSync(join(process.cwd(), 'dist'), offline, { recursive: true })
+      const chunks = readdirSync(offline).filter((file) => /^version-2-.*\.js$/.test(file))
+      expect(chunks).toHaveLength(1)
+      rmSync(join(offline, chunks[0]!))
+      const probe = (build: string) => `import { createTestIssuer } from 'entitle/testing'
+const { createEntitlementVerifier, decide } = await import(${JSON.stringify(build)})
+const issuer = await createTestIssuer()
+const verifier = createEntitlementVerifier(issuer.verifyOptions)
+const now = Date.now()
+const v1 = await verifier.verify(await issuer.issue({ features: { seats: { limit: 3 } } }))
+const out = [decide(v1, 'seats', { usage: 2 }, now).reason]
+try {
+  const v2 = await verifier.verify(await issuer.issue({
+    features: { builds: { per: { kind: 'repository', limit: 2 } }, cad: { pool: 'desk' }, ai: true },
+    pools: { desk: { seats: 1, holder: 'user', ttl: 60, heartbeat: 20 } },
+    credits: { tokens: { grants: [{ id: 'g1', remaining: 10 }], asOf: now / 1000, spent: 0, costs: { ai: { amount: 4 } } } },
+  }))
+  out.push(
+    decide(v2, 'builds', { usage: 2, resource: 'repository:r1' }, now).reason,
+    decide(v2, 'cad', {}, now).reason,
+    decide(v2, 'ai', { amount: 2 }, now).reason,
+    decide(v2, 'ai', { amount: 3 }, now).reason,
+  )
+} catch (error) {
+  out.push(error.code)
+}
+console.log(JSON.stringify(out))`
+      expect(JSON.parse(run(probe(join(process.cwd(), 'dist', 'index.browser.js')), 'module'))).toEqual([
+        'granted',
+        'limit_exceeded',
+        'lease_required',
+        'granted',
+        'credits_exhausted',
+      ])
+      // Without the chunk: the v: 1 token still verifies and decides; the v: 2 one is refused as unreachable code
+      // (server_unavailable, which proves nothing of the token), not as a bad token.
+      expect(JSON.parse(run(probe(join(offline, 'index.browser.js')), 'module'))).toEqual([
+        'granted',
+        'server_unavailable',
+      ])
+    } finally {
+      rmSync(offline, { recursive: true, force: true })
+    }
+  })
 
   it('refuses a PEM key, naming the JWK, where the Node build verifies with it', async () => {
     const keys = `import { exportSPKI, importJWK } from 'jose'
