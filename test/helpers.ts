@@ -1,7 +1,7 @@
 import { type EntitlementClaim, entitlementTokenClaimsSchema } from '../src/core/claims.js'
 import { type Entitlements, toEntitlements } from '../src/core/entitlements.js'
 import { EntitlementError, type EntitlementErrorCode } from '../src/core/errors.js'
-import { loadVersion2 } from '../src/core/version-2-code.js'
+import { loadVersion2 } from '../src/core/load-version-2.js'
 
 /** The frozen "now" of every unit test: 2026-01-15T12:00:00Z. */
 export const NOW = Date.UTC(2026, 0, 15, 12, 0, 0)

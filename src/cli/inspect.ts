@@ -8,8 +8,8 @@ import { type Entitlements, toEntitlements } from '../core/entitlements.js'
 import { EntitlementError, type EntitlementErrorCode } from '../core/errors.js'
 import { mentionsVersion2 } from '../core/format-version.js'
 import type { Algorithm } from '../core/keys.js'
+import { loadVersion2 } from '../core/load-version-2.js'
 import { createEntitlementVerifier } from '../core/verify.js'
-import { loadVersion2 } from '../core/version-2-code.js'
 import { CliError, EXIT, loadVerificationKeys, readText } from './io.js'
 
 export const INSPECT_HELP = `entitle inspect: show what is inside a token and what the SDK would decide now

@@ -14,10 +14,10 @@ import {
   type RemoteJwksOptions,
 } from './keys.js'
 import { type Lease, readLeaseClaim, verifiedLease } from './lease.js'
+import { loadVersion2 } from './load-version-2.js'
 import { checkRegisteredClaims } from './registered-claims.js'
 import { type SignedJwt, verifySignedJwt } from './signed-jwt.js'
 import { ENTITLEMENT_TOKEN_TYPE, LEASE_TOKEN_TYPE, REVOCATION_LIST_TYPE } from './token-type.js'
-import { loadVersion2 } from './version-2-code.js'
 
 /** Options of {@link createEntitlementVerifier} and {@link verifyEntitlementToken}. */
 export interface VerifyOptions {

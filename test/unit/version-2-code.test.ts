@@ -3,9 +3,10 @@ import { describe, expect, it } from 'vitest'
 import { provesBad } from '../../src/client/tokens/token-verifier.js'
 import { decide } from '../../src/core/decide.js'
 import { EntitlementError } from '../../src/core/errors.js'
+import { loadVersion2 } from '../../src/core/load-version-2.js'
 import { ENTITLEMENT_TOKEN_TYPE } from '../../src/core/token-type.js'
 import { createEntitlementVerifier } from '../../src/core/verify.js'
-import { loadVersion2, version2 } from '../../src/core/version-2-code.js'
+import { version2 } from '../../src/core/version-2-code.js'
 import { createTestIssuer } from '../../src/testing.js'
 
 // This file imports nothing that loads the code of format version 2 up front (test/helpers.ts does): each test file
