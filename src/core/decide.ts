@@ -1,6 +1,6 @@
 import type { Decision, DecisionContext, DecisionReason } from './decision.js'
 import { decision, denied, upgradeFor } from './decision-builders.js'
-import type { Entitlements, Feature, FeaturePool, RegionRule } from './entitlements.js'
+import type { Entitlements, Feature, RegionRule } from './entitlements.js'
 import type { EntitlementErrorCode } from './errors.js'
 import { currentWindowEnd } from './period.js'
 import { version2 } from './version-2-code.js'

@@ -1,5 +1,3 @@
-import type { FeaturePool } from './entitlements.js'
-
 /**
  * A verified lease: one seat of a floating-license pool, held by `holder` for the customer `subject`. Only the
  * verifier makes these (`verifier.verifyLease()`, and the client when the license server hands one out): an object
