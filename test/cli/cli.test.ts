@@ -329,6 +329,24 @@ describe('entitle inspect', () => {
     expect(result.stdout).toMatch(/from UNVERIFIED claims/)
   })
 
+  it('shows a token of format version 2 from its unverified claims, loading the code for it first', () => {
+    // Tampered into a v: 2 token (a per-resource limit), so the signature fails and the claims are shown as they
+    // are: the built binary, in a process of its own, has not loaded format version 2's code before this.
+    const [h, p, s] = token.split('.') as [string, string, string]
+    const claims = JSON.parse(Buffer.from(p, 'base64url').toString())
+    claims.ent.v = 2
+    claims.ent.features.builds = { per: { kind: 'repository', limit: 2 } }
+    const forged = `${h}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${s}`
+    const result = spawned(['inspect', forged, ...keyArgs, '--region', 'DE'], { cwd: dir })
+    expect(result.stderr).toBe('')
+    expect(result.status).toBe(1)
+    expect(result.stdout).toMatch(/signature_invalid/)
+    expect(result.stdout).toMatch(/from UNVERIFIED claims/)
+    // Decided by format version 2's per-resource step, as a check that names no resource is.
+    expect(result.stdout).toMatch(/builds +DENIED +resource_required/)
+    expect(result.stdout).toMatch(/seats +ALLOWED +granted +3 +0 +3/)
+  })
+
   it('reports the wrong issuer and says when issuer/audience were not checked', async () => {
     const wrong = await entitle(
       ['inspect', token, '--key', 'keys/jwks.json', '--iss', 'https://other.example', '--aud', 'my-app'],
