@@ -38,7 +38,7 @@ export type { ClaimProblem } from './claim-rules.js'
  *
  * The rules here are those of a token that says nothing of format version 2 (no `per`, pool or credits, and not
  * `v: 2`): most tokens. The rest (`claims-check-v2.ts`) is code loaded when a token says any of it
- * (`version-2-code.ts`), made of these: a browser app whose customers need nothing of version 2 never loads it.
+ * (`load-version-2.ts`), made of these: a browser app whose customers need nothing of version 2 never loads it.
  */
 
 const upgradeHint = object({ plan: optional(name), addon: optional(name), url: optional(url) })
@@ -119,8 +119,8 @@ export const entFields = (feature: Rule) => ({
   upgrades: optional(record(upgradeHint)),
 })
 
-/** The claims' rules with `ent` as the `ent` claim's rule. */
 const nonEmpty = string(1)
+/** The claims' rules with `ent` as the `ent` claim's rule. */
 export const claimsRule = (ent: Rule) =>
   object({
     iss: required(nonEmpty),

@@ -533,9 +533,10 @@ export function toEntitlements(
   })
 }
 
-export const NO_CREDITS: ReadonlyMap<string, CreditBalanceModel> = new FrozenMap(keyLayout([]), [])
+const NO_CREDITS: ReadonlyMap<string, CreditBalanceModel> = new FrozenMap(keyLayout([]), [])
 export const NO_COSTS: ReadonlyMap<string, CreditCostModel> = new FrozenMap(keyLayout([]), [])
-const NO_CREDITS_OR_COSTS = { balances: NO_CREDITS, costs: NO_COSTS }
+/** A token without credits: no balances, and nothing costs anything. */
+export const NO_CREDITS_OR_COSTS = { balances: NO_CREDITS, costs: NO_COSTS }
 
 const NO_USAGE: ReadonlyMap<string, CapUsage> = new FrozenMap(keyLayout([]), [])
 

@@ -34,7 +34,7 @@ export function needsVersion2(ent: VersionedClaim): boolean {
 /**
  * Whether a token payload says anything of format version 2: `v: 2`, or any of the fields only version 2 has
  * (`pools`, `pool`, `credits`, a feature's `per` or `pool`), well-formed or not. Such a payload is checked by the
- * rules of version 2 (code loaded first: `version-2-code.ts`), which find what is wrong with those fields as the
+ * rules of version 2 (code loaded first: `load-version-2.ts`), which find what is wrong with those fields as the
  * zod schema does; any other is checked by version 1's alone, which the fields it lacks cannot change.
  */
 export function mentionsVersion2(payload: unknown): boolean {

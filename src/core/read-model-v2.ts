@@ -9,7 +9,7 @@ import {
   key,
   layoutFor,
   NO_COSTS,
-  NO_CREDITS,
+  NO_CREDITS_OR_COSTS,
   NO_POOLS,
   seconds,
 } from './entitlements.js'
@@ -18,7 +18,7 @@ import { frozenMap } from './frozen-map.js'
 /*
  * The read model of what only format version 2 grants (`entitlements.ts` has the rest): a feature's grants per
  * resource, the pools features float in, credit balances and what things cost. Loaded with the rest of version 2's
- * code (`version-2-code.ts`).
+ * code (`load-version-2.ts`).
  */
 
 /** A per-resource feature's grants as the decision reads them. */
@@ -107,7 +107,7 @@ function creditModel(type: string, balance: CreditBalance): CreditBalanceModel {
 /** Every credit type's balance, and every priced name's cost. */
 export function creditsOf(credits: Record<string, CreditBalance>) {
   const types = Object.keys(credits)
-  if (types.length === 0) return { balances: NO_CREDITS, costs: NO_COSTS }
+  if (types.length === 0) return NO_CREDITS_OR_COSTS
   const costNames: string[] = []
   const costValues: CreditCostModel[] = []
   for (const type of types) {
